@@ -1,0 +1,119 @@
+/* act.c: nonlinearities, fused with the bias add on the forward (act.h). */
+#include "act.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *names[MT_ACT_N] = {"relu", "leaky_relu", "tanh", "sigmoid", "gelu", "identity"};
+
+const char *act_name(enum mt_act a)
+{
+    return (unsigned)a < MT_ACT_N ? names[a] : "?";
+}
+
+int act_from_name(const char *name)
+{
+    for (int i = 0; i < MT_ACT_N; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int act_backward_needs_z(enum mt_act a)
+{
+    return a == MT_ACT_GELU;
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_C 0.044715f
+
+static float gelu(float z)
+{
+    return 0.5f * z * (1.0f + tanhf(GELU_K * (z + GELU_C * z * z * z)));
+}
+
+static float gelu_grad(float z)
+{
+    float u = GELU_K * (z + GELU_C * z * z * z);
+    float t = tanhf(u);
+    float du = GELU_K * (1.0f + 3.0f * GELU_C * z * z);
+    return 0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * du;
+}
+
+float act_f(float z, enum mt_act a)
+{
+    switch (a) {
+    case MT_ACT_RELU: return z > 0 ? z : 0;
+    case MT_ACT_LEAKY_RELU: return z > 0 ? z : MT_LEAKY_SLOPE * z;
+    case MT_ACT_TANH: return tanhf(z);
+    case MT_ACT_SIGMOID: return 1.0f / (1.0f + expf(-z));
+    case MT_ACT_GELU: return gelu(z);
+    default: return z;
+    }
+}
+
+float act_df(float z, enum mt_act a)
+{
+    switch (a) {
+    case MT_ACT_RELU: return z > 0 ? 1.0f : 0.0f;
+    case MT_ACT_LEAKY_RELU: return z > 0 ? 1.0f : MT_LEAKY_SLOPE;
+    case MT_ACT_TANH: { float t = tanhf(z); return 1.0f - t * t; }
+    case MT_ACT_SIGMOID: { float s = 1.0f / (1.0f + expf(-z)); return s * (1.0f - s); }
+    case MT_ACT_GELU: return gelu_grad(z);
+    default: return 1.0f;
+    }
+}
+
+void act_forward_bias(float *restrict z, const float *restrict bias, size_t B, size_t n,
+                      enum mt_act a)
+{
+    for (size_t r = 0; r < B; r++) {
+        float *restrict row = z + r * n;
+        if (bias)
+            for (size_t j = 0; j < n; j++)
+                row[j] += bias[j];
+        switch (a) {
+        case MT_ACT_RELU:
+            for (size_t j = 0; j < n; j++)
+                row[j] = row[j] > 0 ? row[j] : 0.0f;
+            break;
+        case MT_ACT_LEAKY_RELU:
+            for (size_t j = 0; j < n; j++)
+                row[j] = row[j] > 0 ? row[j] : MT_LEAKY_SLOPE * row[j];
+            break;
+        case MT_ACT_IDENTITY:
+            break;
+        default:
+            for (size_t j = 0; j < n; j++)
+                row[j] = act_f(row[j], a);
+        }
+    }
+}
+
+void act_backward(float *restrict dh, const float *restrict v, size_t count, enum mt_act a)
+{
+    switch (a) {
+    case MT_ACT_RELU: /* v = H: f' = [H > 0] */
+        for (size_t i = 0; i < count; i++)
+            dh[i] = v[i] > 0 ? dh[i] : 0.0f;
+        break;
+    case MT_ACT_LEAKY_RELU: /* sign of H equals sign of Z */
+        for (size_t i = 0; i < count; i++)
+            dh[i] = v[i] > 0 ? dh[i] : MT_LEAKY_SLOPE * dh[i];
+        break;
+    case MT_ACT_TANH: /* f' = 1 - H^2 */
+        for (size_t i = 0; i < count; i++)
+            dh[i] *= 1.0f - v[i] * v[i];
+        break;
+    case MT_ACT_SIGMOID: /* f' = H (1 - H) */
+        for (size_t i = 0; i < count; i++)
+            dh[i] *= v[i] * (1.0f - v[i]);
+        break;
+    case MT_ACT_GELU: /* v = Z */
+        for (size_t i = 0; i < count; i++)
+            dh[i] *= gelu_grad(v[i]);
+        break;
+    default:
+        break;
+    }
+}

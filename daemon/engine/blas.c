@@ -1,0 +1,73 @@
+/* blas.c: cblas_sgemm behind one function, and the reference loop (blas.h). */
+#include "blas.h"
+
+#include <cblas.h>
+
+extern char *openblas_get_corename(void);
+extern char *openblas_get_config(void);
+extern int openblas_get_num_threads(void);
+extern void openblas_set_num_threads(int);
+
+static struct blas_call *log_buf;
+static int log_cap, log_n;
+
+void blas_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+               const float *B, float beta, float *C)
+{
+    if (log_buf && log_n < log_cap)
+        log_buf[log_n++] = (struct blas_call){transA, transB, M, N, K, beta};
+    int lda = transA ? M : K;
+    int ldb = transB ? K : N;
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+}
+
+void blas_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   const float *B, float beta, float *C)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) {
+                float a = transA ? A[(size_t)k * M + i] : A[(size_t)i * K + k];
+                float b = transB ? B[(size_t)j * K + k] : B[(size_t)k * N + j];
+                acc += (double)a * b;
+            }
+            float *c = &C[(size_t)i * N + j];
+            *c = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *c));
+        }
+}
+
+void blas_set_threads(int n)
+{
+    if (n > 0)
+        openblas_set_num_threads(n);
+}
+
+int blas_threads(void)
+{
+    return openblas_get_num_threads();
+}
+
+const char *blas_corename(void)
+{
+    return openblas_get_corename();
+}
+
+const char *blas_config(void)
+{
+    return openblas_get_config();
+}
+
+void blas_log_start(struct blas_call *buf, int cap)
+{
+    log_buf = buf;
+    log_cap = cap;
+    log_n = 0;
+}
+
+int blas_log_stop(void)
+{
+    log_buf = NULL;
+    return log_n;
+}

@@ -1,0 +1,34 @@
+/* blas.h: the engine's one door to OpenBLAS, plus the naive reference.
+ *
+ * All matrices are row-major. gemm computes C = alpha * op(A) op(B) + beta * C
+ * with op(A) (M, K), op(B) (K, N), C (M, N). Every matrix product of the
+ * engine goes through blas_gemm so a benchmark can time exactly those calls. */
+#ifndef MT_BLAS_H
+#define MT_BLAS_H
+
+#include <stddef.h>
+
+void blas_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+               const float *B, float beta, float *C);
+/* The same by three plain loops, for tests. */
+void blas_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   const float *B, float beta, float *C);
+
+/* OpenBLAS threads: set (0 = all cores) and read back. */
+void blas_set_threads(int n);
+int blas_threads(void);
+/* The kernel OpenBLAS dispatched to ("Haswell", "SkylakeX", "Cooperlake"). */
+const char *blas_corename(void);
+/* "OpenBLAS 0.3.21 ..." as the library reports its build. */
+const char *blas_config(void);
+
+/* Optional call log for benchmarks: while on, each blas_gemm call's shape
+ * is recorded (up to cap entries) so the same calls can be timed alone. */
+struct blas_call {
+    int transA, transB, M, N, K;
+    float beta;
+};
+void blas_log_start(struct blas_call *buf, int cap);
+int blas_log_stop(void); /* number of calls recorded */
+
+#endif

@@ -1,0 +1,127 @@
+/* model.c: MLP shapes and the parameter block (model.h). */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "rng.h"
+
+int model_validate(const struct mt_model_desc *d, struct mt_err *err)
+{
+    if (d->n_layers < 1 || d->n_layers > MT_MAX_LAYERS)
+        return mt_err_set(err, MT_E_INVAL, "model: %d weight layers; expected 1 to %d",
+                          d->n_layers, MT_MAX_LAYERS);
+    for (int l = 0; l <= d->n_layers; l++)
+        if (d->width[l] <= 0 || d->width[l] > (1 << 20))
+            return mt_err_set(err, MT_E_INVAL, "model: layer %d width %d out of range (1..%d)",
+                              l, d->width[l], 1 << 20);
+    for (int l = 1; l < d->n_layers; l++)
+        if ((unsigned)d->act[l] >= MT_ACT_N)
+            return mt_err_set(err, MT_E_INVAL, "model: layer %d has no valid activation", l);
+    if (d->width[d->n_layers] > 256)
+        return mt_err_set(err, MT_E_INVAL, "model: %d classes; labels are bytes, at most 256",
+                          d->width[d->n_layers]);
+    return 0;
+}
+
+size_t model_layer_size(const struct mt_model_desc *d, int l)
+{
+    return (size_t)d->width[l] * ((size_t)d->width[l - 1] + 1);
+}
+
+size_t model_layer_offset(const struct mt_model_desc *d, int l)
+{
+    size_t off = 0;
+    for (int k = 1; k < l; k++)
+        off += model_layer_size(d, k);
+    return off;
+}
+
+size_t model_param_count(const struct mt_model_desc *d)
+{
+    return model_layer_offset(d, d->n_layers + 1);
+}
+
+size_t model_weight_count(const struct mt_model_desc *d)
+{
+    size_t n = 0;
+    for (int l = 1; l <= d->n_layers; l++)
+        n += (size_t)d->width[l] * d->width[l - 1];
+    return n;
+}
+
+size_t model_max_layer_size(const struct mt_model_desc *d)
+{
+    size_t mx = 0;
+    for (int l = 1; l <= d->n_layers; l++)
+        if (model_layer_size(d, l) > mx)
+            mx = model_layer_size(d, l);
+    return mx;
+}
+
+int model_max_width(const struct mt_model_desc *d)
+{
+    int mx = 0;
+    for (int l = 1; l <= d->n_layers; l++)
+        if (d->width[l] > mx)
+            mx = d->width[l];
+    return mx;
+}
+
+size_t model_hidden_sum(const struct mt_model_desc *d)
+{
+    size_t s = 0;
+    for (int l = 1; l < d->n_layers; l++)
+        s += (size_t)d->width[l];
+    return s;
+}
+
+double model_flops_forward(const struct mt_model_desc *d, int batch)
+{
+    return 2.0 * batch * (double)model_weight_count(d);
+}
+
+void net_point(struct mt_net *net, const struct mt_model_desc *d, float *params)
+{
+    net->d = *d;
+    net->params = params;
+    size_t off = 0;
+    for (int l = 1; l <= d->n_layers; l++) {
+        net->W[l] = params + off;
+        net->b[l] = params + off + (size_t)d->width[l] * d->width[l - 1];
+        off += model_layer_size(d, l);
+    }
+}
+
+int net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
+             struct mt_err *err)
+{
+    float *p = arena_alloc(a, MT_MEM_PARAMS, model_param_count(d) * sizeof(float), err);
+    if (!p)
+        return err ? err->code : MT_E_NOMEM;
+    net_point(net, d, p);
+    return 0;
+}
+
+/* Layer l's input nonlinearity decides its init: the layer feeds act[l]. */
+static int relu_family(enum mt_act a)
+{
+    return a == MT_ACT_RELU || a == MT_ACT_LEAKY_RELU || a == MT_ACT_GELU;
+}
+
+void net_init_weights(struct mt_net *net, struct mt_rng *rng)
+{
+    const struct mt_model_desc *d = &net->d;
+    for (int l = 1; l <= d->n_layers; l++) {
+        int in = d->width[l - 1], out = d->width[l];
+        int kaiming = d->init == MT_INIT_KAIMING && (l == d->n_layers || relu_family(d->act[l]));
+        /* Kaiming uniform: U(+-sqrt(6/fan_in)); Xavier: U(+-sqrt(6/(in+out))). */
+        float bound = kaiming ? sqrtf(6.0f / (float)in) : sqrtf(6.0f / (float)(in + out));
+        if (l == d->n_layers && d->init == MT_INIT_KAIMING)
+            bound = sqrtf(3.0f / (float)in); /* linear output: gain 1 */
+        size_t nw = (size_t)in * out;
+        for (size_t i = 0; i < nw; i++)
+            net->W[l][i] = rng_uniform_range(rng, -bound, bound);
+        memset(net->b[l], 0, (size_t)out * sizeof(float));
+    }
+}

@@ -1,0 +1,57 @@
+/* model.h: an MLP's shape and its parameters in one contiguous block.
+ *
+ * Layer l (1..L) has W_l (n_l x n_{l-1}, row-major) followed by b_l (n_l)
+ * inside one block of P floats (spec section 0.1), so an optimizer step and a
+ * checkpoint are flat loops over memory. */
+#ifndef MT_MODEL_H
+#define MT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "act.h"
+#include "memtrain/err.h"
+
+#define MT_MAX_LAYERS 64
+
+enum mt_init { MT_INIT_KAIMING, MT_INIT_XAVIER };
+
+struct mt_model_desc {
+    int n_layers;                      /* L: weight layers (hidden layers + 1) */
+    int width[MT_MAX_LAYERS + 1];      /* n_0 (input) .. n_L (classes) */
+    enum mt_act act[MT_MAX_LAYERS + 1];/* act[l] follows Z_l, l = 1..L-1 */
+    enum mt_init init;
+};
+
+struct mt_net {
+    struct mt_model_desc d;
+    float *params;                     /* (P) owned by the arena, MT_MEM_PARAMS */
+    float *W[MT_MAX_LAYERS + 1];       /* W[l] (n_l, n_{l-1}) inside params */
+    float *b[MT_MAX_LAYERS + 1];       /* b[l] (n_l) inside params */
+};
+
+struct mt_rng;
+
+/* Checks widths, depth and activations; message names the bad layer. */
+int model_validate(const struct mt_model_desc *d, struct mt_err *err);
+size_t model_param_count(const struct mt_model_desc *d);     /* P */
+size_t model_weight_count(const struct mt_model_desc *d);    /* P_w */
+size_t model_layer_offset(const struct mt_model_desc *d, int l); /* float index of W_l */
+size_t model_layer_size(const struct mt_model_desc *d, int l);   /* n_l (n_{l-1} + 1) */
+size_t model_max_layer_size(const struct mt_model_desc *d);
+int model_max_width(const struct mt_model_desc *d);  /* max n_l over l = 1..L */
+/* Sum of n_l over the hidden layers l = 1..L-1. */
+size_t model_hidden_sum(const struct mt_model_desc *d);
+double model_flops_forward(const struct mt_model_desc *d, int batch); /* 2 B P_w */
+
+/* Allocate the parameter block from the arena and carve W/b pointers. */
+int net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
+             struct mt_err *err);
+/* Point W/b into an existing block of P floats (a copy of another net's). */
+void net_point(struct mt_net *net, const struct mt_model_desc *d, float *params);
+/* Kaiming (He) uniform for ReLU-family layers, Xavier (Glorot) uniform
+ * otherwise or when d->init says so; biases zero. */
+void net_init_weights(struct mt_net *net, struct mt_rng *rng);
+
+#endif

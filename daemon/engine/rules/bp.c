@@ -1,0 +1,90 @@
+/* bp.c: backpropagation, the baseline (spec section 1).
+ * Keeps every hidden layer's output H_1..H_{L-1} and the logits from the
+ * forward to the update; the error goes down through W_l; one optimizer
+ * pass over the whole parameter block. Cost ~3F. */
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "../spec.h"
+
+void plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size_t grad, size_t upd)
+{
+    p->phase[MT_PHASE_IDLE] = persistent;
+    p->phase[MT_PHASE_FORWARD] = persistent + fwd;
+    p->phase[MT_PHASE_GRADIENT] = persistent + grad;
+    p->phase[MT_PHASE_UPDATE] = persistent + upd;
+}
+
+void backprop_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    plan_full_grads(s, p);
+    p->cat[MT_MEM_PARAMS] = feedback_bytes;
+    size_t acts = kept_acts_bytes(&s->model, s->batch);
+    size_t ws = chain_ws_bytes(&s->model, s->batch);
+    p->cat[MT_MEM_ACTS] = acts;
+    p->cat[MT_MEM_WORKSPACE] = ws;
+    plan_phases(p, p->cat[MT_MEM_GRADS] + feedback_bytes, acts, acts + ws, 0);
+}
+
+int alloc_full_grads(struct mt_trainer *t, struct mt_err *err)
+{
+    t->rs.grads_n = model_param_count(&t->net.d);
+    t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
+    return t->rs.grads ? 0 : err->code;
+}
+
+int backprop_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                  float *const *fb, struct mt_step_result *r, struct mt_err *err)
+{
+    size_t mark = arena_mark(t->arena);
+    struct kept_acts k;
+    int rc;
+    arena_set_phase(t->arena, MT_PHASE_FORWARD);
+    if ((rc = forward_keep(t, x, B, &k, err)))
+        goto out;
+    if ((rc = output_error(t, k.logits, y, B, r, err)))
+        goto out;
+    arena_set_phase(t->arena, MT_PHASE_GRADIENT);
+    if ((rc = backward_chain(t, x, B, &k, fb, err)))
+        goto out;
+    arena_pop(t->arena, mark); /* activations are dead once gradients exist */
+    update_all(t);
+out:
+    arena_pop(t->arena, mark);
+    return rc;
+}
+
+static void bp_defaults(struct mt_spec *s)
+{
+    if (s->optim.kind == MT_OPT_DEFAULT)
+        s->optim.kind = MT_OPT_ADAM;
+    if (isnan(s->optim.lr))
+        s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
+}
+
+static void bp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
+{
+    backprop_plan(s, 0, p);
+}
+
+static int bp_init(struct mt_trainer *t, struct mt_err *err)
+{
+    return alloc_full_grads(t, err);
+}
+
+static int bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                   struct mt_step_result *r, struct mt_err *err)
+{
+    return backprop_step(t, x, y, B, NULL, r, err);
+}
+
+const struct mt_rule rule_bp = {
+    .name = "bp",
+    .summary = "backpropagation: keeps every layer's activations",
+    .defaults = bp_defaults,
+    .plan = bp_plan,
+    .init = bp_init,
+    .step = bp_step,
+};

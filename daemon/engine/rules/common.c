@@ -1,0 +1,178 @@
+/* common.c: forward passes, the BP/FA backward chain, and plan pieces
+ * shared by the rules (common.h). */
+#include "common.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../act.h"
+#include "../dense.h"
+#include "../loss.h"
+#include "../rng.h"
+
+#define F4 sizeof(float)
+
+static int hidden_max(const struct mt_model_desc *d)
+{
+    int mx = 0;
+    for (int l = 1; l < d->n_layers; l++)
+        if (d->width[l] > mx)
+            mx = d->width[l];
+    return mx;
+}
+
+size_t kept_acts_bytes(const struct mt_model_desc *d, int B)
+{
+    size_t n = 0;
+    for (int l = 1; l < d->n_layers; l++)
+        n += (size_t)d->width[l] * (act_backward_needs_z(d->act[l]) ? 2 : 1);
+    return ((size_t)B * n + (size_t)B * d->width[d->n_layers]) * F4;
+}
+
+void layer_forward(const struct mt_net *net, int l, const float *in, float *out, int B)
+{
+    const struct mt_model_desc *d = &net->d;
+    dense_forward(out, in, net->W[l], B, d->width[l - 1], d->width[l]);
+    act_forward_bias(out, net->b[l], (size_t)B, (size_t)d->width[l],
+                     l < d->n_layers ? d->act[l] : MT_ACT_IDENTITY);
+}
+
+int forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                 struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    int L = d->n_layers;
+    memset(k, 0, sizeof *k);
+    for (int l = 1; l < L; l++) {
+        size_t bytes = (size_t)B * d->width[l] * F4;
+        if (!(k->H[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)))
+            return err->code;
+        if (act_backward_needs_z(d->act[l]) &&
+            !(k->Z[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)))
+            return err->code;
+    }
+    if (!(k->logits = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * d->width[L] * F4, err)))
+        return err->code;
+
+    const float *in = x;
+    for (int l = 1; l <= L; l++) {
+        float *out = l < L ? k->H[l] : k->logits;
+        if (k->Z[l]) {
+            /* Keep Z for the derivative: pre-activation first, then f. */
+            dense_forward(k->Z[l], in, t->net.W[l], B, d->width[l - 1], d->width[l]);
+            act_forward_bias(k->Z[l], t->net.b[l], (size_t)B, (size_t)d->width[l],
+                             MT_ACT_IDENTITY);
+            size_t n = (size_t)B * d->width[l];
+            for (size_t i = 0; i < n; i++)
+                out[i] = act_f(k->Z[l][i], d->act[l]);
+        } else {
+            layer_forward(&t->net, l, in, out, B);
+        }
+        in = out;
+    }
+    return 0;
+}
+
+size_t rolling_bytes(const struct mt_model_desc *d, int B)
+{
+    return 2 * (size_t)B * model_max_width(d) * F4;
+}
+
+float *forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0, float *buf1)
+{
+    const float *in = x;
+    float *out = buf0;
+    for (int l = 1; l <= net->d.n_layers; l++) {
+        layer_forward(net, l, in, out, B);
+        in = out;
+        out = out == buf0 ? buf1 : buf0;
+    }
+    return (float *)in;
+}
+
+float *grad_w(const struct mt_trainer *t, int l)
+{
+    return t->rs.grads + model_layer_offset(&t->net.d, l);
+}
+
+float *grad_b(const struct mt_trainer *t, int l)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    return grad_w(t, l) + (size_t)d->width[l] * d->width[l - 1];
+}
+
+size_t chain_ws_bytes(const struct mt_model_desc *d, int B)
+{
+    int nbuf = d->n_layers - 1 < 2 ? d->n_layers - 1 : 2;
+    return (size_t)nbuf * B * hidden_max(d) * F4;
+}
+
+int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                   float *const *fb, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    int L = d->n_layers;
+    float *buf[2] = {NULL, NULL};
+    size_t bytes = (size_t)B * hidden_max(d) * F4;
+    for (int i = 0; i < 2 && i < L - 1; i++)
+        if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
+            return err->code;
+
+    float *delta = k->logits; /* E */
+    for (int l = L, which = 0; l >= 1; l--) {
+        const float *in = l > 1 ? k->H[l - 1] : x;
+        dense_backward_params(grad_w(t, l), grad_b(t, l), delta, in, B, d->width[l - 1],
+                              d->width[l]);
+        if (l == 1)
+            break; /* no input gradient for the data (spec 1(f)) */
+        float *next = buf[which];
+        which ^= 1;
+        dense_backward_input(next, delta, fb ? fb[l] : t->net.W[l], B, d->width[l - 1],
+                             d->width[l]);
+        const float *v = k->Z[l - 1] ? k->Z[l - 1] : k->H[l - 1];
+        act_backward(next, v, (size_t)B * d->width[l - 1], d->act[l - 1]);
+        delta = next;
+    }
+    return 0;
+}
+
+int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
+                 struct mt_step_result *r, struct mt_err *err)
+{
+    int C = t->net.d.width[t->net.d.n_layers];
+    r->loss = softmax_xent_backward(logits, y, B, C, &r->correct);
+    if (!isfinite(r->loss))
+        return mt_err_set(err, MT_E_INVAL,
+                          "training diverged: loss is %g at step %ld (learning rate %g too high?)",
+                          r->loss, t->step, (double)t->lr);
+    return 0;
+}
+
+void update_all(struct mt_trainer *t)
+{
+    arena_set_phase(t->arena, MT_PHASE_UPDATE);
+    optim_begin_step(&t->opt);
+    optim_update(&t->opt, t->lr, t->net.params, t->rs.grads, 0, t->opt.n);
+}
+
+void plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p)
+{
+    p->cat[MT_MEM_GRADS] = model_param_count(&s->model) * F4;
+}
+
+void feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
+                   struct mt_rng *rng)
+{
+    size_t n = (size_t)rows * cols;
+    float scale = rs->feedback_scale;
+    float bound = sqrtf(6.0f / (float)fan_in);
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        switch (rs->feedback_init) {
+        case MT_FB_NORMAL: v = rng_normal(rng); break;
+        case MT_FB_KAIMING: v = rng_uniform_range(rng, -bound, bound); break;
+        default: v = rng_uniform_range(rng, -1.0f, 1.0f);
+        }
+        m[i] = scale * v;
+    }
+}

@@ -1,0 +1,73 @@
+/* common.h: pieces the rules share: the forward pass that keeps activations,
+ * the rolling forward that keeps nothing, and the backward chain of BP/FA.
+ * Shapes follow spec section 0.1; H[l] is (B, n_l), H[0] is the batch x. */
+#ifndef MT_RULES_COMMON_H
+#define MT_RULES_COMMON_H
+
+#include <stdint.h>
+
+#include "../train.h"
+
+/* Activations BP, FA and DFA keep: H_1..H_{L-1} (and Z_l where the layer's
+ * derivative needs it), plus the logits that become the output error E. */
+struct kept_acts {
+    float *H[MT_MAX_LAYERS + 1];
+    float *Z[MT_MAX_LAYERS + 1];     /* only for act_backward_needs_z layers, else NULL */
+    float *logits;                   /* (B, C) */
+};
+
+/* Bytes of kept_acts for a batch of B: 4 B sum_{l<L} n_l (+ Z copies) + 4 B C. */
+size_t kept_acts_bytes(const struct mt_model_desc *d, int B);
+/* Push the kept activations (MT_MEM_ACTS) and run the forward. */
+int forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                 struct mt_err *err);
+/* Forward keeping nothing: two rolling buffers of (B, max n) floats; the
+ * logits end up in one of them, returned. */
+float *forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0, float *buf1);
+/* Z_l = in W_l^T + b_l, then f in place for hidden layers. */
+void layer_forward(const struct mt_net *net, int l, const float *in, float *out, int B);
+/* Bytes of the two rolling buffers. */
+size_t rolling_bytes(const struct mt_model_desc *d, int B);
+
+/* Offsets of layer l's weight and bias gradients in a full gradient block. */
+float *grad_w(const struct mt_trainer *t, int l);
+float *grad_b(const struct mt_trainer *t, int l);
+
+/* Workspace of the BP chain: min(L-1, 2) buffers of (B, max hidden n). */
+size_t chain_ws_bytes(const struct mt_model_desc *d, int B);
+/* Gradients of every layer from E (in k->logits) down the chain; the error
+ * goes down through W_l (fb == NULL) or the fixed matrices fb[l] (FA). */
+int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                   float *const *fb, struct mt_err *err);
+
+/* Loss, hits and E in place over the logits; fails on a non-finite loss. */
+int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
+                 struct mt_step_result *r, struct mt_err *err);
+/* One optimizer pass over the whole parameter block. */
+void update_all(struct mt_trainer *t);
+
+/* Plan pieces shared by the rules. */
+void plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p);
+/* Fill feedback matrix m (rows, cols) per the spec's feedback_init/scale. */
+void feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
+                   struct mt_rng *rng);
+#endif
+
+/* BP's plan and step, shared with FA (bp.c): FA is BP with the error sent
+ * down through fixed matrices, so it differs only in `fb` and feedback bytes. */
+void backprop_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p);
+int backprop_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                  float *const *fb, struct mt_step_result *r, struct mt_err *err);
+/* Allocate the full gradient block (BP, FA, DFA). */
+int alloc_full_grads(struct mt_trainer *t, struct mt_err *err);
+/* Record a rule's resident bytes per phase from its persistent and transient parts. */
+void plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size_t grad, size_t upd);
+
+/* DFA pieces shared with MEM-DFA (dfa.c). D_l is (C, n_l), l = 1..L-1. */
+size_t dfa_feedback_bytes(const struct mt_model_desc *d);
+int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err);
+void dfa_defaults(struct mt_spec *s);
+/* delta (B, n_l) = (E D_l) * f'(Z_l), reading H_l or Z_l as act_backward does. */
+void dfa_delta(float *delta, const float *E, const float *D, const float *v, int B, int C, int n,
+               enum mt_act act);
+size_t dfa_ws_bytes(const struct mt_model_desc *d, int B);

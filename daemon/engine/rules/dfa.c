@@ -1,0 +1,138 @@
+/* dfa.c: direct feedback alignment (spec section 3, Nøkland 2016).
+ * Every hidden layer receives the output error E directly through its own
+ * fixed random D_l (C, n_l): delta_l = (E D_l) * f'(Z_l), G_l = delta_l^T H_{l-1}.
+ * Standard DFA updates after the whole forward, so it keeps BP's activations;
+ * it skips the input-gradient gemms (~2F). */
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "../act.h"
+#include "../dense.h"
+#include "../spec.h"
+
+size_t dfa_feedback_bytes(const struct mt_model_desc *d)
+{
+    return (size_t)d->width[d->n_layers] * model_hidden_sum(d) * sizeof(float);
+}
+
+size_t dfa_ws_bytes(const struct mt_model_desc *d, int B)
+{
+    int mx = 0;
+    for (int l = 1; l < d->n_layers; l++)
+        if (d->width[l] > mx)
+            mx = d->width[l];
+    return (size_t)B * mx * sizeof(float);
+}
+
+static int dfa_hidden_max(const struct mt_model_desc *d)
+{
+    int mx = 1;
+    for (int l = 1; l < d->n_layers; l++)
+        if (d->width[l] > mx)
+            mx = d->width[l];
+    return mx;
+}
+
+void dfa_defaults(struct mt_spec *s)
+{
+    if (s->optim.kind == MT_OPT_DEFAULT) {
+        s->optim.kind = MT_OPT_ADAM;
+        if (s->sched.kind == MT_SCHED_CONSTANT && s->sched.warmup_epochs == 0)
+            s->sched.kind = MT_SCHED_COSINE;
+    }
+    if (isnan(s->optim.lr))
+        s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
+    if (s->rule.feedback_init == MT_FB_DEFAULT)
+        s->rule.feedback_init = MT_FB_UNIFORM;
+    /* TinyDFA's normaliser: the projection E D is divided by sqrt(max n). */
+    if (isnan(s->rule.feedback_scale))
+        s->rule.feedback_scale = 1.0f / sqrtf((float)dfa_hidden_max(&s->model));
+}
+
+int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    int C = d->width[d->n_layers];
+    for (int l = 1; l < d->n_layers; l++) {
+        size_t n = (size_t)C * d->width[l];
+        if (!(t->rs.fb[l] = arena_alloc(t->arena, MT_MEM_PARAMS, n * sizeof(float), err)))
+            return err->code;
+        struct mt_rng rng;
+        rng_derive(&rng, t->spec.seed, 1000 + (uint64_t)l);
+        feedback_fill(t->rs.fb[l], C, d->width[l], C, &t->spec.rule, &rng);
+    }
+    return 0;
+}
+
+void dfa_delta(float *delta, const float *E, const float *D, const float *v, int B, int C, int n,
+               enum mt_act act)
+{
+    dense_project(delta, E, D, B, C, n);
+    act_backward(delta, v, (size_t)B * n, act);
+}
+
+static void dfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    plan_full_grads(s, p);
+    size_t fb = dfa_feedback_bytes(&s->model);
+    size_t acts = kept_acts_bytes(&s->model, s->batch);
+    size_t ws = dfa_ws_bytes(&s->model, s->batch);
+    p->cat[MT_MEM_PARAMS] = fb;
+    p->cat[MT_MEM_ACTS] = acts;
+    p->cat[MT_MEM_WORKSPACE] = ws;
+    plan_phases(p, p->cat[MT_MEM_GRADS] + fb, acts, acts + ws, 0);
+}
+
+static int dfa_init(struct mt_trainer *t, struct mt_err *err)
+{
+    int rc = alloc_full_grads(t, err);
+    return rc ? rc : dfa_feedback_init(t, err);
+}
+
+static int dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                    struct mt_step_result *r, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    int L = d->n_layers, C = d->width[L];
+    size_t mark = arena_mark(t->arena);
+    struct kept_acts k;
+    float *delta = NULL;
+    int rc;
+    arena_set_phase(t->arena, MT_PHASE_FORWARD);
+    if ((rc = forward_keep(t, x, B, &k, err)))
+        goto out;
+    if ((rc = output_error(t, k.logits, y, B, r, err)))
+        goto out;
+    arena_set_phase(t->arena, MT_PHASE_GRADIENT);
+    if (L > 1 && !(delta = arena_push(t->arena, MT_MEM_WORKSPACE, dfa_ws_bytes(d, B), err))) {
+        rc = err->code;
+        goto out;
+    }
+    for (int l = 1; l <= L; l++) {
+        const float *in = l > 1 ? k.H[l - 1] : x;
+        const float *dl = k.logits; /* E, for the output layer */
+        if (l < L) {
+            dfa_delta(delta, k.logits, t->rs.fb[l], k.Z[l] ? k.Z[l] : k.H[l], B, C, d->width[l],
+                      d->act[l]);
+            dl = delta;
+        }
+        dense_backward_params(grad_w(t, l), grad_b(t, l), dl, in, B, d->width[l - 1],
+                              d->width[l]);
+    }
+    arena_pop(t->arena, mark);
+    update_all(t);
+out:
+    arena_pop(t->arena, mark);
+    return rc;
+}
+
+const struct mt_rule rule_dfa = {
+    .name = "dfa",
+    .summary = "direct feedback alignment: output error to every layer through fixed random matrices",
+    .defaults = dfa_defaults,
+    .plan = dfa_plan,
+    .init = dfa_init,
+    .step = dfa_step,
+};

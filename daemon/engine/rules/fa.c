@@ -1,0 +1,73 @@
+/* fa.c: feedback alignment (spec section 2, Lillicrap et al. 2016).
+ * BP's chain with the error sent down through fixed random R_l (n_l, n_{l-1})
+ * in place of W_l, l = 2..L (R_1 would only serve the skipped input
+ * gradient). Keeps the same activations as BP; R_l live in the params
+ * category since they are static model state. */
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "../spec.h"
+
+static size_t fa_feedback_bytes(const struct mt_model_desc *d)
+{
+    size_t n = 0;
+    for (int l = 2; l <= d->n_layers; l++)
+        n += (size_t)d->width[l] * d->width[l - 1];
+    return n * sizeof(float);
+}
+
+static void fa_defaults(struct mt_spec *s)
+{
+    if (s->optim.kind == MT_OPT_DEFAULT) {
+        s->optim.kind = MT_OPT_ADAM;
+        if (isnan(s->optim.weight_decay))
+            s->optim.weight_decay = 0.0f;
+        if (s->sched.kind == MT_SCHED_CONSTANT && s->sched.warmup_epochs == 0)
+            s->sched.kind = MT_SCHED_COSINE;
+    }
+    if (isnan(s->optim.lr))
+        s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
+    if (s->rule.feedback_init == MT_FB_DEFAULT)
+        s->rule.feedback_init = MT_FB_KAIMING;
+    if (isnan(s->rule.feedback_scale))
+        s->rule.feedback_scale = 1.0f;
+}
+
+static void fa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
+{
+    backprop_plan(s, fa_feedback_bytes(&s->model), p);
+}
+
+static int fa_init(struct mt_trainer *t, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    int rc = alloc_full_grads(t, err);
+    if (rc)
+        return rc;
+    for (int l = 2; l <= d->n_layers; l++) {
+        size_t n = (size_t)d->width[l] * d->width[l - 1];
+        if (!(t->rs.fb[l] = arena_alloc(t->arena, MT_MEM_PARAMS, n * sizeof(float), err)))
+            return err->code;
+        struct mt_rng rng;
+        rng_derive(&rng, t->spec.seed, 1000 + (uint64_t)l);
+        feedback_fill(t->rs.fb[l], d->width[l], d->width[l - 1], d->width[l - 1], &t->spec.rule,
+                      &rng);
+    }
+    return 0;
+}
+
+static int fa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                   struct mt_step_result *r, struct mt_err *err)
+{
+    return backprop_step(t, x, y, B, t->rs.fb, r, err);
+}
+
+const struct mt_rule rule_fa = {
+    .name = "fa",
+    .summary = "feedback alignment: BP's memory, error sent down through fixed random matrices",
+    .defaults = fa_defaults,
+    .plan = fa_plan,
+    .init = fa_init,
+    .step = fa_step,
+};

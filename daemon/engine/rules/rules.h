@@ -1,0 +1,48 @@
+/* rules.h: the learning-rule interface and the table of rules.
+ *
+ * A rule decides what is kept between the forward pass and the update, how
+ * the error reaches each layer, and in which order layers are updated. Each
+ * rule is one file exporting one `const struct mt_rule`; rules.c lists them.
+ * Adding a rule means one file and one table line. */
+#ifndef MT_RULES_H
+#define MT_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "model.h"
+#include "memtrain/err.h"
+
+struct mt_spec;
+struct mt_trainer;
+
+struct mt_step_result {
+    double loss;       /* mean cross-entropy of the batch (before the update) */
+    int correct;       /* samples of the batch classified right */
+};
+
+struct mt_rule {
+    const char *name;      /* as in job specs: "bp", "fa", "dfa", "memdfa" */
+    const char *summary;   /* one line for --help and plan tables */
+    /* Fill the spec's unset optimizer, schedule and feedback settings with
+     * this rule's documented defaults. */
+    void (*defaults)(struct mt_spec *s);
+    /* Bytes this rule allocates, per category and per phase (gradients,
+     * kept activations, workspace, feedback matrices), for a model and batch,
+     * before anything is allocated. The trainer adds parameters, optimizer
+     * state and data. */
+    void (*plan)(const struct mt_spec *s, struct mt_mem_plan *out);
+    /* Allocate the rule's persistent state from the trainer's arena. */
+    int (*init)(struct mt_trainer *t, struct mt_err *err);
+    /* One training step on x (B, n_0), labels y (B), updating the weights. */
+    int (*step)(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                struct mt_step_result *r, struct mt_err *err);
+};
+
+/* The rule named `name`, or NULL. */
+const struct mt_rule *rule_find(const char *name);
+/* The table, NULL-terminated, for listings. */
+const struct mt_rule *const *rule_list(void);
+
+#endif

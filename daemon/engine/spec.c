@@ -1,0 +1,1192 @@
+/* spec.c: a training job's specification, read from YAML (see spec.h and
+ * docs/spec-reference.md).
+ *
+ * libyaml's event API drives a walk over fixed tables: one table of keys per
+ * section, each key with its type, its bounds and its place in struct
+ * mt_spec. The same tables check a spec built some other way (spec_finish),
+ * so a JobSpec from a client meets the same bounds as a file.
+ *
+ * The text may come from an untrusted client: the walk never recurses on the
+ * input, refuses aliases, caps the input size, copies every string into a
+ * fixed buffer after a length check and quotes bad values only in a
+ * shortened, sanitised form. Every error names the file, the line and the
+ * dotted key path ("spec.yaml:12: model.hidden[1].width: ..."). */
+#include "spec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <yaml.h>
+
+#include "rules/rules.h"
+
+#define SPEC_MAX_BYTES (1u << 20)  /* spec text larger than this is refused */
+#define SHOW_LEN 48                /* bytes of a bad value quoted in a message */
+#define FILE_LEN 256               /* bytes of the file name kept for messages */
+#define NAMED_CLASSES 10           /* classes of every named dataset */
+
+#define ACT_NAMES "relu, leaky_relu, tanh, sigmoid, gelu, identity"
+
+/* Enum fields are stored through an int (memcpy), which needs this. */
+_Static_assert(sizeof(enum mt_data_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum mt_normalize) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum mt_optim_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum mt_sched_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum mt_feedback_init) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum mt_init) == sizeof(int), "enum size");
+
+/* ------------------------------------------------------------------------ */
+/* Names of the enums spec.h and model.h define without name functions      */
+
+static int name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int feedback_init_from_name(const char *name)
+{
+    static const char *const names[] = {"uniform", "normal", "kaiming"};
+    return name_index(names, 3, name);     /* MT_FB_UNIFORM .. MT_FB_KAIMING */
+}
+
+static int init_from_name(const char *name)
+{
+    static const char *const names[] = {"kaiming", "xavier"};
+    return name_index(names, 2, name);     /* MT_INIT_KAIMING, MT_INIT_XAVIER */
+}
+
+/* Values per sample of a named dataset; 0 for idx and synthetic. */
+static int named_input(int kind)
+{
+    switch (kind) {
+    case MT_DATA_MNIST:
+    case MT_DATA_FASHION: return 784;
+    case MT_DATA_CIFAR10: return 3072;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scalars: numbers, booleans, byte counts                                  */
+
+/* The whole text is a decimal integer with an optional sign. */
+static int parse_ll(const char *t, long long *out)
+{
+    const char *d = (*t == '-' || *t == '+') ? t + 1 : t;
+    if (!isdigit((unsigned char)*d))
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(t, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_u64(const char *t, uint64_t *out)
+{
+    const char *d = (*t == '+') ? t + 1 : t;
+    if (!isdigit((unsigned char)*d))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(t, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A finite decimal number ("1e-4", "0.9", "3"); no hex, inf or nan. */
+static int parse_double(const char *t, double *out)
+{
+    if (!*t || strspn(t, "0123456789+-.eE") != strlen(t))
+        return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(t, &end);
+    if (end == t || *end || errno || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *t)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(t, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(t, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+long long spec_parse_bytes(const char *text)
+{
+    static const struct {
+        const char *suffix;
+        long long mult;
+    } units[] = {
+        {"", 1}, {"B", 1},
+        {"kB", 1000LL}, {"KB", 1000LL}, {"MB", 1000000LL}, {"GB", 1000000000LL},
+        {"TB", 1000000000000LL},
+        {"KiB", 1LL << 10}, {"MiB", 1LL << 20}, {"GiB", 1LL << 30}, {"TiB", 1LL << 40},
+    };
+    if (!text)
+        return -1;
+    /* digits [. digits] [e [sign] digits], then optional spaces and a unit */
+    const char *p = text;
+    size_t digits = strspn(p, "0123456789");
+    int whole = 1;
+    p += digits;
+    if (*p == '.') {
+        size_t frac = strspn(p + 1, "0123456789");
+        digits += frac;
+        p += 1 + frac;
+        whole = 0;
+    }
+    if (digits == 0)
+        return -1;
+    if (*p == 'e' || *p == 'E') {
+        const char *q = p + 1 + (p[1] == '+' || p[1] == '-');
+        size_t exp = strspn(q, "0123456789");
+        if (exp == 0)
+            return -1;
+        p = q + exp;
+        whole = 0;
+    }
+    size_t num_len = (size_t)(p - text);
+    p += strspn(p, " ");
+    long long mult = 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(p, units[i].suffix) == 0)
+            mult = units[i].mult;
+    if (mult == 0)
+        return -1;
+    if (whole) {
+        errno = 0;
+        long long v = strtoll(text, NULL, 10);
+        if (errno || v > LLONG_MAX / mult)
+            return -1;
+        return v * mult;
+    }
+    char num[64];
+    if (num_len >= sizeof num)
+        return -1;
+    memcpy(num, text, num_len);
+    num[num_len] = '\0';
+    double v = strtod(num, NULL) * (double)mult;
+    if (!(v >= 0.0 && v < 9223372036854775807.0))
+        return -1;
+    return (long long)v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Key tables                                                               */
+
+struct parse;
+
+enum ktype {
+    K_STR,    /* char[size] */
+    K_INT,    /* int */
+    K_LONG,   /* long */
+    K_U64,    /* uint64_t */
+    K_FLOAT,  /* float */
+    K_BOOL,   /* int 0/1 */
+    K_BYTES,  /* size_t from spec_parse_bytes */
+    K_ENUM,   /* an enum stored as int, read with from_name */
+    K_FN,     /* the key's own parser */
+};
+
+enum krange {
+    R_ANY,
+    R_NONNEG,  /* >= 0 */
+    R_POS,     /* > 0; for strings: non-empty */
+    R_UNIT,    /* 0 <= x < 1 */
+};
+
+struct key {
+    const char *name;
+    enum ktype type;
+    enum krange range;
+    size_t off, size;                  /* the field inside struct mt_spec */
+    int unset_ok;                      /* 0 (ints), NAN (floats), -1 (enums, bools) = not given */
+    int required;
+    int (*from_name)(const char *);    /* K_ENUM: -1 when unknown */
+    const char *names;                 /* K_ENUM: accepted names, for messages */
+    int n_values;                      /* K_ENUM: values are 0 .. n_values-1 */
+    int (*fn)(struct parse *ps);       /* K_FN */
+};
+
+#define FIELD(f) .off = offsetof(struct mt_spec, f), .size = sizeof(((struct mt_spec *)0)->f)
+#define KSTR(n, r, f) {.name = n, .type = K_STR, .range = r, FIELD(f)}
+#define KNUM(n, t, r, f) {.name = n, .type = t, .range = r, FIELD(f)}
+#define KOPT(n, t, r, f) {.name = n, .type = t, .range = r, FIELD(f), .unset_ok = 1}
+#define KREQ(n, t, r, f) {.name = n, .type = t, .range = r, FIELD(f), .required = 1}
+#define KENUM(n, f, fn, list, count, unset) \
+    {.name = n, .type = K_ENUM, FIELD(f), .from_name = fn, .names = list, \
+     .n_values = count, .unset_ok = unset}
+#define KFN(n, func, req) {.name = n, .type = K_FN, .fn = func, .required = req}
+
+static int parse_dataset(struct parse *ps);
+static int parse_model(struct parse *ps);
+static int parse_rule(struct parse *ps);
+static int parse_optimizer(struct parse *ps);
+static int parse_schedule(struct parse *ps);
+static int parse_hidden(struct parse *ps);
+static int set_rule_name(struct parse *ps);
+static int set_default_act(struct parse *ps);
+static int set_classes(struct parse *ps);
+static int set_layer_width(struct parse *ps);
+static int set_layer_act(struct parse *ps);
+
+static const struct key top_keys[] = {
+    KSTR("name", R_POS, name),
+    KFN("dataset", parse_dataset, 1),
+    KFN("model", parse_model, 1),
+    KFN("rule", parse_rule, 0),
+    KFN("optimizer", parse_optimizer, 0),
+    KFN("schedule", parse_schedule, 0),
+    KREQ("batch", K_INT, R_POS, batch),
+    KREQ("epochs", K_INT, R_POS, epochs),
+    KNUM("seed", K_U64, R_ANY, seed),
+    KNUM("threads", K_INT, R_NONNEG, threads),
+    KNUM("memory_limit", K_BYTES, R_ANY, memory_limit),
+    KNUM("checkpoint_every", K_INT, R_NONNEG, checkpoint_every),
+    KNUM("keep_checkpoints", K_INT, R_POS, keep_checkpoints),
+};
+
+static const struct key dataset_keys[] = {
+    {.name = "name", .type = K_ENUM, FIELD(data.kind), .required = 1,
+     .from_name = data_kind_from_name, .names = "mnist, fashion-mnist, cifar10, idx, synthetic",
+     .n_values = MT_DATA_SYNTHETIC + 1},
+    KSTR("dir", R_ANY, data.dir),
+    KSTR("train_images", R_ANY, data.train_images),
+    KSTR("train_labels", R_ANY, data.train_labels),
+    KSTR("test_images", R_ANY, data.test_images),
+    KSTR("test_labels", R_ANY, data.test_labels),
+    KENUM("normalize", data.normalize, data_normalize_from_name, "standard, scale, none",
+          MT_NORM_NONE + 1, 0),
+    KNUM("train_limit", K_LONG, R_NONNEG, data.train_limit),
+    KNUM("test_limit", K_LONG, R_NONNEG, data.test_limit),
+    KNUM("synthetic_train", K_LONG, R_POS, data.synthetic_train),
+    KNUM("synthetic_test", K_LONG, R_POS, data.synthetic_test),
+    KNUM("synthetic_seed", K_U64, R_ANY, data.synthetic_seed),
+};
+
+static const struct key model_keys[] = {
+    KOPT("input", K_INT, R_POS, model.width[0]),
+    KFN("hidden", parse_hidden, 1),
+    KFN("activation", set_default_act, 0),
+    KFN("classes", set_classes, 0),
+    KENUM("init", model.init, init_from_name, "kaiming, xavier", MT_INIT_XAVIER + 1, 0),
+};
+
+static const struct key layer_keys[] = {
+    KFN("width", set_layer_width, 1),
+    KFN("activation", set_layer_act, 0),
+};
+
+static const struct key rule_keys[] = {
+    KFN("name", set_rule_name, 0),
+    KENUM("feedback_init", rule.feedback_init, feedback_init_from_name,
+          "uniform, normal, kaiming", MT_FB_KAIMING + 1, 1),
+    KOPT("feedback_scale", K_FLOAT, R_POS, rule.feedback_scale),
+};
+
+static const struct key optim_keys[] = {
+    KENUM("name", optim.kind, optim_kind_from_name, "sgd, adam, adamw", MT_OPT_ADAMW + 1, 1),
+    KOPT("lr", K_FLOAT, R_POS, optim.lr),
+    KOPT("momentum", K_FLOAT, R_UNIT, optim.momentum),
+    KOPT("nesterov", K_BOOL, R_ANY, optim.nesterov),
+    KOPT("beta1", K_FLOAT, R_UNIT, optim.beta1),
+    KOPT("beta2", K_FLOAT, R_UNIT, optim.beta2),
+    KOPT("eps", K_FLOAT, R_POS, optim.eps),
+    KOPT("weight_decay", K_FLOAT, R_NONNEG, optim.weight_decay),
+};
+
+static const struct key sched_keys[] = {
+    KENUM("name", sched.kind, sched_kind_from_name, "constant, step, cosine",
+          MT_SCHED_COSINE + 1, 0),
+    KNUM("warmup_epochs", K_FLOAT, R_NONNEG, sched.warmup_epochs),
+    KNUM("step_epochs", K_INT, R_POS, sched.step_epochs),
+    KNUM("gamma", K_FLOAT, R_POS, sched.gamma),
+    KNUM("min_lr", K_FLOAT, R_NONNEG, sched.min_lr),
+};
+
+#define NKEYS(t) (sizeof t / sizeof t[0])
+
+static const char *expected(const struct key *k)
+{
+    switch (k->type) {
+    case K_STR:
+        return k->range == R_POS ? "a non-empty string" : "a string";
+    case K_INT:
+    case K_LONG:
+        return k->range == R_POS ? "a positive integer"
+             : k->range == R_NONNEG ? "a non-negative integer" : "an integer";
+    case K_U64:
+        return "a non-negative integer";
+    case K_FLOAT:
+        return k->range == R_POS ? "a positive number"
+             : k->range == R_NONNEG ? "a non-negative number"
+             : k->range == R_UNIT ? "a number in [0, 1)" : "a number";
+    case K_BOOL:
+        return "true or false";
+    case K_BYTES:
+        return "a byte count such as 512MiB";
+    case K_ENUM:
+    case K_FN:
+        break;
+    }
+    return "a value";
+}
+
+static int in_range(double v, enum krange r)
+{
+    switch (r) {
+    case R_NONNEG: return v >= 0;
+    case R_POS: return v > 0;
+    case R_UNIT: return v >= 0 && v < 1;
+    case R_ANY: break;
+    }
+    return 1;
+}
+
+/* Longest value a key of this integer type may hold. */
+static long long int_max(enum ktype t)
+{
+    return t == K_INT ? INT_MAX : LONG_MAX;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+
+/* Copy at most SHOW_LEN bytes of text for a message: control characters
+ * become '?', a cut value ends in "..." without a broken UTF-8 sequence. */
+static void show(char *out, size_t cap, const char *text, size_t len)
+{
+    size_t n = 0, i;
+    for (i = 0; i < len && n < SHOW_LEN && n + 4 < cap; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (i < len) {
+        while (n > 0 && ((unsigned char)out[n - 1] & 0xc0) == 0x80)
+            n--;
+        if (n > 0 && (unsigned char)out[n - 1] >= 0xc0)
+            n--;
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+/* Where a cross-field error points: the file and the lines of the sections
+ * (0 = unknown), or nothing when the spec did not come from a file. */
+struct where {
+    const char *file;
+    size_t line_dataset, line_model;
+};
+
+static int where_fail(struct mt_err *err, const struct where *w, size_t line, const char *path,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int where_fail(struct mt_err *err, const struct where *w, size_t line, const char *path,
+                      const char *fmt, ...)
+{
+    char text[MT_ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (w && line)
+        mt_err_set(err, MT_E_INVAL, "%s:%zu: %s: %.400s", w->file, line, path, text);
+    else if (w)
+        mt_err_set(err, MT_E_INVAL, "%s: %s: %.400s", w->file, path, text);
+    else
+        mt_err_set(err, MT_E_INVAL, "%s: %.400s", path, text);
+    return MT_E_INVAL;   /* a constant, so the compiler sees that callers return early */
+}
+
+/* ------------------------------------------------------------------------ */
+/* The event walk                                                           */
+
+struct parse {
+    yaml_parser_t yp;
+    yaml_event_t ev;                       /* the current event */
+    int have_ev;
+    char file[FILE_LEN];                   /* sanitised, for messages */
+    struct mt_spec *s;
+    struct mt_err *err;
+    char path[192];                        /* dotted key path of the current value */
+    size_t plen;
+    int n_hidden;
+    int layer;                             /* hidden layer being read, 1-based */
+    int act_default;                       /* model.activation */
+    unsigned char act_given[MT_MAX_LAYERS + 1];
+    int classes;                           /* model.classes; 0 = not given */
+    size_t key_line;                       /* line of the key whose value is being read */
+    size_t line_dataset, line_model;       /* lines of the section keys */
+};
+
+static size_t ev_line(const struct parse *ps)
+{
+    return ps->ev.start_mark.line + 1;
+}
+
+static int fail(struct parse *ps, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct parse *ps, size_t line, const char *fmt, ...)
+{
+    char text[MT_ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (ps->plen)
+        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %s: %.400s", ps->file, line, ps->path, text);
+    else
+        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %.400s", ps->file, line, text);
+    return MT_E_INVAL;   /* a constant, so the compiler sees that callers return early */
+}
+
+static size_t path_push(struct parse *ps, const char *key, size_t len)
+{
+    size_t old = ps->plen;
+    char shown[SHOW_LEN + 4];
+    show(shown, sizeof shown, key, len);
+    snprintf(ps->path + old, sizeof ps->path - old, "%s%s", old ? "." : "", shown);
+    ps->plen = strlen(ps->path);
+    return old;
+}
+
+static size_t path_index(struct parse *ps, int i)
+{
+    size_t old = ps->plen;
+    snprintf(ps->path + old, sizeof ps->path - old, "[%d]", i);
+    ps->plen = strlen(ps->path);
+    return old;
+}
+
+static void path_pop(struct parse *ps, size_t old)
+{
+    ps->plen = old;
+    ps->path[old] = '\0';
+}
+
+static int syntax_error(struct parse *ps)
+{
+    const yaml_parser_t *p = &ps->yp;
+    const char *problem = p->problem ? p->problem : "unknown problem";
+    if (p->error == YAML_MEMORY_ERROR)
+        return mt_err_set(ps->err, MT_E_NOMEM, "%s: out of memory while parsing", ps->file);
+    if (p->error == YAML_READER_ERROR)
+        return mt_err_set(ps->err, MT_E_INVAL, "%s: YAML error: %s at byte %zu", ps->file,
+                          problem, p->problem_offset);
+    if (p->context)
+        return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s (%s at line %zu)",
+                          ps->file, p->problem_mark.line + 1, problem, p->context,
+                          p->context_mark.line + 1);
+    return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s", ps->file,
+                      p->problem_mark.line + 1, problem);
+}
+
+/* Advance to the next event; aliases are refused (no expansion bombs). */
+static int next(struct parse *ps)
+{
+    if (ps->have_ev) {
+        yaml_event_delete(&ps->ev);
+        ps->have_ev = 0;
+    }
+    if (!yaml_parser_parse(&ps->yp, &ps->ev))
+        return syntax_error(ps);
+    ps->have_ev = 1;
+    if (ps->ev.type == YAML_ALIAS_EVENT)
+        return fail(ps, ev_line(ps), "aliases are not supported");
+    return 0;
+}
+
+static const char *ev_kind(const yaml_event_t *e)
+{
+    switch (e->type) {
+    case YAML_MAPPING_START_EVENT: return "a mapping";
+    case YAML_SEQUENCE_START_EVENT: return "a list";
+    case YAML_SCALAR_EVENT: return "a scalar";
+    default: return "nothing";
+    }
+}
+
+/* The current event as text, or an error saying what was expected. */
+static int want_scalar(struct parse *ps, const char *what, const char **text, size_t *len)
+{
+    *text = "";
+    *len = 0;
+    if (ps->ev.type != YAML_SCALAR_EVENT)
+        return fail(ps, ev_line(ps), "expected %s, got %s", what, ev_kind(&ps->ev));
+    *text = (const char *)ps->ev.data.scalar.value;
+    *len = ps->ev.data.scalar.length;
+    if (memchr(*text, '\0', *len))
+        return fail(ps, ev_line(ps), "expected %s, got a value with a NUL byte", what);
+    return 0;
+}
+
+static int bad_value(struct parse *ps, const char *what, const char *text, size_t len)
+{
+    char shown[SHOW_LEN + 4];
+    show(shown, sizeof shown, text, len);
+    return fail(ps, ev_line(ps), "expected %s, got '%s'", what, shown);
+}
+
+/* An unquoted empty value, ~ or null. */
+static int is_null(const struct parse *ps)
+{
+    const char *t = (const char *)ps->ev.data.scalar.value;
+    return ps->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+        && (t[0] == '\0' || strcmp(t, "~") == 0 || strcasecmp(t, "null") == 0);
+}
+
+static int want_ll(struct parse *ps, enum ktype type, enum krange r, const char *what,
+                   long long *out)
+{
+    const char *t;
+    size_t n;
+    int rc = want_scalar(ps, what, &t, &n);
+    if (rc)
+        return rc;
+    long long v;
+    if (parse_ll(t, &v) || v > int_max(type) || v < -int_max(type) - 1 || !in_range((double)v, r))
+        return bad_value(ps, what, t, n);
+    *out = v;
+    return 0;
+}
+
+static int want_enum(struct parse *ps, int (*from_name)(const char *), const char *names,
+                     int *out)
+{
+    const char *t;
+    size_t n;
+    char what[160];
+    snprintf(what, sizeof what, "one of: %s", names);
+    int rc = want_scalar(ps, what, &t, &n);
+    if (rc)
+        return rc;
+    int v = from_name(t);
+    if (v < 0) {
+        char shown[SHOW_LEN + 4];
+        show(shown, sizeof shown, t, n);
+        return fail(ps, ev_line(ps), "unknown value '%s' (expected one of: %s)", shown, names);
+    }
+    *out = v;
+    return 0;
+}
+
+static int set_string(struct parse *ps, const struct key *k, char *dst)
+{
+    const char *t;
+    size_t n;
+    int rc = want_scalar(ps, expected(k), &t, &n);
+    if (rc)
+        return rc;
+    if (is_null(ps))
+        n = 0;
+    if (n >= k->size)
+        return fail(ps, ev_line(ps), "too long (%zu bytes, at most %zu)", n, k->size - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+            return fail(ps, ev_line(ps), "contains a control character");
+    if (k->range == R_POS && n == 0)
+        return bad_value(ps, expected(k), t, 0);
+    memcpy(dst, t, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+/* Store the current value into the key's field. */
+static int set_value(struct parse *ps, const struct key *k)
+{
+    char *dst = (char *)ps->s + k->off;
+    const char *what = expected(k), *t;
+    size_t n;
+    long long ll = 0;
+    int rc, iv = 0;
+    switch (k->type) {
+    case K_FN:
+        return k->fn(ps);
+    case K_STR:
+        return set_string(ps, k, dst);
+    case K_INT:
+    case K_LONG:
+        if ((rc = want_ll(ps, k->type, k->range, what, &ll)))
+            return rc;
+        if (k->type == K_INT)
+            *(int *)(void *)dst = (int)ll;
+        else
+            *(long *)(void *)dst = (long)ll;
+        return 0;
+    case K_ENUM:
+        if ((rc = want_enum(ps, k->from_name, k->names, &iv)))
+            return rc;
+        memcpy(dst, &iv, sizeof iv);
+        return 0;
+    default:
+        break;
+    }
+    if ((rc = want_scalar(ps, what, &t, &n)))
+        return rc;
+    if (k->type == K_U64) {
+        uint64_t u;
+        if (parse_u64(t, &u))
+            return bad_value(ps, what, t, n);
+        memcpy(dst, &u, sizeof u);
+    } else if (k->type == K_FLOAT) {
+        double d;
+        if (parse_double(t, &d) || fabs(d) > FLT_MAX || !in_range((float)d, k->range))
+            return bad_value(ps, what, t, n);
+        *(float *)(void *)dst = (float)d;
+    } else if (k->type == K_BOOL) {
+        if ((iv = parse_bool(t)) < 0)
+            return bad_value(ps, what, t, n);
+        *(int *)(void *)dst = iv;
+    } else { /* K_BYTES */
+        long long b = spec_parse_bytes(t);
+        if (b < 0)
+            return bad_value(ps, what, t, n);
+        *(size_t *)(void *)dst = (size_t)b;
+    }
+    return 0;
+}
+
+static const struct key *find_key(const struct key *keys, size_t nkeys, const char *name,
+                                  size_t len, size_t *index)
+{
+    for (size_t i = 0; i < nkeys; i++)
+        if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0) {
+            *index = i;
+            return &keys[i];
+        }
+    return NULL;
+}
+
+static int unknown_key(struct parse *ps, size_t line, const struct key *keys, size_t nkeys)
+{
+    char list[400];
+    size_t n = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < nkeys && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", keys[i].name);
+    return fail(ps, line, "unknown key (expected one of: %s)", list);
+}
+
+/* Walk a mapping (the current event is its start) through a key table.
+ * map_line (the line of the key that holds the mapping, 0 at the top level)
+ * goes into missing-key messages. */
+static int parse_map(struct parse *ps, const struct key *keys, size_t nkeys, size_t map_line)
+{
+    uint64_t seen = 0;
+    for (;;) {
+        int rc = next(ps);
+        if (rc)
+            return rc;
+        if (ps->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        if (ps->ev.type != YAML_SCALAR_EVENT)
+            return fail(ps, ev_line(ps), "expected a key, got %s", ev_kind(&ps->ev));
+        const char *name = (const char *)ps->ev.data.scalar.value;
+        size_t len = ps->ev.data.scalar.length, line = ev_line(ps), i = 0;
+        const struct key *k = find_key(keys, nkeys, name, len, &i);
+        size_t old = path_push(ps, name, len);
+        if (!k)
+            return unknown_key(ps, line, keys, nkeys);
+        if (seen & (1ull << i))
+            return fail(ps, line, "duplicate key");
+        seen |= 1ull << i;
+        ps->key_line = line;
+        if ((rc = next(ps)) || (rc = set_value(ps, k)))
+            return rc;
+        path_pop(ps, old);
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        if (!keys[i].required || (seen & (1ull << i)))
+            continue;
+        if (map_line)
+            return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: missing required key '%s%s%s'",
+                              ps->file, map_line, ps->path, ps->plen ? "." : "", keys[i].name);
+        return mt_err_set(ps->err, MT_E_INVAL, "%s: missing required key '%s%s%s'", ps->file,
+                          ps->path, ps->plen ? "." : "", keys[i].name);
+    }
+    return 0;
+}
+
+/* A section that is either a mapping or, as a shorthand, just its name. */
+static int parse_section(struct parse *ps, const struct key *keys, size_t nkeys)
+{
+    if (ps->ev.type == YAML_SCALAR_EVENT)
+        return set_value(ps, &keys[0]);
+    if (ps->ev.type != YAML_MAPPING_START_EVENT)
+        return fail(ps, ev_line(ps), "expected a name or a mapping, got %s", ev_kind(&ps->ev));
+    return parse_map(ps, keys, nkeys, ps->key_line);
+}
+
+static int parse_dataset(struct parse *ps)
+{
+    ps->line_dataset = ps->key_line;
+    return parse_section(ps, dataset_keys, NKEYS(dataset_keys));
+}
+
+static int parse_rule(struct parse *ps)
+{
+    return parse_section(ps, rule_keys, NKEYS(rule_keys));
+}
+
+static int parse_optimizer(struct parse *ps)
+{
+    return parse_section(ps, optim_keys, NKEYS(optim_keys));
+}
+
+static int parse_schedule(struct parse *ps)
+{
+    return parse_section(ps, sched_keys, NKEYS(sched_keys));
+}
+
+/* Rule names come from the rule table, so the message lists what exists. */
+static int set_rule_name(struct parse *ps)
+{
+    const char *t;
+    size_t n;
+    int rc = want_scalar(ps, "a rule name", &t, &n);
+    if (rc)
+        return rc;
+    if (n < sizeof ps->s->rule.name && rule_find(t)) {
+        memcpy(ps->s->rule.name, t, n + 1);
+        return 0;
+    }
+    char names[160], shown[SHOW_LEN + 4];
+    size_t used = 0;
+    names[0] = '\0';
+    const struct mt_rule *const *list = rule_list();
+    for (int i = 0; list && list[i] && used < sizeof names; i++)
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                                 list[i]->name);
+    show(shown, sizeof shown, t, n);
+    return fail(ps, ev_line(ps), "unknown rule '%s' (expected one of: %s)", shown, names);
+}
+
+static int parse_model(struct parse *ps)
+{
+    if (ps->ev.type != YAML_MAPPING_START_EVENT)
+        return fail(ps, ev_line(ps), "expected a mapping, got %s", ev_kind(&ps->ev));
+    ps->line_model = ps->key_line;
+    int rc = parse_map(ps, model_keys, NKEYS(model_keys), ps->line_model);
+    if (rc)
+        return rc;
+    struct mt_model_desc *m = &ps->s->model;
+    for (int l = 1; l <= ps->n_hidden; l++)
+        if (!ps->act_given[l])
+            m->act[l] = (enum mt_act)ps->act_default;
+    m->n_layers = ps->n_hidden + 1;
+    m->act[m->n_layers] = MT_ACT_IDENTITY;
+    m->width[m->n_layers] = ps->classes;
+    return 0;
+}
+
+static int parse_layer(struct parse *ps)
+{
+    if (ps->ev.type == YAML_SCALAR_EVENT)
+        return set_layer_width(ps);
+    if (ps->ev.type != YAML_MAPPING_START_EVENT)
+        return fail(ps, ev_line(ps), "expected a width or a mapping {width, activation}, got %s",
+                    ev_kind(&ps->ev));
+    return parse_map(ps, layer_keys, NKEYS(layer_keys), ev_line(ps));
+}
+
+static int parse_hidden(struct parse *ps)
+{
+    if (ps->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(ps, ev_line(ps), "expected a list of layers, got %s", ev_kind(&ps->ev));
+    for (;;) {
+        int rc = next(ps);
+        if (rc)
+            return rc;
+        if (ps->ev.type == YAML_SEQUENCE_END_EVENT)
+            return 0;
+        if (ps->n_hidden >= MT_MAX_LAYERS - 1)
+            return fail(ps, ev_line(ps), "more than %d hidden layers", MT_MAX_LAYERS - 1);
+        ps->layer = ++ps->n_hidden;
+        size_t old = path_index(ps, ps->n_hidden - 1);
+        if ((rc = parse_layer(ps)))
+            return rc;
+        path_pop(ps, old);
+    }
+}
+
+static int set_layer_width(struct parse *ps)
+{
+    long long v = 0;
+    int rc = want_ll(ps, K_INT, R_POS, "a positive integer", &v);
+    if (rc == 0)
+        ps->s->model.width[ps->layer] = (int)v;
+    return rc;
+}
+
+static int set_layer_act(struct parse *ps)
+{
+    int a = 0, rc = want_enum(ps, act_from_name, ACT_NAMES, &a);
+    if (rc == 0) {
+        ps->s->model.act[ps->layer] = (enum mt_act)a;
+        ps->act_given[ps->layer] = 1;
+    }
+    return rc;
+}
+
+static int set_default_act(struct parse *ps)
+{
+    return want_enum(ps, act_from_name, ACT_NAMES, &ps->act_default);
+}
+
+static int set_classes(struct parse *ps)
+{
+    long long v = 0;
+    int rc = want_ll(ps, K_INT, R_POS, "a positive integer", &v);
+    if (rc == 0)
+        ps->classes = (int)v;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checks shared by the parser and spec_finish                              */
+
+/* Rules that span sections: the dataset decides which paths and which
+ * model sizes must be given. */
+static int check_cross(const struct mt_spec *s, const struct where *w, struct mt_err *err)
+{
+    static const char *const idx_keys[] = {"train_images", "train_labels", "test_images",
+                                           "test_labels"};
+    const struct mt_data_spec *d = &s->data;
+    const char *paths[] = {d->train_images, d->train_labels, d->test_images, d->test_labels};
+    size_t ld = w ? w->line_dataset : 0, lm = w ? w->line_model : 0;
+    const char *kind = data_kind_name(d->kind);
+    char path[64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "dataset.%s", idx_keys[i]);
+        if (d->kind == MT_DATA_IDX && !paths[i][0])
+            return where_fail(err, w, ld, path, "required for dataset 'idx'");
+        if (d->kind != MT_DATA_IDX && paths[i][0])
+            return where_fail(err, w, ld, path, "only used with dataset 'idx', not '%s'", kind);
+    }
+    int input = named_input(d->kind), classes = s->model.width[s->model.n_layers];
+    if (!input && s->model.width[0] <= 0)
+        return where_fail(err, w, lm, "model.input", "required for dataset '%s'", kind);
+    if (input && s->model.width[0] && s->model.width[0] != input)
+        return where_fail(err, w, lm, "model.input",
+                          "%d does not match dataset '%s' (%d values per sample)",
+                          s->model.width[0], kind, input);
+    if (!input && classes <= 0)
+        return where_fail(err, w, lm, "model.classes", "required for dataset '%s'", kind);
+    return 0;
+}
+
+/* One table-described field of a spec, checked against its key. */
+static int check_field(const struct mt_spec *s, const char *section, const struct key *k,
+                       struct mt_err *err)
+{
+    const char *src = (const char *)s + k->off;
+    char path[64];
+    snprintf(path, sizeof path, "%s%s%s", section, *section ? "." : "", k->name);
+    long long ll = 0;
+    int iv;
+    float f;
+    switch (k->type) {
+    case K_STR:
+        if (strnlen(src, k->size) == k->size)
+            return where_fail(err, NULL, 0, path, "not terminated");
+        for (const char *p = src; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                return where_fail(err, NULL, 0, path, "contains a control character");
+        if (k->range == R_POS && !*src)
+            return where_fail(err, NULL, 0, path, "expected %s", expected(k));
+        return 0;
+    case K_INT:
+    case K_LONG:
+        ll = k->type == K_INT ? *(const int *)(const void *)src : *(const long *)(const void *)src;
+        if ((k->unset_ok && ll == 0) || in_range((double)ll, k->range))
+            return 0;
+        return where_fail(err, NULL, 0, path, "expected %s, got %lld", expected(k), ll);
+    case K_FLOAT:
+        f = *(const float *)(const void *)src;
+        if ((k->unset_ok && isnan(f)) || (isfinite(f) && in_range(f, k->range)))
+            return 0;
+        return where_fail(err, NULL, 0, path, "expected %s, got %g", expected(k), (double)f);
+    case K_BOOL:
+    case K_ENUM:
+        memcpy(&iv, src, sizeof iv);
+        if ((k->unset_ok && iv == -1) || (iv >= 0 && iv < (k->type == K_BOOL ? 2 : k->n_values)))
+            return 0;
+        return where_fail(err, NULL, 0, path, "invalid value %d", iv);
+    case K_U64:
+    case K_BYTES:
+    case K_FN:
+        break;
+    }
+    return 0;
+}
+
+static int check_model(const struct mt_model_desc *m, struct mt_err *err)
+{
+    if (m->n_layers < 1 || m->n_layers > MT_MAX_LAYERS)
+        return where_fail(err, NULL, 0, "model.hidden", "expected 0 to %d hidden layers, got %d",
+                          MT_MAX_LAYERS - 1, m->n_layers - 1);
+    for (int l = 1; l < m->n_layers; l++) {
+        char path[48];
+        snprintf(path, sizeof path, "model.hidden[%d]", l - 1);
+        if (m->width[l] <= 0)
+            return where_fail(err, NULL, 0, path, "expected a positive width, got %d",
+                              m->width[l]);
+        if ((int)m->act[l] < 0 || m->act[l] >= MT_ACT_N)
+            return where_fail(err, NULL, 0, path, "invalid activation %d", (int)m->act[l]);
+    }
+    if (m->width[m->n_layers] < 0)
+        return where_fail(err, NULL, 0, "model.classes", "expected a positive integer, got %d",
+                          m->width[m->n_layers]);
+    return 0;
+}
+
+static int check_fields(const struct mt_spec *s, struct mt_err *err)
+{
+    static const struct {
+        const char *name;
+        const struct key *keys;
+        size_t n;
+    } sections[] = {
+        {"", top_keys, NKEYS(top_keys)},
+        {"dataset", dataset_keys, NKEYS(dataset_keys)},
+        {"model", model_keys, NKEYS(model_keys)},
+        {"rule", rule_keys, NKEYS(rule_keys)},
+        {"optimizer", optim_keys, NKEYS(optim_keys)},
+        {"schedule", sched_keys, NKEYS(sched_keys)},
+    };
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        for (size_t j = 0; j < sections[i].n; j++) {
+            int rc = check_field(s, sections[i].name, &sections[i].keys[j], err);
+            if (rc)
+                return rc;
+        }
+    if (strnlen(s->rule.name, sizeof s->rule.name) == sizeof s->rule.name
+        || !rule_find(s->rule.name))
+        return where_fail(err, NULL, 0, "rule.name", "unknown rule '%.31s'", s->rule.name);
+    return check_model(&s->model, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry points                                                             */
+
+void spec_init(struct mt_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "spec");
+    s->data.kind = MT_DATA_MNIST;
+    s->data.normalize = MT_NORM_STANDARD;
+    s->data.synthetic_train = 2000;
+    s->data.synthetic_test = 500;
+    s->data.synthetic_seed = 1;
+    for (int l = 0; l <= MT_MAX_LAYERS; l++)
+        s->model.act[l] = MT_ACT_RELU;
+    s->model.init = MT_INIT_KAIMING;
+    snprintf(s->rule.name, sizeof s->rule.name, "bp");
+    s->rule.feedback_init = MT_FB_DEFAULT;
+    s->rule.feedback_scale = NAN;
+    s->optim.kind = MT_OPT_DEFAULT;
+    s->optim.lr = NAN;
+    s->optim.momentum = NAN;
+    s->optim.nesterov = -1;
+    s->optim.beta1 = NAN;
+    s->optim.beta2 = NAN;
+    s->optim.eps = NAN;
+    s->optim.weight_decay = NAN;
+    s->sched.kind = MT_SCHED_CONSTANT;
+    s->sched.warmup_epochs = 0;
+    s->sched.step_epochs = 10;
+    s->sched.gamma = 0.1f;
+    s->sched.min_lr = 0;
+    s->seed = 1;
+    s->threads = 0;
+    s->keep_checkpoints = 3;
+}
+
+/* Copy a name for messages, control characters replaced. */
+static void sanitise(char *out, size_t cap, const char *in)
+{
+    size_t n = 0;
+    for (; in[n] && n + 1 < cap; n++)
+        out[n] = ((unsigned char)in[n] < 0x20 || in[n] == 0x7f) ? '?' : in[n];
+    out[n] = '\0';
+}
+
+/* The default job name: the file name without directory and extension. */
+static void name_from_file(char *out, size_t cap, const char *file)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    const char *dot = strrchr(base, '.');
+    size_t n = (dot && dot != base) ? (size_t)(dot - base) : strlen(base);
+    if (n == 0) {
+        snprintf(out, cap, "spec");
+        return;
+    }
+    if (n >= cap)
+        n = cap - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = ((unsigned char)base[i] < 0x20 || base[i] == 0x7f) ? '_' : base[i];
+    out[n] = '\0';
+}
+
+static int parse_document(struct parse *ps)
+{
+    int rc;
+    if ((rc = next(ps)) || (rc = next(ps)))    /* stream start, document start */
+        return rc;
+    if (ps->ev.type == YAML_STREAM_END_EVENT)
+        return mt_err_set(ps->err, MT_E_INVAL, "%s: empty spec", ps->file);
+    if ((rc = next(ps)))
+        return rc;
+    if (ps->ev.type != YAML_MAPPING_START_EVENT)
+        return fail(ps, ev_line(ps), "expected a mapping of keys at the top level, got %s",
+                    ev_kind(&ps->ev));
+    if ((rc = parse_map(ps, top_keys, NKEYS(top_keys), 0)))
+        return rc;
+    if ((rc = next(ps)) || (rc = next(ps)))    /* document end, stream end */
+        return rc;
+    if (ps->ev.type != YAML_STREAM_END_EVENT)
+        return fail(ps, ev_line(ps), "more than one YAML document");
+    struct where w = {ps->file, ps->line_dataset, ps->line_model};
+    return check_cross(ps->s, &w, ps->err);
+}
+
+int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_spec *s,
+                      struct mt_err *err)
+{
+    if (!name)
+        name = "spec";
+    if (!s || (!yaml && len))
+        return mt_err_set(err, MT_E_INVAL, "%s: no spec text", name);
+    struct parse *ps = calloc(1, sizeof *ps);
+    struct mt_spec *tmp = malloc(sizeof *tmp);
+    if (!ps || !tmp) {
+        free(ps);
+        free(tmp);
+        return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", name);
+    }
+    sanitise(ps->file, sizeof ps->file, name);
+    ps->s = tmp;
+    ps->err = err;
+    ps->act_default = MT_ACT_RELU;
+    spec_init(tmp);
+    name_from_file(tmp->name, sizeof tmp->name, name);
+    int rc;
+    if (len > SPEC_MAX_BYTES) {
+        rc = mt_err_set(err, MT_E_INVAL, "%s: spec is %zu bytes, at most %u allowed", ps->file,
+                        len, SPEC_MAX_BYTES);
+    } else if (!yaml_parser_initialize(&ps->yp)) {
+        rc = mt_err_set(err, MT_E_NOMEM, "%s: out of memory", ps->file);
+    } else {
+        yaml_parser_set_input_string(&ps->yp, (const unsigned char *)(yaml ? yaml : ""), len);
+        rc = parse_document(ps);
+        if (ps->have_ev)
+            yaml_event_delete(&ps->ev);
+        yaml_parser_delete(&ps->yp);
+    }
+    if (rc == 0)
+        *s = *tmp;
+    free(tmp);
+    free(ps);
+    return rc;
+}
+
+int spec_parse_file(const char *path, struct mt_spec *s, struct mt_err *err)
+{
+    if (!path)
+        return mt_err_set(err, MT_E_INVAL, "spec: no file name");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mt_err_set(err, MT_E_IO, "%s: %s", path, strerror(errno));
+    char *buf = malloc(SPEC_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = fread(buf, 1, SPEC_MAX_BYTES + 1, f);
+    int read_errno = ferror(f) ? (errno ? errno : EIO) : 0;
+    fclose(f);
+    int rc;
+    if (read_errno)
+        rc = mt_err_set(err, MT_E_IO, "%s: %s", path, strerror(read_errno));
+    else if (n > SPEC_MAX_BYTES)
+        rc = mt_err_set(err, MT_E_INVAL, "%s: larger than %u bytes", path, SPEC_MAX_BYTES);
+    else
+        rc = spec_parse_string(buf, n, path, s, err);
+    free(buf);
+    return rc;
+}
+
+/* Settings the rule left unset get these, the same for every rule. */
+static void optim_fallbacks(struct mt_optim_spec *o)
+{
+    if (isnan(o->momentum))
+        o->momentum = 0.0f;
+    if (o->nesterov < 0)
+        o->nesterov = 0;
+    if (isnan(o->beta1))
+        o->beta1 = 0.9f;
+    if (isnan(o->beta2))
+        o->beta2 = 0.999f;
+    if (isnan(o->eps))
+        o->eps = 1e-8f;
+    if (isnan(o->weight_decay))
+        o->weight_decay = 0.0f;
+}
+
+int spec_finish(struct mt_spec *s, struct mt_err *err)
+{
+    int rc;
+    if (!s)
+        return mt_err_set(err, MT_E_INVAL, "spec: missing");
+    if ((rc = check_fields(s, err)) || (rc = check_cross(s, NULL, err)))
+        return rc;
+    struct mt_model_desc *m = &s->model;
+    int input = named_input(s->data.kind);
+    if (input && m->width[0] == 0)
+        m->width[0] = input;
+    if (input && m->width[m->n_layers] == 0)
+        m->width[m->n_layers] = NAMED_CLASSES;
+    if (s->data.kind == MT_DATA_SYNTHETIC) {
+        s->data.synthetic_dim = m->width[0];
+        s->data.synthetic_classes = m->width[m->n_layers];
+    }
+    const struct mt_rule *r = rule_find(s->rule.name);
+    if (r->defaults)
+        r->defaults(s);
+    if (s->optim.kind < 0)
+        return mt_err_set(err, MT_E_INVAL,
+                          "optimizer.name: not given, and rule '%s' has no default", s->rule.name);
+    if (isnan(s->optim.lr))
+        return mt_err_set(err, MT_E_INVAL,
+                          "optimizer.lr: not given, and rule '%s' has no default", s->rule.name);
+    optim_fallbacks(&s->optim);
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* spec.h: a training job's specification, parsed from YAML (libyaml).
+ *
+ * The same fields travel as protobuf JobSpec (proto/memtrain.proto); the
+ * YAML keys are the proto field names. Unset optional numbers are NAN or -1
+ * until spec_finish fills them from the rule's defaults, so "the user said
+ * 0" and "the user said nothing" stay distinct. */
+#ifndef MT_SPEC_H
+#define MT_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "memtrain/err.h"
+
+#define MT_NAME_LEN 128
+
+enum mt_feedback_init {
+    MT_FB_DEFAULT = -1,
+    MT_FB_UNIFORM,      /* U(-1, 1) * scale */
+    MT_FB_NORMAL,       /* N(0, 1) * scale */
+    MT_FB_KAIMING,      /* the forward init of the same shape, * scale */
+};
+
+struct mt_rule_spec {
+    char name[32];                  /* "bp", "fa", "dfa", "memdfa" */
+    enum mt_feedback_init feedback_init;
+    float feedback_scale;           /* NAN = rule default */
+};
+
+struct mt_spec {
+    char name[MT_NAME_LEN];
+    struct mt_data_spec data;
+    struct mt_model_desc model;
+    struct mt_rule_spec rule;
+    struct mt_optim_spec optim;
+    struct mt_sched_spec sched;
+    int batch;
+    int epochs;
+    uint64_t seed;
+    int threads;                    /* OpenBLAS threads; 0 = all cores */
+    size_t memory_limit;            /* bytes; 0 = none */
+    int checkpoint_every;           /* epochs; 0 = only at the end (daemon) */
+    int keep_checkpoints;           /* keep-last-N (daemon) */
+};
+
+/* Defaults for every field; rule "bp", unset optimizer. */
+void spec_init(struct mt_spec *s);
+/* Parse a YAML document. Errors name the key and its line:
+ * "spec.yaml:12: model.hidden[1].width: expected a positive integer, got 'abc'". */
+int spec_parse_file(const char *path, struct mt_spec *s, struct mt_err *err);
+int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_spec *s,
+                      struct mt_err *err);
+/* Check cross-field rules and fill rule defaults (after parsing or after
+ * building a spec from protobuf). */
+int spec_finish(struct mt_spec *s, struct mt_err *err);
+/* Parse "512MiB", "2GiB", "1e9", "123456" into bytes; -1 on error. */
+long long spec_parse_bytes(const char *text);
+
+#endif

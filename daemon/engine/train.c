@@ -1,0 +1,262 @@
+/* train.c: one training job driven epoch by epoch (train.h). */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "loss.h"
+#include "rules/common.h"
+
+#define F4 sizeof(float)
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void proc_memory(long *hwm, long *rss)
+{
+    *hwm = *rss = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return;
+    char line[256];
+    long kb;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            *hwm = kb * 1024;
+        else if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            *rss = kb * 1024;
+    }
+    fclose(f);
+}
+
+/* Bytes the trainer itself charges to the data category beyond the dataset:
+ * the float batch, its labels, the shuffle order and the evaluation indices. */
+static size_t batch_bytes(const struct mt_spec *s, long train_n)
+{
+    size_t B = (size_t)s->batch;
+    return B * (size_t)s->model.width[0] * F4 + B + (size_t)train_n * 4 + B * 4;
+}
+
+void trainer_plan_shape(const struct mt_spec *s, const struct mt_data_shape *shape,
+                        struct mt_mem_plan *plan)
+{
+    const struct mt_rule *rule = rule_find(s->rule.name);
+    struct mt_mem_plan rp;
+    memset(plan, 0, sizeof *plan);
+    rule->plan(s, &rp);
+    size_t P = model_param_count(&s->model);
+    size_t eval_ws = rolling_bytes(&s->model, s->batch);
+
+    plan->cat[MT_MEM_PARAMS] = P * F4;
+    plan->cat[MT_MEM_OPTIM] = optim_state_bytes(&s->optim, P);
+    plan->cat[MT_MEM_DATA] = data_bytes(shape) + batch_bytes(s, shape->train_n);
+    size_t base = plan->cat[MT_MEM_PARAMS] + plan->cat[MT_MEM_OPTIM] + plan->cat[MT_MEM_DATA];
+    mem_plan_add(plan, &rp);
+    plan->cat[MT_MEM_WORKSPACE] =
+        rp.cat[MT_MEM_WORKSPACE] > eval_ws ? rp.cat[MT_MEM_WORKSPACE] : eval_ws;
+    for (int p = 0; p < MT_PHASE_N; p++)
+        plan->phase[p] = base + rp.phase[p];
+    plan->phase[MT_PHASE_IDLE] += eval_ws;
+    plan->total = 0;
+    for (int p = 0; p < MT_PHASE_N; p++)
+        if (plan->phase[p] > plan->total)
+            plan->total = plan->phase[p];
+}
+
+int trainer_plan(const struct mt_spec *spec, struct mt_mem_plan *plan, struct mt_err *err)
+{
+    struct mt_spec s = *spec;
+    struct mt_data_shape shape;
+    int rc = spec_finish(&s, err);
+    if (rc)
+        return rc;
+    if ((rc = data_probe(&s.data, &shape, err)))
+        return rc;
+    trainer_plan_shape(&s, &shape, plan);
+    return 0;
+}
+
+static int check_data(struct mt_trainer *t, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->spec.model;
+    int C = d->width[d->n_layers];
+    if (t->train.dim != d->width[0])
+        return mt_err_set(err, MT_E_INVAL,
+                          "%s: samples have %d values but model.input is %d", t->train.source,
+                          t->train.dim, d->width[0]);
+    if (t->train.classes > C || t->test.classes > C)
+        return mt_err_set(err, MT_E_INVAL, "%s: labels go up to %d but model.classes is %d",
+                          t->train.source, (t->train.classes > t->test.classes
+                                                ? t->train.classes : t->test.classes) - 1, C);
+    if (t->train.n < 1 || t->test.n < 1)
+        return mt_err_set(err, MT_E_INVAL, "%s: no samples to train or test on",
+                          t->train.source);
+    return 0;
+}
+
+static int alloc_batch(struct mt_trainer *t, struct mt_err *err)
+{
+    size_t B = (size_t)t->spec.batch;
+    struct mt_arena *a = t->arena;
+    if (!(t->x = arena_alloc(a, MT_MEM_DATA, B * t->spec.model.width[0] * F4, err)) ||
+        !(t->y = arena_alloc(a, MT_MEM_DATA, B, err)) ||
+        !(t->perm = arena_alloc(a, MT_MEM_DATA, (size_t)t->train.n * 4, err)) ||
+        !(t->eval_idx = arena_alloc(a, MT_MEM_DATA, B * 4, err)))
+        return err->code;
+    for (long i = 0; i < t->train.n; i++)
+        t->perm[i] = (uint32_t)i;
+    return 0;
+}
+
+/* Reserve the stack once so no step has to grow it: the plan's largest
+ * transient, plus the 64-byte rounding of each push. */
+static int reserve_stack(struct mt_trainer *t, struct mt_err *err)
+{
+    struct mt_data_shape shape = {t->train.n, t->test.n, t->train.dim};
+    struct mt_mem_plan plan;
+    struct mt_mem_stats st;
+    trainer_plan_shape(&t->spec, &shape, &plan);
+    arena_stats(t->arena, &st);
+    size_t transient = plan.total > st.total ? plan.total - st.total : 0;
+    return arena_reserve_stack(t->arena, transient + 64 * (2 * (size_t)MT_MAX_LAYERS + 8), err);
+}
+
+static int init_parts(struct mt_trainer *t, struct mt_err *err)
+{
+    int rc;
+    struct mt_rng wrng;
+    if ((rc = data_load(&t->spec.data, t->arena, &t->train, &t->test, err)))
+        return rc;
+    if ((rc = check_data(t, err)))
+        return rc;
+    data_norm_fit(&t->train, t->spec.data.normalize, &t->norm);
+    if ((rc = net_init(&t->net, &t->spec.model, t->arena, err)))
+        return rc;
+    rng_derive(&wrng, t->spec.seed, 1);
+    net_init_weights(&t->net, &wrng);
+    if ((rc = optim_init(&t->opt, &t->spec.optim, model_param_count(&t->spec.model), t->arena,
+                         err)))
+        return rc;
+    if ((rc = t->rule->init(t, err)))
+        return rc;
+    if ((rc = alloc_batch(t, err)))
+        return rc;
+    return reserve_stack(t, err);
+}
+
+int trainer_init(struct mt_trainer *t, const struct mt_spec *spec, struct mt_err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->spec = *spec;
+    int rc = spec_finish(&t->spec, err);
+    if (rc)
+        return rc;
+    t->rule = rule_find(t->spec.rule.name);
+    if (!t->rule)
+        return mt_err_set(err, MT_E_INVAL, "unknown rule '%s'", t->spec.rule.name);
+    if (t->spec.threads > 0)
+        blas_set_threads(t->spec.threads);
+    else
+        blas_set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
+    if (!(t->arena = arena_new(t->spec.memory_limit)))
+        return mt_err_set(err, MT_E_NOMEM, "out of system memory creating the arena");
+    rng_derive(&t->shuffle_rng, t->spec.seed, 2);
+    if ((rc = init_parts(t, err))) {
+        trainer_fini(t);
+        return rc;
+    }
+    t->steps_per_epoch = (t->train.n + t->spec.batch - 1) / t->spec.batch;
+    return 0;
+}
+
+void trainer_fini(struct mt_trainer *t)
+{
+    arena_free(t->arena);
+    t->arena = NULL;
+}
+
+int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *loss,
+                     double *accuracy, struct mt_err *err)
+{
+    const struct mt_model_desc *md = &t->net.d;
+    int B = t->spec.batch, C = md->width[md->n_layers];
+    size_t half = rolling_bytes(md, B) / 2;
+    size_t mark = arena_mark(t->arena);
+    arena_set_phase(t->arena, MT_PHASE_IDLE);
+    float *b0 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err);
+    float *b1 = b0 ? arena_push(t->arena, MT_MEM_WORKSPACE, half, err) : NULL;
+    if (!b1) {
+        arena_pop(t->arena, mark);
+        return err->code;
+    }
+    double sum = 0;
+    long hits = 0;
+    for (long start = 0; start < d->n; start += B) {
+        int nb = d->n - start < B ? (int)(d->n - start) : B;
+        int correct;
+        for (int i = 0; i < nb; i++)
+            t->eval_idx[i] = (uint32_t)(start + i);
+        data_batch(d, &t->norm, t->eval_idx, nb, t->x, t->y);
+        float *logits = forward_rolling(&t->net, t->x, nb, b0, b1);
+        sum += softmax_xent(logits, t->y, nb, C, &correct) * nb;
+        hits += correct;
+    }
+    arena_pop(t->arena, mark);
+    *loss = sum / (double)d->n;
+    *accuracy = (double)hits / (double)d->n;
+    return 0;
+}
+
+int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
+                      struct mt_epoch_report *rep, struct mt_err *err)
+{
+    const struct mt_spec *s = &t->spec;
+    int B = s->batch;
+    long n = t->train.n, every = t->steps_per_epoch / 100 + 1;
+    double sum = 0, t0 = now_seconds();
+    long hits = 0, seen = 0;
+    int rc;
+
+    memset(rep, 0, sizeof *rep);
+    data_shuffle(t->perm, n, &t->shuffle_rng);
+    for (long k = 0; k < t->steps_per_epoch; k++) {
+        int nb = n - k * B < B ? (int)(n - k * B) : B;
+        struct mt_step_result r = {0};
+        data_batch(&t->train, &t->norm, t->perm + k * B, nb, t->x, t->y);
+        t->lr = sched_lr(&s->sched, s->optim.lr, t->step, t->steps_per_epoch, s->epochs);
+        if ((rc = t->rule->step(t, t->x, t->y, nb, &r, err))) {
+            arena_set_phase(t->arena, MT_PHASE_IDLE);
+            return mt_err_prefix(err, "epoch %d, step %ld: ", t->epoch + 1, k + 1);
+        }
+        arena_set_phase(t->arena, MT_PHASE_IDLE);
+        t->step++;
+        sum += r.loss * nb;
+        hits += r.correct;
+        seen += nb;
+        if (progress && ((k + 1) % every == 0 || k + 1 == t->steps_per_epoch) &&
+            progress(ud, k + 1, t->steps_per_epoch, sum / (double)seen))
+            return mt_err_set(err, MT_E_CANCELLED, "cancelled in epoch %d", t->epoch + 1);
+    }
+    double t1 = now_seconds();
+    if ((rc = trainer_evaluate(t, &t->test, &rep->test_loss, &rep->test_accuracy, err)))
+        return mt_err_prefix(err, "epoch %d, evaluation: ", t->epoch + 1);
+    t->epoch++;
+    rep->epoch = t->epoch;
+    rep->loss = sum / (double)n;
+    rep->train_accuracy = (double)hits / (double)n;
+    rep->seconds = t1 - t0;
+    rep->eval_seconds = now_seconds() - t1;
+    rep->samples_per_second = (double)n / rep->seconds;
+    rep->lr = t->lr;
+    arena_stats(t->arena, &rep->mem);
+    proc_memory(&rep->rss_peak, &rep->rss_now);
+    return 0;
+}

@@ -1,0 +1,99 @@
+/* report.c: epoch lines, JSON objects and plan tables for memtrain-run. */
+#include "report.h"
+
+#include <string.h>
+
+#include "blas.h"
+
+static const char *json_cat[MT_MEM_NCAT] = {
+    "params", "grads", "optimizer", "activations", "workspace", "data",
+};
+
+void report_model_string(char *buf, size_t len, const struct mt_model_desc *d)
+{
+    size_t o = 0;
+    for (int l = 0; l <= d->n_layers && o < len; l++)
+        o += (size_t)snprintf(buf + o, len - o, l ? "-%d" : "%d", d->width[l]);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void report_epoch_json(FILE *f, const struct mt_trainer *t, const struct mt_epoch_report *r)
+{
+    const struct mt_mem_stats *m = &r->mem;
+    fprintf(f, "{\"epoch\":%d,\"epochs\":%d,\"rule\":", r->epoch, t->spec.epochs);
+    json_string(f, t->spec.rule.name);
+    fprintf(f,
+            ",\"loss\":%.6g,\"train_accuracy\":%.6g,\"test_loss\":%.6g,\"test_accuracy\":%.6g,"
+            "\"seconds\":%.4f,\"eval_seconds\":%.4f,\"samples_per_second\":%.1f,\"lr\":%.6g,"
+            "\"memory\":{",
+            r->loss, r->train_accuracy, r->test_loss, r->test_accuracy, r->seconds,
+            r->eval_seconds, r->samples_per_second, (double)r->lr);
+    for (int c = 0; c < MT_MEM_NCAT; c++)
+        fprintf(f, "\"%s\":%zu,", json_cat[c], m->peak[c]);
+    fprintf(f,
+            "\"peak_total\":%zu,\"limit\":%zu,\"phase_peak\":{\"forward\":%zu,\"gradient\":%zu,"
+            "\"update\":%zu}},\"rss_peak\":%ld,\"rss\":%ld,\"blas_core\":",
+            m->total_peak, m->limit, m->phase_peak[MT_PHASE_FORWARD],
+            m->phase_peak[MT_PHASE_GRADIENT], m->phase_peak[MT_PHASE_UPDATE], r->rss_peak,
+            r->rss_now);
+    json_string(f, blas_corename());
+    fprintf(f, ",\"threads\":%d}\n", blas_threads());
+    fflush(f);
+}
+
+void report_epoch_text(FILE *f, const struct mt_trainer *t, const struct mt_epoch_report *r)
+{
+    char peak[32], acts[32], rss[32];
+    mt_fmt_bytes(peak, sizeof peak, (double)r->mem.total_peak);
+    mt_fmt_bytes(acts, sizeof acts, (double)r->mem.peak[MT_MEM_ACTS]);
+    mt_fmt_bytes(rss, sizeof rss, (double)r->rss_peak);
+    fprintf(f,
+            "epoch %3d/%-3d loss %.4f  train %6.2f%%  test %6.2f%%  %6.1f s  %7.0f samples/s  "
+            "memory %s (activations %s)  rss %s\n",
+            r->epoch, t->spec.epochs, r->loss, 100 * r->train_accuracy, 100 * r->test_accuracy,
+            r->seconds, r->samples_per_second, peak, acts, rss);
+    fflush(f);
+}
+
+void report_plan_text(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
+{
+    char model[256], b[32];
+    report_model_string(model, sizeof model, &s->model);
+    fprintf(f, "plan for rule %s, model %s, batch %d\n", s->rule.name, model, s->batch);
+    fprintf(f, "  %-12s %14s %12s\n", "category", "bytes", "");
+    for (int c = 0; c < MT_MEM_NCAT; c++)
+        fprintf(f, "  %-12s %14zu %12s\n", mt_mem_cat_name(c), p->cat[c],
+                mt_fmt_bytes(b, sizeof b, (double)p->cat[c]));
+    fprintf(f, "  %-12s %14zu %12s\n", "peak total", p->total,
+            mt_fmt_bytes(b, sizeof b, (double)p->total));
+    fprintf(f, "  phase peaks:");
+    for (int ph = MT_PHASE_FORWARD; ph < MT_PHASE_N; ph++)
+        fprintf(f, "  %s %s", mt_phase_name(ph), mt_fmt_bytes(b, sizeof b, (double)p->phase[ph]));
+    fputc('\n', f);
+}
+
+void report_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
+{
+    fputs("{\"rule\":", f);
+    json_string(f, s->rule.name);
+    fprintf(f, ",\"batch\":%d,\"memory\":{", s->batch);
+    for (int c = 0; c < MT_MEM_NCAT; c++)
+        fprintf(f, "\"%s\":%zu,", json_cat[c], p->cat[c]);
+    fprintf(f, "\"peak_total\":%zu,\"phase_peak\":{\"forward\":%zu,\"gradient\":%zu,\"update\":%zu}}}\n",
+            p->total, p->phase[MT_PHASE_FORWARD], p->phase[MT_PHASE_GRADIENT],
+            p->phase[MT_PHASE_UPDATE]);
+}

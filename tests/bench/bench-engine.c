@@ -1,0 +1,561 @@
+/* bench-engine.c: memtrain-bench, the engine's benchmark. It prints figures;
+ * it asserts nothing about speed.
+ *
+ *   speed   BP (or --rule) on 784-1024-1024-1024-10, batch 128, SGD momentum:
+ *           samples/s against the GEMM-only ceiling, i.e. the same sgemm calls
+ *           of one step (recorded from a real step), timed alone in this run.
+ *   rules   every rule on the full MNIST: accuracy per epoch, seconds per epoch,
+ *           samples/s, GFLOP/s and its ratio to the ceiling, peaks per category
+ *           and per phase.
+ *   depth   kept-activation peaks per rule at 2, 4, 8, 16 hidden layers of 1024.
+ *   torch   side by side with PyTorch CPU (tests/bench/torch_mlp.py), both as
+ *           separate processes, interleaved, same network, data, batch,
+ *           optimizer and OpenBLAS core: samples/s and peak RSS, and ratios.
+ *   all     speed, depth, rules (1 epoch) and torch, in that order.
+ * Every kernel is checked against its reference by the test suite first;
+ * here each measured step also trains for real (accuracy is printed). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "spec.h"
+#include "train.h"
+
+struct bench_opts {
+    const char *data_dir;      /* "" = default search */
+    const char *run_path;      /* memtrain-run, for the torch comparison */
+    const char *torch_script;
+    const char *python;
+    const char *rule;
+    int threads, epochs, reps;
+    long max_steps;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void mnist_spec(struct mt_spec *s, const struct bench_opts *o, const char *rule,
+                       const int *hidden, int nh, int batch, enum mt_optim_kind opt, float lr)
+{
+    spec_init(s);
+    snprintf(s->name, sizeof s->name, "bench-%s", rule);
+    snprintf(s->rule.name, sizeof s->rule.name, "%s", rule);
+    s->data.kind = MT_DATA_MNIST;
+    snprintf(s->data.dir, sizeof s->data.dir, "%s", o->data_dir);
+    s->model.n_layers = nh + 1;
+    s->model.width[0] = 784;
+    for (int l = 1; l <= nh; l++) {
+        s->model.width[l] = hidden[l - 1];
+        s->model.act[l] = MT_ACT_RELU;
+    }
+    s->model.width[nh + 1] = 10;
+    s->batch = batch;
+    s->epochs = o->epochs;
+    s->seed = 1;
+    s->threads = o->threads;
+    s->optim.kind = opt;
+    if (!isnan(lr))
+        s->optim.lr = lr;
+    if (opt == MT_OPT_SGD)
+        s->optim.momentum = 0.9f;
+}
+
+/* ---------------------------------------------------------------- ceiling */
+
+/* Record the sgemm calls of one real training step. */
+static int record_step(struct mt_trainer *t, struct blas_call *calls, int cap)
+{
+    struct mt_step_result r;
+    struct mt_err err = {0};
+    uint32_t *idx = t->perm;
+    data_batch(&t->train, &t->norm, idx, t->spec.batch, t->x, t->y);
+    blas_log_start(calls, cap);
+    t->rule->step(t, t->x, t->y, t->spec.batch, &r, &err);
+    arena_set_phase(t->arena, MT_PHASE_IDLE);
+    return blas_log_stop();
+}
+
+static double calls_flops(const struct blas_call *c, int n)
+{
+    double f = 0;
+    for (int i = 0; i < n; i++)
+        f += 2.0 * c[i].M * c[i].N * c[i].K;
+    return f;
+}
+
+/* Seconds for the recorded calls run back to back, median of `reps`. */
+static double time_calls(const struct blas_call *c, int n, int reps)
+{
+    size_t mx = 0;
+    for (int i = 0; i < n; i++) {
+        size_t a = (size_t)c[i].M * c[i].K, b = (size_t)c[i].K * c[i].N, cc = (size_t)c[i].M * c[i].N;
+        mx = a > mx ? a : mx, mx = b > mx ? b : mx, mx = cc > mx ? cc : mx;
+    }
+    float *A = calloc(mx, 4), *B = calloc(mx, 4), *C = calloc(mx, 4);
+    for (size_t i = 0; i < mx; i++)
+        A[i] = B[i] = 0.001f * (float)(i % 97);
+    double best[64];
+    if (reps > 64)
+        reps = 64;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        for (int i = 0; i < n; i++)
+            blas_gemm(c[i].transA, c[i].transB, c[i].M, c[i].N, c[i].K, 1.0f, A, B, c[i].beta, C);
+        best[r] = now_s() - t0;
+    }
+    for (int i = 1; i < reps; i++) /* insertion sort for the median */
+        for (int j = i; j > 0 && best[j] < best[j - 1]; j--) {
+            double tmp = best[j];
+            best[j] = best[j - 1];
+            best[j - 1] = tmp;
+        }
+    free(A), free(B), free(C);
+    return best[reps / 2];
+}
+
+struct speed {
+    double sps, ceiling_sps, gflops, ceiling_gflops, step_flops;
+    double test_acc;
+};
+
+/* Train `steps` steps of a prepared trainer, timing the loop; then the
+ * ceiling from the same step's sgemm calls. */
+static int measure_speed(struct mt_trainer *t, long steps, struct speed *out, struct mt_err *err)
+{
+    struct blas_call calls[512];
+    int n = record_step(t, calls, 512);
+    int B = t->spec.batch;
+    long done = 0;
+    double t0 = now_s();
+    data_shuffle(t->perm, t->train.n, &t->shuffle_rng);
+    while (done < steps) {
+        for (long k = 0; k < t->steps_per_epoch && done < steps; k++, done++) {
+            struct mt_step_result r;
+            int nb = t->train.n - k * B < B ? (int)(t->train.n - k * B) : B;
+            data_batch(&t->train, &t->norm, t->perm + k * B, nb, t->x, t->y);
+            t->lr = sched_lr(&t->spec.sched, t->spec.optim.lr, t->step, t->steps_per_epoch,
+                             t->spec.epochs);
+            if (t->rule->step(t, t->x, t->y, nb, &r, err))
+                return err->code;
+            arena_set_phase(t->arena, MT_PHASE_IDLE);
+            t->step++;
+        }
+    }
+    double secs = now_s() - t0;
+    double loss;
+    trainer_evaluate(t, &t->test, &loss, &out->test_acc, err);
+    double step_time = secs / (double)steps;
+    double ceil_time = time_calls(calls, n, 21);
+    out->step_flops = calls_flops(calls, n);
+    out->sps = B / step_time;
+    out->ceiling_sps = B / ceil_time;
+    out->gflops = out->step_flops / step_time * 1e-9;
+    out->ceiling_gflops = out->step_flops / ceil_time * 1e-9;
+    return 0;
+}
+
+static void print_header(const struct bench_opts *o)
+{
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("# memtrain-bench\nOpenBLAS core %s (OPENBLAS_CORETYPE=%s), %d threads; %s\n\n",
+           blas_corename(), ct ? ct : "unset", blas_threads(), blas_config());
+}
+
+static int bench_speed(const struct bench_opts *o)
+{
+    static const int hidden[] = {1024, 1024, 1024};
+    const char *rules[] = {"bp", "fa", "dfa", "memdfa"};
+    printf("## speed: 784-1024-1024-1024-10, batch 128, SGD momentum 0.9, lr 0.01\n\n");
+    printf("| rule | samples/s | GEMM-only ceiling samples/s | ratio | GFLOP/s | ceiling GFLOP/s | "
+           "test acc after %ld steps |\n|---|---|---|---|---|---|---|\n", o->max_steps);
+    for (int r = 0; r < 4; r++) {
+        if (o->rule && strcmp(o->rule, rules[r]))
+            continue;
+        struct mt_spec s;
+        struct mt_trainer t;
+        struct mt_err err = {0};
+        struct speed sp;
+        mnist_spec(&s, o, rules[r], hidden, 3, 128, MT_OPT_SGD, 0.01f);
+        if (trainer_init(&t, &s, &err) || measure_speed(&t, o->max_steps, &sp, &err)) {
+            fprintf(stderr, "memtrain-bench: %s\n", err.msg);
+            return 1;
+        }
+        printf("| %s | %.0f | %.0f | %.1f %% | %.1f | %.1f | %.2f %% |\n", rules[r], sp.sps,
+               sp.ceiling_sps, 100 * sp.sps / sp.ceiling_sps, sp.gflops, sp.ceiling_gflops,
+               100 * sp.test_acc);
+        fflush(stdout);
+        trainer_fini(&t);
+    }
+    printf("\n");
+    return 0;
+}
+
+static void print_mem_row(const char *rule, const struct mt_mem_stats *m)
+{
+    printf("| %s |", rule);
+    for (int c = 0; c < MT_MEM_NCAT; c++)
+        printf(" %zu |", m->peak[c]);
+    printf(" %zu | %zu | %zu | %zu |\n", m->total_peak, m->phase_peak[MT_PHASE_FORWARD],
+           m->phase_peak[MT_PHASE_GRADIENT], m->phase_peak[MT_PHASE_UPDATE]);
+}
+
+static int bench_rules(const struct bench_opts *o, const int *hidden, int nh, int batch,
+                       enum mt_optim_kind opt, float lr)
+{
+    const char *rules[] = {"bp", "fa", "dfa", "memdfa"};
+    struct mt_mem_stats mem[4];
+    int ran[4] = {0};
+    printf("## rules on MNIST: 784");
+    for (int i = 0; i < nh; i++)
+        printf("-%d", hidden[i]);
+    printf("-10, batch %d, %d epochs, %s\n\n", batch, o->epochs,
+           opt == MT_OPT_DEFAULT ? "each rule's default optimizer" : optim_kind_name(opt));
+    printf("| rule | epoch | test acc | train loss | s/epoch | samples/s | GFLOP/s | ratio to "
+           "GEMM ceiling |\n|---|---|---|---|---|---|---|---|\n");
+    for (int r = 0; r < 4; r++) {
+        if (o->rule && strcmp(o->rule, rules[r]))
+            continue;
+        struct mt_spec s;
+        struct mt_trainer t;
+        struct mt_err err = {0};
+        mnist_spec(&s, o, rules[r], hidden, nh, batch, opt, lr);
+        if (trainer_init(&t, &s, &err)) {
+            fprintf(stderr, "memtrain-bench: %s\n", err.msg);
+            return 1;
+        }
+        struct blas_call calls[512];
+        int n = record_step(&t, calls, 512);
+        double flops = calls_flops(calls, n), ceil_t = time_calls(calls, n, 9);
+        for (int e = 0; e < o->epochs; e++) {
+            struct mt_epoch_report rep;
+            if (trainer_run_epoch(&t, NULL, NULL, &rep, &err)) {
+                fprintf(stderr, "memtrain-bench: %s\n", err.msg);
+                return 1;
+            }
+            double step_t = rep.seconds / (double)t.steps_per_epoch;
+            printf("| %s | %d | %.2f %% | %.4f | %.2f | %.0f | %.1f | %.1f %% |\n", rules[r],
+                   rep.epoch, 100 * rep.test_accuracy, rep.loss, rep.seconds,
+                   rep.samples_per_second, flops / step_t * 1e-9, 100 * ceil_t / step_t);
+            fflush(stdout);
+            mem[r] = rep.mem;
+        }
+        ran[r] = 1;
+        trainer_fini(&t);
+    }
+    printf("\nPeak bytes per category and per phase (arena, exact):\n\n| rule | params | grads | "
+           "optimizer | activations | workspace | data | peak total | forward | gradient | "
+           "update |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int r = 0; r < 4; r++)
+        if (ran[r])
+            print_mem_row(rules[r], &mem[r]);
+    printf("\n");
+    return 0;
+}
+
+static int bench_depth(const struct bench_opts *o)
+{
+    const char *rules[] = {"bp", "fa", "dfa", "memdfa"};
+    static const int depths[] = {2, 4, 8, 16};
+    int hidden[16];
+    for (int i = 0; i < 16; i++)
+        hidden[i] = 1024;
+    printf("## depth sweep: hidden layers of 1024, batch 128; kept activations (bytes), "
+           "measured = plan\n\n| rule | depth 2 | depth 4 | depth 8 | depth 16 | "
+           "16 vs 2 |\n|---|---|---|---|---|---|\n");
+    for (int r = 0; r < 4; r++) {
+        size_t acts[4];
+        for (int d = 0; d < 4; d++) {
+            struct mt_spec s;
+            struct mt_trainer t;
+            struct mt_err err = {0};
+            struct mt_mem_plan plan;
+            struct bench_opts small = *o;
+            small.epochs = 1;
+            mnist_spec(&s, &small, rules[r], hidden, depths[d], 128, MT_OPT_SGD, 0.01f);
+            s.data.train_limit = 4 * 128;
+            s.data.test_limit = 128;
+            struct mt_epoch_report rep;
+            if (trainer_init(&t, &s, &err) || trainer_run_epoch(&t, NULL, NULL, &rep, &err)) {
+                fprintf(stderr, "memtrain-bench: %s\n", err.msg);
+                return 1;
+            }
+            struct mt_data_shape shape = {t.train.n, t.test.n, t.train.dim};
+            trainer_plan_shape(&t.spec, &shape, &plan);
+            acts[d] = rep.mem.peak[MT_MEM_ACTS];
+            if (plan.cat[MT_MEM_ACTS] != acts[d] || plan.total != rep.mem.total_peak)
+                printf("(plan mismatch for %s at depth %d: planned %zu, measured %zu)\n",
+                       rules[r], depths[d], plan.cat[MT_MEM_ACTS], acts[d]);
+            trainer_fini(&t);
+        }
+        printf("| %s | %zu | %zu | %zu | %zu | %.2fx |\n", rules[r], acts[0], acts[1], acts[2],
+               acts[3], (double)acts[3] / (double)acts[0]);
+        fflush(stdout);
+    }
+    printf("\n");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ torch */
+
+struct proc_fig {
+    double sps, acc;
+    long rss;
+    int ok;
+};
+
+/* The value after "key": in a JSON line we printed ourselves. */
+static double json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+/* Run argv, read its JSON lines, keep the last epoch's figures. */
+static int run_json(char *const argv[], struct proc_fig *f)
+{
+    int fd[2];
+    memset(f, 0, sizeof *f);
+    if (pipe(fd))
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "memtrain-bench: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *in = fdopen(fd[0], "r");
+    char line[4096];
+    while (fgets(line, sizeof line, in)) {
+        if (line[0] != '{')
+            continue;
+        f->sps = json_num(line, "samples_per_second");
+        f->acc = json_num(line, "test_accuracy");
+        f->rss = (long)json_num(line, "rss_peak");
+        f->ok = 1;
+    }
+    fclose(in);
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        f->ok = 0;
+    return f->ok ? 0 : -1;
+}
+
+static int torch_available(const struct bench_opts *o)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", o->python);
+    return system(cmd) == 0;
+}
+
+static int write_spec(const char *path, const struct bench_opts *o, const char *hidden, int batch,
+                      const char *opt, const char *lr)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "name: bench-vs-torch\ndataset:\n  name: mnist\n");
+    if (o->data_dir[0])
+        fprintf(f, "  dir: %s\n", o->data_dir);
+    fprintf(f, "model:\n  input: 784\n  hidden: [%s]\n  classes: 10\nrule: bp\n"
+               "optimizer:\n  name: %s\n  lr: %s\n%s"
+               "batch: %d\nepochs: 1\nseed: 1\nthreads: %d\n",
+            hidden, opt, lr, strcmp(opt, "sgd") == 0 ? "  momentum: 0.9\n" : "", batch,
+            o->threads);
+    return fclose(f);
+}
+
+static double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n ? v[n / 2] : NAN;
+}
+
+static int bench_torch_net(const struct bench_opts *o, const char *hidden, int batch,
+                           const char *opt, const char *lr)
+{
+    char spec[] = "/tmp/memtrain-bench-XXXXXX.yaml";
+    int fd = mkstemps(spec, 5);
+    if (fd < 0)
+        return 1;
+    close(fd);
+    if (write_spec(spec, o, hidden, batch, opt, lr))
+        return 1;
+    char threads[16], batch_s[16];
+    snprintf(threads, sizeof threads, "%d", o->threads);
+    snprintf(batch_s, sizeof batch_s, "%d", batch);
+    char *run_argv[] = {(char *)o->run_path, "--json", "--quiet", spec, NULL};
+    char *torch_argv[24];
+    int k = 0;
+    torch_argv[k++] = (char *)o->python;
+    torch_argv[k++] = (char *)o->torch_script;
+    torch_argv[k++] = "--json";
+    if (o->data_dir[0]) {
+        torch_argv[k++] = "--data-dir";
+        torch_argv[k++] = (char *)o->data_dir;
+    }
+    char *rest[] = {"--hidden", (char *)hidden, "--batch", batch_s, "--optimizer", (char *)opt,
+                    "--lr", (char *)lr, "--momentum", "0.9", "--epochs", "1", "--threads",
+                    threads, "--seed", "1"};
+    for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
+        torch_argv[k++] = rest[i];
+    torch_argv[k] = NULL;
+
+    double ms[16], ts[16];
+    long mr = 0, tr = 0;
+    int n = 0;
+    printf("| run | memtrain samples/s | PyTorch samples/s | memtrain peak RSS | PyTorch peak RSS |\n"
+           "|---|---|---|---|---|\n");
+    for (int r = 0; r < o->reps && r < 16; r++) {
+        struct proc_fig m, t;
+        if (run_json(run_argv, &m) || run_json(torch_argv, &t)) {
+            fprintf(stderr, "memtrain-bench: a side-by-side run failed (memtrain %s, torch %s)\n",
+                    m.ok ? "ok" : "failed", t.ok ? "ok" : "failed");
+            unlink(spec);
+            return 1;
+        }
+        printf("| %d | %.0f | %.0f | %.1f MiB | %.1f MiB |\n", r + 1, m.sps, t.sps,
+               m.rss / 1048576.0, t.rss / 1048576.0);
+        fflush(stdout);
+        ms[n] = m.sps, ts[n] = t.sps, n++;
+        mr = m.rss > mr ? m.rss : mr;
+        tr = t.rss > tr ? t.rss : tr;
+    }
+    unlink(spec);
+    double mm = median(ms, n), tm = median(ts, n);
+    printf("\nmedian: memtrain %.0f samples/s, PyTorch %.0f samples/s: **%.2fx**; peak RSS memtrain "
+           "%.1f MiB, PyTorch %.1f MiB (%.2fx less)\n\n",
+           mm, tm, mm / tm, mr / 1048576.0, tr / 1048576.0, (double)tr / (double)mr);
+    return 0;
+}
+
+static int bench_torch(const struct bench_opts *o)
+{
+    if (!torch_available(o)) {
+        printf("## versus PyTorch: skipped: %s cannot import torch (apt-get install "
+               "python3-torch)\n\n", o->python);
+        return 0;
+    }
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("## versus PyTorch CPU (same OpenBLAS core: OPENBLAS_CORETYPE=%s for both), "
+           "interleaved, %d threads, OMP_WAIT_POLICY=passive for PyTorch\n\n",
+           ct ? ct : "unset", o->threads);
+    /* Full epochs on both sides, so both hold the whole dataset and the
+     * peak RSS figures compare like with like. */
+    printf("### 784-1024-1024-1024-10, batch 128, SGD momentum 0.9, lr 0.01, 1 epoch\n\n");
+    if (bench_torch_net(o, "1024,1024,1024", 128, "sgd", "0.01"))
+        return 1;
+    printf("### 784-2000-2000-2000-2000-10, batch 100, Adam lr 1e-4, 1 epoch\n\n");
+    return bench_torch_net(o, "2000,2000,2000,2000", 100, "adam", "1e-4");
+}
+
+/* ------------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+    fputs("Usage: memtrain-bench [OPTION]... [speed|rules|rules-big|depth|torch|all]...\n"
+          "Print memtrain's speed and memory figures on MNIST (see tests/bench/README.md).\n\n"
+          "  -d, --data-dir DIR     MNIST IDX files (default: the engine's search path)\n"
+          "  -t, --threads N        OpenBLAS threads (default 2)\n"
+          "  -e, --epochs N         epochs for 'rules' (default 1)\n"
+          "  -s, --steps N          steps for 'speed', 0 = a full epoch\n"
+          "                         (default 300)\n"
+          "  -n, --reps N           interleaved repetitions for 'torch' (default 3)\n"
+          "  -r, --rule NAME        only this rule in 'speed' and 'rules'\n"
+          "      --memtrain-run P   the memtrain-run binary (for 'torch')\n"
+          "      --torch-script P   tests/bench/torch_mlp.py\n"
+          "      --python P         Python with torch (default /usr/bin/python3)\n"
+          "  -h, --help             this help\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_opts o = {.data_dir = "", .run_path = "memtrain-run",
+                           .torch_script = "tests/bench/torch_mlp.py",
+                           .python = "/usr/bin/python3", .threads = 2, .epochs = 1, .reps = 3,
+                           .max_steps = 300};
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, 0, 'd'}, {"threads", required_argument, 0, 't'},
+        {"epochs", required_argument, 0, 'e'},   {"steps", required_argument, 0, 's'},
+        {"reps", required_argument, 0, 'n'},     {"rule", required_argument, 0, 'r'},
+        {"memtrain-run", required_argument, 0, 1}, {"torch-script", required_argument, 0, 2},
+        {"python", required_argument, 0, 3},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "d:t:e:s:n:r:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o.data_dir = optarg; break;
+        case 't': o.threads = atoi(optarg); break;
+        case 'e': o.epochs = atoi(optarg); break;
+        case 's': o.max_steps = atol(optarg); break;
+        case 'n': o.reps = atoi(optarg); break;
+        case 'r': o.rule = optarg; break;
+        case 1: o.run_path = optarg; break;
+        case 2: o.torch_script = optarg; break;
+        case 3: o.python = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (o.threads < 1 || o.epochs < 1 || o.reps < 1 || o.max_steps < 0) {
+        fprintf(stderr, "memtrain-bench: threads, epochs and reps must be positive\n");
+        return 2;
+    }
+    if (o.max_steps == 0)
+        o.max_steps = 469; /* one epoch of MNIST at batch 128 */
+    blas_set_threads(o.threads);
+    print_header(&o);
+    static const int small[] = {1024, 1024, 1024}, big[] = {2000, 2000, 2000, 2000};
+    int rc = 0;
+    const char *what = optind < argc ? argv[optind] : "all";
+    do {
+        if (optind < argc)
+            what = argv[optind];
+        if (!strcmp(what, "speed"))
+            rc |= bench_speed(&o);
+        else if (!strcmp(what, "rules"))
+            rc |= bench_rules(&o, small, 3, 128, MT_OPT_SGD, 0.01f);
+        else if (!strcmp(what, "rules-big"))
+            rc |= bench_rules(&o, big, 4, 100, MT_OPT_DEFAULT, NAN);
+        else if (!strcmp(what, "depth"))
+            rc |= bench_depth(&o);
+        else if (!strcmp(what, "torch"))
+            rc |= bench_torch(&o);
+        else if (!strcmp(what, "all")) {
+            rc |= bench_speed(&o);
+            rc |= bench_depth(&o);
+            rc |= bench_rules(&o, small, 3, 128, MT_OPT_SGD, 0.01f);
+            rc |= bench_torch(&o);
+        } else {
+            fprintf(stderr, "memtrain-bench: unknown benchmark '%s'\n", what);
+            return 2;
+        }
+    } while (++optind < argc);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,489 @@
+/* test-jobspec.c: struct mt_spec <-> protobuf JobSpec (daemon/jobspec.c).
+ *
+ * A spec must survive YAML -> mt_spec -> JobSpec -> bytes -> JobSpec ->
+ * mt_spec unchanged, unset settings included (NAN and -1 stay unset, an
+ * explicit 0 stays 0); a bad field from a client is MT_E_INVAL naming the
+ * field; garbage bytes are an error, never a crash. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobspec.h"
+#include "spec.h"
+
+/* Every key set, some to 0 where 0 differs from "not given". */
+static const char full_yaml[] =
+    "name: round-trip\n"
+    "dataset:\n"
+    "  name: idx\n"
+    "  dir: /data\n"
+    "  train_images: /d/train-images\n"
+    "  train_labels: /d/train-labels\n"
+    "  test_images: /d/test-images\n"
+    "  test_labels: /d/test-labels\n"
+    "  normalize: none\n"
+    "  train_limit: 1000\n"
+    "  test_limit: 200\n"
+    "  synthetic_train: 300\n"
+    "  synthetic_test: 40\n"
+    "  synthetic_seed: 0\n"
+    "model:\n"
+    "  input: 100\n"
+    "  hidden:\n"
+    "    - 64\n"
+    "    - {width: 32, activation: tanh}\n"
+    "    - {width: 16, activation: gelu}\n"
+    "  activation: leaky_relu\n"
+    "  classes: 7\n"
+    "  init: xavier\n"
+    "rule:\n"
+    "  name: memdfa\n"
+    "  feedback_init: kaiming\n"
+    "  feedback_scale: 0.125\n"
+    "optimizer:\n"
+    "  name: sgd\n"
+    "  lr: 3e-4\n"
+    "  momentum: 0\n"
+    "  nesterov: false\n"
+    "  beta1: 0.85\n"
+    "  beta2: 0.995\n"
+    "  eps: 1e-7\n"
+    "  weight_decay: 0\n"
+    "schedule:\n"
+    "  name: cosine\n"
+    "  warmup_epochs: 0.5\n"
+    "  step_epochs: 3\n"
+    "  gamma: 0.25\n"
+    "  min_lr: 1e-5\n"
+    "batch: 32\n"
+    "epochs: 9\n"
+    "seed: 0\n"
+    "threads: 3\n"
+    "memory_limit: 3GiB\n"
+    "checkpoint_every: 2\n"
+    "keep_checkpoints: 1\n";
+
+/* Only what is required: the optimizer and feedback stay unset. */
+static const char small_yaml[] =
+    "dataset: synthetic\n"
+    "model: {input: 12, hidden: [8, 6], classes: 3}\n"
+    "rule: dfa\n"
+    "batch: 4\n"
+    "epochs: 2\n";
+
+static void parse_yaml(const char *yaml, struct mt_spec *s)
+{
+    struct mt_err err = {0};
+    if (spec_parse_string(yaml, strlen(yaml), "spec.yaml", s, &err) != 0)
+        fail_msg("%s", err.msg);
+}
+
+static int same_float(float a, float b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+#define ASSERT_SAME_FLOAT(a, b) \
+    do { if (!same_float((a), (b))) fail_msg("%s: %g != %g", #a, (double)(a), (double)(b)); } \
+    while (0)
+
+static void assert_same_spec(const struct mt_spec *a, const struct mt_spec *b)
+{
+    assert_string_equal(a->name, b->name);
+
+    const struct mt_data_spec *da = &a->data, *db = &b->data;
+    assert_int_equal(da->kind, db->kind);
+    assert_string_equal(da->dir, db->dir);
+    assert_string_equal(da->train_images, db->train_images);
+    assert_string_equal(da->train_labels, db->train_labels);
+    assert_string_equal(da->test_images, db->test_images);
+    assert_string_equal(da->test_labels, db->test_labels);
+    assert_int_equal(da->normalize, db->normalize);
+    assert_int_equal(da->train_limit, db->train_limit);
+    assert_int_equal(da->test_limit, db->test_limit);
+    assert_int_equal(da->synthetic_train, db->synthetic_train);
+    assert_int_equal(da->synthetic_test, db->synthetic_test);
+    assert_int_equal(da->synthetic_dim, db->synthetic_dim);
+    assert_int_equal(da->synthetic_classes, db->synthetic_classes);
+    assert_true(da->synthetic_seed == db->synthetic_seed);
+
+    const struct mt_model_desc *ma = &a->model, *mb = &b->model;
+    assert_int_equal(ma->n_layers, mb->n_layers);
+    for (int l = 0; l <= ma->n_layers; l++)
+        assert_int_equal(ma->width[l], mb->width[l]);
+    for (int l = 1; l <= ma->n_layers; l++)
+        assert_int_equal(ma->act[l], mb->act[l]);
+    assert_int_equal(ma->init, mb->init);
+
+    assert_string_equal(a->rule.name, b->rule.name);
+    assert_int_equal(a->rule.feedback_init, b->rule.feedback_init);
+    ASSERT_SAME_FLOAT(a->rule.feedback_scale, b->rule.feedback_scale);
+
+    const struct mt_optim_spec *oa = &a->optim, *ob = &b->optim;
+    assert_int_equal(oa->kind, ob->kind);
+    ASSERT_SAME_FLOAT(oa->lr, ob->lr);
+    ASSERT_SAME_FLOAT(oa->momentum, ob->momentum);
+    assert_int_equal(oa->nesterov, ob->nesterov);
+    ASSERT_SAME_FLOAT(oa->beta1, ob->beta1);
+    ASSERT_SAME_FLOAT(oa->beta2, ob->beta2);
+    ASSERT_SAME_FLOAT(oa->eps, ob->eps);
+    ASSERT_SAME_FLOAT(oa->weight_decay, ob->weight_decay);
+
+    assert_int_equal(a->sched.kind, b->sched.kind);
+    ASSERT_SAME_FLOAT(a->sched.warmup_epochs, b->sched.warmup_epochs);
+    assert_int_equal(a->sched.step_epochs, b->sched.step_epochs);
+    ASSERT_SAME_FLOAT(a->sched.gamma, b->sched.gamma);
+    ASSERT_SAME_FLOAT(a->sched.min_lr, b->sched.min_lr);
+
+    assert_int_equal(a->batch, b->batch);
+    assert_int_equal(a->epochs, b->epochs);
+    assert_true(a->seed == b->seed);
+    assert_int_equal(a->threads, b->threads);
+    assert_true(a->memory_limit == b->memory_limit);
+    assert_int_equal(a->checkpoint_every, b->checkpoint_every);
+    assert_int_equal(a->keep_checkpoints, b->keep_checkpoints);
+}
+
+/* mt_spec -> JobSpec -> bytes -> JobSpec -> mt_spec, step by step. */
+static void round_trip(const struct mt_spec *in, struct mt_spec *out)
+{
+    struct mt_err err = {0};
+    Memtrain__JobSpec *js = NULL;
+    assert_int_equal(jobspec_from_spec(in, &js, &err), 0);
+    size_t len = memtrain__job_spec__get_packed_size(js);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    assert_int_equal(memtrain__job_spec__pack(js, buf), len);
+    jobspec_free(js);
+    Memtrain__JobSpec *back = memtrain__job_spec__unpack(NULL, len, buf);
+    free(buf);
+    assert_non_null(back);
+    int rc = jobspec_to_spec(back, out, &err);
+    memtrain__job_spec__free_unpacked(back, NULL);
+    if (rc)
+        fail_msg("%s", err.msg);
+}
+
+static void test_roundtrip_full_spec(void **state)
+{
+    (void)state;
+    struct mt_spec in, out;
+    parse_yaml(full_yaml, &in);
+    round_trip(&in, &out);
+    assert_same_spec(&in, &out);
+    /* explicit zeros stay zeros, not "unset" */
+    assert_true(out.optim.momentum == 0.0f && out.optim.weight_decay == 0.0f);
+    assert_int_equal(out.optim.nesterov, 0);
+    assert_true(out.seed == 0 && out.data.synthetic_seed == 0);
+    assert_int_equal(out.model.act[1], MT_ACT_LEAKY_RELU);
+    assert_int_equal(out.model.act[2], MT_ACT_TANH);
+
+    /* the same through jobspec_pack / jobspec_unpack */
+    struct mt_err err = {0};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(jobspec_pack(&in, &buf, &len, &err), 0);
+    assert_true(len > 0);
+    memset(&out, 0xa5, sizeof out);
+    assert_int_equal(jobspec_unpack(buf, len, &out, &err), 0);
+    free(buf);
+    assert_same_spec(&in, &out);
+}
+
+static void test_roundtrip_keeps_unset(void **state)
+{
+    (void)state;
+    struct mt_spec in, out;
+    struct mt_err err = {0};
+    parse_yaml(small_yaml, &in);
+    assert_true(isnan(in.optim.lr));
+
+    Memtrain__JobSpec *js = NULL;
+    assert_int_equal(jobspec_from_spec(&in, &js, &err), 0);
+    assert_int_equal(js->optimizer->opt_lr_case, MEMTRAIN__OPTIMIZER_SPEC__OPT_LR__NOT_SET);
+    assert_int_equal(js->optimizer->opt_nesterov_case,
+                     MEMTRAIN__OPTIMIZER_SPEC__OPT_NESTEROV__NOT_SET);
+    assert_int_equal(js->rule->opt_feedback_scale_case,
+                     MEMTRAIN__RULE_SPEC__OPT_FEEDBACK_SCALE__NOT_SET);
+    assert_string_equal(js->optimizer->name, "");
+    assert_string_equal(js->rule->feedback_init, "");
+    jobspec_free(js);
+
+    round_trip(&in, &out);
+    assert_same_spec(&in, &out);
+    assert_int_equal(out.optim.kind, MT_OPT_DEFAULT);
+    assert_true(isnan(out.optim.lr) && isnan(out.optim.momentum) && isnan(out.optim.beta1)
+                && isnan(out.optim.beta2) && isnan(out.optim.eps)
+                && isnan(out.optim.weight_decay));
+    assert_int_equal(out.optim.nesterov, -1);
+    assert_int_equal(out.rule.feedback_init, MT_FB_DEFAULT);
+    assert_true(isnan(out.rule.feedback_scale));
+}
+
+static void test_roundtrip_after_finish(void **state)
+{
+    (void)state;
+    struct mt_spec in, out;
+    struct mt_err err = {0};
+    parse_yaml(small_yaml, &in);
+    assert_int_equal(spec_finish(&in, &err), 0);
+    round_trip(&in, &out);
+    /* the synthetic set's sizes are derived, not carried */
+    assert_int_equal(out.data.synthetic_dim, 0);
+    assert_int_equal(spec_finish(&out, &err), 0);
+    assert_same_spec(&in, &out);
+    assert_int_equal(out.data.synthetic_dim, 12);
+    assert_int_equal(out.data.synthetic_classes, 3);
+    assert_false(isnan(out.optim.lr));
+}
+
+static void test_message_fields(void **state)
+{
+    (void)state;
+    struct mt_spec in;
+    struct mt_err err = {0};
+    parse_yaml(full_yaml, &in);
+    Memtrain__JobSpec *js = NULL;
+    assert_int_equal(jobspec_from_spec(&in, &js, &err), 0);
+    assert_string_equal(js->name, "round-trip");
+    assert_string_equal(js->dataset->name, "idx");
+    assert_string_equal(js->dataset->normalize, "none");
+    assert_int_equal(js->model->input, 100);
+    assert_int_equal(js->model->n_hidden, 3);
+    assert_int_equal(js->model->hidden[0]->width, 64);
+    assert_string_equal(js->model->hidden[0]->activation, "leaky_relu");
+    assert_string_equal(js->model->hidden[2]->activation, "gelu");
+    assert_int_equal(js->model->classes, 7);
+    assert_string_equal(js->model->init, "xavier");
+    assert_string_equal(js->rule->name, "memdfa");
+    assert_string_equal(js->rule->feedback_init, "kaiming");
+    assert_string_equal(js->optimizer->name, "sgd");
+    assert_int_equal(js->optimizer->opt_momentum_case,
+                     MEMTRAIN__OPTIMIZER_SPEC__OPT_MOMENTUM_MOMENTUM);
+    assert_true(js->optimizer->momentum == 0.0f);
+    assert_string_equal(js->schedule->name, "cosine");
+    assert_int_equal(js->batch, 32);
+    assert_true(js->memory_limit == 3ull << 30);
+    assert_int_equal(js->keep_checkpoints, 1);
+    jobspec_free(js);
+    jobspec_free(NULL);
+
+    /* a spec that cannot be expressed */
+    struct mt_spec bad = in;
+    bad.model.n_layers = 0;
+    assert_int_equal(jobspec_from_spec(&bad, &js, &err), MT_E_INVAL);
+    bad = in;
+    bad.model.act[2] = (enum mt_act)MT_ACT_N;
+    assert_int_equal(jobspec_from_spec(&bad, &js, &err), MT_E_INVAL);
+    assert_string_equal(err.msg, "JobSpec: model.hidden: invalid layer 2");
+}
+
+/* Absent parts of a client's JobSpec take the same defaults as a YAML file. */
+static void test_to_spec_applies_defaults(void **state)
+{
+    (void)state;
+    struct mt_spec in, out;
+    struct mt_err err = {0};
+    parse_yaml(full_yaml, &in);
+    Memtrain__JobSpec *js = NULL;
+    assert_int_equal(jobspec_from_spec(&in, &js, &err), 0);
+    js->model->activation = (char *)"sigmoid";
+    js->model->hidden[0]->activation = (char *)"";
+    js->model->init = (char *)"";
+    js->rule = NULL;
+    js->optimizer = NULL;
+    js->schedule->name = (char *)"";
+    js->schedule->opt_gamma_case = MEMTRAIN__SCHEDULE_SPEC__OPT_GAMMA__NOT_SET;
+    js->opt_seed_case = MEMTRAIN__JOB_SPEC__OPT_SEED__NOT_SET;
+    js->opt_keep_checkpoints_case = MEMTRAIN__JOB_SPEC__OPT_KEEP_CHECKPOINTS__NOT_SET;
+    js->dataset->opt_synthetic_train_case = MEMTRAIN__DATASET_SPEC__OPT_SYNTHETIC_TRAIN__NOT_SET;
+    js->name = (char *)"";
+    assert_int_equal(jobspec_to_spec(js, &out, &err), 0);
+    jobspec_free(js);
+
+    struct mt_spec def;
+    spec_init(&def);
+    assert_string_equal(out.name, def.name);
+    assert_int_equal(out.model.act[1], MT_ACT_SIGMOID);   /* the model's default */
+    assert_int_equal(out.model.act[2], MT_ACT_TANH);      /* its own */
+    assert_int_equal(out.model.init, MT_INIT_KAIMING);
+    assert_string_equal(out.rule.name, "bp");
+    assert_int_equal(out.rule.feedback_init, MT_FB_DEFAULT);
+    assert_true(isnan(out.rule.feedback_scale));
+    assert_int_equal(out.optim.kind, MT_OPT_DEFAULT);
+    assert_true(isnan(out.optim.lr));
+    assert_int_equal(out.optim.nesterov, -1);
+    assert_int_equal(out.sched.kind, MT_SCHED_CONSTANT);
+    assert_true(out.sched.gamma == def.sched.gamma);
+    assert_true(out.sched.min_lr == in.sched.min_lr);      /* still given */
+    assert_true(out.seed == def.seed);
+    assert_int_equal(out.keep_checkpoints, def.keep_checkpoints);
+    assert_int_equal(out.data.synthetic_train, def.data.synthetic_train);
+    assert_int_equal(out.data.synthetic_test, 40);
+}
+
+/* Build a valid message, break one field, expect this message. */
+typedef void (*breaker)(Memtrain__JobSpec *js);
+
+static void expect_to_spec_error(breaker brk, const char *msg)
+{
+    struct mt_spec in, out, before;
+    struct mt_err err = {0};
+    parse_yaml(full_yaml, &in);
+    Memtrain__JobSpec *js = NULL;
+    assert_int_equal(jobspec_from_spec(&in, &js, &err), 0);
+    brk(js);
+    parse_yaml(small_yaml, &out);
+    before = out;
+    int rc = jobspec_to_spec(js, &out, &err);
+    jobspec_free(js);
+    if (rc == 0)
+        fail_msg("accepted, expected: %s", msg);
+    assert_int_equal(rc, MT_E_INVAL);
+    assert_int_equal(err.code, MT_E_INVAL);
+    assert_string_equal(err.msg, msg);
+    assert_int_equal(memcmp(&out, &before, sizeof out), 0);   /* untouched */
+}
+
+static char long_name[200];
+static char bad_dir[] = "/data\nrm";
+
+static void zero_width(Memtrain__JobSpec *js) { js->model->hidden[1]->width = 0; }
+static void bad_act(Memtrain__JobSpec *js) { js->model->hidden[0]->activation = (char *)"swish"; }
+static void zero_batch(Memtrain__JobSpec *js) { js->batch = 0; }
+static void huge_epochs(Memtrain__JobSpec *js) { js->epochs = 3000000000u; }
+static void nan_lr(Memtrain__JobSpec *js) { js->optimizer->lr = NAN; }
+static void unit_momentum(Memtrain__JobSpec *js) { js->optimizer->momentum = 1.0f; }
+static void bad_rule(Memtrain__JobSpec *js) { js->rule->name = (char *)"hebbian"; }
+static void no_dataset(Memtrain__JobSpec *js) { js->dataset = NULL; }
+static void bad_kind(Memtrain__JobSpec *js) { js->dataset->name = (char *)"imagenet"; }
+static void too_long(Memtrain__JobSpec *js) { js->name = long_name; }
+static void control_dir(Memtrain__JobSpec *js) { js->dataset->dir = bad_dir; }
+static void many_layers(Memtrain__JobSpec *js) { js->model->n_hidden = MT_MAX_LAYERS; }
+static void no_model(Memtrain__JobSpec *js) { js->model = NULL; }
+static void zero_step(Memtrain__JobSpec *js) { js->schedule->step_epochs = 0; }
+static void zero_keep(Memtrain__JobSpec *js) { js->keep_checkpoints = 0; }
+static void bad_fb(Memtrain__JobSpec *js) { js->rule->feedback_init = (char *)"orthogonal"; }
+static void neg_scale(Memtrain__JobSpec *js) { js->rule->feedback_scale = -0.5f; }
+
+static void test_to_spec_rejects_bad_fields(void **state)
+{
+    (void)state;
+    memset(long_name, 'x', sizeof long_name - 1);
+    expect_to_spec_error(zero_width,
+                         "JobSpec: model.hidden[1].width: expected a positive integer, got 0");
+    expect_to_spec_error(bad_act, "JobSpec: model.hidden[0].activation: unknown value 'swish' "
+                         "(expected one of: relu, leaky_relu, tanh, sigmoid, gelu, identity)");
+    expect_to_spec_error(zero_batch, "JobSpec: batch: expected a positive integer, got 0");
+    expect_to_spec_error(huge_epochs,
+                         "JobSpec: epochs: expected a positive integer, got 3000000000");
+    expect_to_spec_error(nan_lr, "JobSpec: optimizer.lr: expected a positive number, got nan");
+    expect_to_spec_error(unit_momentum,
+                         "JobSpec: optimizer.momentum: expected a number in [0, 1), got 1");
+    expect_to_spec_error(bad_rule, "JobSpec: rule.name: unknown rule 'hebbian'");
+    expect_to_spec_error(no_dataset, "JobSpec: dataset.name: missing");
+    expect_to_spec_error(bad_kind, "JobSpec: dataset.name: unknown value 'imagenet' (expected "
+                         "one of: mnist, fashion-mnist, cifar10, idx, synthetic)");
+    expect_to_spec_error(too_long, "JobSpec: name: too long (199 bytes, at most 127)");
+    expect_to_spec_error(control_dir, "JobSpec: dataset.dir: contains a control character");
+    expect_to_spec_error(many_layers, "JobSpec: model.hidden: more than 63 hidden layers");
+    expect_to_spec_error(no_model, "JobSpec: model: missing");
+    expect_to_spec_error(zero_step,
+                         "JobSpec: schedule.step_epochs: expected a positive integer, got 0");
+    expect_to_spec_error(zero_keep,
+                         "JobSpec: keep_checkpoints: expected a positive integer, got 0");
+    expect_to_spec_error(bad_fb, "JobSpec: rule.feedback_init: unknown value 'orthogonal' "
+                         "(expected one of: uniform, normal, kaiming)");
+    expect_to_spec_error(neg_scale,
+                         "JobSpec: rule.feedback_scale: expected a positive number, got -0.5");
+}
+
+static uint64_t rng_state;
+
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static void check_unpack(const uint8_t *buf, size_t len)
+{
+    struct mt_spec s;
+    struct mt_err err = {0};
+    int rc = jobspec_unpack(buf, len, &s, &err);
+    if (rc == 0) {
+        rc = spec_finish(&s, &err);
+        assert_true(rc == 0 || rc == MT_E_INVAL);
+        return;
+    }
+    assert_int_equal(rc, MT_E_INVAL);
+    assert_int_equal(strncmp(err.msg, "JobSpec: ", 9), 0);
+}
+
+static void test_garbage_bytes_rejected(void **state)
+{
+    (void)state;
+    struct mt_spec s;
+    struct mt_err err = {0};
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(jobspec_unpack(junk, sizeof junk, &s, &err), MT_E_INVAL);
+    assert_string_equal(err.msg, "JobSpec: malformed protobuf (10 bytes)");
+    /* a string field claiming more bytes than there are */
+    static const uint8_t short_string[] = {0x0a, 0x40, 'a', 'b'};
+    assert_int_equal(jobspec_unpack(short_string, sizeof short_string, &s, &err), MT_E_INVAL);
+    assert_string_equal(err.msg, "JobSpec: malformed protobuf (4 bytes)");
+    /* an empty message is well-formed but has no dataset */
+    assert_int_equal(jobspec_unpack((const uint8_t *)"", 0, &s, &err), MT_E_INVAL);
+    assert_string_equal(err.msg, "JobSpec: dataset.name: missing");
+    assert_int_equal(jobspec_unpack(NULL, 3, &s, &err), MT_E_INVAL);
+
+    uint8_t buf[600];
+    rng_state = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 1000; i++) {
+        size_t len = rnd() % sizeof buf;
+        for (size_t j = 0; j < len; j++)
+            buf[j] = (uint8_t)rnd();
+        check_unpack(buf, len);
+    }
+
+    /* valid bytes with a few bytes changed, cut or both */
+    struct mt_spec in;
+    uint8_t *good = NULL;
+    size_t good_len = 0;
+    parse_yaml(full_yaml, &in);
+    assert_int_equal(jobspec_pack(&in, &good, &good_len, &err), 0);
+    assert_true(good_len < sizeof buf);
+    for (int i = 0; i < 2000; i++) {
+        size_t len = good_len;
+        memcpy(buf, good, len);
+        for (int e = 1 + (int)(rnd() % 4); e > 0; e--)
+            buf[rnd() % len] = (uint8_t)rnd();
+        if (rnd() % 3 == 0)
+            len = rnd() % (len + 1);
+        check_unpack(buf, len);
+    }
+    free(good);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_full_spec),
+        cmocka_unit_test(test_roundtrip_keeps_unset),
+        cmocka_unit_test(test_roundtrip_after_finish),
+        cmocka_unit_test(test_message_fields),
+        cmocka_unit_test(test_to_spec_applies_defaults),
+        cmocka_unit_test(test_to_spec_rejects_bad_fields),
+        cmocka_unit_test(test_garbage_bytes_rejected),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

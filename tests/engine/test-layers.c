@@ -1,0 +1,236 @@
+/* test-layers.c: each layer and activation against a slow reference:
+ * sgemm against three loops, the loss gradient and every activation's BP
+ * gradients against central finite differences. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act.h"
+#include "blas.h"
+#include "dense.h"
+#include "loss.h"
+#include "rng.h"
+#include "rules/common.h"
+#include "testutil.h"
+
+static void fill(float *a, size_t n, struct mt_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = rng_uniform_range(r, -1, 1);
+}
+
+static void test_gemm_matches_naive_loops(void **state)
+{
+    struct mt_rng r;
+    rng_seed(&r, 1);
+    int M = 13, N = 17, K = 29;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+    fill(A, (size_t)M * K, &r);
+    fill(B, (size_t)K * N, &r);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int beta = 0; beta < 2; beta++) {
+                fill(C1, (size_t)M * N, &r);
+                for (int i = 0; i < M * N; i++)
+                    C2[i] = C1[i];
+                blas_gemm(ta, tb, M, N, K, 0.5f, A, B, (float)beta, C1);
+                blas_gemm_ref(ta, tb, M, N, K, 0.5f, A, B, (float)beta, C2);
+                for (int i = 0; i < M * N; i++)
+                    assert_float_equal(C1[i], C2[i], 1e-5);
+            }
+    free(A), free(B), free(C1), free(C2);
+}
+
+static void test_dense_backward_matches_naive(void **state)
+{
+    struct mt_rng r;
+    rng_seed(&r, 2);
+    int Bt = 5, IN = 7, OUT = 3;
+    float H[35], W[21], dZ[15], dW[21], db[3], dH[35];
+    fill(H, 35, &r), fill(W, 21, &r), fill(dZ, 15, &r);
+    dense_backward_params(dW, db, dZ, H, Bt, IN, OUT);
+    dense_backward_input(dH, dZ, W, Bt, IN, OUT);
+    for (int o = 0; o < OUT; o++) {
+        double sb = 0;
+        for (int b = 0; b < Bt; b++)
+            sb += dZ[b * OUT + o];
+        assert_float_equal(db[o], sb, 1e-5);
+        for (int i = 0; i < IN; i++) {
+            double s = 0;
+            for (int b = 0; b < Bt; b++)
+                s += dZ[b * OUT + o] * H[b * IN + i];
+            assert_float_equal(dW[o * IN + i], s, 1e-5);
+        }
+    }
+    for (int b = 0; b < Bt; b++)
+        for (int i = 0; i < IN; i++) {
+            double s = 0;
+            for (int o = 0; o < OUT; o++)
+                s += dZ[b * OUT + o] * W[o * IN + i];
+            assert_float_equal(dH[b * IN + i], s, 1e-5);
+        }
+}
+
+static void test_softmax_xent_gradient_is_finite_difference(void **state)
+{
+    struct mt_rng r;
+    rng_seed(&r, 3);
+    int Bt = 4, C = 5;
+    float Z[20], E[20];
+    uint8_t y[4] = {0, 3, 4, 1};
+    fill(Z, 20, &r);
+    for (int i = 0; i < 20; i++)
+        E[i] = Z[i] * 30; /* large logits: the stable path matters */
+    for (int i = 0; i < 20; i++)
+        Z[i] = E[i];
+    double loss = softmax_xent_backward(E, y, Bt, C, NULL);
+    assert_true(isfinite(loss));
+    for (int i = 0; i < 20; i++) {
+        float h = 1e-2f, keep = Z[i];
+        Z[i] = keep + h;
+        double lp = softmax_xent(Z, y, Bt, C, NULL);
+        Z[i] = keep - h;
+        double lm = softmax_xent(Z, y, Bt, C, NULL);
+        Z[i] = keep;
+        assert_float_equal(E[i], (lp - lm) / (2 * h), 2e-3);
+    }
+}
+
+static void test_activation_derivatives_match_differences(void **state)
+{
+    const float xs[] = {-3.1f, -0.7f, -0.05f, 0.05f, 0.4f, 2.5f};
+    for (int a = 0; a < MT_ACT_N; a++)
+        for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+            double h = 1e-3, x = xs[i];
+            double fd = (act_f((float)(x + h), a) - act_f((float)(x - h), a)) / (2 * h);
+            assert_float_equal(act_df(xs[i], a), fd, 2e-3);
+            /* act_backward reads H (or Z for GELU) and must agree with act_df. */
+            float z = xs[i], hval = act_f(z, a), dh = 1.0f;
+            act_backward(&dh, act_backward_needs_z(a) ? &z : &hval, 1, a);
+            assert_float_equal(dh, act_df(z, a), 1e-5);
+        }
+}
+
+static double ref_act(double z, enum mt_act a)
+{
+    switch (a) {
+    case MT_ACT_RELU: return z > 0 ? z : 0;
+    case MT_ACT_LEAKY_RELU: return z > 0 ? z : MT_LEAKY_SLOPE * z;
+    case MT_ACT_TANH: return tanh(z);
+    case MT_ACT_SIGMOID: return 1 / (1 + exp(-z));
+    case MT_ACT_GELU: return 0.5 * z * (1 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)));
+    default: return z;
+    }
+}
+
+/* The slow reference: the network's mean cross-entropy on a batch by plain
+ * loops in double precision, with parameter `i` moved by `h`. Double
+ * precision lets h be tiny, so a ReLU kink is almost never crossed. */
+static double ref_loss(const struct mt_model_desc *d, const float *params, const float *x,
+                       const uint8_t *y, int B, size_t i, double h)
+{
+    size_t P = model_param_count(d);
+    double *p = malloc(P * sizeof(double)), *in = malloc(sizeof(double) * B * 64),
+           *out = malloc(sizeof(double) * B * 64);
+    for (size_t k = 0; k < P; k++)
+        p[k] = params[k];
+    p[i] += h;
+    for (int k = 0; k < B * d->width[0]; k++)
+        in[k] = x[k];
+    for (int l = 1; l <= d->n_layers; l++) {
+        int I = d->width[l - 1], O = d->width[l];
+        const double *W = p + model_layer_offset(d, l), *bias = W + (size_t)O * I;
+        for (int r = 0; r < B; r++)
+            for (int o = 0; o < O; o++) {
+                double z = bias[o];
+                for (int k = 0; k < I; k++)
+                    z += W[o * I + k] * in[r * I + k];
+                out[r * O + o] = l < d->n_layers ? ref_act(z, d->act[l]) : z;
+            }
+        double *tmp = in;
+        in = out;
+        out = tmp;
+    }
+    int C = d->width[d->n_layers];
+    double loss = 0;
+    for (int r = 0; r < B; r++) {
+        double mx = in[r * C], s = 0;
+        for (int c = 1; c < C; c++)
+            mx = in[r * C + c] > mx ? in[r * C + c] : mx;
+        for (int c = 0; c < C; c++)
+            s += exp(in[r * C + c] - mx);
+        loss += mx + log(s) - in[r * C + y[r]];
+    }
+    free(p), free(in), free(out);
+    return loss / B;
+}
+
+static void check_bp_gradients(enum mt_act act)
+{
+    struct mt_spec s;
+    struct mt_trainer t;
+    struct mt_err err = {0};
+    test_spec(&s, "bp", 2, 7, act, 8, 64);
+    s.model.width[2] = 5;
+    s.optim.kind = MT_OPT_SGD;
+    s.optim.lr = 0.1f;
+    assert_ok(trainer_init(&t, &s, &err), err);
+    int B = 8;
+    uint32_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    data_batch(&t.train, &t.norm, idx, B, t.x, t.y);
+    /* The step updates the weights; its gradients belong to the weights before. */
+    size_t P = model_param_count(&t.net.d);
+    float *before = malloc(P * sizeof(float));
+    memcpy(before, t.net.params, P * sizeof(float));
+    struct mt_step_result res;
+    t.lr = 0.1f;
+    assert_ok(t.rule->step(&t, t.x, t.y, B, &res, &err), err);
+
+    int bad = 0;
+    for (size_t i = 0; i < P; i++) {
+        double h = 1e-6;
+        double fd = (ref_loss(&t.net.d, before, t.x, t.y, B, i, h) -
+                     ref_loss(&t.net.d, before, t.x, t.y, B, i, -h)) / (2 * h);
+        double g = t.rs.grads[i];
+        if (fabs(g - fd) > 1e-5 + 1e-3 * fabs(fd)) {
+            if (bad++ < 5)
+                print_error("%s: param %zu: backprop %g, finite difference %g\n", act_name(act), i,
+                            g, fd);
+        }
+    }
+    /* The update moved the weights: the check above is not comparing a copy with itself. */
+    assert_true(memcmp(before, t.net.params, P * sizeof(float)) != 0);
+    free(before);
+    trainer_fini(&t);
+    assert_int_equal(bad, 0);
+}
+
+static void test_bp_gradients_relu(void **state) { check_bp_gradients(MT_ACT_RELU); }
+static void test_bp_gradients_leaky_relu(void **state) { check_bp_gradients(MT_ACT_LEAKY_RELU); }
+static void test_bp_gradients_tanh(void **state) { check_bp_gradients(MT_ACT_TANH); }
+static void test_bp_gradients_sigmoid(void **state) { check_bp_gradients(MT_ACT_SIGMOID); }
+static void test_bp_gradients_gelu(void **state) { check_bp_gradients(MT_ACT_GELU); }
+static void test_bp_gradients_identity(void **state) { check_bp_gradients(MT_ACT_IDENTITY); }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_matches_naive_loops),
+        cmocka_unit_test(test_dense_backward_matches_naive),
+        cmocka_unit_test(test_softmax_xent_gradient_is_finite_difference),
+        cmocka_unit_test(test_activation_derivatives_match_differences),
+        cmocka_unit_test(test_bp_gradients_relu),
+        cmocka_unit_test(test_bp_gradients_leaky_relu),
+        cmocka_unit_test(test_bp_gradients_tanh),
+        cmocka_unit_test(test_bp_gradients_sigmoid),
+        cmocka_unit_test(test_bp_gradients_gelu),
+        cmocka_unit_test(test_bp_gradients_identity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,128 @@
+/* test-rules.c: the rules compute what the spec says: FA with R_l = W_l is
+ * BP, MEM-DFA is DFA bit for bit, and every rule learns a small problem. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/common.h"
+#include "testutil.h"
+
+static void test_fa_with_forward_weights_is_bp(void **state)
+{
+    struct mt_spec s;
+    struct mt_trainer bp, fa;
+    struct mt_err err = {0};
+    struct mt_epoch_report r1, r2;
+    size_t P;
+    /* One step (16 samples, batch 16): after it W moves but R stays. */
+    test_spec(&s, "bp", 3, 16, MT_ACT_RELU, 16, 16);
+    s.optim.kind = MT_OPT_SGD;
+    s.optim.lr = 0.1f;
+    assert_ok(trainer_init(&bp, &s, &err), err);
+    snprintf(s.rule.name, sizeof s.rule.name, "fa");
+    assert_ok(trainer_init(&fa, &s, &err), err);
+    for (int l = 2; l <= fa.net.d.n_layers; l++)
+        memcpy(fa.rs.fb[l], fa.net.W[l],
+               sizeof(float) * fa.net.d.width[l] * fa.net.d.width[l - 1]);
+    P = model_param_count(&bp.net.d);
+    assert_memory_equal(bp.net.params, fa.net.params, P * sizeof(float));
+    assert_ok(trainer_run_epoch(&bp, NULL, NULL, &r1, &err), err);
+    assert_ok(trainer_run_epoch(&fa, NULL, NULL, &r2, &err), err);
+    assert_memory_equal(bp.rs.grads, fa.rs.grads, P * sizeof(float));
+    assert_memory_equal(bp.net.params, fa.net.params, P * sizeof(float));
+    /* And with random R the updates differ. */
+    trainer_fini(&fa);
+    assert_ok(trainer_init(&fa, &s, &err), err);
+    assert_ok(trainer_run_epoch(&fa, NULL, NULL, &r2, &err), err);
+    assert_true(memcmp(bp.net.params, fa.net.params, P * sizeof(float)) != 0);
+    trainer_fini(&bp);
+    trainer_fini(&fa);
+}
+
+static void check_memdfa_equals_dfa(enum mt_act act, enum mt_optim_kind opt)
+{
+    struct mt_spec s;
+    struct mt_trainer dfa, mem;
+    struct mt_err err = {0};
+    /* 50 steps of batch 20, one thread. */
+    test_spec(&s, "dfa", 4, 24, act, 20, 1000);
+    s.model.width[2] = 17;
+    s.optim.kind = opt;
+    assert_ok(trainer_init(&dfa, &s, &err), err);
+    snprintf(s.rule.name, sizeof s.rule.name, "memdfa");
+    assert_ok(trainer_init(&mem, &s, &err), err);
+    struct mt_epoch_report r1, r2;
+    assert_ok(trainer_run_epoch(&dfa, NULL, NULL, &r1, &err), err);
+    assert_ok(trainer_run_epoch(&mem, NULL, NULL, &r2, &err), err);
+    assert_int_equal(dfa.step, 50);
+    assert_int_equal(mem.step, 50);
+    size_t P = model_param_count(&dfa.net.d);
+    assert_memory_equal(dfa.net.params, mem.net.params, P * sizeof(float));
+    assert_memory_equal(&r1.loss, &r2.loss, sizeof r1.loss);
+    assert_memory_equal(&r1.test_accuracy, &r2.test_accuracy, sizeof r1.test_accuracy);
+    trainer_fini(&dfa);
+    trainer_fini(&mem);
+}
+
+static void test_memdfa_equals_dfa_after_50_steps_relu_adam(void **state)
+{
+    check_memdfa_equals_dfa(MT_ACT_RELU, MT_OPT_ADAM);
+}
+
+static void test_memdfa_equals_dfa_after_50_steps_tanh_sgd(void **state)
+{
+    check_memdfa_equals_dfa(MT_ACT_TANH, MT_OPT_SGD);
+}
+
+static void test_memdfa_equals_dfa_after_50_steps_gelu_adamw(void **state)
+{
+    check_memdfa_equals_dfa(MT_ACT_GELU, MT_OPT_ADAMW);
+}
+
+static void check_rule_learns(const char *rule)
+{
+    struct mt_spec s;
+    struct mt_trainer t;
+    struct mt_err err = {0};
+    test_spec(&s, rule, 2, 64, MT_ACT_RELU, 32, 2000);
+    s.epochs = 4;
+    s.optim.kind = MT_OPT_ADAM; /* the rule's own defaults are tuned for MNIST */
+    s.optim.lr = 1e-3f;
+    assert_ok(trainer_init(&t, &s, &err), err);
+    struct mt_epoch_report first, r;
+    for (int e = 0; e < s.epochs; e++) {
+        assert_ok(trainer_run_epoch(&t, NULL, NULL, &r, &err), err);
+        if (e == 0)
+            first = r;
+    }
+    print_message("%s: loss %.4f -> %.4f, test accuracy %.3f\n", rule, first.loss, r.loss,
+                  r.test_accuracy);
+    assert_true(r.loss < first.loss);
+    assert_true(r.test_accuracy > 0.8); /* 4 classes: chance is 0.25 */
+    trainer_fini(&t);
+}
+
+static void test_bp_learns(void **state) { check_rule_learns("bp"); }
+static void test_fa_learns(void **state) { check_rule_learns("fa"); }
+static void test_dfa_learns(void **state) { check_rule_learns("dfa"); }
+static void test_memdfa_learns(void **state) { check_rule_learns("memdfa"); }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fa_with_forward_weights_is_bp),
+        cmocka_unit_test(test_memdfa_equals_dfa_after_50_steps_relu_adam),
+        cmocka_unit_test(test_memdfa_equals_dfa_after_50_steps_tanh_sgd),
+        cmocka_unit_test(test_memdfa_equals_dfa_after_50_steps_gelu_adamw),
+        cmocka_unit_test(test_bp_learns),
+        cmocka_unit_test(test_fa_learns),
+        cmocka_unit_test(test_dfa_learns),
+        cmocka_unit_test(test_memdfa_learns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
