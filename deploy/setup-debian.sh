@@ -18,7 +18,7 @@ build=${MEMTRAIN_BUILD_DIR:-build}
 
 packages="build-essential meson ninja-build pkg-config protobuf-c-compiler \
 libopenblas-dev libuv1-dev libprotobuf-c-dev libsqlite3-dev libyaml-dev zlib1g-dev \
-libcmocka-dev nodejs npm"
+libcmocka-dev"
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -29,6 +29,8 @@ install_packages() {
     for p in $packages; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
     done
+    # npm may come from elsewhere (nodesource, nvm); take Debian's only if none.
+    command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
     if [ -n "$missing" ]; then
         say "installing Debian packages:$missing"
         $sudo apt-get update -qq
