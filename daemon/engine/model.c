@@ -68,6 +68,15 @@ int model_max_width(const struct mt_model_desc *d)
     return mx;
 }
 
+int model_hidden_max(const struct mt_model_desc *d)
+{
+    int mx = 0;
+    for (int l = 1; l < d->n_layers; l++)
+        if (d->width[l] > mx)
+            mx = d->width[l];
+    return mx;
+}
+
 size_t model_hidden_sum(const struct mt_model_desc *d)
 {
     size_t s = 0;

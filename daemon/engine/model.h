@@ -41,6 +41,8 @@ size_t model_layer_offset(const struct mt_model_desc *d, int l); /* float index 
 size_t model_layer_size(const struct mt_model_desc *d, int l);   /* n_l (n_{l-1} + 1) */
 size_t model_max_layer_size(const struct mt_model_desc *d);
 int model_max_width(const struct mt_model_desc *d);  /* max n_l over l = 1..L */
+/* Largest hidden width, max n_l over l = 1..L-1 (0 without hidden layers). */
+int model_hidden_max(const struct mt_model_desc *d);
 /* Sum of n_l over the hidden layers l = 1..L-1. */
 size_t model_hidden_sum(const struct mt_model_desc *d);
 double model_flops_forward(const struct mt_model_desc *d, int batch); /* 2 B P_w */

@@ -41,10 +41,7 @@ int backprop_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
     size_t mark = arena_mark(t->arena);
     struct kept_acts k;
     int rc;
-    arena_set_phase(t->arena, MT_PHASE_FORWARD);
-    if ((rc = forward_keep(t, x, B, &k, err)))
-        goto out;
-    if ((rc = output_error(t, k.logits, y, B, r, err)))
+    if ((rc = forward_and_error(t, x, y, B, &k, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if ((rc = backward_chain(t, x, B, &k, fb, err)))

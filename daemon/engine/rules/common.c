@@ -12,15 +12,6 @@
 
 #define F4 sizeof(float)
 
-static int hidden_max(const struct mt_model_desc *d)
-{
-    int mx = 0;
-    for (int l = 1; l < d->n_layers; l++)
-        if (d->width[l] > mx)
-            mx = d->width[l];
-    return mx;
-}
-
 size_t kept_acts_bytes(const struct mt_model_desc *d, int B)
 {
     size_t n = 0;
@@ -104,7 +95,7 @@ float *grad_b(const struct mt_trainer *t, int l)
 size_t chain_ws_bytes(const struct mt_model_desc *d, int B)
 {
     int nbuf = d->n_layers - 1 < 2 ? d->n_layers - 1 : 2;
-    return (size_t)nbuf * B * hidden_max(d) * F4;
+    return (size_t)nbuf * B * model_hidden_max(d) * F4;
 }
 
 int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
@@ -113,7 +104,7 @@ int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts
     const struct mt_model_desc *d = &t->net.d;
     int L = d->n_layers;
     float *buf[2] = {NULL, NULL};
-    size_t bytes = (size_t)B * hidden_max(d) * F4;
+    size_t bytes = (size_t)B * model_hidden_max(d) * F4;
     for (int i = 0; i < 2 && i < L - 1; i++)
         if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
             return err->code;
@@ -148,11 +139,30 @@ int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
     return 0;
 }
 
+int forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                      struct kept_acts *k, struct mt_step_result *r, struct mt_err *err)
+{
+    arena_set_phase(t->arena, MT_PHASE_FORWARD);
+    int rc = forward_keep(t, x, B, k, err);
+    return rc ? rc : output_error(t, k->logits, y, B, r, err);
+}
+
 void update_all(struct mt_trainer *t)
 {
     arena_set_phase(t->arena, MT_PHASE_UPDATE);
     optim_begin_step(&t->opt);
     optim_update(&t->opt, t->lr, t->net.params, t->rs.grads, 0, t->opt.n);
+}
+
+void feedback_rule_optim_defaults(struct mt_spec *s)
+{
+    if (s->optim.kind == MT_OPT_DEFAULT) {
+        s->optim.kind = MT_OPT_ADAM;
+        if (s->sched.kind == MT_SCHED_CONSTANT && s->sched.warmup_epochs == 0)
+            s->sched.kind = MT_SCHED_COSINE;
+    }
+    if (isnan(s->optim.lr))
+        s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
 }
 
 void plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p)

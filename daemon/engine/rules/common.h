@@ -40,11 +40,20 @@ size_t chain_ws_bytes(const struct mt_model_desc *d, int B);
 int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
                    float *const *fb, struct mt_err *err);
 
+/* The forward phase of BP, FA and DFA: push and fill the kept activations,
+ * then turn the logits into E. */
+int forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                      struct kept_acts *k, struct mt_step_result *r, struct mt_err *err);
 /* Loss, hits and E in place over the logits; fails on a non-finite loss. */
 int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
                  struct mt_step_result *r, struct mt_err *err);
 /* One optimizer pass over the whole parameter block. */
 void update_all(struct mt_trainer *t);
+
+/* The optimizer recipe of the feedback rules (FA, DFA, MEM-DFA): Adam 1e-4
+ * (SGD 0.01) with a cosine decay when the spec names no optimizer and no
+ * schedule (docs/spec-reference.md, "Rule defaults"). */
+void feedback_rule_optim_defaults(struct mt_spec *s);
 
 /* Plan pieces shared by the rules. */
 void plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p);

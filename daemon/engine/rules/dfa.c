@@ -18,36 +18,18 @@ size_t dfa_feedback_bytes(const struct mt_model_desc *d)
 
 size_t dfa_ws_bytes(const struct mt_model_desc *d, int B)
 {
-    int mx = 0;
-    for (int l = 1; l < d->n_layers; l++)
-        if (d->width[l] > mx)
-            mx = d->width[l];
-    return (size_t)B * mx * sizeof(float);
-}
-
-static int dfa_hidden_max(const struct mt_model_desc *d)
-{
-    int mx = 1;
-    for (int l = 1; l < d->n_layers; l++)
-        if (d->width[l] > mx)
-            mx = d->width[l];
-    return mx;
+    return (size_t)B * model_hidden_max(d) * sizeof(float);
 }
 
 void dfa_defaults(struct mt_spec *s)
 {
-    if (s->optim.kind == MT_OPT_DEFAULT) {
-        s->optim.kind = MT_OPT_ADAM;
-        if (s->sched.kind == MT_SCHED_CONSTANT && s->sched.warmup_epochs == 0)
-            s->sched.kind = MT_SCHED_COSINE;
-    }
-    if (isnan(s->optim.lr))
-        s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
+    feedback_rule_optim_defaults(s);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_UNIFORM;
     /* TinyDFA's normaliser: the projection E D is divided by sqrt(max n). */
     if (isnan(s->rule.feedback_scale))
-        s->rule.feedback_scale = 1.0f / sqrtf((float)dfa_hidden_max(&s->model));
+        s->rule.feedback_scale = 1.0f / sqrtf((float)(model_hidden_max(&s->model) > 0
+                                                          ? model_hidden_max(&s->model) : 1));
 }
 
 int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err)
@@ -100,10 +82,7 @@ static int dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
     struct kept_acts k;
     float *delta = NULL;
     int rc;
-    arena_set_phase(t->arena, MT_PHASE_FORWARD);
-    if ((rc = forward_keep(t, x, B, &k, err)))
-        goto out;
-    if ((rc = output_error(t, k.logits, y, B, r, err)))
+    if ((rc = forward_and_error(t, x, y, B, &k, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if (L > 1 && !(delta = arena_push(t->arena, MT_MEM_WORKSPACE, dfa_ws_bytes(d, B), err))) {

@@ -19,15 +19,7 @@ static size_t fa_feedback_bytes(const struct mt_model_desc *d)
 
 static void fa_defaults(struct mt_spec *s)
 {
-    if (s->optim.kind == MT_OPT_DEFAULT) {
-        s->optim.kind = MT_OPT_ADAM;
-        if (isnan(s->optim.weight_decay))
-            s->optim.weight_decay = 0.0f;
-        if (s->sched.kind == MT_SCHED_CONSTANT && s->sched.warmup_epochs == 0)
-            s->sched.kind = MT_SCHED_COSINE;
-    }
-    if (isnan(s->optim.lr))
-        s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
+    feedback_rule_optim_defaults(s);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_KAIMING;
     if (isnan(s->rule.feedback_scale))
