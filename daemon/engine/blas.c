@@ -15,7 +15,7 @@ void blas_gemm(int transA, int transB, int M, int N, int K, float alpha, const f
                const float *B, float beta, float *C)
 {
     if (log_buf && log_n < log_cap)
-        log_buf[log_n++] = (struct blas_call){transA, transB, M, N, K, beta};
+        log_buf[log_n++] = (struct blas_call){transA, transB, M, N, K, alpha, beta, A, B, C};
     int lda = transA ? M : K;
     int ldb = transB ? K : N;
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,

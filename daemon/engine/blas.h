@@ -22,11 +22,14 @@ const char *blas_corename(void);
 /* "OpenBLAS 0.3.21 ..." as the library reports its build. */
 const char *blas_config(void);
 
-/* Optional call log for benchmarks: while on, each blas_gemm call's shape
- * is recorded (up to cap entries) so the same calls can be timed alone. */
+/* Optional call log for benchmarks: while on, each blas_gemm call is
+ * recorded (up to cap entries), operands included, so the very same calls
+ * on the very same buffers can be replayed and timed alone. */
 struct blas_call {
     int transA, transB, M, N, K;
-    float beta;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
 };
 void blas_log_start(struct blas_call *buf, int cap);
 int blas_log_stop(void); /* number of calls recorded */
