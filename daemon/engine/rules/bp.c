@@ -2,7 +2,6 @@
  * Keeps every hidden layer's output H_1..H_{L-1} and the logits from the
  * forward to the update; the error goes down through W_l; one optimizer
  * pass over the whole parameter block. Cost ~3F. */
-#include <math.h>
 #include <string.h>
 
 #include "common.h"
@@ -55,10 +54,7 @@ out:
 
 static void bp_defaults(struct mt_spec *s)
 {
-    if (s->optim.kind == MT_OPT_DEFAULT)
-        s->optim.kind = MT_OPT_ADAM;
-    if (isnan(s->optim.lr))
-        s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
+    rule_optim_defaults(s);
 }
 
 static void bp_plan(const struct mt_spec *s, struct mt_mem_plan *p)

@@ -154,7 +154,7 @@ void update_all(struct mt_trainer *t)
     optim_update(&t->opt, t->lr, t->net.params, t->rs.grads, 0, t->opt.n);
 }
 
-void feedback_rule_optim_defaults(struct mt_spec *s)
+void rule_optim_defaults(struct mt_spec *s)
 {
     if (s->optim.kind == MT_OPT_DEFAULT) {
         s->optim.kind = MT_OPT_ADAM;

@@ -50,10 +50,10 @@ int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
 /* One optimizer pass over the whole parameter block. */
 void update_all(struct mt_trainer *t);
 
-/* The optimizer recipe of the feedback rules (FA, DFA, MEM-DFA): Adam 1e-4
- * (SGD 0.01) with a cosine decay when the spec names no optimizer and no
- * schedule (docs/spec-reference.md, "Rule defaults"). */
-void feedback_rule_optim_defaults(struct mt_spec *s);
+/* The rules' optimizer recipe: Adam 1e-4 (SGD 0.01) with a cosine decay
+ * when the spec names no optimizer and no schedule (docs/spec-reference.md,
+ * "Rule defaults"). */
+void rule_optim_defaults(struct mt_spec *s);
 
 /* Plan pieces shared by the rules. */
 void plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p);

@@ -23,7 +23,7 @@ size_t dfa_ws_bytes(const struct mt_model_desc *d, int B)
 
 void dfa_defaults(struct mt_spec *s)
 {
-    feedback_rule_optim_defaults(s);
+    rule_optim_defaults(s);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_UNIFORM;
     /* TinyDFA's normaliser: the projection E D is divided by sqrt(max n). */

@@ -19,7 +19,7 @@ static size_t fa_feedback_bytes(const struct mt_model_desc *d)
 
 static void fa_defaults(struct mt_spec *s)
 {
-    feedback_rule_optim_defaults(s);
+    rule_optim_defaults(s);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_KAIMING;
     if (isnan(s->rule.feedback_scale))
