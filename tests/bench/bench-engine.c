@@ -73,17 +73,17 @@ static void mnist_spec(struct mt_spec *s, const struct bench_opts *o, const char
 
 /* ---------------------------------------------------------------- ceiling */
 
-/* Record the sgemm calls of one real training step. */
-static int record_step(struct mt_trainer *t, struct blas_call *calls, int cap)
+/* Record the sgemm calls of one real training step; the number of calls,
+ * or -1 with err set when the step failed. */
+static int record_step(struct mt_trainer *t, struct blas_call *calls, int cap, struct mt_err *err)
 {
     struct mt_step_result r;
-    struct mt_err err = {0};
-    uint32_t *idx = t->perm;
-    data_batch(&t->train, &t->norm, idx, t->spec.batch, t->x, t->y);
+    data_batch(&t->train, &t->norm, t->perm, t->spec.batch, t->x, t->y);
     blas_log_start(calls, cap);
-    t->rule->step(t, t->x, t->y, t->spec.batch, &r, &err);
+    int rc = t->rule->step(t, t->x, t->y, t->spec.batch, &r, err);
+    int n = blas_log_stop();
     arena_set_phase(t->arena, MT_PHASE_IDLE);
-    return blas_log_stop();
+    return rc ? -1 : n;
 }
 
 static double calls_flops(const struct blas_call *c, int n)
@@ -129,8 +129,10 @@ struct speed {
 static int measure_speed(struct mt_trainer *t, long steps, struct speed *out, struct mt_err *err)
 {
     struct blas_call calls[512];
-    int n = record_step(t, calls, 512);
+    int n = record_step(t, calls, 512, err);
     int B = t->spec.batch;
+    if (n < 0)
+        return err->code;
     long done = 0;
     double t0 = now_s();
     data_shuffle(t->perm, t->train.n, &t->shuffle_rng);
@@ -149,7 +151,8 @@ static int measure_speed(struct mt_trainer *t, long steps, struct speed *out, st
     }
     double secs = now_s() - t0;
     double loss;
-    trainer_evaluate(t, &t->test, &loss, &out->test_acc, err);
+    if (trainer_evaluate(t, &t->test, &loss, &out->test_acc, err))
+        return err->code;
     double step_time = secs / (double)steps;
     double ceil_time = time_calls(calls, n, 21);
     out->step_flops = calls_flops(calls, n);
@@ -230,7 +233,11 @@ static int bench_rules(const struct bench_opts *o, const int *hidden, int nh, in
             return 1;
         }
         struct blas_call calls[512];
-        int n = record_step(&t, calls, 512);
+        int n = record_step(&t, calls, 512, &err);
+        if (n < 0) {
+            fprintf(stderr, "memtrain-bench: %s\n", err.msg);
+            return 1;
+        }
         double flops = calls_flops(calls, n), ceil_t = time_calls(calls, n, 9);
         for (int e = 0; e < o->epochs; e++) {
             struct mt_epoch_report rep;

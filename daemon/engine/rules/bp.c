@@ -52,11 +52,6 @@ out:
     return rc;
 }
 
-static void bp_defaults(struct mt_spec *s)
-{
-    rule_optim_defaults(s);
-}
-
 static void bp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     backprop_plan(s, 0, p);
@@ -76,7 +71,7 @@ static int bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B
 const struct mt_rule rule_bp = {
     .name = "bp",
     .summary = "backpropagation: keeps every layer's activations",
-    .defaults = bp_defaults,
+    .defaults = rule_optim_defaults,
     .plan = bp_plan,
     .init = bp_init,
     .step = bp_step,

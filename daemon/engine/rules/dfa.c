@@ -23,13 +23,13 @@ size_t dfa_ws_bytes(const struct mt_model_desc *d, int B)
 
 void dfa_defaults(struct mt_spec *s)
 {
+    int widest = model_hidden_max(&s->model);
     rule_optim_defaults(s);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_UNIFORM;
     /* TinyDFA's normaliser: the projection E D is divided by sqrt(max n). */
     if (isnan(s->rule.feedback_scale))
-        s->rule.feedback_scale = 1.0f / sqrtf((float)(model_hidden_max(&s->model) > 0
-                                                          ? model_hidden_max(&s->model) : 1));
+        s->rule.feedback_scale = 1.0f / sqrtf((float)(widest > 0 ? widest : 1));
 }
 
 int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err)
