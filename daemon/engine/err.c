@@ -59,6 +59,13 @@ const char *mt_strerror(int code)
     case MT_E_CANCELLED: return "cancelled";
     case MT_E_NOTFOUND: return "not found";
     case MT_E_INJECTED: return "injected fault";
+    case MT_E_PERM: return "permission denied";
+    case MT_E_BUSY: return "not possible in this state";
+    case MT_E_EOF: return "connection closed";
+    case MT_E_TOOBIG: return "frame too big";
+    case MT_E_TRUNCATED: return "truncated frame";
+    case MT_E_PROTO: return "malformed message";
+    case MT_E_UNREACHABLE: return "daemon unreachable";
     }
     return "unknown error";
 }

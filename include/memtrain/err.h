@@ -20,6 +20,13 @@ enum {
     MT_E_CANCELLED = -6, /* stopped on request */
     MT_E_NOTFOUND = -7,  /* a named thing does not exist */
     MT_E_INJECTED = -8,  /* a fault injected by a test (arena_fail_after) */
+    MT_E_PERM = -9,      /* the caller may not do this */
+    MT_E_BUSY = -10,     /* the thing is in a state that does not allow it */
+    MT_E_EOF = -20,      /* the peer closed before a frame began */
+    MT_E_TOOBIG = -21,   /* a frame's length is over the cap */
+    MT_E_TRUNCATED = -22, /* the peer closed in the middle of a frame */
+    MT_E_PROTO = -23,    /* a frame's bytes are not the message expected */
+    MT_E_UNREACHABLE = -24, /* no daemon listens on the socket */
 };
 
 #define MT_ERR_LEN 512
