@@ -1,7 +1,8 @@
 #!/bin/sh
 # setup-debian.sh: set up memtrain on a fresh Debian machine, then do one thing.
 #
-#   deploy/setup-debian.sh demo    install, build, train MNIST in the foreground
+#   deploy/setup-debian.sh demo    install, build, start memtraind and train MNIST
+#                                  through it (mtctl submit --follow)
 #   deploy/setup-debian.sh test    install, build, run the test suites
 #   deploy/setup-debian.sh deps    install only (packages and the MNIST data)
 #   deploy/setup-debian.sh build   install and build only
@@ -18,7 +19,7 @@ build=${MEMTRAIN_BUILD_DIR:-build}
 
 packages="build-essential meson ninja-build pkg-config protobuf-c-compiler \
 libopenblas-dev libuv1-dev libprotobuf-c-dev libsqlite3-dev libyaml-dev zlib1g-dev \
-libcmocka-dev"
+libcmocka-dev sqlite3"
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -61,8 +62,31 @@ deps) ;;
 build) build_tree ;;
 demo)
     build_tree
-    say "training MNIST with backpropagation (examples/mnist-quick.yaml)"
-    "$build/daemon/memtrain-run" examples/mnist-quick.yaml
+    # A daemon of the user's own for the demo: socket in a private temporary
+    # directory, the store under the build directory (results are kept).
+    rundir=$(mktemp -d /tmp/memtrain-demo.XXXXXX)
+    sock=$rundir/memtraind.sock
+    db=$root/$build/demo-state/memtrain.db
+    mtctl="$build/client/mtctl --socket $sock"
+    say "starting memtraind (socket $sock, store $db, log $rundir/memtraind.log)"
+    MEMTRAIN_DATA_DIR=$root/data "$build/daemon/memtraind" --socket "$sock" --db "$db" \
+        2>"$rundir/memtraind.log" &
+    daemon=$!
+    trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$rundir"' EXIT
+    i=0
+    until $mtctl ping >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ $i -gt 100 ] || ! kill -0 $daemon 2>/dev/null; then
+            cat "$rundir/memtraind.log" >&2
+            echo "memtraind did not start" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    say "training MNIST through the daemon: mtctl submit --follow examples/mnist-quick.yaml"
+    $mtctl submit --follow examples/mnist-quick.yaml
+    say "the job as stored (mtctl ls)"
+    $mtctl ls
     ;;
 test)
     build_tree

@@ -215,19 +215,100 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
     return 0;
 }
 
+void trainer_set_step_fn(struct mt_trainer *t, mt_step_fn fn, void *ud)
+{
+    t->step_fn = fn;
+    t->step_ud = ud;
+}
+
+void trainer_position(const struct mt_trainer *t, struct mt_train_pos *pos)
+{
+    memset(pos, 0, sizeof *pos);
+    pos->epoch = t->epoch;
+    pos->step = t->step;
+    pos->step_in_epoch = t->epoch_step;
+    pos->shuffle_rng = t->epoch_step > 0 ? t->epoch_rng : t->shuffle_rng;
+    pos->loss_sum = t->epoch_loss_sum;
+    pos->hits = t->epoch_hits;
+}
+
+/* Advance rng exactly as data_shuffle over n items does, without a perm. */
+static void shuffle_draws(struct mt_rng *rng, long n)
+{
+    for (long i = n - 1; i > 0; i--)
+        (void)rng_below(rng, (uint32_t)(i + 1));
+}
+
+int trainer_seek(struct mt_trainer *t, const struct mt_train_pos *pos, struct mt_err *err)
+{
+    long spe = t->steps_per_epoch, n = t->train.n;
+    if (pos->epoch < 0 || pos->epoch > t->spec.epochs)
+        return mt_err_set(err, MT_E_INVAL, "resume at epoch %d: the job has %d epochs",
+                          pos->epoch, t->spec.epochs);
+    if (pos->step_in_epoch < 0 || pos->step_in_epoch > spe ||
+        (pos->epoch == t->spec.epochs && pos->step_in_epoch > 0))
+        return mt_err_set(err, MT_E_INVAL,
+                          "resume at step %ld of epoch %d: epochs have %ld steps and the job %d "
+                          "epochs", pos->step_in_epoch, pos->epoch + 1, spe, t->spec.epochs);
+    if (pos->step != (long)pos->epoch * spe + pos->step_in_epoch)
+        return mt_err_set(err, MT_E_INVAL,
+                          "resume at step %ld does not match epoch %d, step %ld in it with %ld "
+                          "steps an epoch (batch %d)", pos->step, pos->epoch, pos->step_in_epoch,
+                          spe, t->spec.batch);
+    if (pos->hits < 0 || pos->hits > n || !isfinite(pos->loss_sum))
+        return mt_err_set(err, MT_E_INVAL, "resume: bad running sums (loss %g, hits %ld)",
+                          pos->loss_sum, pos->hits);
+    /* The order carries over between epochs, so it is rebuilt from the
+     * seed; the generator's draws do not depend on the order, so the
+     * check runs before anything changes. */
+    struct mt_rng rng;
+    rng_derive(&rng, t->spec.seed, 2);
+    for (int e = 0; e < pos->epoch; e++)
+        shuffle_draws(&rng, n);
+    if (memcmp(&rng, &pos->shuffle_rng, sizeof rng) != 0)
+        return mt_err_set(err, MT_E_INVAL,
+                          "resume at epoch %d: the saved shuffle generator is not the one this "
+                          "job's seed %llu gives", pos->epoch, (unsigned long long)t->spec.seed);
+    for (long i = 0; i < n; i++)
+        t->perm[i] = (uint32_t)i;
+    rng_derive(&t->shuffle_rng, t->spec.seed, 2);
+    for (int e = 0; e < pos->epoch; e++)
+        data_shuffle(t->perm, n, &t->shuffle_rng);
+    t->epoch = pos->epoch;
+    t->step = pos->step;
+    t->epoch_step = pos->step_in_epoch;
+    t->epoch_loss_sum = pos->step_in_epoch > 0 ? pos->loss_sum : 0;
+    t->epoch_hits = pos->step_in_epoch > 0 ? pos->hits : 0;
+    t->epoch_seconds = 0;
+    if (pos->step_in_epoch > 0) {
+        t->epoch_rng = t->shuffle_rng;
+        data_shuffle(t->perm, n, &t->shuffle_rng);
+    }
+    t->lr = pos->step > 0 ? sched_lr(&t->spec.sched, t->spec.optim.lr, pos->step - 1, spe,
+                                     t->spec.epochs)
+                          : 0.0f;
+    return 0;
+}
+
 int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
                       struct mt_epoch_report *rep, struct mt_err *err)
 {
     const struct mt_spec *s = &t->spec;
     int B = s->batch;
     long n = t->train.n, every = t->steps_per_epoch / 100 + 1;
-    double sum = 0, t0 = now_seconds();
-    long hits = 0, seen = 0;
-    int rc;
+    double t0 = now_seconds();
+    long trained = 0;                /* samples trained in this call */
+    int rc, stop = 0;
 
     memset(rep, 0, sizeof *rep);
-    data_shuffle(t->perm, n, &t->shuffle_rng);
-    for (long k = 0; k < t->steps_per_epoch; k++) {
+    if (t->epoch_step == 0) {
+        t->epoch_rng = t->shuffle_rng;
+        data_shuffle(t->perm, n, &t->shuffle_rng);
+        t->epoch_loss_sum = 0;
+        t->epoch_hits = 0;
+        t->epoch_seconds = 0;
+    }
+    for (long k = t->epoch_step; k < t->steps_per_epoch && !stop; k++) {
         int nb = n - k * B < B ? (int)(n - k * B) : B;
         struct mt_step_result r = {0};
         data_batch(&t->train, &t->norm, t->perm + k * B, nb, t->x, t->y);
@@ -238,23 +319,32 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
         }
         arena_set_phase(t->arena, MT_PHASE_IDLE);
         t->step++;
-        sum += r.loss * nb;
-        hits += r.correct;
-        seen += nb;
-        if (progress && ((k + 1) % every == 0 || k + 1 == t->steps_per_epoch) &&
-            progress(ud, k + 1, t->steps_per_epoch, sum / (double)seen))
-            return mt_err_set(err, MT_E_CANCELLED, "cancelled in epoch %d", t->epoch + 1);
+        t->epoch_step = k + 1;
+        t->epoch_loss_sum += r.loss * nb;
+        t->epoch_hits += r.correct;
+        trained += nb;
+        if (t->step_fn && t->step_fn(t->step_ud, t, &r))
+            stop = 1;
+        if (progress && ((k + 1) % every == 0 || k + 1 == t->steps_per_epoch)) {
+            long seen = (k + 1) * B < n ? (k + 1) * B : n;
+            if (progress(ud, k + 1, t->steps_per_epoch, t->epoch_loss_sum / (double)seen))
+                stop = 1;
+        }
     }
     double t1 = now_seconds();
+    t->epoch_seconds += t1 - t0;
+    if (stop)
+        return mt_err_set(err, MT_E_CANCELLED, "cancelled in epoch %d", t->epoch + 1);
     if ((rc = trainer_evaluate(t, &t->test, &rep->test_loss, &rep->test_accuracy, err)))
         return mt_err_prefix(err, "epoch %d, evaluation: ", t->epoch + 1);
     t->epoch++;
+    t->epoch_step = 0;
     rep->epoch = t->epoch;
-    rep->loss = sum / (double)n;
-    rep->train_accuracy = (double)hits / (double)n;
-    rep->seconds = t1 - t0;
+    rep->loss = t->epoch_loss_sum / (double)n;
+    rep->train_accuracy = (double)t->epoch_hits / (double)n;
+    rep->seconds = t->epoch_seconds;
     rep->eval_seconds = now_seconds() - t1;
-    rep->samples_per_second = (double)n / rep->seconds;
+    rep->samples_per_second = t1 > t0 ? (double)trained / (t1 - t0) : 0.0;
     rep->lr = t->lr;
     arena_stats(t->arena, &rep->mem);
     proc_memory(&rep->rss_peak, &rep->rss_now);

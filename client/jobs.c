@@ -1,0 +1,616 @@
+/* jobs.c: the commands about jobs as records: submit, ls, show, cancel and
+ * wait. Following a job live is watch.c. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "mtctl.h"
+#include "spec.h"
+
+/* ------------------------------------------------------------------ submit */
+
+static const char submit_help[] =
+    "Usage: mtctl submit [OPTIONS] SPEC.yaml\n"
+    "\n"
+    "Submit the training job described by SPEC.yaml (see docs/spec-reference.md;\n"
+    "\"-\" reads standard input) and print its id: \"submitted job 12\". The daemon\n"
+    "parses the spec, plans its memory, and refuses a job that cannot fit; its\n"
+    "message names the file and line of a mistake.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --name NAME        the job's name (instead of the spec's name:)\n"
+    "  -p, --priority N       higher runs first; equal priorities in submit order\n"
+    "                         (default 0)\n"
+    "  -m, --mem-limit SIZE   the job's memory limit (instead of memory_limit:);\n"
+    "                         SIZE is bytes, or a number with K, M, G or T (powers\n"
+    "                         of 1024, also KiB, MiB, ...) or kB, MB, GB, TB\n"
+    "                         (powers of 1000): 2G, 512M, 1.5GiB, 100000000\n"
+    "  -f, --follow           then follow the job as `mtctl watch` does and exit\n"
+    "                         with its final state's status\n"
+    "      --steps            with --follow: also show every training step\n"
+    "  -o json, --json        print the accepted job as JSON (with --follow, JSON\n"
+    "                         lines: the job, then the watch events)\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Exit status: 0 submitted, 1 refused (invalid spec, over the memory limit,\n"
+    "daemon unavailable), 2 usage, 3 daemon unreachable; with --follow, the job's\n"
+    "final state: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
+    "13 INTERRUPTED.\n";
+
+int cmd_submit(struct mtctl *c, int argc, char **argv)
+{
+    enum { OPT_STEPS = 0x2001 };
+    static const struct option longopts[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"priority", required_argument, NULL, 'p'},
+        {"mem-limit", required_argument, NULL, 'm'},
+        {"follow", no_argument, NULL, 'f'},
+        {"steps", no_argument, NULL, OPT_STEPS},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    const char *name = NULL;
+    long priority = 0;
+    uint64_t limit = 0;
+    int follow = 0, steps = 0, opt;
+    char *end;
+    mtctl_getopt_reset(c, argv, "submit");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:p:m:f", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'n':
+            name = optarg;
+            break;
+        case 'p':
+            priority = strtol(optarg, &end, 10);
+            if (!*optarg || *end || priority < INT32_MIN || priority > INT32_MAX)
+                return mtctl_usage_error(c, "--priority '%s' is not an integer", optarg);
+            break;
+        case 'm':
+            if (fmt_parse_size(optarg, &limit) || limit == 0)
+                return mtctl_usage_error(c, "--mem-limit '%s' is not a size such as 2G, 512M "
+                                         "or a byte count", optarg);
+            break;
+        case 'f':
+            follow = 1;
+            break;
+        case OPT_STEPS:
+            steps = 1;
+            break;
+        MTCTL_OPT_DEFAULT(c, opt, submit_help)
+        }
+    }
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, argc - optind ? "expected one SPEC.yaml" : "no SPEC.yaml given");
+    const char *path = argv[optind];
+    struct mt_err err = {0};
+    char *yaml;
+    size_t len;
+    if (spec_read(path, &yaml, &len, &err))
+        return mtctl_fail(c, &err);
+
+    Memtrain__SubmitRequest sub = MEMTRAIN__SUBMIT_REQUEST__INIT;
+    sub.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
+    sub.yaml = yaml;
+    sub.yaml_name = (char *)(strcmp(path, "-") == 0 ? "<stdin>" : path);
+    sub.priority = (int32_t)priority;
+    sub.name = (char *)(name ? name : "");
+    sub.memory_limit = limit;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+    req.submit = &sub;
+    Memtrain__Response *resp;
+    int rc = conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SUBMIT, &resp, &err);
+    free(yaml);
+    if (rc)
+        return mtctl_fail(c, &err);
+    if (!resp->submit->job) {
+        memtrain__response__free_unpacked(resp, NULL);
+        mt_err_set(&err, MT_E_PROTO, "memtraind accepted the job but did not say which");
+        return mtctl_fail(c, &err);
+    }
+    uint64_t id = resp->submit->job->id;
+    if (c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_str(&j, "event", "submitted");
+        json_job(&j, "job", resp->submit->job);
+        json_end(&j);
+    } else {
+        printf("submitted job %llu\n", (unsigned long long)id);
+        fflush(stdout);
+    }
+    memtrain__response__free_unpacked(resp, NULL);
+    return follow ? watch_job(c, id, steps, 0) : MTCTL_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------- ls */
+
+static const char ls_help[] =
+    "Usage: mtctl ls [OPTIONS]\n"
+    "\n"
+    "List your jobs, most recent first: ID, NAME, OWNER, STATE, RULE, EPOCH (done\n"
+    "of total), TEST-ACC (after the last epoch), PEAK (the measured peak of the\n"
+    "job's memory arena), AGE (since submission) and NOTE (why a queued job\n"
+    "waits, or why a job failed).\n"
+    "\n"
+    "Options:\n"
+    "  -a, --all              every user's jobs (root, or as the daemon allows)\n"
+    "  -s, --state S[,S...]   only jobs in these states: queued, running,\n"
+    "                         completed, failed, cancelled, out-of-memory (oom),\n"
+    "                         interrupted\n"
+    "  -n, --limit N          at most N jobs\n"
+    "  -o json, --json        one JSON document with a \"jobs\" array\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n";
+
+/* "running,queued" into states[]; returns the count or -1. */
+static int parse_states(const char *list, Memtrain__JobState *states, int max, const char **bad)
+{
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int s = fmt_parse_state(tok);
+        if (s < 0 || n == max) {
+            *bad = tok;
+            return -1;
+        }
+        states[n++] = (Memtrain__JobState)s;
+    }
+    if (n == 0)
+        *bad = list;
+    return n ? n : -1;
+}
+
+static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now)
+{
+    char id[24], user[64], epoch[32], acc[16], peak[32], age[32];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)job->id);
+    snprintf(epoch, sizeof epoch, "%u/%u", job->epochs_done, job->epochs);
+    if (job->last_epoch && job->epochs_done > 0)
+        fmt_percent(acc, sizeof acc, job->last_epoch->test_accuracy);
+    else
+        snprintf(acc, sizeof acc, "-");
+    uint64_t pk = job->measured ? job->measured->peak_total : 0;
+    if (pk)
+        fmt_bytes(peak, sizeof peak, pk);
+    else
+        snprintf(peak, sizeof peak, "-");
+    if (job->submitted_at > 0)
+        fmt_duration(age, sizeof age, (double)(now - job->submitted_at) / 1000.0);
+    else
+        snprintf(age, sizeof age, "-");
+    const char *note = "";
+    if (job->state == MEMTRAIN__JOB_STATE__QUEUED)
+        note = job->waiting;
+    else if (job->state != MEMTRAIN__JOB_STATE__COMPLETED && job->state != MEMTRAIN__JOB_STATE__RUNNING)
+        note = fmt_reason(job);
+    const char *cells[] = {
+        id, job->name[0] ? job->name : "-", fmt_user(job->owner_uid, user, sizeof user),
+        fmt_state(job->state), job->rule[0] ? job->rule : "-", epoch, acc, peak, age, note,
+    };
+    table_add(t, cells);
+}
+
+int cmd_ls(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"all", no_argument, NULL, 'a'},
+        {"state", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'n'},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    Memtrain__JobState states[16];
+    int n_states = 0, all = 0, opt;
+    unsigned long limit = 0;
+    const char *bad;
+    char *end;
+    mtctl_getopt_reset(c, argv, "ls");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'a':
+            all = 1;
+            break;
+        case 's':
+            if ((n_states = parse_states(optarg, states, 16, &bad)) < 0)
+                return mtctl_usage_error(c, "unknown state '%s' (expected queued, running, "
+                                         "completed, failed, cancelled, out-of-memory or "
+                                         "interrupted)", bad);
+            break;
+        case 'n':
+            limit = strtoul(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end || limit > UINT32_MAX)
+                return mtctl_usage_error(c, "--limit '%s' is not a count", optarg);
+            break;
+        MTCTL_OPT_DEFAULT(c, opt, ls_help)
+        }
+    }
+    if (optind < argc)
+        return mtctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
+
+    Memtrain__ListRequest lq = MEMTRAIN__LIST_REQUEST__INIT;
+    lq.all_users = all;
+    lq.n_states = (size_t)n_states;
+    lq.states = states;
+    lq.limit = (uint32_t)limit;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_LIST;
+    req.list = &lq;
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_LIST, &resp, &err))
+        return mtctl_fail(c, &err);
+    const Memtrain__ListResponse *lr = resp->list;
+    int rc = MTCTL_EXIT_OK;
+    if (c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_arr(&j, "jobs");
+        for (size_t i = 0; i < lr->n_jobs; i++)
+            json_job(&j, NULL, lr->jobs[i]);
+        json_end(&j);
+    } else {
+        static const char *const head[] = {"ID", "NAME", "OWNER", "STATE", "RULE", "EPOCH",
+                                           "TEST-ACC", "PEAK", "AGE", "NOTE"};
+        struct table t;
+        table_init(&t, 10, head, "r....rrrr.");
+        int64_t now = fmt_now_ms();
+        for (size_t i = 0; i < lr->n_jobs; i++)
+            ls_row(&t, lr->jobs[i], now);
+        if (table_print(&t, stdout)) {
+            mt_err_set(&err, MT_E_NOMEM, "out of memory listing %zu jobs", lr->n_jobs);
+            rc = mtctl_fail(c, &err);
+        }
+        table_free(&t);
+    }
+    memtrain__response__free_unpacked(resp, NULL);
+    return rc;
+}
+
+/* -------------------------------------------------------------------- show */
+
+static const char show_help[] =
+    "Usage: mtctl show [OPTIONS] ID\n"
+    "\n"
+    "Everything about job ID: its state and the reason for it, its times, a\n"
+    "summary of its spec (dataset, model, rule, optimizer, schedule, batch), its\n"
+    "memory planned at submission against what the arena measured, per category\n"
+    "(params, grads, optimizer, activations, workspace, data) and per phase of a\n"
+    "step (forward, gradient, update), the kernel's peak RSS, the last epoch's\n"
+    "figures and the worker's exit status.\n"
+    "\n"
+    "Options:\n"
+    "  -o json, --json        one JSON document with \"job\" and \"spec\"\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n";
+
+/* The optimizer and the settings that apply to it. */
+static void optimizer_summary(char *buf, size_t len, const Memtrain__OptimizerSpec *o)
+{
+    int sgd = strcmp(o->name, "sgd") == 0, adam = strncmp(o->name, "adam", 4) == 0;
+    int any = !sgd && !adam;  /* the rule's default: show whatever was given */
+    size_t n = (size_t)snprintf(buf, len, "%s", o->name[0] ? o->name : "(the rule's)");
+#define OPTF(field, label, applies)                                                     \
+    if (o->opt_##field##_case && (applies || any) && n < len)                           \
+        n += (size_t)snprintf(buf + n, len - n, " " label " %g", (double)o->field);
+    OPTF(lr, "lr", 1)
+    OPTF(momentum, "momentum", sgd)
+    OPTF(beta1, "beta1", adam)
+    OPTF(beta2, "beta2", adam)
+    OPTF(eps, "eps", adam)
+    OPTF(weight_decay, "weight_decay", 1)
+#undef OPTF
+    if (o->opt_nesterov_case && (sgd || any) && n < len)
+        snprintf(buf + n, len - n, " nesterov %s", o->nesterov ? "yes" : "no");
+}
+
+/* The schedule and its settings. */
+static void schedule_summary(char *buf, size_t len, const Memtrain__ScheduleSpec *s)
+{
+    size_t n = (size_t)snprintf(buf, len, "%s", s->name[0] ? s->name : "constant");
+    if (s->opt_warmup_epochs_case && s->warmup_epochs > 0 && n < len)
+        n += (size_t)snprintf(buf + n, len - n, ", warm-up %g epochs", (double)s->warmup_epochs);
+    if (strcmp(s->name, "step") == 0 && n < len)
+        n += (size_t)snprintf(buf + n, len - n, ", x%g every %u epochs",
+                              s->opt_gamma_case ? (double)s->gamma : 0.1,
+                              s->opt_step_epochs_case ? s->step_epochs : 10);
+    if (s->opt_min_lr_case && s->min_lr > 0 && n < len)
+        snprintf(buf + n, len - n, ", min lr %g", (double)s->min_lr);
+}
+
+static void dataset_summary(char *buf, size_t len, const Memtrain__DatasetSpec *d)
+{
+    size_t n = (size_t)snprintf(buf, len, "%s", d->name[0] ? d->name : "-");
+    if (d->opt_synthetic_train_case && n < len)
+        n += (size_t)snprintf(buf + n, len - n, ", %llu training samples",
+                              (unsigned long long)d->synthetic_train);
+    if (d->train_limit && n < len)
+        n += (size_t)snprintf(buf + n, len - n, ", first %llu training samples",
+                              (unsigned long long)d->train_limit);
+    if (d->test_limit && n < len)
+        n += (size_t)snprintf(buf + n, len - n, ", first %llu test samples",
+                              (unsigned long long)d->test_limit);
+    if (d->dir[0] && n < len)
+        snprintf(buf + n, len - n, " (from %s)", d->dir);
+}
+
+static void show_spec(const Memtrain__JobSpec *s)
+{
+    char buf[512];
+    printf("spec\n");
+    if (s->dataset) {
+        dataset_summary(buf, sizeof buf, s->dataset);
+        printf("  dataset       %s\n", buf);
+    }
+    if (s->model) {
+        fmt_model(buf, sizeof buf, s->model);
+        printf("  model         %s\n", buf);
+    }
+    if (s->rule)
+        printf("  rule          %s\n", s->rule->name[0] ? s->rule->name : "bp");
+    if (s->optimizer) {
+        optimizer_summary(buf, sizeof buf, s->optimizer);
+        printf("  optimizer     %s\n", buf);
+    }
+    if (s->schedule) {
+        schedule_summary(buf, sizeof buf, s->schedule);
+        printf("  schedule      %s\n", buf);
+    }
+    printf("  batch         %u\n", s->batch);
+    printf("  epochs        %u\n", s->epochs);
+    if (s->opt_seed_case)
+        printf("  seed          %llu\n", (unsigned long long)s->seed);
+    printf("  threads       %u%s\n", s->threads, s->threads ? "" : " (all cores)");
+    if (s->memory_limit)
+        printf("  memory limit  %s\n", fmt_bytes(buf, sizeof buf, s->memory_limit));
+    if (s->checkpoint_every)
+        printf("  checkpoints   every %u epochs\n", s->checkpoint_every);
+}
+
+/* Rows of the memory comparison: label and the field of MemoryStats. */
+static const struct {
+    const char *label;
+    size_t off;
+} mem_rows[] = {
+    {"params", offsetof(Memtrain__MemoryStats, params)},
+    {"grads", offsetof(Memtrain__MemoryStats, grads)},
+    {"optimizer", offsetof(Memtrain__MemoryStats, optimizer)},
+    {"activations", offsetof(Memtrain__MemoryStats, activations)},
+    {"workspace", offsetof(Memtrain__MemoryStats, workspace)},
+    {"data", offsetof(Memtrain__MemoryStats, data)},
+    {"peak total", offsetof(Memtrain__MemoryStats, peak_total)},
+    {"forward", offsetof(Memtrain__MemoryStats, phase_peak_forward)},
+    {"gradient", offsetof(Memtrain__MemoryStats, phase_peak_gradient)},
+    {"update", offsetof(Memtrain__MemoryStats, phase_peak_update)},
+};
+
+static void mem_cell(char *buf, size_t len, const Memtrain__MemoryStats *m, size_t off)
+{
+    if (!m)
+        snprintf(buf, len, "-");
+    else
+        fmt_bytes(buf, len, *(const uint64_t *)((const char *)m + off));
+}
+
+static void show_memory(const Memtrain__Job *job)
+{
+    const Memtrain__MemorySample *now = job->memory;
+    static const char *const head[] = {"memory", "PLANNED", "MEASURED", "NOW"};
+    struct table t;
+    table_init(&t, now ? 4 : 3, head, ".rrr");
+    for (size_t i = 0; i < sizeof mem_rows / sizeof mem_rows[0]; i++) {
+        char label[32], p[32], m[32], n[32];
+        snprintf(label, sizeof label, "  %s%s", i >= 7 ? "phase " : "", mem_rows[i].label);
+        mem_cell(p, sizeof p, job->planned, mem_rows[i].off);
+        mem_cell(m, sizeof m, job->measured, mem_rows[i].off);
+        mem_cell(n, sizeof n, now ? now->current : NULL, mem_rows[i].off);
+        if (i >= 7 && now)
+            snprintf(n, sizeof n, "-");  /* a sample's current phase peaks are not "now" */
+        const char *cells[] = {label, p, m, n};
+        table_add(&t, cells);
+    }
+    char m[32], n[32];
+    mem_cell(m, sizeof m, job->measured, offsetof(Memtrain__MemoryStats, rss_peak_bytes));
+    if (now)
+        fmt_bytes(n, sizeof n, now->rss_bytes);
+    const char *rss[] = {"  rss (kernel)", "-", m, now ? n : "-"};
+    table_add(&t, rss);
+    table_print(&t, stdout);
+    table_free(&t);
+    if (job->memory_limit) {
+        char lim[32];
+        printf("  limit         %s\n", fmt_bytes(lim, sizeof lim, job->memory_limit));
+    }
+}
+
+static void show_job(const Memtrain__Job *job, const Memtrain__JobSpec *spec)
+{
+    char a[64], b[64];
+    int64_t now = fmt_now_ms();
+    printf("job %llu%s%s\n", (unsigned long long)job->id, job->name[0] ? "  " : "", job->name);
+    printf("  state         %s%s%s\n", fmt_state(job->state), job->reason[0] ? ": " : "",
+           job->reason);
+    if (job->state == MEMTRAIN__JOB_STATE__QUEUED && job->waiting[0])
+        printf("  waiting       %s\n", job->waiting);
+    printf("  owner         %s (uid %u)\n", fmt_user(job->owner_uid, a, sizeof a), job->owner_uid);
+    printf("  priority      %d\n", job->priority);
+    if (job->submitted_at > 0)
+        printf("  submitted     %s (%s ago)\n", fmt_time(a, sizeof a, job->submitted_at),
+               fmt_duration(b, sizeof b, (double)(now - job->submitted_at) / 1000.0));
+    if (job->started_at > 0)
+        printf("  started       %s\n", fmt_time(a, sizeof a, job->started_at));
+    if (job->finished_at > 0)
+        printf("  finished      %s (ran %s)\n", fmt_time(a, sizeof a, job->finished_at),
+               fmt_duration(b, sizeof b,
+                            (double)(job->finished_at - job->started_at) / 1000.0));
+    else if (job->started_at > 0)
+        printf("  running for   %s\n",
+               fmt_duration(b, sizeof b, (double)(now - job->started_at) / 1000.0));
+    printf("  epochs        %u of %u\n", job->epochs_done, job->epochs);
+    if (job->finished_at > 0 && job->started_at > 0) {
+        if (job->exit_code < 0)
+            printf("  exit          killed by signal %d\n", -job->exit_code);
+        else
+            printf("  exit code     %d\n", job->exit_code);
+    }
+    if (spec)
+        show_spec(spec);
+    show_memory(job);
+    const Memtrain__EpochProgress *e = job->last_epoch;
+    if (e && job->epochs_done > 0) {
+        char tr[16], te[16];
+        printf("last epoch %u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s, lr %g\n",
+               e->epoch, e->loss, fmt_percent(tr, sizeof tr, e->train_accuracy),
+               fmt_percent(te, sizeof te, e->test_accuracy), e->seconds, e->samples_per_second,
+               (double)e->lr);
+    }
+}
+
+int cmd_show(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    int opt, rc;
+    uint64_t id;
+    mtctl_getopt_reset(c, argv, "show");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        MTCTL_OPT_DEFAULT(c, opt, show_help)
+        }
+    }
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, "expected one job ID");
+    if ((rc = mtctl_parse_id(c, argv[optind], &id)))
+        return rc;
+    Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
+    sq.job_id = id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
+    req.show = &sq;
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, &resp, &err)) {
+        conn_job_err(&err, id);
+        return mtctl_fail(c, &err);
+    }
+    if (!resp->show->job) {
+        memtrain__response__free_unpacked(resp, NULL);
+        mt_err_set(&err, MT_E_PROTO, "job %llu: memtraind sent no job record",
+                   (unsigned long long)id);
+        return mtctl_fail(c, &err);
+    }
+    if (c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_job(&j, "job", resp->show->job);
+        json_spec(&j, "spec", resp->show->spec);
+        json_end(&j);
+    } else {
+        show_job(resp->show->job, resp->show->spec);
+    }
+    memtrain__response__free_unpacked(resp, NULL);
+    return MTCTL_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ cancel */
+
+static const char cancel_help[] =
+    "Usage: mtctl cancel [OPTIONS] ID\n"
+    "\n"
+    "Stop job ID. A queued job ends CANCELLED at once; a running job's worker is\n"
+    "asked to stop (then killed after the daemon's grace period) and ends\n"
+    "CANCELLED. Prints the job's state after the request, and the daemon's note:\n"
+    "  job 12: RUNNING (cancel requested: the worker has 10 s to stop)\n"
+    "Use `mtctl wait ID` to block until it has stopped. Only the job's owner (or\n"
+    "root) may cancel it.\n"
+    "\n"
+    "Options:\n"
+    "  -o json, --json        one JSON document with the \"job\"\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n";
+
+int cmd_cancel(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    int opt, rc;
+    uint64_t id;
+    mtctl_getopt_reset(c, argv, "cancel");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        MTCTL_OPT_DEFAULT(c, opt, cancel_help)
+        }
+    }
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, "expected one job ID");
+    if ((rc = mtctl_parse_id(c, argv[optind], &id)))
+        return rc;
+    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
+    cq.job_id = id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
+    req.cancel = &cq;
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_CANCEL, &resp, &err)) {
+        conn_job_err(&err, id);
+        return mtctl_fail(c, &err);
+    }
+    const Memtrain__Job *job = resp->cancel->job;
+    if (c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_job(&j, "job", job);
+        json_str(&j, "message", resp->message);
+        json_end(&j);
+    } else if (job) {
+        printf("job %llu: %s", (unsigned long long)job->id, fmt_state(job->state));
+        if (resp->message[0])
+            printf(" (%s)", resp->message);
+        else if (job->reason[0])
+            printf(" (%s)", job->reason);
+        putchar('\n');
+    } else {
+        printf("job %llu: %s\n", (unsigned long long)id,
+               resp->message[0] ? resp->message : "cancel requested");
+    }
+    memtrain__response__free_unpacked(resp, NULL);
+    return MTCTL_EXIT_OK;
+}
+
+/* -------------------------------------------------------------------- wait */
+
+static const char wait_help[] =
+    "Usage: mtctl wait [OPTIONS] ID\n"
+    "\n"
+    "Block until job ID reaches a final state, print it (\"job 12: COMPLETED\",\n"
+    "with the reason when there is one) and exit with its status.\n"
+    "\n"
+    "Options:\n"
+    "  -o json, --json        print the final job as one JSON document\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Exit status: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
+    "13 INTERRUPTED; 1 error (also when the daemon stops while waiting),\n"
+    "3 daemon unreachable, 4 no such job, 5 permission denied.\n";
+
+int cmd_wait(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    int opt, rc;
+    uint64_t id;
+    mtctl_getopt_reset(c, argv, "wait");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        MTCTL_OPT_DEFAULT(c, opt, wait_help)
+        }
+    }
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, "expected one job ID");
+    if ((rc = mtctl_parse_id(c, argv[optind], &id)))
+        return rc;
+    return watch_job(c, id, 0, 1);
+}

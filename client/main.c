@@ -1,0 +1,250 @@
+/* main.c: mtctl's entry point: global options, the default socket, the
+ * command table, and the mapping from errors to exit statuses. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fmt.h"
+#include "mtctl.h"
+
+#ifndef MEMTRAIN_VERSION
+#define MEMTRAIN_VERSION "unknown"
+#endif
+
+#define RUN_SOCKET "/run/memtraind/memtraind.sock"
+
+static const char help_text[] =
+    "Usage: mtctl [--socket PATH] [-o json|--json] COMMAND [ARGS...]\n"
+    "\n"
+    "mtctl is the client of memtraind, the memtrain training daemon: it submits\n"
+    "training jobs, follows them live, and fetches their metrics and checkpoints.\n"
+    "\n"
+    "Commands:\n"
+    "  submit SPEC.yaml     submit a training job and print its id\n"
+    "  ls                   list jobs\n"
+    "  show ID              everything about one job\n"
+    "  watch ID             follow a job live until it ends\n"
+    "  wait ID              block until a job ends; exit with its state's status\n"
+    "  cancel ID            stop a queued or running job\n"
+    "  logs ID              print a job's log (-f: keep following)\n"
+    "  metrics ID           a job's epoch history as a table, CSV or JSON\n"
+    "  ckpt ls ID           list a job's checkpoints\n"
+    "  ckpt export ID       write a checkpoint's weights as a NumPy .npz file\n"
+    "  plan SPEC.yaml       the memory a spec would need, under every rule\n"
+    "  ping                 the daemon's version, uptime and round-trip time\n"
+    "  help [COMMAND]       this text, or a command's\n"
+    "\n"
+    "Global options (every command also takes them after its name):\n"
+    "  --socket PATH        the daemon's socket; default $MEMTRAIN_SOCKET, else\n"
+    "                       $XDG_RUNTIME_DIR/memtrain/memtraind.sock, or\n"
+    "                       " RUN_SOCKET " when only that exists\n"
+    "  -o json, --json      output for programs: one JSON document, or one JSON\n"
+    "                       object per line for streams (watch, logs -f, submit\n"
+    "                       --follow); each has \"schema_version\": 1\n"
+    "  -h, --help           this text; `mtctl COMMAND --help` describes a command\n"
+    "  -V, --version        print mtctl's version\n"
+    "\n"
+    "Exit status:\n"
+    "  0    success\n"
+    "  1    error (the daemon's message is printed on stderr)\n"
+    "  2    usage error\n"
+    "  3    memtraind unreachable (nothing listens on the socket)\n"
+    "  4    job or checkpoint not found\n"
+    "  5    permission denied\n"
+    "  wait, watch and submit --follow exit with the job's final state:\n"
+    "  0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY, 13 INTERRUPTED\n"
+    "\n"
+    "See mtctl(1).\n";
+
+static const struct command {
+    const char *name;
+    int (*run)(struct mtctl *c, int argc, char **argv);
+} commands[] = {
+    {"submit", cmd_submit},   {"ls", cmd_ls},       {"show", cmd_show},
+    {"watch", cmd_watch},     {"wait", cmd_wait},   {"cancel", cmd_cancel},
+    {"logs", cmd_logs},       {"metrics", cmd_metrics}, {"ckpt", cmd_ckpt},
+    {"plan", cmd_plan},       {"ping", cmd_ping},
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+void mtctl_getopt_reset(struct mtctl *c, char **argv, const char *name)
+{
+    static char prog[64];
+    snprintf(prog, sizeof prog, "mtctl %s", name);
+    argv[0] = prog;
+    c->cmd = prog;
+    optind = 0;  /* glibc: start afresh, with the default (permuting) order */
+    opterr = 1;
+}
+
+int mtctl_usage_error(struct mtctl *c, const char *fmt, ...)
+{
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "%s: ", c->cmd);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+    fprintf(stderr, "Try '%s --help'.\n", c->cmd);
+    return MTCTL_EXIT_USAGE;
+}
+
+int mtctl_opt(struct mtctl *c, int opt, const char *arg, const char *help)
+{
+    switch (opt) {
+    case 'h':
+        fputs(help, stdout);
+        return MTCTL_DONE;
+    case MTCTL_OPT_JSON:
+        c->json = 1;
+        return 0;
+    case 'o':
+        if (strcmp(arg, "json") == 0)
+            c->json = 1;
+        else if (strcmp(arg, "text") == 0)
+            c->json = 0;
+        else
+            return mtctl_usage_error(c, "unknown output format '%s' (expected json or text)", arg);
+        return 0;
+    case MTCTL_OPT_SOCKET:
+        c->socket_path = arg;
+        return 0;
+    }
+    return mtctl_usage_error(c, NULL);  /* getopt printed what was wrong */
+}
+
+int mtctl_exit_code(int code)
+{
+    switch (code) {
+    case 0: return MTCTL_EXIT_OK;
+    case MT_E_UNREACHABLE: return MTCTL_EXIT_UNREACHABLE;
+    case MT_E_NOTFOUND: return MTCTL_EXIT_NOTFOUND;
+    case MT_E_PERM: return MTCTL_EXIT_PERM;
+    }
+    return MTCTL_EXIT_ERROR;
+}
+
+int mtctl_fail(struct mtctl *c, const struct mt_err *err)
+{
+    int status = mtctl_exit_code(err->code);
+    fflush(stdout);
+    fprintf(stderr, "mtctl: %s\n", err->msg[0] ? err->msg : mt_strerror(err->code));
+    if (c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_obj(&j, "error");
+        json_str(&j, "status", c->status >= 0 ? conn_status_name(c->status) : NULL);
+        json_str(&j, "message", err->msg[0] ? err->msg : mt_strerror(err->code));
+        json_i64(&j, "exit_code", status);
+        json_obj_end(&j);
+        json_end(&j);
+    }
+    return status;
+}
+
+int mtctl_parse_id(struct mtctl *c, const char *arg, uint64_t *id)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (arg[0] < '0' || arg[0] > '9' || *end || errno || v == 0)
+        return mtctl_usage_error(c, "'%s' is not a job id (a positive integer)", arg);
+    *id = v;
+    return 0;
+}
+
+/* $MEMTRAIN_SOCKET, else the per-user socket, else the system one when only
+ * it exists. The returned string lives until exit. */
+static const char *default_socket(void)
+{
+    static char path[4096];
+    const char *env = getenv("MEMTRAIN_SOCKET");
+    if (env && *env)
+        return env;
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    if (xdg && *xdg) {
+        snprintf(path, sizeof path, "%s/memtrain/memtraind.sock", xdg);
+        if (stat(path, &st) == 0 || stat(RUN_SOCKET, &st) != 0)
+            return path;
+    }
+    return RUN_SOCKET;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"socket", required_argument, NULL, MTCTL_OPT_SOCKET},
+        {"json", no_argument, NULL, MTCTL_OPT_JSON},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct mtctl c = {.fd = -1, .status = -1, .cmd = "mtctl"};
+    int opt, rc;
+
+    /* a daemon that goes away must give EPIPE, not kill us */
+    signal(SIGPIPE, SIG_IGN);
+    c.tty = isatty(STDOUT_FILENO);
+    while ((opt = getopt_long(argc, argv, "+ho:V", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'V':
+            printf("mtctl %s (protocol 1)\n", MEMTRAIN_VERSION);
+            return MTCTL_EXIT_OK;
+        default:
+            if ((rc = mtctl_opt(&c, opt, optarg, help_text)))
+                return rc == MTCTL_DONE ? MTCTL_EXIT_OK : rc;
+        }
+    }
+    if (optind >= argc) {
+        fputs(help_text, stderr);
+        return MTCTL_EXIT_USAGE;
+    }
+    if (!c.socket_path)
+        c.socket_path = default_socket();
+
+    char **cargv = argv + optind;
+    int cargc = argc - optind;
+    if (strcmp(cargv[0], "help") == 0) {
+        if (cargc < 2) {
+            fputs(help_text, stdout);
+            return MTCTL_EXIT_OK;
+        }
+        /* `mtctl help ls` is `mtctl ls --help` */
+        char *hargv[] = {cargv[1], (char *)"--help", NULL};
+        const struct command *cmd = find_command(cargv[1]);
+        if (!cmd) {
+            fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[1]);
+            return MTCTL_EXIT_USAGE;
+        }
+        return cmd->run(&c, 2, hargv);
+    }
+    const struct command *cmd = find_command(cargv[0]);
+    if (!cmd) {
+        fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[0]);
+        return MTCTL_EXIT_USAGE;
+    }
+    rc = cmd->run(&c, cargc, cargv);
+    conn_close(&c);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        /* a reader that stopped reading (| head) needs no message */
+        if (errno != EPIPE)
+            fprintf(stderr, "mtctl: writing output: %s\n", strerror(errno));
+        return rc ? rc : MTCTL_EXIT_ERROR;
+    }
+    return rc;
+}

@@ -1,0 +1,145 @@
+/* mtctl.h: what the files of mtctl share.
+ *
+ * mtctl is memtraind's command-line client. main.c parses the global
+ * options and dispatches to one cmd_* function per command; conn.c talks to
+ * the daemon (one Unix stream socket, wire.h framing, proto/memtrain.proto);
+ * fmt.c and jsonmsg.c format for people and for programs. The client parses
+ * no JSON and no YAML: spec files go to the daemon as text.
+ *
+ * A command returns the process exit status (MTCTL_EXIT_*); it prints its
+ * own errors through mtctl_fail(). Only main() calls exit. */
+#ifndef MTCTL_H
+#define MTCTL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "memtrain.pb-c.h"
+#include "memtrain/err.h"
+
+/* Exit statuses, documented in `mtctl --help` and mtctl(1). */
+enum {
+    MTCTL_EXIT_OK = 0,
+    MTCTL_EXIT_ERROR = 1,
+    MTCTL_EXIT_USAGE = 2,
+    MTCTL_EXIT_UNREACHABLE = 3,
+    MTCTL_EXIT_NOTFOUND = 4,
+    MTCTL_EXIT_PERM = 5,
+    /* wait, watch and submit --follow: the job's final state */
+    MTCTL_EXIT_FAILED = 10,
+    MTCTL_EXIT_CANCELLED = 11,
+    MTCTL_EXIT_OOM = 12,
+    MTCTL_EXIT_INTERRUPTED = 13,
+};
+
+#define MTCTL_SCHEMA_VERSION 1
+
+/* Global options and the one connection of this run. */
+struct mtctl {
+    const char *socket_path;  /* never NULL after main's setup */
+    int json;                 /* -o json / --json: JSON documents on stdout */
+    int tty;                  /* stdout is a terminal */
+    int fd;                   /* -1 until conn_open */
+    uint64_t next_id;         /* the id of the next Request */
+    const char *cmd;          /* "mtctl ls": the prefix of usage messages */
+    int status;               /* Status of the last refused request; -1 if none */
+};
+
+/* ---- main.c: shared option handling for the commands */
+
+/* Reset getopt for a command's argv and set argv[0] to "mtctl NAME"
+ * (NAME: "ls", "ckpt export") so that getopt's own messages name it. */
+void mtctl_getopt_reset(struct mtctl *c, char **argv, const char *name);
+
+/* Handle an option every command takes: -h/--help (prints `help`), --json,
+ * -o json|text, --socket PATH; anything else is a usage error (getopt has
+ * printed it). Returns 0 to go on, MTCTL_DONE after --help, or
+ * MTCTL_EXIT_USAGE. */
+#define MTCTL_DONE (-1)
+int mtctl_opt(struct mtctl *c, int opt, const char *arg, const char *help);
+
+/* The default branch of a command's option switch. */
+#define MTCTL_OPT_DEFAULT(c, opt, help)                          \
+    default: {                                                    \
+        int r_ = mtctl_opt((c), (opt), optarg, (help));           \
+        if (r_)                                                   \
+            return r_ == MTCTL_DONE ? MTCTL_EXIT_OK : r_;         \
+        break;                                                    \
+    }
+
+/* Print "mtctl CMD: <msg>" plus the --help hint on stderr; returns
+ * MTCTL_EXIT_USAGE. */
+int mtctl_usage_error(struct mtctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print err's message as "mtctl: <msg>" on stderr (and, with --json, an
+ * error document on stdout); returns the exit status for err->code. */
+int mtctl_fail(struct mtctl *c, const struct mt_err *err);
+
+/* The exit status for a negative MT_E_* code. */
+int mtctl_exit_code(int code);
+
+/* Parse a job id argument (a positive integer); prints a usage error. */
+int mtctl_parse_id(struct mtctl *c, const char *arg, uint64_t *id);
+
+/* The long options every command accepts, and the getopt codes for them. */
+#define MTCTL_OPT_JSON 0x1001
+#define MTCTL_OPT_SOCKET 0x1002
+#define MTCTL_COMMON_LONGOPTS                                        \
+    {"help", no_argument, NULL, 'h'},                                 \
+    {"json", no_argument, NULL, MTCTL_OPT_JSON},                      \
+    {"output", required_argument, NULL, 'o'},                         \
+    {"socket", required_argument, NULL, MTCTL_OPT_SOCKET}
+/* The short options to put in every command's optstring. */
+#define MTCTL_COMMON_SHORTOPTS "ho:"
+
+/* ---- conn.c: the daemon connection */
+
+/* Connect to c->socket_path. MT_E_UNREACHABLE with "cannot reach memtraind
+ * at PATH: <errno text> (is it running?)" when nobody listens. */
+int conn_open(struct mtctl *c, struct mt_err *err);
+void conn_close(struct mtctl *c);
+
+/* Stamp version and a fresh id on `req` and send it (connecting first if
+ * needed). */
+int conn_send(struct mtctl *c, Memtrain__Request *req, struct mt_err *err);
+
+/* Read the next Response for the last request sent. On success *resp is
+ * the caller's (memtrain__response__free_unpacked). A Response whose status
+ * is not OK is freed and turned into an error carrying the daemon's message
+ * and the MT_E_* code for its status (NOT_FOUND -> MT_E_NOTFOUND,
+ * PERMISSION_DENIED -> MT_E_PERM, INVALID -> MT_E_INVAL, OVER_LIMIT ->
+ * MT_E_LIMIT, UNAVAILABLE -> MT_E_BUSY, others MT_E_IO); c->status keeps
+ * the Status. A lost connection is MT_E_EOF or MT_E_TRUNCATED. */
+int conn_recv(struct mtctl *c, Memtrain__Response **resp, struct mt_err *err);
+
+/* conn_send + conn_recv, then a check that the body is `body_case`. */
+int conn_call(struct mtctl *c, Memtrain__Request *req, int body_case,
+              Memtrain__Response **resp, struct mt_err *err);
+
+/* Prefix err's message with "job N: " unless the daemon already named the
+ * job; returns err->code. */
+int conn_job_err(struct mt_err *err, uint64_t job_id);
+
+/* The name of a Status ("NOT_FOUND"). */
+const char *conn_status_name(int status);
+
+/* ---- the commands: each returns an exit status */
+int cmd_submit(struct mtctl *c, int argc, char **argv);  /* jobs.c */
+int cmd_ls(struct mtctl *c, int argc, char **argv);
+int cmd_show(struct mtctl *c, int argc, char **argv);
+int cmd_cancel(struct mtctl *c, int argc, char **argv);
+int cmd_wait(struct mtctl *c, int argc, char **argv);
+int cmd_watch(struct mtctl *c, int argc, char **argv);   /* watch.c */
+int cmd_logs(struct mtctl *c, int argc, char **argv);
+int cmd_metrics(struct mtctl *c, int argc, char **argv); /* export.c */
+int cmd_ckpt(struct mtctl *c, int argc, char **argv);
+int cmd_plan(struct mtctl *c, int argc, char **argv);    /* plan.c */
+int cmd_ping(struct mtctl *c, int argc, char **argv);
+
+/* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
+ * quiet: print only the final state line (wait). Returns the exit status
+ * of the final state, or an error status. */
+int watch_job(struct mtctl *c, uint64_t id, int steps, int quiet);
+
+#endif

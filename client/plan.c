@@ -1,0 +1,241 @@
+/* plan.c: questions that start no job: `plan` (the memory a spec would
+ * need, under its rule and every other) and `ping` (is the daemon there). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fmt.h"
+#include "mtctl.h"
+#include "spec.h"
+
+/* -------------------------------------------------------------------- plan */
+
+static const char plan_help[] =
+    "Usage: mtctl plan [OPTIONS] SPEC.yaml\n"
+    "\n"
+    "Ask the daemon what SPEC.yaml (\"-\": standard input) would need, without\n"
+    "running it: the planned bytes of the job's memory arena per category\n"
+    "(params, grads, optimizer, activations, workspace, data), its peak, and the\n"
+    "peak within each phase of a step (forward, gradient, update); then the same\n"
+    "model and batch under every learning rule side by side (the spec's rule\n"
+    "marked *); then whether the job fits its memory limit and the daemon's\n"
+    "budget. The figures are exact: the arena allocates exactly what the plan\n"
+    "says.\n"
+    "\n"
+    "Options:\n"
+    "  -o json, --json        one JSON document: \"planned\", \"rules\", \"limit\",\n"
+    "                         \"budget\", \"fits\" and the resolved \"spec\"\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Exit status: 0 when the daemon answered (fits or not: see the last line),\n"
+    "1 when it refused the spec, 2 usage, 3 daemon unreachable.\n";
+
+static const struct {
+    const char *label;
+    size_t off;
+} rows[] = {
+    {"params", offsetof(Memtrain__MemoryStats, params)},
+    {"grads", offsetof(Memtrain__MemoryStats, grads)},
+    {"optimizer", offsetof(Memtrain__MemoryStats, optimizer)},
+    {"activations", offsetof(Memtrain__MemoryStats, activations)},
+    {"workspace", offsetof(Memtrain__MemoryStats, workspace)},
+    {"data", offsetof(Memtrain__MemoryStats, data)},
+    {"peak total", offsetof(Memtrain__MemoryStats, peak_total)},
+    {"phase forward", offsetof(Memtrain__MemoryStats, phase_peak_forward)},
+    {"phase gradient", offsetof(Memtrain__MemoryStats, phase_peak_gradient)},
+    {"phase update", offsetof(Memtrain__MemoryStats, phase_peak_update)},
+};
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+static uint64_t at(const Memtrain__MemoryStats *m, size_t i)
+{
+    return m ? *(const uint64_t *)((const char *)m + rows[i].off) : 0;
+}
+
+static void print_plan(const char *path, const Memtrain__PlanResponse *p)
+{
+    const Memtrain__JobSpec *s = p->spec;
+    const char *rule = s && s->rule && s->rule->name[0] ? s->rule->name : "";
+    char buf[512], a[32], b[32], c[32];
+    printf("plan for %s", path);
+    if (s)
+        printf(": rule %s, batch %u", rule[0] ? rule : "bp", s->batch);
+    if (s && s->model)
+        printf(", model %s", fmt_model(buf, sizeof buf, s->model));
+    printf("\n");
+
+    static const char *const head[] = {"", "PLANNED", "BYTES"};
+    struct table t;
+    table_init(&t, 3, head, ".rr");
+    for (size_t i = 0; i < N_ROWS; i++) {
+        char label[32], exact[32];
+        snprintf(label, sizeof label, "  %s", rows[i].label);
+        snprintf(exact, sizeof exact, "%llu", (unsigned long long)at(p->planned, i));
+        const char *cells[] = {label, fmt_bytes(a, sizeof a, at(p->planned, i)), exact};
+        table_add(&t, cells);
+    }
+    table_print(&t, stdout);
+    table_free(&t);
+
+    if (p->n_rules > 0) {
+        /* side by side: one column per rule */
+        size_t nc = p->n_rules + 1;
+        const char **hd = calloc(nc, sizeof *hd);
+        char (*names)[40] = calloc(nc, sizeof *names);
+        char *align = calloc(nc + 1, 1);
+        char (*cell)[32] = calloc(nc, sizeof *cell);
+        const char **cells = calloc(nc, sizeof *cells);
+        if (hd && names && align && cell && cells) {
+            hd[0] = "";
+            align[0] = '.';
+            for (size_t r = 0; r < p->n_rules; r++) {
+                snprintf(names[r + 1], sizeof names[r + 1], "%s%s", p->rules[r]->rule,
+                         strcmp(p->rules[r]->rule, rule[0] ? rule : "bp") == 0 ? "*" : "");
+                hd[r + 1] = names[r + 1];
+                align[r + 1] = 'r';
+            }
+            printf("\n");
+            table_init(&t, (int)nc, hd, align);
+            for (size_t i = 0; i < N_ROWS; i++) {
+                snprintf(cell[0], sizeof cell[0], "  %s", rows[i].label);
+                cells[0] = cell[0];
+                for (size_t r = 0; r < p->n_rules; r++)
+                    cells[r + 1] = fmt_bytes(cell[r + 1], sizeof cell[r + 1],
+                                             at(p->rules[r]->planned, i));
+                table_add(&t, cells);
+            }
+            table_print(&t, stdout);
+            table_free(&t);
+        }
+        free(hd);
+        free(names);
+        free(align);
+        free(cell);
+        free(cells);
+    }
+
+    uint64_t peak = p->planned ? p->planned->peak_total : 0;
+    printf("\nfits: %s: peak %s, limit %s, daemon budget %s\n", p->fits ? "yes" : "NO",
+           fmt_bytes(a, sizeof a, peak), p->limit ? fmt_bytes(b, sizeof b, p->limit) : "none",
+           p->budget ? fmt_bytes(c, sizeof c, p->budget) : "none");
+}
+
+int cmd_plan(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    int opt;
+    mtctl_getopt_reset(c, argv, "plan");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        MTCTL_OPT_DEFAULT(c, opt, plan_help)
+        }
+    }
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, argc - optind ? "expected one SPEC.yaml" : "no SPEC.yaml given");
+    const char *path = argv[optind];
+    struct mt_err err = {0};
+    char *yaml;
+    size_t len;
+    if (spec_read(path, &yaml, &len, &err))
+        return mtctl_fail(c, &err);
+    Memtrain__PlanRequest pq = MEMTRAIN__PLAN_REQUEST__INIT;
+    pq.spec_case = MEMTRAIN__PLAN_REQUEST__SPEC_YAML;
+    pq.yaml = yaml;
+    pq.yaml_name = (char *)(strcmp(path, "-") == 0 ? "<stdin>" : path);
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_PLAN;
+    req.plan = &pq;
+    Memtrain__Response *resp;
+    int rc = conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_PLAN, &resp, &err);
+    free(yaml);
+    if (rc)
+        return mtctl_fail(c, &err);
+    const Memtrain__PlanResponse *p = resp->plan;
+    if (c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_str(&j, "spec_file", pq.yaml_name);
+        json_memory_stats(&j, "planned", p->planned);
+        json_arr(&j, "rules");
+        for (size_t i = 0; i < p->n_rules; i++) {
+            json_obj(&j, NULL);
+            json_str(&j, "rule", p->rules[i]->rule);
+            json_memory_stats(&j, "planned", p->rules[i]->planned);
+            json_obj_end(&j);
+        }
+        json_arr_end(&j);
+        json_u64(&j, "limit", p->limit);
+        json_u64(&j, "budget", p->budget);
+        json_bool(&j, "fits", p->fits);
+        json_spec(&j, "spec", p->spec);
+        json_end(&j);
+    } else {
+        print_plan(pq.yaml_name, p);
+    }
+    memtrain__response__free_unpacked(resp, NULL);
+    return MTCTL_EXIT_OK;
+}
+
+/* -------------------------------------------------------------------- ping */
+
+static const char ping_help[] =
+    "Usage: mtctl ping [OPTIONS]\n"
+    "\n"
+    "Ask memtraind for its version and uptime, and measure the round trip of\n"
+    "the request (connecting excluded):\n"
+    "  memtraind 0.1.0 at /run/user/1000/memtrain/memtraind.sock: up 3h12m,\n"
+    "  round trip 0.18 ms\n"
+    "\n"
+    "Options:\n"
+    "  -o json, --json        one JSON document: version, uptime_seconds,\n"
+    "                         rtt_ms, socket\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Exit status: 0 the daemon answered, 3 unreachable, 1 any other failure.\n";
+
+int cmd_ping(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    int opt;
+    mtctl_getopt_reset(c, argv, "ping");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        MTCTL_OPT_DEFAULT(c, opt, ping_help)
+        }
+    }
+    if (optind < argc)
+        return mtctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    struct mt_err err = {0};
+    if (conn_open(c, &err))
+        return mtctl_fail(c, &err);
+    Memtrain__PingRequest pq = MEMTRAIN__PING_REQUEST__INIT;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_PING;
+    req.ping = &pq;
+    Memtrain__Response *resp;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_PING, &resp, &err))
+        return mtctl_fail(c, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+    const Memtrain__PingResponse *p = resp->ping;
+    if (c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_str(&j, "version", p->version);
+        json_u64(&j, "uptime_seconds", p->uptime_seconds);
+        json_double(&j, "rtt_ms", ms);
+        json_str(&j, "socket", c->socket_path);
+        json_end(&j);
+    } else {
+        char up[32];
+        printf("memtraind %s at %s: up %s, round trip %.2f ms\n", p->version, c->socket_path,
+               fmt_duration(up, sizeof up, (double)p->uptime_seconds), ms);
+    }
+    memtrain__response__free_unpacked(resp, NULL);
+    return MTCTL_EXIT_OK;
+}

@@ -1,0 +1,616 @@
+/* watch.c: the streams: `watch` (a job's progress, live), `wait` (its end
+ * only), `submit --follow`, and `logs`.
+ *
+ * A watch is one WatchRequest answered by WatchEvents: the Job first, then
+ * epochs, steps (when asked for), memory samples and the Job again on every
+ * state change; the stream ends (`end`) when the job reaches a final state.
+ * On a terminal the view is redrawn in place with ANSI escapes (cursor up,
+ * erase line); otherwise each event worth reading is one plain line, and
+ * with --json each event is one JSON line. */
+#include <getopt.h>
+#include <math.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fmt.h"
+#include "mtctl.h"
+
+/* The latest of each kind of event; each Response is owned here. */
+struct view {
+    struct mtctl *c;
+    uint64_t id;
+    int quiet;                    /* wait: the final line only */
+    int print_steps;              /* plain and JSON: a line per step */
+    int live;                     /* redraw in place */
+    Memtrain__Response *job_r, *epoch_r, *mem_r;
+    Memtrain__StepProgress step;
+    int have_step;
+    int last_state;               /* the state last printed (plain mode) */
+    uint32_t batch;
+    uint64_t steps_per_epoch;     /* 0 = not known (yet) */
+    int drawn;                    /* lines of the last live frame */
+    double last_draw;             /* monotonic seconds */
+};
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const Memtrain__Job *view_job(const struct view *v)
+{
+    return v->job_r ? v->job_r->watch->job : NULL;
+}
+
+static const Memtrain__EpochProgress *view_epoch(const struct view *v)
+{
+    if (v->epoch_r)
+        return v->epoch_r->watch->epoch;
+    const Memtrain__Job *j = view_job(v);
+    return j && j->epochs_done > 0 ? j->last_epoch : NULL;
+}
+
+static const Memtrain__MemorySample *view_memory(const struct view *v)
+{
+    if (v->mem_r)
+        return v->mem_r->watch->memory;
+    const Memtrain__Job *j = view_job(v);
+    return j ? j->memory : NULL;
+}
+
+/* Keep `r` as the latest of its kind, dropping the one it replaces. */
+static void keep(Memtrain__Response **slot, Memtrain__Response *r)
+{
+    if (*slot)
+        memtrain__response__free_unpacked(*slot, NULL);
+    *slot = r;
+}
+
+/* Steps in an epoch from the spec, when the training set's size is known
+ * without reading it: the named sets' sizes, synthetic_train, train_limit. */
+static void plan_steps(struct view *v, const Memtrain__JobSpec *s)
+{
+    if (!s || !s->dataset || s->batch == 0)
+        return;
+    const Memtrain__DatasetSpec *d = s->dataset;
+    uint64_t n = 0;
+    if (strcmp(d->name, "synthetic") == 0)
+        n = d->opt_synthetic_train_case ? d->synthetic_train : 2000;
+    else if (strcmp(d->name, "mnist") == 0 || strcmp(d->name, "fashion-mnist") == 0)
+        n = 60000;
+    else if (strcmp(d->name, "cifar10") == 0)
+        n = 50000;
+    if (d->train_limit && (n == 0 || d->train_limit < n))
+        n = d->train_limit;
+    v->batch = s->batch;
+    if (n)
+        v->steps_per_epoch = (n + s->batch - 1) / s->batch;
+}
+
+/* Without the set's size, an epoch's samples/s times its seconds gives it. */
+static void learn_steps(struct view *v, const Memtrain__EpochProgress *e)
+{
+    if (v->steps_per_epoch || !v->batch || e->seconds <= 0 || e->samples_per_second <= 0)
+        return;
+    double n = nearbyint(e->samples_per_second * e->seconds);
+    if (n >= 1 && n < 1e15)
+        v->steps_per_epoch = ((uint64_t)n + v->batch - 1) / v->batch;
+}
+
+/* ------------------------------------------------------------- live view */
+
+/* A line cut to the terminal's width (on a UTF-8 boundary). */
+static void put_line(const char *s, int cols)
+{
+    size_t n = strlen(s);
+    if (cols > 1) {
+        size_t w = 0, i = 0;
+        for (; s[i]; i++)
+            if (((unsigned char)s[i] & 0xC0) != 0x80 && ++w > (size_t)cols - 1)
+                break;
+        n = i;
+    }
+    fwrite(s, 1, n, stdout);
+    fputs("\033[K\n", stdout);
+}
+
+static void bar(char *buf, size_t len, double frac, int width)
+{
+    if (frac < 0)
+        frac = 0;
+    if (frac > 1)
+        frac = 1;
+    int full = (int)(frac * width + 0.5);
+    size_t n = 0;
+    buf[n++] = '[';
+    for (int i = 0; i < width && n + 2 < len; i++)
+        buf[n++] = i < full ? '#' : '-';
+    buf[n++] = ']';
+    buf[n] = '\0';
+}
+
+static const struct {
+    const char *label;
+    size_t off;
+} cat_rows[] = {
+    {"params", offsetof(Memtrain__MemoryStats, params)},
+    {"grads", offsetof(Memtrain__MemoryStats, grads)},
+    {"optimizer", offsetof(Memtrain__MemoryStats, optimizer)},
+    {"activations", offsetof(Memtrain__MemoryStats, activations)},
+    {"workspace", offsetof(Memtrain__MemoryStats, workspace)},
+    {"data", offsetof(Memtrain__MemoryStats, data)},
+};
+
+static uint64_t stat_at(const Memtrain__MemoryStats *m, size_t off)
+{
+    return m ? *(const uint64_t *)((const char *)m + off) : 0;
+}
+
+static void draw(struct view *v)
+{
+    const Memtrain__Job *job = view_job(v);
+    const Memtrain__EpochProgress *e = view_epoch(v);
+    const Memtrain__MemorySample *m = view_memory(v);
+    struct winsize ws;
+    int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    char line[512], a[32], b[32], c3[32], d[32];
+    if (!job)
+        return;
+    if (v->drawn > 0)
+        printf("\r\033[%dA", v->drawn);
+    int n = 0;
+
+    double run = job->started_at > 0
+        ? (double)((job->finished_at > 0 ? job->finished_at : fmt_now_ms()) - job->started_at) / 1000.0
+        : 0;
+    snprintf(line, sizeof line, "job %llu %s  %s  rule %s  %s", (unsigned long long)job->id,
+             job->name, fmt_state(job->state), job->rule[0] ? job->rule : "-",
+             job->started_at > 0 ? fmt_duration(a, sizeof a, run) : "");
+    put_line(line, cols), n++;
+
+    if (job->state == MEMTRAIN__JOB_STATE__QUEUED) {
+        snprintf(line, sizeof line, "waiting: %s", job->waiting[0] ? job->waiting : "in the queue");
+        put_line(line, cols), n++;
+    } else if (job->reason[0] && job->state != MEMTRAIN__JOB_STATE__RUNNING) {
+        snprintf(line, sizeof line, "reason: %s", job->reason);
+        put_line(line, cols), n++;
+    }
+    if (job->state == MEMTRAIN__JOB_STATE__RUNNING) {
+        uint32_t ep = v->have_step ? v->step.epoch : job->epochs_done + 1;
+        size_t k = (size_t)snprintf(line, sizeof line, "epoch %u/%u ", ep, job->epochs);
+        if (v->have_step && v->steps_per_epoch) {
+            uint64_t first = (uint64_t)(ep - 1) * v->steps_per_epoch;
+            uint64_t in = v->step.step + 1 > first ? v->step.step + 1 - first : 0;
+            double frac = (double)in / (double)v->steps_per_epoch;
+            bar(a, sizeof a, frac, 24);
+            snprintf(line + k, sizeof line - k, "%s %3.0f%%  step %llu/%llu  loss %.4f", a,
+                     fmin(frac, 1.0) * 100, (unsigned long long)in,
+                     (unsigned long long)v->steps_per_epoch, v->step.loss);
+        } else if (v->have_step) {
+            snprintf(line + k, sizeof line - k, " step %llu  loss %.4f",
+                     (unsigned long long)v->step.step + 1, v->step.loss);
+        } else {
+            bar(a, sizeof a, job->epochs ? (double)job->epochs_done / job->epochs : 0, 24);
+            snprintf(line + k, sizeof line - k, "%s", a);
+        }
+        put_line(line, cols), n++;
+    }
+    if (e) {
+        snprintf(line, sizeof line, "epoch %u  loss %.4f  train %s  test %s  %.0f/s  lr %.2g",
+                 e->epoch, e->loss, fmt_percent(a, sizeof a, e->train_accuracy),
+                 fmt_percent(b, sizeof b, e->test_accuracy), e->samples_per_second, (double)e->lr);
+        put_line(line, cols), n++;
+    }
+    /* while it runs, the latest sample; after, the measured peaks */
+    const Memtrain__MemoryStats *cur = m ? m->current : NULL;
+    const Memtrain__MemoryStats *pk = m ? m->peak : job->measured;
+    if (cur || pk) {
+        snprintf(line, sizeof line, "%-13s %12s %12s", "memory", "current", "peak");
+        put_line(line, cols), n++;
+        for (size_t i = 0; i < sizeof cat_rows / sizeof cat_rows[0]; i++) {
+            snprintf(line, sizeof line, "  %-11s %12s %12s", cat_rows[i].label,
+                     cur ? fmt_bytes(a, sizeof a, stat_at(cur, cat_rows[i].off)) : "-",
+                     fmt_bytes(b, sizeof b, stat_at(pk, cat_rows[i].off)));
+            put_line(line, cols), n++;
+        }
+        uint64_t total = pk ? pk->peak_total : 0;
+        uint64_t lim = m && m->limit ? m->limit : job->memory_limit;
+        size_t k = (size_t)snprintf(line, sizeof line, "  %-11s %12s %12s", "total",
+                                    cur ? fmt_bytes(a, sizeof a, cur->peak_total) : "-",
+                                    fmt_bytes(b, sizeof b, total));
+        if (lim) {
+            bar(d, sizeof d, (double)total / (double)lim, 12);
+            snprintf(line + k, sizeof line - k, " / %s %s %3.0f%%", fmt_bytes(c3, sizeof c3, lim),
+                     d, 100.0 * (double)total / (double)lim);
+        }
+        put_line(line, cols), n++;
+        if (m)
+            snprintf(line, sizeof line, "  %-11s %12s %12s", "rss",
+                     fmt_bytes(a, sizeof a, m->rss_bytes), fmt_bytes(b, sizeof b, m->hwm_bytes));
+        else
+            snprintf(line, sizeof line, "  %-11s %12s %12s", "rss", "-",
+                     fmt_bytes(b, sizeof b, pk->rss_peak_bytes));
+        put_line(line, cols), n++;
+    }
+    fputs("\033[J", stdout);
+    fflush(stdout);
+    v->drawn = n;
+    v->last_draw = mono();
+}
+
+/* ----------------------------------------------------------- plain / JSON */
+
+static void plain_state(struct view *v, const Memtrain__Job *job)
+{
+    if ((int)job->state == v->last_state)
+        return;
+    v->last_state = job->state;
+    printf("job %llu: %s", (unsigned long long)job->id, fmt_state(job->state));
+    if (job->state == MEMTRAIN__JOB_STATE__QUEUED && job->waiting[0])
+        printf(" (%s)", job->waiting);
+    else if (fmt_reason(job)[0])
+        printf(": %s", fmt_reason(job));
+    putchar('\n');
+}
+
+static void plain_epoch(struct view *v, const Memtrain__EpochProgress *e)
+{
+    const Memtrain__Job *job = view_job(v);
+    char a[16], b[16], p[32];
+    printf("job %llu epoch %u/%u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s",
+           (unsigned long long)v->id, e->epoch, job ? job->epochs : 0, e->loss,
+           fmt_percent(a, sizeof a, e->train_accuracy), fmt_percent(b, sizeof b, e->test_accuracy),
+           e->seconds, e->samples_per_second);
+    if (e->memory && e->memory->peak_total)
+        printf(", peak %s", fmt_bytes(p, sizeof p, e->memory->peak_total));
+    if (e->memory && e->memory->rss_peak_bytes)
+        printf(", rss peak %s", fmt_bytes(p, sizeof p, e->memory->rss_peak_bytes));
+    putchar('\n');
+}
+
+static void json_event(struct view *v, const Memtrain__WatchEvent *ev)
+{
+    struct json j;
+    json_begin(&j, stdout);
+    json_u64(&j, "job_id", ev->job_id ? ev->job_id : v->id);
+    switch (ev->event_case) {
+    case MEMTRAIN__WATCH_EVENT__EVENT_JOB:
+        json_str(&j, "event", "job");
+        json_job(&j, "job", ev->job);
+        break;
+    case MEMTRAIN__WATCH_EVENT__EVENT_EPOCH:
+        json_str(&j, "event", "epoch");
+        json_epoch(&j, "epoch", ev->epoch);
+        break;
+    case MEMTRAIN__WATCH_EVENT__EVENT_STEP:
+        json_str(&j, "event", "step");
+        json_step(&j, "step", ev->step);
+        break;
+    case MEMTRAIN__WATCH_EVENT__EVENT_MEMORY:
+        json_str(&j, "event", "memory");
+        json_memory_sample(&j, "memory", ev->memory);
+        break;
+    default:
+        json_str(&j, "event", "unknown");
+    }
+    json_end(&j);
+}
+
+/* One event: remember it, then show it as the mode wants. */
+static void on_event(struct view *v, Memtrain__Response *r)
+{
+    const Memtrain__WatchEvent *ev = r->watch;
+    if (v->c->json && !v->quiet && (ev->event_case != MEMTRAIN__WATCH_EVENT__EVENT_STEP ||
+                                     v->print_steps))
+        json_event(v, ev);
+    int redraw = 1;
+    switch (ev->event_case) {
+    case MEMTRAIN__WATCH_EVENT__EVENT_JOB:
+        if (!ev->job)
+            break;
+        keep(&v->job_r, r);
+        if (!v->c->json && !v->live && !v->quiet)
+            plain_state(v, ev->job);
+        if (v->live)
+            draw(v);
+        return;
+    case MEMTRAIN__WATCH_EVENT__EVENT_EPOCH:
+        if (!ev->epoch)
+            break;
+        learn_steps(v, ev->epoch);
+        keep(&v->epoch_r, r);
+        if (!v->c->json && !v->live && !v->quiet)
+            plain_epoch(v, ev->epoch);
+        if (v->live)
+            draw(v);
+        return;
+    case MEMTRAIN__WATCH_EVENT__EVENT_STEP:
+        if (ev->step) {
+            v->step = *ev->step;
+            v->step.base.unknown_fields = NULL;
+            v->step.base.n_unknown_fields = 0;
+            v->have_step = 1;
+            if (!v->c->json && !v->live && !v->quiet && v->print_steps)
+                printf("job %llu step %llu (epoch %u): loss %.4f\n", (unsigned long long)v->id,
+                       (unsigned long long)ev->step->step, ev->step->epoch, ev->step->loss);
+        }
+        redraw = mono() - v->last_draw >= 0.1;
+        break;
+    case MEMTRAIN__WATCH_EVENT__EVENT_MEMORY:
+        if (ev->memory) {
+            keep(&v->mem_r, r);
+            if (v->live)
+                draw(v);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    if (v->live && redraw)
+        draw(v);
+    memtrain__response__free_unpacked(r, NULL);
+}
+
+/* The final line (and document) once the stream has ended. */
+static int finish(struct view *v, int state)
+{
+    const Memtrain__Job *job = view_job(v);
+    int status = fmt_state_exit(state);
+    if (v->c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_u64(&j, "job_id", v->id);
+        json_str(&j, "event", "end");
+        json_str(&j, "state", fmt_state(state));
+        json_i64(&j, "exit_status", status);
+        if (v->quiet)
+            json_job(&j, "job", job);
+        json_end(&j);
+    } else if (v->live || v->quiet || v->last_state != state) {
+        printf("job %llu: %s", (unsigned long long)v->id, fmt_state(state));
+        if (job && fmt_reason(job)[0])
+            printf(": %s", fmt_reason(job));
+        putchar('\n');
+    }
+    return status;
+}
+
+/* Ask for the spec first: the live view's progress bar needs the batch. */
+static void fetch_spec(struct view *v)
+{
+    Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
+    sq.job_id = v->id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
+    req.show = &sq;
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    /* a failure here shows again, with its message, when the watch is sent */
+    if (conn_call(v->c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, &resp, &err) == 0) {
+        plan_steps(v, resp->show->spec);
+        memtrain__response__free_unpacked(resp, NULL);
+    }
+    v->c->status = -1;
+}
+
+int watch_job(struct mtctl *c, uint64_t id, int steps, int quiet)
+{
+    struct view v = {.c = c, .id = id, .quiet = quiet, .print_steps = steps, .last_state = -1};
+    v.live = c->tty && !c->json && !quiet;
+    if (v.live)
+        fetch_spec(&v);
+    Memtrain__WatchRequest wq = MEMTRAIN__WATCH_REQUEST__INIT;
+    wq.job_id = id;
+    wq.steps = !quiet && (steps || v.live);
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
+    req.watch = &wq;
+    struct mt_err err = {0};
+    int rc = conn_send(c, &req, &err), status = MTCTL_EXIT_ERROR;
+    while (!rc) {
+        Memtrain__Response *r;
+        if ((rc = conn_recv(c, &r, &err)))
+            break;
+        if (r->body_case != MEMTRAIN__RESPONSE__BODY_WATCH || !r->watch) {
+            int end = r->end;
+            memtrain__response__free_unpacked(r, NULL);
+            if (end) {
+                rc = mt_err_set(&err, MT_E_PROTO, "the watch ended without a job state");
+                break;
+            }
+            continue;
+        }
+        int end = r->end;
+        on_event(&v, r);  /* r is kept or freed */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            status = MTCTL_EXIT_ERROR;  /* the reader went away (| head): main says so */
+            break;
+        }
+        if (end) {
+            const Memtrain__Job *job = view_job(&v);
+            int state = job ? (int)job->state : -1;
+            if (fmt_state_final(state) || state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
+                status = finish(&v, state);  /* the Job event has drawn the last view */
+            } else {
+                rc = mt_err_set(&err, MT_E_PROTO, "the watch ended while the job is %s",
+                                fmt_state(state));
+            }
+            break;
+        }
+    }
+    const Memtrain__Job *job = view_job(&v);
+    if (rc && job && job->state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
+        /* the daemon stopped and said so: the job's last word stands */
+        status = finish(&v, MEMTRAIN__JOB_STATE__INTERRUPTED);
+        rc = 0;
+    }
+    keep(&v.job_r, NULL);
+    keep(&v.epoch_r, NULL);
+    keep(&v.mem_r, NULL);
+    if (rc) {
+        conn_job_err(&err, id);
+        return mtctl_fail(c, &err);
+    }
+    return status;
+}
+
+/* ------------------------------------------------------------------ watch */
+
+static const char watch_help[] =
+    "Usage: mtctl watch [OPTIONS] ID\n"
+    "\n"
+    "Follow job ID until it ends, then exit with its final state's status. On a\n"
+    "terminal the view is redrawn in place: the state (and, while queued, why the\n"
+    "job waits), a progress bar within the current epoch with the step's loss,\n"
+    "the last epoch's loss, training and test accuracy, speed and learning rate,\n"
+    "and the memory arena by category, current and peak, against the job's\n"
+    "limit, with the worker's RSS and its high-water mark. When standard output\n"
+    "is not a terminal, it prints one line per state change and per epoch.\n"
+    "\n"
+    "Options:\n"
+    "      --steps            also print a line per reported training step (not\n"
+    "                         on a terminal, where steps drive the progress bar)\n"
+    "  -o json, --json        one JSON object per event: {\"event\": \"job\" | \"epoch\"\n"
+    "                         | \"step\" | \"memory\" | \"end\", ...}\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Exit status: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
+    "13 INTERRUPTED; 1 error, 3 daemon unreachable, 4 no such job.\n";
+
+int cmd_watch(struct mtctl *c, int argc, char **argv)
+{
+    enum { OPT_STEPS = 0x2001 };
+    static const struct option longopts[] = {
+        {"steps", no_argument, NULL, OPT_STEPS},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    int opt, rc, steps = 0;
+    uint64_t id;
+    mtctl_getopt_reset(c, argv, "watch");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_STEPS:
+            steps = 1;
+            break;
+        MTCTL_OPT_DEFAULT(c, opt, watch_help)
+        }
+    }
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, "expected one job ID");
+    if ((rc = mtctl_parse_id(c, argv[optind], &id)))
+        return rc;
+    return watch_job(c, id, steps, 0);
+}
+
+/* ------------------------------------------------------------------- logs */
+
+static const char logs_help[] =
+    "Usage: mtctl logs [OPTIONS] ID\n"
+    "\n"
+    "Print the log lines of job ID: what its worker reported (start, resume,\n"
+    "checkpoints, errors) and what the daemon noted about it.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --follow           keep printing new lines until the job ends\n"
+    "  -t, --timestamps       prefix each line with its local time\n"
+    "  -o json, --json        one JSON document with a \"lines\" array; with\n"
+    "                         --follow, one JSON object per line\n"
+    "      --socket PATH      the daemon's socket\n"
+    "  -h, --help             this text\n";
+
+int cmd_logs(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"follow", no_argument, NULL, 'f'},
+        {"timestamps", no_argument, NULL, 't'},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    int opt, rc, follow = 0, stamps = 0;
+    uint64_t id;
+    mtctl_getopt_reset(c, argv, "logs");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "ft", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'f':
+            follow = 1;
+            break;
+        case 't':
+            stamps = 1;
+            break;
+        MTCTL_OPT_DEFAULT(c, opt, logs_help)
+        }
+    }
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, "expected one job ID");
+    if ((rc = mtctl_parse_id(c, argv[optind], &id)))
+        return rc;
+    Memtrain__LogsRequest lq = MEMTRAIN__LOGS_REQUEST__INIT;
+    lq.job_id = id;
+    lq.follow = follow;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_LOGS;
+    req.logs = &lq;
+    struct mt_err err = {0};
+    struct json doc;
+    int open_doc = 0;
+    /* the lines come in pieces; the last Response has `end` */
+    for (rc = conn_send(c, &req, &err); !rc;) {
+        Memtrain__Response *r;
+        if ((rc = conn_recv(c, &r, &err)))
+            break;
+        const Memtrain__LogsResponse *lr = r->body_case == MEMTRAIN__RESPONSE__BODY_LOGS ? r->logs : NULL;
+        for (size_t i = 0; lr && i < lr->n_lines; i++) {
+            const Memtrain__LogLine *l = lr->lines[i];
+            char t[32];
+            if (c->json && follow) {
+                struct json j;
+                json_begin(&j, stdout);
+                json_u64(&j, "job_id", id);
+                json_i64(&j, "time", l->time);
+                json_str(&j, "text", l->text);
+                json_end(&j);
+            } else if (c->json) {
+                if (!open_doc) {
+                    json_begin(&doc, stdout);
+                    json_u64(&doc, "job_id", id);
+                    json_arr(&doc, "lines");
+                    open_doc = 1;
+                }
+                json_obj(&doc, NULL);
+                json_i64(&doc, "time", l->time);
+                json_str(&doc, "text", l->text);
+                json_obj_end(&doc);
+            } else if (stamps) {
+                printf("%s %s\n", fmt_time(t, sizeof t, l->time), l->text);
+            } else {
+                printf("%s\n", l->text);
+            }
+        }
+        int end = r->end;
+        memtrain__response__free_unpacked(r, NULL);
+        if (end)
+            break;
+        if (follow && (fflush(stdout) != 0 || ferror(stdout)))
+            break;  /* the reader went away: main reports it */
+    }
+    if (c->json && !follow && (open_doc || !rc)) {
+        if (!open_doc) {
+            json_begin(&doc, stdout);
+            json_u64(&doc, "job_id", id);
+            json_arr(&doc, "lines");
+        }
+        json_end(&doc);
+    }
+    if (rc) {
+        conn_job_err(&err, id);
+        return mtctl_fail(c, &err);
+    }
+    return MTCTL_EXIT_OK;
+}

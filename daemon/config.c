@@ -1,0 +1,874 @@
+/* config.c: memtraind's settings: defaults from the environment and the
+ * machine, memtraind.yaml (a flat mapping read with libyaml's event parser),
+ * size and duration parsing, SIGHUP reload and directory creation.
+ *
+ * Not here: command-line parsing (the daemon's main) and acting on a change
+ * (the job scheduler reads the live struct each time it starts a job). */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#ifndef MT_LIBEXECDIR
+#define MT_LIBEXECDIR "/usr/local/libexec"
+#endif
+
+#define WORKER_NAME "memtrain-worker"
+#define SHOW_LEN 60   /* a bad value is quoted up to this many bytes */
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *dup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* A set, non-empty environment variable; for systemd's directory variables
+ * (which may list several paths separated by ':') only the first entry. */
+static char *env_first(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return NULL;
+    size_t n = strcspn(v, ":");
+    if (n == 0)
+        return NULL;
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, v, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+unsigned config_online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : (unsigned)n;
+}
+
+/* MemTotal from /proc/meminfo; sysinfo() when /proc is hidden (ProcSubset=pid). */
+static uint64_t mem_total(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+                break;
+        fclose(f);
+        if (kb > 0)
+            return (uint64_t)kb * 1024u;
+    }
+    struct sysinfo si;
+    if (sysinfo(&si) == 0 && si.totalram > 0)
+        return (uint64_t)si.totalram * (si.mem_unit ? si.mem_unit : 1);
+    return (uint64_t)1 << 30;   /* nothing to go on: 1 GiB keeps the daemon usable */
+}
+
+static int is_executable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* memtrain-worker beside /proc/self/exe (the build tree, or bindir when both
+ * are installed there); NULL when there is none. */
+static char *worker_beside_self(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    char *p = dup_printf("%s/%s", self, WORKER_NAME);
+    if (p && !is_executable(p)) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+static char *default_socket(void)
+{
+    char *d = env_first("RUNTIME_DIRECTORY");
+    if (d) {
+        char *p = dup_printf("%s/memtraind.sock", d);
+        free(d);
+        return p;
+    }
+    const char *x = getenv("XDG_RUNTIME_DIR");
+    if (x && *x)
+        return dup_printf("%s/memtrain/memtraind.sock", x);
+    return dup_printf("/tmp/memtrain-%lu/memtraind.sock", (unsigned long)geteuid());
+}
+
+/* NULL with *oom = 0 when no home directory can be found. */
+static char *default_db(int *oom)
+{
+    char *p = NULL;
+    *oom = 0;
+    char *d = env_first("STATE_DIRECTORY");
+    if (d) {
+        p = dup_printf("%s/memtrain.db", d);
+        free(d);
+    } else if (getenv("XDG_STATE_HOME") && *getenv("XDG_STATE_HOME")) {
+        p = dup_printf("%s/memtrain/memtrain.db", getenv("XDG_STATE_HOME"));
+    } else {
+        const char *home = getenv("HOME");
+        if (!home || !*home) {
+            struct passwd *pw = getpwuid(geteuid());
+            home = pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : NULL;
+        }
+        if (!home)
+            return NULL;
+        p = dup_printf("%s/.local/state/memtrain/memtrain.db", home);
+    }
+    *oom = p == NULL;
+    return p;
+}
+
+static char *default_file(void)
+{
+    char *d = env_first("CONFIGURATION_DIRECTORY");
+    char *p = d ? dup_printf("%s/memtraind.yaml", d) : strdup(CONFIG_DEFAULT_FILE);
+    free(d);
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Defaults, finish, free                                                   */
+
+void config_free(struct mt_config *c)
+{
+    if (!c)
+        return;
+    free(c->config_path);
+    free(c->socket_path);
+    free(c->db_path);
+    free(c->worker_path);
+    memset(c, 0, sizeof *c);
+}
+
+static unsigned auto_threads(uint32_t slots)
+{
+    unsigned t = config_online_cpus() / (slots ? slots : 1);
+    return t ? t : 1;
+}
+
+int config_defaults(struct mt_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->slots = 1;
+    c->threads_auto = 1;
+    c->threads_per_job = auto_threads(1);
+    c->memory_budget = mem_total() / 10 * 8;
+    c->hard_limit_margin = (uint64_t)256 << 20;
+    c->frame_max = (uint64_t)16 << 20;
+    c->max_connections = 256;
+    c->cancel_grace_ms = 10000;
+    c->step_every = 10;
+    c->memory_sample_ms = 1000;
+    c->keep_checkpoints = 3;
+    c->checkpoint_every = 0;
+
+    int db_oom = 0;
+    c->socket_path = default_socket();
+    c->db_path = default_db(&db_oom);
+    c->config_path = default_file();
+    char *w = env_first("MEMTRAIN_WORKER");
+    if (!w)
+        w = worker_beside_self();
+    if (!w)
+        w = strdup(MT_LIBEXECDIR "/" WORKER_NAME);
+    c->worker_path = w;
+    if (!c->socket_path || db_oom || !c->config_path || !c->worker_path) {
+        config_free(c);
+        return MT_E_NOMEM;
+    }
+    if (access(c->config_path, F_OK) != 0) {
+        free(c->config_path);
+        c->config_path = NULL;
+    }
+    return 0;
+}
+
+int config_finish(struct mt_config *c, struct mt_err *err)
+{
+    char a[32], b[32];
+    if (c->threads_auto)
+        c->threads_per_job = auto_threads(c->slots);
+    if (!c->socket_path || !*c->socket_path)
+        return mt_err_set(err, MT_E_INVAL, "socket_path: not set");
+    if (strlen(c->socket_path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+        return mt_err_set(err, MT_E_INVAL, "socket_path: %zu bytes is longer than the %zu an "
+                          "AF_UNIX address holds: %s", strlen(c->socket_path),
+                          sizeof ((struct sockaddr_un *)0)->sun_path - 1, c->socket_path);
+    if (!c->db_path || !*c->db_path)
+        return mt_err_set(err, MT_E_INVAL, "db_path: no default (neither $STATE_DIRECTORY, "
+                          "$XDG_STATE_HOME nor a home directory); set db_path");
+    if (!c->worker_path || !*c->worker_path)
+        return mt_err_set(err, MT_E_INVAL, "worker_path: not set");
+    if (c->memory_budget == 0)
+        return mt_err_set(err, MT_E_INVAL, "memory_budget: must be above 0");
+    if (c->max_job_memory > c->memory_budget)
+        return mt_err_set(err, MT_E_INVAL, "max_job_memory: %s is above memory_budget %s",
+                          mt_fmt_bytes(a, sizeof a, (double)c->max_job_memory),
+                          mt_fmt_bytes(b, sizeof b, (double)c->memory_budget));
+    uint64_t cap = c->max_job_memory ? c->max_job_memory : c->memory_budget;
+    if (c->default_job_memory_limit > cap)
+        return mt_err_set(err, MT_E_INVAL, "default_job_memory_limit: %s is above %s %s",
+                          mt_fmt_bytes(a, sizeof a, (double)c->default_job_memory_limit),
+                          c->max_job_memory ? "max_job_memory" : "memory_budget",
+                          mt_fmt_bytes(b, sizeof b, (double)cap));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sizes and durations                                                      */
+
+/* Split "2.5 GiB" into a number and a unit. *whole is 1 when the number is
+ * plain digits (exact integer arithmetic then). MT_E_INVAL when there is no
+ * number. */
+static int split_number(const char *text, double *value, unsigned long long *ivalue,
+                        int *whole, const char **unit)
+{
+    const char *p = text;
+    size_t digits = strspn(p, "0123456789");
+    p += digits;
+    *whole = 1;
+    if (*p == '.') {
+        size_t frac = strspn(p + 1, "0123456789");
+        digits += frac;
+        p += 1 + frac;
+        *whole = 0;
+    }
+    if (digits == 0)
+        return MT_E_INVAL;
+    if (*p == 'e' || *p == 'E') {
+        const char *q = p + 1 + (p[1] == '+' || p[1] == '-');
+        size_t exp = strspn(q, "0123456789");
+        if (exp == 0)
+            return MT_E_INVAL;
+        p = q + exp;
+        *whole = 0;
+    }
+    char num[64];
+    size_t n = (size_t)(p - text);
+    if (n >= sizeof num)
+        return MT_E_INVAL;
+    memcpy(num, text, n);
+    num[n] = '\0';
+    errno = 0;
+    if (*whole) {
+        *ivalue = strtoull(num, NULL, 10);
+        if (errno)
+            return MT_E_INVAL;
+        *value = (double)*ivalue;
+    } else {
+        *value = strtod(num, NULL);
+        *ivalue = 0;
+        if (errno || !isfinite(*value))
+            return MT_E_INVAL;
+    }
+    *unit = p + strspn(p, " ");
+    return 0;
+}
+
+/* value * mult as an exact or rounded integer no larger than `max`. */
+static int scale(double value, unsigned long long ivalue, int whole, uint64_t mult,
+                 uint64_t max, uint64_t *out)
+{
+    if (whole) {
+        if (ivalue > max / mult)
+            return MT_E_INVAL;
+        *out = ivalue * mult;
+        return 0;
+    }
+    double v = nearbyint(value * (double)mult);
+    if (!(v >= 0.0) || v > (double)max)
+        return MT_E_INVAL;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int config_parse_size(const char *text, uint64_t *bytes)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1}, {"B", 1},
+        {"k", 1ull << 10}, {"K", 1ull << 10}, {"KiB", 1ull << 10},
+        {"M", 1ull << 20}, {"MiB", 1ull << 20},
+        {"G", 1ull << 30}, {"GiB", 1ull << 30},
+        {"T", 1ull << 40}, {"TiB", 1ull << 40},
+        {"kB", 1000ull}, {"KB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull},
+        {"TB", 1000000000000ull},
+    };
+    double v;
+    unsigned long long iv;
+    int whole;
+    const char *unit;
+    if (!text || split_number(text, &v, &iv, &whole, &unit) != 0)
+        return MT_E_INVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(unit, units[i].unit) == 0)
+            return scale(v, iv, whole, units[i].mult, (uint64_t)INT64_MAX, bytes);
+    return MT_E_INVAL;
+}
+
+int config_parse_duration(const char *text, uint64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;   /* in milliseconds */
+    } units[] = {
+        {"", 1}, {"ms", 1}, {"s", 1000}, {"sec", 1000}, {"m", 60000}, {"min", 60000},
+        {"h", 3600000},
+    };
+    double v;
+    unsigned long long iv;
+    int whole;
+    const char *unit;
+    if (!text || split_number(text, &v, &iv, &whole, &unit) != 0)
+        return MT_E_INVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(unit, units[i].unit) == 0)
+            return scale(v, iv, whole, units[i].mult, UINT32_MAX, ms);
+    return MT_E_INVAL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The key table                                                            */
+
+enum ktype {
+    K_PATH,      /* a non-empty string */
+    K_SIZE,      /* bytes, config_parse_size */
+    K_DURATION,  /* milliseconds into a uint32_t */
+    K_COUNT,     /* an integer in [min, max] into a uint32_t */
+    K_THREADS,   /* K_COUNT or "auto" */
+};
+
+struct key {
+    const char *name;
+    enum ktype type;
+    size_t offset;
+    uint64_t min, max;   /* bounds for sizes, durations and counts */
+};
+
+#define F(field) offsetof(struct mt_config, field)
+#define GiB (1ull << 30)
+
+static const struct key keys[] = {
+    {"socket_path", K_PATH, F(socket_path), 0, 0},
+    {"db_path", K_PATH, F(db_path), 0, 0},
+    {"worker_path", K_PATH, F(worker_path), 0, 0},
+    {"slots", K_COUNT, F(slots), 1, 1024},
+    {"threads_per_job", K_THREADS, F(threads_per_job), 1, 4096},
+    {"memory_budget", K_SIZE, F(memory_budget), 1, (uint64_t)INT64_MAX},
+    {"max_job_memory", K_SIZE, F(max_job_memory), 0, (uint64_t)INT64_MAX},
+    {"default_job_memory_limit", K_SIZE, F(default_job_memory_limit), 0, (uint64_t)INT64_MAX},
+    {"hard_limit_margin", K_SIZE, F(hard_limit_margin), 0, (uint64_t)INT64_MAX},
+    {"frame_max", K_SIZE, F(frame_max), 1024, GiB},
+    {"max_connections", K_COUNT, F(max_connections), 1, 65536},
+    {"cancel_grace_ms", K_DURATION, F(cancel_grace_ms), 0, UINT32_MAX},
+    {"step_every", K_COUNT, F(step_every), 0, UINT32_MAX},
+    {"memory_sample_ms", K_DURATION, F(memory_sample_ms), 10, UINT32_MAX},
+    {"keep_checkpoints", K_COUNT, F(keep_checkpoints), 1, 10000},
+    {"checkpoint_every", K_COUNT, F(checkpoint_every), 0, UINT32_MAX},
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const struct key *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading the file                                                         */
+
+struct parse {
+    const char *file;
+    yaml_parser_t yp;
+    yaml_event_t ev;
+    int have_ev;
+    struct mt_err *err;
+};
+
+static size_t ev_line(const struct parse *ps)
+{
+    return ps->ev.start_mark.line + 1;
+}
+
+/* A value as shown in a message: at most SHOW_LEN bytes, control bytes as '?'. */
+static void show(char *out, size_t size, const char *text, size_t len)
+{
+    size_t n = len < SHOW_LEN ? len : SHOW_LEN;
+    if (n > size - 4)
+        n = size - 4;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    if (n < len)
+        memcpy(out + n, "...", 4);
+    else
+        out[n] = '\0';
+}
+
+static int fail(struct parse *ps, size_t line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct parse *ps, size_t line, const char *key, const char *fmt, ...)
+{
+    char text[MT_ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (key)
+        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %s: %.400s", ps->file, line, key, text);
+    else
+        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %.400s", ps->file, line, text);
+    return MT_E_INVAL;
+}
+
+static int syntax_error(struct parse *ps)
+{
+    const yaml_parser_t *p = &ps->yp;
+    const char *problem = p->problem ? p->problem : "unknown problem";
+    if (p->error == YAML_MEMORY_ERROR)
+        return mt_err_set(ps->err, MT_E_NOMEM, "%s: out of memory while parsing", ps->file);
+    if (p->error == YAML_READER_ERROR)
+        return mt_err_set(ps->err, MT_E_INVAL, "%s: YAML error: %s at byte %zu", ps->file,
+                          problem, p->problem_offset);
+    return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s", ps->file,
+                      p->problem_mark.line + 1, problem);
+}
+
+static int next(struct parse *ps)
+{
+    if (ps->have_ev) {
+        yaml_event_delete(&ps->ev);
+        ps->have_ev = 0;
+    }
+    if (!yaml_parser_parse(&ps->yp, &ps->ev))
+        return syntax_error(ps);
+    ps->have_ev = 1;
+    if (ps->ev.type == YAML_ALIAS_EVENT)
+        return fail(ps, ev_line(ps), NULL, "aliases are not supported");
+    return 0;
+}
+
+static const char *ev_kind(const yaml_event_t *e)
+{
+    switch (e->type) {
+    case YAML_MAPPING_START_EVENT: return "a mapping";
+    case YAML_SEQUENCE_START_EVENT: return "a list";
+    case YAML_SCALAR_EVENT: return "a scalar";
+    default: return "nothing";
+    }
+}
+
+static const char *expected(const struct key *k)
+{
+    switch (k->type) {
+    case K_PATH: return "a path";
+    case K_SIZE: return "a size such as 512M, 16G, 2.5GiB or a number of bytes";
+    case K_DURATION: return "a duration such as 10s, 500ms or a number of milliseconds";
+    case K_THREADS: return "a positive integer or auto";
+    case K_COUNT: return k->min > 0 ? "a positive integer" : "a non-negative integer";
+    }
+    return "a value";
+}
+
+/* Whole decimal digits only (no sign, no exponent) into *out. */
+static int parse_count(const char *t, uint64_t *out)
+{
+    if (!*t || strspn(t, "0123456789") != strlen(t))
+        return MT_E_INVAL;
+    errno = 0;
+    unsigned long long v = strtoull(t, NULL, 10);
+    if (errno)
+        return MT_E_INVAL;
+    *out = v;
+    return 0;
+}
+
+/* Store the current scalar event in the field `k` names. */
+static int set_value(struct parse *ps, struct mt_config *c, const struct key *k, size_t line)
+{
+    char shown[SHOW_LEN + 4];
+    if (ps->ev.type != YAML_SCALAR_EVENT)
+        return fail(ps, line, k->name, "expected %s, got %s", expected(k), ev_kind(&ps->ev));
+    const char *t = (const char *)ps->ev.data.scalar.value;
+    size_t len = ps->ev.data.scalar.length;
+    show(shown, sizeof shown, t, len);
+    if (len == 0 && ps->ev.data.scalar.plain_implicit)
+        return fail(ps, line, k->name, "expected %s, got nothing", expected(k));
+    if (memchr(t, '\0', len))
+        return fail(ps, line, k->name, "expected %s, got a value with a NUL byte", expected(k));
+    char *field = (char *)c + k->offset;
+    uint64_t v = 0;
+    char a[32], b[32];
+    switch (k->type) {
+    case K_PATH: {
+        if (len == 0)
+            return fail(ps, line, k->name, "expected %s, got ''", expected(k));
+        char *s = strdup(t);
+        if (!s)
+            return mt_err_set(ps->err, MT_E_NOMEM, "%s: out of memory", ps->file);
+        char **dst = (char **)(void *)field;
+        free(*dst);
+        *dst = s;
+        return 0;
+    }
+    case K_SIZE:
+        if (config_parse_size(t, &v) != 0)
+            return fail(ps, line, k->name, "expected %s, got '%s'", expected(k), shown);
+        if (v < k->min || v > k->max)
+            return fail(ps, line, k->name, "%s is outside %s to %s", shown,
+                        mt_fmt_bytes(a, sizeof a, (double)k->min),
+                        mt_fmt_bytes(b, sizeof b, (double)k->max));
+        *(uint64_t *)(void *)field = v;
+        return 0;
+    case K_DURATION:
+        if (config_parse_duration(t, &v) != 0)
+            return fail(ps, line, k->name, "expected %s, got '%s'", expected(k), shown);
+        if (v < k->min || v > k->max)
+            return fail(ps, line, k->name, "%s is outside %llu ms to %llu ms", shown,
+                        (unsigned long long)k->min, (unsigned long long)k->max);
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case K_THREADS:
+    case K_COUNT:
+        if (k->type == K_THREADS && strcmp(t, "auto") == 0) {
+            c->threads_auto = 1;
+            return 0;
+        }
+        if (parse_count(t, &v) != 0 || (k->min > 0 && v == 0))
+            return fail(ps, line, k->name, "expected %s, got '%s'", expected(k), shown);
+        if (v < k->min || v > k->max)
+            return fail(ps, line, k->name, "%s is outside %llu to %llu", shown,
+                        (unsigned long long)k->min, (unsigned long long)k->max);
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        if (k->type == K_THREADS)
+            c->threads_auto = 0;
+        return 0;
+    }
+    return MT_E_INVAL;
+}
+
+/* The top-level mapping: key, value, key, value, ... */
+static int parse_mapping(struct parse *ps, struct mt_config *c)
+{
+    size_t seen[NKEYS] = {0};   /* line of each key's first appearance */
+    int rc;
+    for (;;) {
+        if ((rc = next(ps)))
+            return rc;
+        if (ps->ev.type == YAML_MAPPING_END_EVENT)
+            return 0;
+        size_t line = ev_line(ps);
+        if (ps->ev.type != YAML_SCALAR_EVENT)
+            return fail(ps, line, NULL, "expected a key, got %s", ev_kind(&ps->ev));
+        char shown[SHOW_LEN + 4];
+        show(shown, sizeof shown, (const char *)ps->ev.data.scalar.value,
+             ps->ev.data.scalar.length);
+        const struct key *k = find_key((const char *)ps->ev.data.scalar.value);
+        if (!k || strlen((const char *)ps->ev.data.scalar.value) != ps->ev.data.scalar.length)
+            return fail(ps, line, shown, "unknown key (memtraind.yaml takes socket_path, db_path, "
+                        "worker_path, slots, threads_per_job, memory_budget, max_job_memory, "
+                        "default_job_memory_limit, hard_limit_margin, frame_max, "
+                        "max_connections, cancel_grace_ms, step_every, memory_sample_ms, "
+                        "keep_checkpoints, checkpoint_every)");
+        size_t i = (size_t)(k - keys);
+        if (seen[i])
+            return fail(ps, line, k->name, "given twice (first at line %zu)", seen[i]);
+        seen[i] = line;
+        if ((rc = next(ps)) || (rc = set_value(ps, c, k, line)))
+            return rc;
+    }
+}
+
+static int parse_stream(struct parse *ps, struct mt_config *c)
+{
+    int rc;
+    if ((rc = next(ps)))   /* STREAM-START */
+        return rc;
+    if ((rc = next(ps)))
+        return rc;
+    if (ps->ev.type == YAML_STREAM_END_EVENT)
+        return 0;   /* an empty file, or only comments */
+    if ((rc = next(ps)))   /* past DOCUMENT-START */
+        return rc;
+    if (ps->ev.type == YAML_SCALAR_EVENT && ps->ev.data.scalar.length == 0
+        && ps->ev.data.scalar.plain_implicit) {
+        /* "---" alone: an empty document */
+    } else if (ps->ev.type != YAML_MAPPING_START_EVENT) {
+        return fail(ps, ev_line(ps), NULL, "expected a mapping of settings, got %s",
+                    ev_kind(&ps->ev));
+    } else if ((rc = parse_mapping(ps, c))) {
+        return rc;
+    }
+    if ((rc = next(ps)))   /* DOCUMENT-END */
+        return rc;
+    if ((rc = next(ps)))
+        return rc;
+    if (ps->ev.type != YAML_STREAM_END_EVENT)
+        return fail(ps, ev_line(ps), NULL, "expected one YAML document, found more");
+    return 0;
+}
+
+int config_load_file(struct mt_config *c, const char *path, struct mt_err *err)
+{
+    if (path && (!c->config_path || strcmp(path, c->config_path) != 0)) {
+        char *p = strdup(path);
+        if (!p)
+            return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", path);
+        free(c->config_path);
+        c->config_path = p;
+        c->config_required = 1;
+    }
+    if (!c->config_path)
+        return config_finish(c, err);
+    const char *file = c->config_path;
+
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        if (errno == ENOENT && !c->config_required)
+            return config_finish(c, err);
+        return mt_err_set(err, MT_E_IO, "%s: %s", file, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mt_err_set(err, MT_E_IO, "%s: not a regular file", file);
+    }
+    struct parse ps = {.file = file, .err = err};
+    if (!yaml_parser_initialize(&ps.yp)) {
+        fclose(f);
+        return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", file);
+    }
+    yaml_parser_set_input_file(&ps.yp, f);
+    int rc = parse_stream(&ps, c);
+    if (ps.have_ev)
+        yaml_event_delete(&ps.ev);
+    yaml_parser_delete(&ps.yp);
+    if (ferror(f) && rc == 0)
+        rc = mt_err_set(err, MT_E_IO, "%s: read error", file);
+    fclose(f);
+    if (rc)
+        return rc;
+    rc = config_finish(c, err);
+    if (rc)
+        mt_err_prefix(err, "%s: ", file);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reload                                                                   */
+
+int config_reload_file(const struct mt_config *live, struct mt_config *fresh,
+                       struct mt_err *err)
+{
+    if (config_defaults(fresh) != 0)
+        return mt_err_set(err, MT_E_NOMEM, "reload: out of memory");
+    int rc = config_load_file(fresh, live->config_required ? live->config_path : NULL, err);
+    if (rc)
+        config_free(fresh);
+    return rc;
+}
+
+struct summary {
+    char *buf;
+    size_t len, used;
+    int changes;
+};
+
+static void say(struct summary *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(struct summary *s, const char *fmt, ...)
+{
+    if (!s->buf || s->len == 0 || s->used >= s->len - 1)
+        return;
+    if (s->used > 0) {
+        int n = snprintf(s->buf + s->used, s->len - s->used, "; ");
+        s->used += (size_t)n < s->len - s->used ? (size_t)n : s->len - s->used - 1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(s->buf + s->used, s->len - s->used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        s->used += (size_t)n < s->len - s->used ? (size_t)n : s->len - s->used - 1;
+}
+
+static void live_u32(struct summary *s, const char *name, uint32_t *dst, uint32_t v)
+{
+    if (*dst == v)
+        return;
+    say(s, "%s %lu -> %lu", name, (unsigned long)*dst, (unsigned long)v);
+    *dst = v;
+    s->changes++;
+}
+
+static void live_size(struct summary *s, const char *name, uint64_t *dst, uint64_t v)
+{
+    if (*dst == v)
+        return;
+    char a[32], b[32];
+    say(s, "%s %s -> %s", name, *dst ? mt_fmt_bytes(a, sizeof a, (double)*dst) : "0",
+        v ? mt_fmt_bytes(b, sizeof b, (double)v) : "0");
+    *dst = v;
+    s->changes++;
+}
+
+static void fixed_str(struct summary *s, const char *name, const char *now, const char *next)
+{
+    if ((now == NULL) != (next == NULL) || (now && strcmp(now, next) != 0))
+        say(s, "%s differs but needs a restart", name);
+}
+
+static void fixed_num(struct summary *s, const char *name, uint64_t now, uint64_t next)
+{
+    if (now != next)
+        say(s, "%s differs but needs a restart", name);
+}
+
+int config_apply_reload(struct mt_config *live, const struct mt_config *fresh,
+                        char *changed, size_t len)
+{
+    struct summary s = {.buf = changed, .len = len};
+    if (changed && len)
+        changed[0] = '\0';
+    live_u32(&s, "slots", &live->slots, fresh->slots);
+    live_u32(&s, "threads_per_job", &live->threads_per_job, fresh->threads_per_job);
+    live->threads_auto = fresh->threads_auto;
+    live_size(&s, "memory_budget", &live->memory_budget, fresh->memory_budget);
+    live_size(&s, "max_job_memory", &live->max_job_memory, fresh->max_job_memory);
+    live_size(&s, "default_job_memory_limit", &live->default_job_memory_limit,
+              fresh->default_job_memory_limit);
+    live_size(&s, "hard_limit_margin", &live->hard_limit_margin, fresh->hard_limit_margin);
+    live_u32(&s, "cancel_grace_ms", &live->cancel_grace_ms, fresh->cancel_grace_ms);
+    live_u32(&s, "step_every", &live->step_every, fresh->step_every);
+    live_u32(&s, "memory_sample_ms", &live->memory_sample_ms, fresh->memory_sample_ms);
+    live_u32(&s, "keep_checkpoints", &live->keep_checkpoints, fresh->keep_checkpoints);
+    live_u32(&s, "checkpoint_every", &live->checkpoint_every, fresh->checkpoint_every);
+    fixed_str(&s, "socket_path", live->socket_path, fresh->socket_path);
+    fixed_str(&s, "db_path", live->db_path, fresh->db_path);
+    fixed_str(&s, "worker_path", live->worker_path, fresh->worker_path);
+    fixed_num(&s, "frame_max", live->frame_max, fresh->frame_max);
+    fixed_num(&s, "max_connections", live->max_connections, fresh->max_connections);
+    if (s.used == 0)
+        say(&s, "no change");
+    return s.changes;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Directories                                                              */
+
+/* The last component exists: is it a directory we can trust with a socket
+ * or a database? */
+static int check_dir(const char *dir, struct mt_err *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return mt_err_set(err, MT_E_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return mt_err_set(err, MT_E_IO, "%s: exists and is not a directory", dir);
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return mt_err_set(err, MT_E_PERM, "%s: owned by uid %lu, not by us (uid %lu); remove it "
+                          "or choose another path", dir, (unsigned long)st.st_uid,
+                          (unsigned long)geteuid());
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+        return mt_err_set(err, MT_E_PERM, "%s: writable by %s (mode %04o); others could replace "
+                          "what we put there", dir, st.st_mode & S_IWOTH ? "everyone" : "its group",
+                          (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
+int config_ensure_dir(const char *dir, mode_t mode, struct mt_err *err)
+{
+    if (!dir || !*dir)
+        return mt_err_set(err, MT_E_INVAL, "empty directory path");
+    size_t n = strlen(dir);
+    char *p = strdup(dir);
+    if (!p)
+        return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", dir);
+    while (n > 1 && p[n - 1] == '/')
+        p[--n] = '\0';
+    int rc = 0;
+    /* Parents, left to right: each slash after the first character ends one. */
+    for (char *s = strchr(p + 1, '/'); s && rc == 0; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            rc = mt_err_set(err, MT_E_IO, "%s: cannot create: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (rc == 0) {
+        if (mkdir(p, mode) == 0) {
+            if (chmod(p, mode) != 0)   /* the umask trimmed it */
+                rc = mt_err_set(err, MT_E_IO, "%s: chmod %04o: %s", p, (unsigned)mode,
+                                strerror(errno));
+        } else if (errno != EEXIST) {
+            rc = mt_err_set(err, MT_E_IO, "%s: cannot create: %s", p, strerror(errno));
+        } else {
+            rc = check_dir(p, err);
+        }
+    }
+    free(p);
+    return rc;
+}
+
+int config_ensure_parent_dir(const char *file, mode_t mode, struct mt_err *err)
+{
+    if (!file || !*file)
+        return mt_err_set(err, MT_E_INVAL, "empty file path");
+    const char *slash = strrchr(file, '/');
+    if (!slash)
+        return config_ensure_dir(".", mode, err);
+    if (slash == file)
+        return config_ensure_dir("/", mode, err);
+    char *dir = strndup(file, (size_t)(slash - file));
+    if (!dir)
+        return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", file);
+    int rc = config_ensure_dir(dir, mode, err);
+    free(dir);
+    return rc;
+}

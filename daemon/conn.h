@@ -1,0 +1,54 @@
+/* conn.h: one client connection: frames in, Responses out.
+ *
+ * A conn is allocated only after the connection limit is checked
+ * (server.c), and freed only in its uv_close callback. Each complete frame
+ * is unpacked as a Request and handed to dispatch; a frame that cannot be
+ * (over the cap, not a Request) gets an error Response and the connection
+ * is closed once that is written. Streams the conn follows (watch.c) end
+ * when it closes. */
+#ifndef MT_CONN_H
+#define MT_CONN_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "daemon.h"
+#include "frame.h"
+#include "memtrain.pb-c.h"
+
+#define CONN_READ_BUF (64 * 1024)
+/* A reader that falls this far behind (bytes queued for it) is dropped. */
+#define CONN_MAX_QUEUED (256u << 20)
+
+struct conn {
+    uv_pipe_t pipe;               /* pipe.data = this */
+    struct daemon *d;
+    struct conn *next, *prev;
+    uid_t uid;                    /* SO_PEERCRED */
+    pid_t pid;
+    struct frame_reader fr;
+    char *rbuf;                   /* CONN_READ_BUF bytes, owned */
+    size_t queued;                /* bytes written but not yet completed */
+    int closing;
+    int close_after_write;
+};
+
+/* Called when a write completes (ok = 0) or fails (negative libuv code);
+ * used to send large replies piece by piece. */
+typedef void (*conn_sent_fn)(struct conn *c, void *ud, int status);
+
+/* Take a connected pipe handle (already accepted into c->pipe) and start
+ * reading. */
+int conn_start(struct conn *c);
+/* Send r (its id set to `id`); `sent` (may be NULL) is called on
+ * completion. A no-op on a closing conn, and sent is called with
+ * UV_ECANCELED. Returns 0 or a negative libuv/MT code. */
+int conn_send(struct conn *c, uint64_t id, Memtrain__Response *r, conn_sent_fn sent, void *ud);
+/* An error Response with a printf-style message. */
+int conn_send_error(struct conn *c, uint64_t id, Memtrain__Status status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Close now (idempotent); the conn is freed in the close callback. */
+void conn_close(struct conn *c);
+
+#endif

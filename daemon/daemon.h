@@ -1,0 +1,42 @@
+/* daemon.h: memtraind's state, owned by the one loop thread.
+ *
+ * The loop owns the listening socket and its connections (conn.c), the
+ * active jobs and their workers (jobs.c, worker.c), the streams clients are
+ * following (watch.c) and the SQLite handle (store.c). Nothing here is
+ * touched from another thread. */
+#ifndef MT_DAEMON_H
+#define MT_DAEMON_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "store.h"
+
+struct conn;
+struct job;
+struct watch;
+
+struct daemon {
+    uv_loop_t *loop;
+    struct mt_config cfg;
+    const char *config_path;      /* NULL: the default file, if present */
+    struct store *store;
+    uv_pipe_t listener;
+    int listening;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t tick;              /* store flush, memory sampling, shutdown checks */
+    struct conn *conns;           /* list, newest first */
+    int n_conns;
+    struct job *jobs;             /* QUEUED and RUNNING jobs, in submit order */
+    struct watch *watches;        /* every open stream */
+    int running;                  /* jobs with a live worker */
+    int64_t started_ms;
+    int stopping;                 /* SIGTERM seen: no new work, waiting for workers */
+    int exit_code;
+};
+
+/* Unix time in milliseconds. */
+int64_t now_ms(void);
+
+#endif

@@ -1,0 +1,519 @@
+/* jobs.c: the job table, admission by memory and the queue (jobs.h). */
+#include "jobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobspec.h"
+#include "log.h"
+#include "train.h"
+#include "watch.h"
+#include "worker.h"
+
+const char *job_state_name(int state)
+{
+    switch (state) {
+    case MEMTRAIN__JOB_STATE__QUEUED: return "QUEUED";
+    case MEMTRAIN__JOB_STATE__RUNNING: return "RUNNING";
+    case MEMTRAIN__JOB_STATE__COMPLETED: return "COMPLETED";
+    case MEMTRAIN__JOB_STATE__FAILED: return "FAILED";
+    case MEMTRAIN__JOB_STATE__CANCELLED: return "CANCELLED";
+    case MEMTRAIN__JOB_STATE__OUT_OF_MEMORY: return "OUT_OF_MEMORY";
+    case MEMTRAIN__JOB_STATE__INTERRUPTED: return "INTERRUPTED";
+    }
+    return "UNSPECIFIED";
+}
+
+int job_state_final(int state)
+{
+    return state == MEMTRAIN__JOB_STATE__COMPLETED || state == MEMTRAIN__JOB_STATE__FAILED ||
+           state == MEMTRAIN__JOB_STATE__CANCELLED || state == MEMTRAIN__JOB_STATE__OUT_OF_MEMORY;
+}
+
+void memstats_from_plan(Memtrain__MemoryStats *m, const struct mt_mem_plan *p)
+{
+    memtrain__memory_stats__init(m);
+    m->params = p->cat[MT_MEM_PARAMS];
+    m->grads = p->cat[MT_MEM_GRADS];
+    m->optimizer = p->cat[MT_MEM_OPTIM];
+    m->activations = p->cat[MT_MEM_ACTS];
+    m->workspace = p->cat[MT_MEM_WORKSPACE];
+    m->data = p->cat[MT_MEM_DATA];
+    m->peak_total = p->total;
+    m->phase_peak_forward = p->phase[MT_PHASE_FORWARD];
+    m->phase_peak_gradient = p->phase[MT_PHASE_GRADIENT];
+    m->phase_peak_update = p->phase[MT_PHASE_UPDATE];
+}
+
+int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err *err)
+{
+    struct mt_mem_plan p;
+    int rc = trainer_plan(s, &p, err);
+    if (rc)
+        return rc;
+    memstats_from_plan(out, &p);
+    return 0;
+}
+
+static void set_blob(uint8_t **blob, size_t *len, const ProtobufCMessage *m)
+{
+    free(*blob);
+    *len = protobuf_c_message_get_packed_size(m);
+    *blob = malloc(*len ? *len : 1);
+    if (*blob)
+        protobuf_c_message_pack(m, *blob);
+    else
+        *len = 0;
+}
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    store_job_clear(&j->row);
+    if (j->sample)
+        memtrain__memory_sample__free_unpacked(j->sample, NULL);
+    if (j->last_epoch)
+        memtrain__epoch_progress__free_unpacked(j->last_epoch, NULL);
+    free(j);
+}
+
+/* Append in submit order (ids increase). */
+static void link_job(struct daemon *d, struct job *j)
+{
+    struct job **p = &d->jobs;
+    while (*p)
+        p = &(*p)->next;
+    j->next = NULL;
+    *p = j;
+}
+
+static void unlink_job(struct daemon *d, struct job *j)
+{
+    for (struct job **p = &d->jobs; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            return;
+        }
+}
+
+struct job *jobs_find(struct daemon *d, uint64_t id)
+{
+    for (struct job *j = d->jobs; j; j = j->next)
+        if (j->row.id == id)
+            return j;
+    return NULL;
+}
+
+static void store_row(struct daemon *d, struct job *j)
+{
+    struct mt_err err = {0};
+    if (store_job_update(d->store, &j->row, &err))
+        log_err("job %llu: %s", (unsigned long long)j->row.id, err.msg);
+}
+
+void jobs_changed(struct daemon *d, struct job *j)
+{
+    store_row(d, j);
+    struct jobmsg m;
+    jobmsg_init(&m, d, &j->row, j);
+    Memtrain__WatchEvent ev = MEMTRAIN__WATCH_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WATCH_EVENT__EVENT_JOB;
+    ev.job = &m.job;
+    watch_event(d, j->row.id, j->row.owner_uid, &ev);
+    jobmsg_free(&m);
+}
+
+/* A live job from its stored row: the spec is unpacked and resolved again. */
+static int job_from_row(struct store_job *row, struct job **out, struct mt_err *err)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return mt_err_set(err, MT_E_NOMEM, "out of memory");
+    j->row = *row;
+    memset(row, 0, sizeof *row); /* the job owns the row's strings now */
+    spec_init(&j->spec);
+    int rc = jobspec_unpack(j->row.spec, j->row.spec_len, &j->spec, err);
+    if (!rc)
+        rc = spec_finish(&j->spec, err);
+    if (rc) {
+        job_free(j);
+        return rc;
+    }
+    Memtrain__MemoryStats *p = j->row.planned
+        ? memtrain__memory_stats__unpack(NULL, j->row.planned_len, j->row.planned) : NULL;
+    j->planned_total = p ? p->peak_total : 0;
+    if (p)
+        memtrain__memory_stats__free_unpacked(p, NULL);
+    *out = j;
+    return 0;
+}
+
+struct load_ctx {
+    struct daemon *d;
+    uint64_t *ids;
+    size_t n, cap;
+};
+
+static int collect_id(void *ud, const struct store_job *row)
+{
+    struct load_ctx *c = ud;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        uint64_t *ids = realloc(c->ids, cap * sizeof *ids);
+        if (!ids)
+            return MT_E_NOMEM;
+        c->ids = ids;
+        c->cap = cap;
+    }
+    c->ids[c->n++] = row->id;
+    return 0;
+}
+
+int jobs_load(struct daemon *d, struct mt_err *err)
+{
+    struct load_ctx c = {d, NULL, 0, 0};
+    uint32_t mask = 1u << MEMTRAIN__JOB_STATE__QUEUED | 1u << MEMTRAIN__JOB_STATE__RUNNING |
+                    1u << MEMTRAIN__JOB_STATE__INTERRUPTED;
+    int rc = store_jobs_each(d->store, -1, mask, 0, collect_id, &c, err);
+    if (rc) {
+        free(c.ids);
+        return rc;
+    }
+    /* The walk is newest first; queue oldest first. */
+    for (size_t i = c.n; i-- > 0;) {
+        struct store_job row = {0};
+        struct job *j = NULL;
+        if ((rc = store_job_get(d->store, c.ids[i], &row, err)))
+            break;
+        uint64_t id = row.id;
+        int was = row.state;
+        if ((rc = job_from_row(&row, &j, err))) {
+            log_err("job %llu: cannot requeue: %s", (unsigned long long)id, err->msg);
+            store_job_clear(&row);
+            if (store_job_get(d->store, id, &row, err) == 0) {
+                row.state = MEMTRAIN__JOB_STATE__FAILED;
+                free(row.reason);
+                row.reason = strdup("could not be resumed: its stored spec is invalid");
+                row.finished_at = now_ms();
+                store_job_update(d->store, &row, err);
+                store_job_clear(&row);
+            }
+            rc = 0;
+            continue;
+        }
+        if (was == MEMTRAIN__JOB_STATE__RUNNING) {
+            /* The daemon died under it: record that first. */
+            j->row.state = MEMTRAIN__JOB_STATE__INTERRUPTED;
+            free(j->row.reason);
+            j->row.reason = strdup("memtraind stopped while the job ran");
+            store_row(d, j);
+            log_warn("job %llu was RUNNING when memtraind stopped: INTERRUPTED",
+                     (unsigned long long)id);
+        }
+        if (j->row.state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
+            j->row.resumes++;
+            free(j->row.reason);
+            j->row.reason = strdup("resuming after an interruption");
+            log_info("job %llu: queued again to resume from its newest checkpoint",
+                     (unsigned long long)id);
+        }
+        j->row.state = MEMTRAIN__JOB_STATE__QUEUED;
+        store_row(d, j);
+        link_job(d, j);
+    }
+    free(c.ids);
+    return rc;
+}
+
+int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
+                struct job **out, Memtrain__Status *status, struct mt_err *err)
+{
+    char a[32], b[32];
+    *status = MEMTRAIN__STATUS__INVALID;
+    if (spec->memory_limit == 0)
+        spec->memory_limit = d->cfg.default_job_memory_limit;
+    int rc = spec_finish(spec, err);
+    if (rc)
+        return rc;
+    Memtrain__MemoryStats plan;
+    if ((rc = jobs_plan(spec, &plan, err)))
+        return rc;
+    uint64_t cap = d->cfg.max_job_memory ? d->cfg.max_job_memory : d->cfg.memory_budget;
+    if (spec->memory_limit && plan.peak_total > spec->memory_limit) {
+        *status = MEMTRAIN__STATUS__OVER_LIMIT;
+        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes) but the job's memory "
+                          "limit is %s", mt_fmt_bytes(a, sizeof a, (double)plan.peak_total),
+                          (unsigned long long)plan.peak_total,
+                          mt_fmt_bytes(b, sizeof b, (double)spec->memory_limit));
+    }
+    if (cap && plan.peak_total > cap) {
+        *status = MEMTRAIN__STATUS__OVER_LIMIT;
+        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes), more than the %s "
+                          "memtraind allows a job", mt_fmt_bytes(a, sizeof a,
+                          (double)plan.peak_total), (unsigned long long)plan.peak_total,
+                          mt_fmt_bytes(b, sizeof b, (double)cap));
+    }
+    if (d->stopping) {
+        *status = MEMTRAIN__STATUS__UNAVAILABLE;
+        return mt_err_set(err, MT_E_BUSY, "memtraind is stopping");
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        *status = MEMTRAIN__STATUS__ERROR;
+        return mt_err_set(err, MT_E_NOMEM, "out of memory");
+    }
+    j->spec = *spec;
+    j->planned_total = plan.peak_total;
+    struct store_job *r = &j->row;
+    r->name = strdup(spec->name[0] ? spec->name : "job");
+    r->owner_uid = owner;
+    r->state = MEMTRAIN__JOB_STATE__QUEUED;
+    r->reason = strdup("");
+    r->priority = priority;
+    r->submitted_at = now_ms();
+    r->rule = strdup(spec->rule.name);
+    r->epochs = (uint32_t)spec->epochs;
+    r->memory_limit = spec->memory_limit;
+    set_blob(&r->planned, &r->planned_len, &plan.base);
+    if ((rc = jobspec_pack(spec, &r->spec, &r->spec_len, err)) ||
+        (rc = store_job_insert(d->store, r, err))) {
+        *status = MEMTRAIN__STATUS__ERROR;
+        job_free(j);
+        return rc;
+    }
+    link_job(d, j);
+    log_info("job %llu submitted by uid %u: %s, rule %s, plan %s",
+             (unsigned long long)r->id, (unsigned)owner, r->name, r->rule,
+             mt_fmt_bytes(a, sizeof a, (double)plan.peak_total));
+    *status = MEMTRAIN__STATUS__OK;
+    *out = j;
+    return 0;
+}
+
+static uint64_t reserved_bytes(struct daemon *d)
+{
+    uint64_t sum = 0;
+    for (struct job *j = d->jobs; j; j = j->next)
+        if (j->row.state == MEMTRAIN__JOB_STATE__RUNNING)
+            sum += j->planned_total;
+    return sum;
+}
+
+/* The next job to start: highest priority, then oldest. */
+static struct job *queue_head(struct daemon *d)
+{
+    struct job *best = NULL;
+    for (struct job *j = d->jobs; j; j = j->next)
+        if (j->row.state == MEMTRAIN__JOB_STATE__QUEUED && !j->cancel_requested &&
+            (!best || j->row.priority > best->row.priority))
+            best = j;
+    return best;
+}
+
+static void start_job(struct daemon *d, struct job *j)
+{
+    struct mt_err err = {0};
+    uint8_t *resume = NULL;
+    size_t resume_len = 0;
+    uint32_t epoch = 0;
+    if (j->row.resumes > 0) {
+        int rc = store_ckpt_get(d->store, j->row.id, 0, &resume, &resume_len, &epoch, &err);
+        if (rc && rc != MT_E_NOTFOUND)
+            log_err("job %llu: %s; starting over", (unsigned long long)j->row.id, err.msg);
+    }
+    j->waiting[0] = '\0';
+    j->row.state = MEMTRAIN__JOB_STATE__RUNNING;
+    j->row.started_at = now_ms();
+    free(j->row.reason);
+    j->row.reason = strdup(resume ? "resumed from a checkpoint" : "");
+    if (worker_start(d, j, resume, resume_len, &err)) {
+        free(resume);
+        log_err("job %llu: %s", (unsigned long long)j->row.id, err.msg);
+        j->row.state = MEMTRAIN__JOB_STATE__RUNNING; /* jobs_finish expects a started job */
+        d->running++;
+        jobs_finish(d, j, MEMTRAIN__JOB_STATE__FAILED, err.msg);
+        return;
+    }
+    free(resume);
+    d->running++;
+    log_info("job %llu started (worker pid %d)%s", (unsigned long long)j->row.id,
+             worker_pid(j->w), resume_len ? ", resuming" : "");
+    jobs_changed(d, j);
+}
+
+void jobs_schedule(struct daemon *d)
+{
+    char a[32], b[32];
+    while (!d->stopping) {
+        struct job *j = queue_head(d);
+        if (!j)
+            return;
+        uint64_t used = reserved_bytes(d), budget = d->cfg.memory_budget;
+        uint64_t free_b = budget > used ? budget - used : 0;
+        const char *why = NULL;
+        char msg[160];
+        if ((uint32_t)d->running >= d->cfg.slots) {
+            snprintf(msg, sizeof msg, "waiting for a free slot (%d of %u in use)", d->running,
+                     d->cfg.slots);
+            why = msg;
+        } else if (budget && j->planned_total > free_b) {
+            snprintf(msg, sizeof msg, "needs %s, %s free",
+                     mt_fmt_bytes(a, sizeof a, (double)j->planned_total),
+                     mt_fmt_bytes(b, sizeof b, (double)free_b));
+            why = msg;
+        }
+        if (why) {
+            /* Every queued job waits behind the head; tell each why. */
+            for (struct job *q = d->jobs; q; q = q->next)
+                if (q->row.state == MEMTRAIN__JOB_STATE__QUEUED) {
+                    if (q == j)
+                        snprintf(q->waiting, sizeof q->waiting, "%s", why);
+                    else
+                        snprintf(q->waiting, sizeof q->waiting, "behind job %llu (%s)",
+                                 (unsigned long long)j->row.id, why);
+                }
+            return;
+        }
+        start_job(d, j);
+    }
+}
+
+void jobs_cancel(struct daemon *d, struct job *j)
+{
+    if (j->cancel_requested)
+        return;
+    j->cancel_requested = 1;
+    if (j->row.state == MEMTRAIN__JOB_STATE__QUEUED) {
+        j->row.state = MEMTRAIN__JOB_STATE__RUNNING; /* so jobs_finish treats it alike */
+        d->running++;
+        jobs_finish(d, j, MEMTRAIN__JOB_STATE__CANCELLED, "cancelled before it started");
+        return;
+    }
+    worker_cancel(j->w, d->cfg.cancel_grace_ms);
+}
+
+void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
+{
+    struct store_job *r = &j->row;
+    d->running--;
+    r->state = state;
+    free(r->reason);
+    r->reason = strdup(reason ? reason : "");
+    r->finished_at = state == MEMTRAIN__JOB_STATE__INTERRUPTED ? 0 : now_ms();
+    if (j->last_epoch)
+        r->epochs_done = j->last_epoch->epoch;
+    store_row(d, j);
+    struct mt_err err = {0};
+    if (store_flush(d->store, &err))
+        log_err("job %llu: %s", (unsigned long long)r->id, err.msg);
+    log_info("job %llu %s%s%s", (unsigned long long)r->id, job_state_name(state),
+             r->reason[0] ? ": " : "", r->reason);
+    struct jobmsg m;
+    jobmsg_init(&m, d, r, j);
+    watch_job_ended(d, r->id, r->owner_uid, &m.job);
+    jobmsg_free(&m);
+    unlink_job(d, j);
+    job_free(j);
+    jobs_schedule(d);
+}
+
+void jobs_shutdown(struct daemon *d)
+{
+    for (struct job *j = d->jobs; j; j = j->next)
+        if (j->w)
+            worker_interrupt(j->w, d->cfg.cancel_grace_ms);
+}
+
+void jobs_free_all(struct daemon *d)
+{
+    while (d->jobs) {
+        struct job *j = d->jobs;
+        d->jobs = j->next;
+        job_free(j);
+    }
+}
+
+static int keep_last_epoch(void *ud, const Memtrain__EpochProgress *e)
+{
+    Memtrain__EpochProgress **last = ud;
+    if (*last)
+        memtrain__epoch_progress__free_unpacked(*last, NULL);
+    size_t n = memtrain__epoch_progress__get_packed_size(e);
+    uint8_t *buf = malloc(n ? n : 1);
+    *last = NULL;
+    if (!buf)
+        return MT_E_NOMEM;
+    memtrain__epoch_progress__pack(e, buf);
+    *last = memtrain__epoch_progress__unpack(NULL, n, buf);
+    free(buf);
+    return 0;
+}
+
+/* A deep copy through pack/unpack: the copy is owned by the caller. */
+#define COPY_MSG(type, fn, src)                                                   \
+    ({                                                                            \
+        size_t n_ = memtrain__##fn##__get_packed_size(src);                       \
+        uint8_t *b_ = malloc(n_ ? n_ : 1);                                        \
+        type *c_ = NULL;                                                          \
+        if (b_) {                                                                 \
+            memtrain__##fn##__pack(src, b_);                                      \
+            c_ = memtrain__##fn##__unpack(NULL, n_, b_);                          \
+            free(b_);                                                             \
+        }                                                                         \
+        c_;                                                                       \
+    })
+
+void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row,
+                 const struct job *live)
+{
+    memset(m, 0, sizeof *m);
+    Memtrain__Job *j = &m->job;
+    memtrain__job__init(j);
+    j->id = row->id;
+    j->name = row->name ? row->name : "";
+    j->owner_uid = row->owner_uid;
+    j->state = row->state;
+    j->reason = row->reason ? row->reason : "";
+    j->submitted_at = row->submitted_at;
+    j->started_at = row->started_at;
+    j->finished_at = row->finished_at;
+    j->rule = row->rule ? row->rule : "";
+    j->epochs_done = row->epochs_done;
+    j->epochs = row->epochs;
+    j->priority = row->priority;
+    j->memory_limit = row->memory_limit;
+    j->exit_code = row->exit_code;
+    if (row->planned)
+        j->planned = m->planned = memtrain__memory_stats__unpack(NULL, row->planned_len,
+                                                                  row->planned);
+    if (row->measured)
+        j->measured = m->measured = memtrain__memory_stats__unpack(NULL, row->measured_len,
+                                                                    row->measured);
+    if (live && live->last_epoch)
+        m->last = COPY_MSG(Memtrain__EpochProgress, epoch_progress, live->last_epoch);
+    else
+        store_epochs_each(d->store, row->id, keep_last_epoch, &m->last, NULL);
+    j->last_epoch = m->last;
+    if (live) {
+        if (live->sample)
+            j->memory = m->sample = COPY_MSG(Memtrain__MemorySample, memory_sample, live->sample);
+        if (row->state == MEMTRAIN__JOB_STATE__QUEUED)
+            j->waiting = (char *)live->waiting;
+    }
+    if (!j->waiting)
+        j->waiting = "";
+}
+
+void jobmsg_free(struct jobmsg *m)
+{
+    if (m->planned)
+        memtrain__memory_stats__free_unpacked(m->planned, NULL);
+    if (m->measured)
+        memtrain__memory_stats__free_unpacked(m->measured, NULL);
+    if (m->last)
+        memtrain__epoch_progress__free_unpacked(m->last, NULL);
+    if (m->sample)
+        memtrain__memory_sample__free_unpacked(m->sample, NULL);
+}

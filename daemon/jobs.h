@@ -1,0 +1,88 @@
+/* jobs.h: the job table, the queue and the scheduler.
+ *
+ * Only QUEUED and RUNNING jobs live in memory (d->jobs); every job, live or
+ * ended, has its row in the store, which is written on every state change
+ * before anyone is told. Admission is by memory: a job starts only when its
+ * planned peak fits in the daemon's budget beside the running jobs' plans,
+ * in priority order (then submit order); the head of the queue is never
+ * overtaken, so a big job cannot starve. */
+#ifndef MT_JOBS_H
+#define MT_JOBS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon.h"
+#include "memtrain.pb-c.h"
+#include "spec.h"
+
+struct worker;
+
+struct job {
+    struct job *next;
+    struct store_job row;         /* mirror of the store's row */
+    struct mt_spec spec;          /* resolved (spec_finish has run) */
+    uint64_t planned_total;       /* bytes: what admission reserves */
+    struct worker *w;             /* while RUNNING */
+    char waiting[256];            /* QUEUED: why it has not started */
+    Memtrain__MemorySample *sample;   /* latest, owned (free_unpacked) */
+    Memtrain__EpochProgress *last_epoch; /* latest, owned */
+    int cancel_requested;
+};
+
+/* At start: RUNNING jobs left by a daemon that died become INTERRUPTED and
+ * are queued again (they resume from their newest checkpoint); QUEUED jobs
+ * are queued. */
+int jobs_load(struct daemon *d, struct mt_err *err);
+
+/* The plan of a resolved spec as MemoryStats (the dataset's files are read
+ * for their sizes). */
+int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err *err);
+
+/* Check, plan and queue a spec (not yet resolved). On refusal: *status says
+ * why (INVALID, OVER_LIMIT) with the message in err. */
+int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
+                struct job **out, Memtrain__Status *status, struct mt_err *err);
+
+struct job *jobs_find(struct daemon *d, uint64_t id);
+
+/* Cancel a live job: QUEUED ends at once; RUNNING gets SIGTERM, then
+ * SIGKILL after the grace period; either way it ends CANCELLED. */
+void jobs_cancel(struct daemon *d, struct job *j);
+
+/* Start what fits. */
+void jobs_schedule(struct daemon *d);
+
+/* The worker of a RUNNING job has ended: record the state and reason, tell
+ * the watchers, free the job, start the next ones. */
+void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason);
+
+/* Store the job's row and tell its watchers its state. */
+void jobs_changed(struct daemon *d, struct job *j);
+
+/* SIGTERM: ask every worker to checkpoint and stop (their jobs end
+ * INTERRUPTED and are resumed at the next start). */
+void jobs_shutdown(struct daemon *d);
+/* Free every live job (workers must be gone). */
+void jobs_free_all(struct daemon *d);
+
+/* A Job message for a store row (plus the live job, if any). The message
+ * and what hangs off it are owned by `m`; jobmsg_free releases them. */
+struct jobmsg {
+    Memtrain__Job job;
+    Memtrain__MemoryStats *planned, *measured;
+    Memtrain__EpochProgress *last;
+    Memtrain__MemorySample *sample;
+};
+void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row,
+                 const struct job *live);
+void jobmsg_free(struct jobmsg *m);
+
+/* Fill MemoryStats from an engine plan. */
+struct mt_mem_plan;
+void memstats_from_plan(Memtrain__MemoryStats *m, const struct mt_mem_plan *p);
+
+const char *job_state_name(int state);
+int job_state_final(int state);
+
+#endif

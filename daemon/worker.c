@@ -1,0 +1,512 @@
+/* worker.c: spawning and supervising memtrain-worker processes (worker.h). */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "log.h"
+#include "memtrain/wire.h"
+#include "watch.h"
+
+#define WORKER_READ_BUF (256 * 1024)
+
+struct worker {
+    struct daemon *d;
+    struct job *job;              /* NULL once the job has been finished */
+    uv_process_t proc;
+    uv_pipe_t in, out, errp;
+    uv_timer_t timer;             /* the grace period before SIGKILL */
+    uv_write_t start_req;
+    uint8_t *start_buf;
+    size_t start_len;
+    int open_handles;
+    struct frame_reader fr;
+    char *rbuf;
+    int exited, out_done, err_done, finished;
+    int64_t exit_status;
+    int term_signal;
+    int sent;                     /* 0, SIGTERM (cancel) or SIGUSR1 (interrupt) */
+    int killed;                   /* we sent SIGKILL after the grace period */
+    long oom_kills_before;
+    int got_done;
+    int done_state;
+    char done_reason[MT_ERR_LEN];
+    char line[1024];              /* stderr line being assembled */
+    size_t line_len;
+    int pid;
+};
+
+int worker_pid(const struct worker *w)
+{
+    return w ? w->pid : 0;
+}
+
+/* The kernel's count of OOM kills so far (/proc/vmstat oom_kill). */
+static long oom_kills(void)
+{
+    FILE *f = fopen("/proc/vmstat", "r");
+    char key[64];
+    long v, n = -1;
+    if (!f)
+        return -1;
+    while (fscanf(f, "%63s %ld", key, &v) == 2)
+        if (strcmp(key, "oom_kill") == 0) {
+            n = v;
+            break;
+        }
+    fclose(f);
+    return n;
+}
+
+void proc_status_memory(int pid, uint64_t *rss, uint64_t *hwm)
+{
+    char path[64], line[256];
+    *rss = *hwm = 0;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            *rss = kb * 1024;
+        else if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+            *hwm = kb * 1024;
+    }
+    fclose(f);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct worker *w = h->data;
+    if (--w->open_handles == 0) {
+        frame_reader_deinit(&w->fr);
+        free(w->rbuf);
+        free(w->start_buf);
+        free(w);
+    }
+}
+
+static void close_handle(struct worker *w, uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, on_handle_closed);
+}
+
+/* Decide how the job ended, once the process is gone and its pipes drained. */
+static void finish(struct worker *w)
+{
+    if (w->finished || !w->exited || !w->out_done || !w->err_done)
+        return;
+    w->finished = 1;
+    struct daemon *d = w->d;
+    struct job *j = w->job;
+    int state;
+    char reason[MT_ERR_LEN + 128];
+    long oom_now = oom_kills();
+    if (w->got_done) {
+        state = w->done_state;
+        snprintf(reason, sizeof reason, "%s", w->done_reason);
+    } else if (w->sent == SIGTERM) {
+        state = MEMTRAIN__JOB_STATE__CANCELLED;
+        snprintf(reason, sizeof reason, "cancelled%s",
+                 w->killed ? " (killed after the grace period)" : "");
+    } else if (w->sent == SIGUSR1) {
+        state = MEMTRAIN__JOB_STATE__INTERRUPTED;
+        snprintf(reason, sizeof reason, "memtraind stopped%s",
+                 w->killed ? " (the worker was killed after the grace period)" : "");
+    } else if (w->term_signal == SIGKILL && oom_now > w->oom_kills_before &&
+               w->oom_kills_before >= 0) {
+        char a[32];
+        uint64_t peak = j->sample ? j->sample->hwm_bytes : 0;
+        state = MEMTRAIN__JOB_STATE__OUT_OF_MEMORY;
+        snprintf(reason, sizeof reason,
+                 "out of memory: killed by the kernel's OOM killer (signal 9) at %s resident",
+                 mt_fmt_bytes(a, sizeof a, (double)peak));
+    } else if (w->term_signal) {
+        state = MEMTRAIN__JOB_STATE__FAILED;
+        snprintf(reason, sizeof reason, "killed by signal %d (%s)", w->term_signal,
+                 strsignal(w->term_signal));
+    } else {
+        state = MEMTRAIN__JOB_STATE__FAILED;
+        snprintf(reason, sizeof reason, "the worker exited with status %lld without a result",
+                 (long long)w->exit_status);
+    }
+    j->row.exit_code = w->term_signal ? -w->term_signal : (int32_t)w->exit_status;
+    j->w = NULL;
+    w->job = NULL;
+    jobs_finish(d, j, state, reason);
+    close_handle(w, (uv_handle_t *)&w->timer);
+    close_handle(w, (uv_handle_t *)&w->proc);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    struct worker *w = p->data;
+    w->exited = 1;
+    w->exit_status = status;
+    w->term_signal = sig;
+    uv_timer_stop(&w->timer);
+    finish(w);
+}
+
+static void store_err(struct worker *w, int rc, const struct mt_err *err)
+{
+    if (rc)
+        log_err("job %llu: %s", (unsigned long long)w->job->row.id, err->msg);
+}
+
+static void set_measured(struct job *j, const Memtrain__MemoryStats *m)
+{
+    free(j->row.measured);
+    j->row.measured_len = memtrain__memory_stats__get_packed_size(m);
+    j->row.measured = malloc(j->row.measured_len ? j->row.measured_len : 1);
+    if (j->row.measured)
+        memtrain__memory_stats__pack(m, j->row.measured);
+    else
+        j->row.measured_len = 0;
+}
+
+static void on_memory(struct worker *w, Memtrain__MemorySample *m)
+{
+    struct job *j = w->job;
+    struct mt_err err = {0};
+    uint64_t rss, hwm;
+    proc_status_memory(w->pid, &rss, &hwm);
+    if (hwm) {
+        m->rss_bytes = rss;
+        m->hwm_bytes = hwm;
+    }
+    if (!m->time)
+        m->time = now_ms();
+    store_err(w, store_memory_add(w->d->store, j->row.id, m, &err), &err);
+    if (m->peak) {
+        m->peak->rss_peak_bytes = m->hwm_bytes;
+        set_measured(j, m->peak);
+    }
+    Memtrain__WatchEvent ev = MEMTRAIN__WATCH_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WATCH_EVENT__EVENT_MEMORY;
+    ev.memory = m;
+    watch_event(w->d, j->row.id, j->row.owner_uid, &ev);
+}
+
+static void on_log(struct worker *w, const char *text)
+{
+    struct mt_err err = {0};
+    struct job *j = w->job;
+    store_err(w, store_log_add(w->d->store, j->row.id, now_ms(), text, &err), &err);
+    watch_logs_poke(w->d, j->row.id);
+}
+
+/* Handle one event; the job takes ownership of parts it keeps (*ev fields
+ * set to NULL so the caller's free skips them). */
+static void on_event(struct worker *w, Memtrain__WorkerEvent *ev)
+{
+    struct job *j = w->job;
+    struct daemon *d = w->d;
+    struct mt_err err = {0};
+    Memtrain__WatchEvent we = MEMTRAIN__WATCH_EVENT__INIT;
+    switch (ev->event_case) {
+    case MEMTRAIN__WORKER_EVENT__EVENT_PLANNED: {
+        Memtrain__MemoryStats *p = ev->planned;
+        free(j->row.planned);
+        j->row.planned_len = memtrain__memory_stats__get_packed_size(p);
+        if ((j->row.planned = malloc(j->row.planned_len ? j->row.planned_len : 1)))
+            memtrain__memory_stats__pack(p, j->row.planned);
+        else
+            j->row.planned_len = 0;
+        break;
+    }
+    case MEMTRAIN__WORKER_EVENT__EVENT_STEP:
+        store_err(w, store_step_add(d->store, j->row.id, ev->step, &err), &err);
+        we.event_case = MEMTRAIN__WATCH_EVENT__EVENT_STEP;
+        we.step = ev->step;
+        watch_event(d, j->row.id, j->row.owner_uid, &we);
+        break;
+    case MEMTRAIN__WORKER_EVENT__EVENT_MEMORY:
+        on_memory(w, ev->memory);
+        if (j->sample)
+            memtrain__memory_sample__free_unpacked(j->sample, NULL);
+        j->sample = NULL;
+        {
+            /* Keep a copy: the event is freed by the caller. */
+            size_t n = memtrain__memory_sample__get_packed_size(ev->memory);
+            uint8_t *b = malloc(n ? n : 1);
+            if (b) {
+                memtrain__memory_sample__pack(ev->memory, b);
+                j->sample = memtrain__memory_sample__unpack(NULL, n, b);
+                free(b);
+            }
+        }
+        break;
+    case MEMTRAIN__WORKER_EVENT__EVENT_EPOCH: {
+        Memtrain__EpochProgress *e = ev->epoch;
+        store_err(w, store_epoch_add(d->store, j->row.id, e, &err), &err);
+        if (j->last_epoch)
+            memtrain__epoch_progress__free_unpacked(j->last_epoch, NULL);
+        size_t n = memtrain__epoch_progress__get_packed_size(e);
+        uint8_t *b = malloc(n ? n : 1);
+        j->last_epoch = NULL;
+        if (b) {
+            memtrain__epoch_progress__pack(e, b);
+            j->last_epoch = memtrain__epoch_progress__unpack(NULL, n, b);
+            free(b);
+        }
+        j->row.epochs_done = e->epoch;
+        if (e->memory)
+            set_measured(j, e->memory);
+        we.event_case = MEMTRAIN__WATCH_EVENT__EVENT_EPOCH;
+        we.epoch = e;
+        watch_event(d, j->row.id, j->row.owner_uid, &we);
+        jobs_changed(d, j);
+        break;
+    }
+    case MEMTRAIN__WORKER_EVENT__EVENT_CHECKPOINT: {
+        Memtrain__CheckpointData *c = ev->checkpoint;
+        size_t n = memtrain__checkpoint_data__get_packed_size(c);
+        uint8_t *b = malloc(n ? n : 1);
+        if (!b) {
+            log_err("job %llu: out of memory storing a checkpoint", (unsigned long long)j->row.id);
+            break;
+        }
+        memtrain__checkpoint_data__pack(c, b);
+        uint32_t keep = j->spec.keep_checkpoints > 0 ? (uint32_t)j->spec.keep_checkpoints : 0;
+        int rc = store_ckpt_add(d->store, j->row.id, c->epoch, now_ms(), b, n, keep, &err);
+        store_err(w, rc, &err);
+        free(b);
+        if (!rc) {
+            char a[32], line[128];
+            snprintf(line, sizeof line, "checkpoint stored: epoch %u%s, %s", c->epoch,
+                     c->step_in_epoch ? " (mid-epoch)" : "", mt_fmt_bytes(a, sizeof a, (double)n));
+            on_log(w, line);
+        }
+        break;
+    }
+    case MEMTRAIN__WORKER_EVENT__EVENT_DONE:
+        w->got_done = 1;
+        w->done_state = ev->done->state;
+        snprintf(w->done_reason, sizeof w->done_reason, "%s",
+                 ev->done->reason ? ev->done->reason : "");
+        if (ev->done->measured)
+            set_measured(j, ev->done->measured);
+        break;
+    case MEMTRAIN__WORKER_EVENT__EVENT_LOG:
+        on_log(w, ev->log);
+        break;
+    default:
+        break;
+    }
+}
+
+static int on_frame(void *ud, const uint8_t *body, size_t len)
+{
+    struct worker *w = ud;
+    Memtrain__WorkerEvent *ev = memtrain__worker_event__unpack(NULL, len, body);
+    if (!ev) {
+        log_err("job %llu: malformed message from the worker; stopping it",
+                (unsigned long long)w->job->row.id);
+        uv_process_kill(&w->proc, SIGKILL);
+        return 1;
+    }
+    on_event(w, ev);
+    memtrain__worker_event__free_unpacked(ev, NULL);
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct worker *w = h->data;
+    (void)hint;
+    *buf = uv_buf_init(w->rbuf, WORKER_READ_BUF);
+}
+
+static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct worker *w = s->data;
+    (void)buf;
+    if (n == 0)
+        return;
+    if (n < 0 || w->finished) {
+        uv_read_stop(s);
+        w->out_done = 1;
+        close_handle(w, (uv_handle_t *)s);
+        finish(w);
+        return;
+    }
+    struct mt_err err = {0};
+    int rc = frame_feed(&w->fr, (const uint8_t *)w->rbuf, (size_t)n, on_frame, w, &err);
+    if (rc < 0) {
+        log_err("job %llu: worker output: %s; stopping it", (unsigned long long)w->job->row.id,
+                err.msg);
+        uv_process_kill(&w->proc, SIGKILL);
+    }
+}
+
+static void err_line(struct worker *w)
+{
+    if (w->line_len == 0)
+        return;
+    w->line[w->line_len] = '\0';
+    log_info("job %llu: worker: %s", (unsigned long long)w->job->row.id, w->line);
+    on_log(w, w->line);
+    w->line_len = 0;
+}
+
+static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    static char b[4096]; /* the loop is single-threaded; the data is consumed at once */
+    (void)h;
+    (void)hint;
+    *buf = uv_buf_init(b, sizeof b);
+}
+
+static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct worker *w = s->data;
+    if (n < 0) {
+        if (!w->finished)
+            err_line(w);
+        uv_read_stop(s);
+        w->err_done = 1;
+        close_handle(w, (uv_handle_t *)s);
+        finish(w);
+        return;
+    }
+    for (ssize_t i = 0; i < n && !w->finished; i++) {
+        char ch = buf->base[i];
+        if (ch == '\n' || w->line_len == sizeof w->line - 1)
+            err_line(w);
+        if (ch != '\n')
+            w->line[w->line_len++] = ch;
+    }
+}
+
+static void on_start_written(uv_write_t *req, int status)
+{
+    struct worker *w = req->data;
+    if (status < 0)
+        log_warn("job %llu: writing the start message: %s",
+                 w->job ? (unsigned long long)w->job->row.id : 0ULL, uv_strerror(status));
+    close_handle(w, (uv_handle_t *)&w->in);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    if (!w->exited) {
+        w->killed = 1;
+        log_warn("job %llu: worker did not stop within the grace period; SIGKILL",
+                 (unsigned long long)w->job->row.id);
+        uv_process_kill(&w->proc, SIGKILL);
+    }
+}
+
+static void send_signal(struct worker *w, int sig, uint64_t grace_ms)
+{
+    if (w->exited || w->sent)
+        return;
+    w->sent = sig;
+    uv_process_kill(&w->proc, sig);
+    uv_timer_start(&w->timer, on_grace_over, grace_ms, 0);
+}
+
+void worker_cancel(struct worker *w, uint64_t grace_ms)
+{
+    send_signal(w, SIGTERM, grace_ms);
+}
+
+void worker_interrupt(struct worker *w, uint64_t grace_ms)
+{
+    send_signal(w, SIGUSR1, grace_ms);
+}
+
+static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
+                      struct worker *w, struct mt_err *err)
+{
+    Memtrain__JobSpec *js = memtrain__job_spec__unpack(NULL, j->row.spec_len, j->row.spec);
+    if (!js)
+        return mt_err_set(err, MT_E_PROTO, "the stored spec does not unpack");
+    Memtrain__WorkerStart st = MEMTRAIN__WORKER_START__INIT;
+    st.job_id = j->row.id;
+    st.spec = js;
+    st.resume.data = (uint8_t *)resume;
+    st.resume.len = resume ? resume_len : 0;
+    st.step_every = (uint32_t)d->cfg.step_every;
+    st.memory_every_ms = (uint32_t)d->cfg.memory_sample_ms;
+    st.hard_limit = j->spec.memory_limit ? j->spec.memory_limit + d->cfg.hard_limit_margin : 0;
+    st.threads = j->spec.threads > 0 ? 0 : (uint32_t)d->cfg.threads_per_job;
+    w->start_buf = frame_pack(&st.base, &w->start_len);
+    memtrain__job_spec__free_unpacked(js, NULL);
+    return w->start_buf ? 0 : mt_err_set(err, MT_E_NOMEM, "out of memory for the start message");
+}
+
+int worker_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
+                 struct mt_err *err)
+{
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w || !(w->rbuf = malloc(WORKER_READ_BUF))) {
+        free(w);
+        return mt_err_set(err, MT_E_NOMEM, "out of memory starting a worker");
+    }
+    w->d = d;
+    w->job = j;
+    frame_reader_init(&w->fr, MT_FRAME_MAX_WORKER);
+    int rc = pack_start(d, j, resume, resume_len, w, err);
+    if (rc) {
+        frame_reader_deinit(&w->fr);
+        free(w->rbuf);
+        free(w);
+        return rc;
+    }
+    uv_pipe_init(d->loop, &w->in, 0);
+    uv_pipe_init(d->loop, &w->out, 0);
+    uv_pipe_init(d->loop, &w->errp, 0);
+    uv_timer_init(d->loop, &w->timer);
+    w->in.data = w->out.data = w->errp.data = w->timer.data = w->proc.data = w;
+    w->start_req.data = w;
+    w->open_handles = 5; /* in, out, errp, timer, proc */
+
+    char *args[] = {d->cfg.worker_path, NULL};
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&w->in;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&w->out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&w->errp;
+    uv_process_options_t opt = {0};
+    opt.file = d->cfg.worker_path;
+    opt.args = args;
+    opt.exit_cb = on_exit_cb;
+    opt.stdio_count = 3;
+    opt.stdio = stdio;
+    w->oom_kills_before = oom_kills();
+    rc = uv_spawn(d->loop, &w->proc, &opt);
+    if (rc < 0) {
+        mt_err_set(err, MT_E_IO, "cannot start the worker %s: %s", d->cfg.worker_path,
+                   uv_strerror(rc));
+        /* The process handle must be closed even when spawn fails. */
+        w->finished = 1;
+        close_handle(w, (uv_handle_t *)&w->in);
+        close_handle(w, (uv_handle_t *)&w->out);
+        close_handle(w, (uv_handle_t *)&w->errp);
+        close_handle(w, (uv_handle_t *)&w->timer);
+        close_handle(w, (uv_handle_t *)&w->proc);
+        return MT_E_IO;
+    }
+    w->pid = w->proc.pid;
+    j->w = w;
+    uv_buf_t b = uv_buf_init((char *)w->start_buf, (unsigned)w->start_len);
+    if ((rc = uv_write(&w->start_req, (uv_stream_t *)&w->in, &b, 1, on_start_written)) < 0) {
+        log_err("job %llu: writing the start message: %s", (unsigned long long)j->row.id,
+                uv_strerror(rc));
+        close_handle(w, (uv_handle_t *)&w->in);
+    }
+    uv_read_start((uv_stream_t *)&w->out, on_alloc, on_out);
+    uv_read_start((uv_stream_t *)&w->errp, on_err_alloc, on_err);
+    return 0;
+}

@@ -1,0 +1,308 @@
+/* checkpoint.c: struct mt_trainer <-> protobuf CheckpointData (checkpoint.h).
+ *
+ * Going out, one allocation holds the message, its tensors' headers,
+ * shapes and names; the tensors' bytes point into the trainer's arena
+ * (floats are stored little-endian, which is this host's order, so a
+ * checkpoint of hundreds of megabytes is never copied before packing).
+ * Coming in, every tensor is checked against the job's model and optimizer
+ * before the first byte is copied. */
+#include "checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobspec.h"
+#include "spec.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "checkpoints store float32 little-endian: add byte swapping for this host");
+
+#define MAX_TENSORS (2 * MT_MAX_LAYERS + 2)
+#define NAME_LEN 16
+#define RNG_BYTES 32
+
+struct bundle {
+    Memtrain__CheckpointData cd;     /* first: checkpoint_free frees the bundle through it */
+    Memtrain__Tensor tensor[MAX_TENSORS];
+    Memtrain__Tensor *weight_ptr[2 * MT_MAX_LAYERS];
+    Memtrain__Tensor *optim_ptr[2];
+    uint64_t shape[MAX_TENSORS][2];
+    char name[MAX_TENSORS][NAME_LEN];
+    uint8_t rng[RNG_BYTES];
+};
+
+/* The optimizer's state as named tensors: pointers and names, in order. */
+static int optim_tensors(const struct mt_optim *o, float **data, const char **names)
+{
+    if (o->m && o->v) {
+        data[0] = o->m, names[0] = "adam.m";
+        data[1] = o->v, names[1] = "adam.v";
+        return 2;
+    }
+    if (o->m) {
+        data[0] = o->m, names[0] = "momentum";
+        return 1;
+    }
+    return 0;
+}
+
+static Memtrain__Tensor *tensor_out(struct bundle *b, int i, const char *name, const float *data,
+                                    int rank, uint64_t d0, uint64_t d1)
+{
+    Memtrain__Tensor *tn = &b->tensor[i];
+    memtrain__tensor__init(tn);
+    snprintf(b->name[i], NAME_LEN, "%s", name);
+    tn->name = b->name[i];
+    b->shape[i][0] = d0;
+    b->shape[i][1] = d1;
+    tn->n_shape = (size_t)rank;
+    tn->shape = b->shape[i];
+    tn->data.len = (size_t)(rank == 2 ? d0 * d1 : d0) * sizeof(float);
+    tn->data.data = (uint8_t *)data;   /* borrowed; the message is only packed */
+    return tn;
+}
+
+static void rng_out(uint8_t out[RNG_BYTES], const struct mt_rng *r)
+{
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 8; k++)
+            out[8 * i + k] = (uint8_t)(r->s[i] >> (8 * k));
+}
+
+static void rng_in(struct mt_rng *r, const uint8_t in[RNG_BYTES])
+{
+    for (int i = 0; i < 4; i++) {
+        r->s[i] = 0;
+        for (int k = 0; k < 8; k++)
+            r->s[i] |= (uint64_t)in[8 * i + k] << (8 * k);
+    }
+}
+
+int checkpoint_build(const struct mt_trainer *t, uint64_t job_id,
+                     Memtrain__EpochProgress **history, size_t n_history,
+                     Memtrain__CheckpointData **out, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    struct mt_train_pos pos;
+    *out = NULL;
+    struct bundle *b = calloc(1, sizeof *b);
+    if (!b)
+        return mt_err_set(err, MT_E_NOMEM, "checkpoint: out of memory");
+    Memtrain__CheckpointData *cd = &b->cd;
+    memtrain__checkpoint_data__init(cd);
+    int rc = jobspec_from_spec(&t->spec, &cd->spec, err);
+    if (rc) {
+        free(b);
+        return mt_err_prefix(err, "checkpoint: ");
+    }
+    trainer_position(t, &pos);
+    cd->format = CHECKPOINT_FORMAT;
+    cd->job_id = job_id;
+    cd->epoch = (uint32_t)pos.epoch;
+    cd->step = (uint64_t)pos.step;
+    cd->step_in_epoch = (uint64_t)pos.step_in_epoch;
+    cd->partial_loss_sum = pos.loss_sum;
+    cd->partial_hits = (uint64_t)pos.hits;
+    rng_out(b->rng, &pos.shuffle_rng);
+    cd->shuffle_rng.data = b->rng;
+    cd->shuffle_rng.len = RNG_BYTES;
+
+    int i = 0;
+    char name[NAME_LEN];
+    for (int l = 1; l <= d->n_layers; l++) {
+        snprintf(name, sizeof name, "W%d", l);
+        b->weight_ptr[i] = tensor_out(b, i, name, t->net.W[l], 2, (uint64_t)d->width[l],
+                                      (uint64_t)d->width[l - 1]);
+        i++;
+        snprintf(name, sizeof name, "b%d", l);
+        b->weight_ptr[i] = tensor_out(b, i, name, t->net.b[l], 1, (uint64_t)d->width[l], 0);
+        i++;
+    }
+    cd->n_weights = (size_t)i;
+    cd->weights = b->weight_ptr;
+
+    float *od[2];
+    const char *on[2];
+    int no = optim_tensors(&t->opt, od, on);
+    for (int k = 0; k < no; k++)
+        b->optim_ptr[k] = tensor_out(b, i + k, on[k], od[k], 1, (uint64_t)t->opt.n, 0);
+    cd->n_optimizer = (size_t)no;
+    cd->optimizer = b->optim_ptr;
+    cd->optimizer_t = (uint64_t)t->opt.t;
+
+    cd->n_history = n_history;
+    cd->history = history;
+    *out = cd;
+    return 0;
+}
+
+void checkpoint_free(Memtrain__CheckpointData *cd)
+{
+    if (!cd)
+        return;
+    jobspec_free(cd->spec);
+    free(cd);   /* the bundle starts with the message */
+}
+
+/* ------------------------------------------------------------------------ */
+/* CheckpointData -> trainer                                                */
+
+static int check_model(const struct mt_model_desc *job, const Memtrain__JobSpec *js,
+                       struct mt_err *err)
+{
+    struct mt_spec s;
+    struct mt_err e2 = {0};
+    spec_init(&s);
+    if (!js)
+        return mt_err_set(err, MT_E_INVAL, "checkpoint: no job spec");
+    if (jobspec_to_spec(js, &s, &e2) || spec_finish(&s, &e2))
+        return mt_err_set(err, MT_E_INVAL, "checkpoint: its spec: %.450s", e2.msg);
+    const struct mt_model_desc *ck = &s.model;
+    if (ck->n_layers != job->n_layers)
+        return mt_err_set(err, MT_E_INVAL,
+                          "checkpoint: model has %d weight layers, the job's has %d",
+                          ck->n_layers, job->n_layers);
+    for (int l = 0; l <= job->n_layers; l++) {
+        if (ck->width[l] != job->width[l])
+            return mt_err_set(err, MT_E_INVAL,
+                              "checkpoint: model width %d at layer %d, the job's is %d",
+                              ck->width[l], l, job->width[l]);
+        if (l > 0 && l < job->n_layers && ck->act[l] != job->act[l])
+            return mt_err_set(err, MT_E_INVAL,
+                              "checkpoint: layer %d's activation is %s, the job's is %s", l,
+                              act_name(ck->act[l]), act_name(job->act[l]));
+    }
+    return 0;
+}
+
+static int check_tensor(const Memtrain__Tensor *tn, const char *group, int index,
+                        const char *name, int rank, uint64_t d0, uint64_t d1, struct mt_err *err)
+{
+    if (!tn || !tn->name || strcmp(tn->name, name) != 0)
+        return mt_err_set(err, MT_E_INVAL, "checkpoint: %s[%d] is '%.64s', expected '%s'", group,
+                          index, tn && tn->name ? tn->name : "", name);
+    uint64_t count = rank == 2 ? d0 * d1 : d0;
+    int shape_ok = tn->n_shape == (size_t)rank && tn->shape[0] == d0 &&
+                   (rank == 1 || tn->shape[1] == d1);
+    if (!shape_ok)
+        return rank == 2 ? mt_err_set(err, MT_E_INVAL,
+                                      "checkpoint: %s should have shape (%llu, %llu)", name,
+                                      (unsigned long long)d0, (unsigned long long)d1)
+                         : mt_err_set(err, MT_E_INVAL, "checkpoint: %s should have shape (%llu)",
+                                      name, (unsigned long long)d0);
+    if (tn->data.len != count * sizeof(float))
+        return mt_err_set(err, MT_E_INVAL,
+                          "checkpoint: %s has %zu bytes of data, its shape needs %llu", name,
+                          tn->data.len, (unsigned long long)(count * sizeof(float)));
+    return 0;
+}
+
+static int check_tensors(const struct mt_trainer *t, const Memtrain__CheckpointData *cd,
+                         struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    char name[NAME_LEN];
+    int rc;
+    if (cd->n_weights != (size_t)(2 * d->n_layers))
+        return mt_err_set(err, MT_E_INVAL, "checkpoint: %zu weight tensors, the model has %d",
+                          cd->n_weights, 2 * d->n_layers);
+    for (int l = 1; l <= d->n_layers; l++) {
+        snprintf(name, sizeof name, "W%d", l);
+        if ((rc = check_tensor(cd->weights[2 * l - 2], "weights", 2 * l - 2, name, 2,
+                               (uint64_t)d->width[l], (uint64_t)d->width[l - 1], err)))
+            return rc;
+        snprintf(name, sizeof name, "b%d", l);
+        if ((rc = check_tensor(cd->weights[2 * l - 1], "weights", 2 * l - 1, name, 1,
+                               (uint64_t)d->width[l], 0, err)))
+            return rc;
+    }
+    float *od[2];
+    const char *on[2];
+    int no = optim_tensors(&t->opt, od, on);
+    if (cd->n_optimizer != (size_t)no)
+        return mt_err_set(err, MT_E_INVAL,
+                          "checkpoint: %zu optimizer state tensors, the job's optimizer %s "
+                          "keeps %d", cd->n_optimizer, optim_kind_name(t->opt.s.kind), no);
+    for (int k = 0; k < no; k++)
+        if ((rc = check_tensor(cd->optimizer[k], "optimizer", k, on[k], 1, (uint64_t)t->opt.n, 0,
+                               err)))
+            return rc;
+    return 0;
+}
+
+int checkpoint_restore(struct mt_trainer *t, const Memtrain__CheckpointData *cd,
+                       struct mt_err *err)
+{
+    int rc;
+    if (cd->format != CHECKPOINT_FORMAT)
+        return mt_err_set(err, MT_E_INVAL, "checkpoint: format %u, this worker reads format %d",
+                          cd->format, CHECKPOINT_FORMAT);
+    if ((rc = check_model(&t->net.d, cd->spec, err)) || (rc = check_tensors(t, cd, err)))
+        return rc;
+    if (cd->shuffle_rng.len != RNG_BYTES)
+        return mt_err_set(err, MT_E_INVAL,
+                          "checkpoint: shuffle_rng has %zu bytes, expected %d",
+                          cd->shuffle_rng.len, RNG_BYTES);
+    if (cd->step > (uint64_t)INT32_MAX * 1024 || cd->step_in_epoch > cd->step ||
+        cd->partial_hits > (uint64_t)t->train.n)
+        return mt_err_set(err, MT_E_INVAL, "checkpoint: step counts out of range");
+    struct mt_train_pos pos = {
+        .epoch = (int)cd->epoch,
+        .step = (long)cd->step,
+        .step_in_epoch = (long)cd->step_in_epoch,
+        .loss_sum = cd->partial_loss_sum,
+        .hits = (long)cd->partial_hits,
+    };
+    rng_in(&pos.shuffle_rng, cd->shuffle_rng.data);
+    if ((rc = trainer_seek(t, &pos, err)))   /* checks first, changes t only on success */
+        return mt_err_prefix(err, "checkpoint: ");
+
+    for (size_t i = 0; i < cd->n_weights; i++) {
+        int l = (int)i / 2 + 1;
+        memcpy(i % 2 ? t->net.b[l] : t->net.W[l], cd->weights[i]->data.data,
+               cd->weights[i]->data.len);
+    }
+    float *od[2];
+    const char *on[2];
+    int no = optim_tensors(&t->opt, od, on);
+    for (int k = 0; k < no; k++)
+        memcpy(od[k], cd->optimizer[k]->data.data, cd->optimizer[k]->data.len);
+    t->opt.t = (long)cd->optimizer_t;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Progress figures                                                         */
+
+void checkpoint_memory_stats(Memtrain__MemoryStats *out, const struct mt_mem_stats *st,
+                             long rss_peak)
+{
+    memtrain__memory_stats__init(out);
+    out->params = st->peak[MT_MEM_PARAMS];
+    out->grads = st->peak[MT_MEM_GRADS];
+    out->optimizer = st->peak[MT_MEM_OPTIM];
+    out->activations = st->peak[MT_MEM_ACTS];
+    out->workspace = st->peak[MT_MEM_WORKSPACE];
+    out->data = st->peak[MT_MEM_DATA];
+    out->peak_total = st->total_peak;
+    out->phase_peak_forward = st->phase_peak[MT_PHASE_FORWARD];
+    out->phase_peak_gradient = st->phase_peak[MT_PHASE_GRADIENT];
+    out->phase_peak_update = st->phase_peak[MT_PHASE_UPDATE];
+    out->rss_peak_bytes = rss_peak > 0 ? (uint64_t)rss_peak : 0;
+}
+
+void checkpoint_epoch_progress(Memtrain__EpochProgress *out, Memtrain__MemoryStats *mem,
+                               const struct mt_epoch_report *rep)
+{
+    memtrain__epoch_progress__init(out);
+    out->epoch = (uint32_t)rep->epoch;
+    out->loss = rep->loss;
+    out->train_accuracy = rep->train_accuracy;
+    out->test_accuracy = rep->test_accuracy;
+    out->seconds = rep->seconds;
+    out->samples_per_second = rep->samples_per_second;
+    out->lr = rep->lr;
+    checkpoint_memory_stats(mem, &rep->mem, rep->rss_peak);
+    out->memory = mem;
+}

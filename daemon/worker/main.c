@@ -1,0 +1,529 @@
+/* memtrain-worker: runs one training job for memtraind.
+ *
+ * The daemon starts one worker per running job, with stdin, stdout and
+ * stderr as pipes, and writes one WorkerStart frame (wire.h) on stdin. The
+ * worker answers on stdout with WorkerEvent frames (proto/memtrain.proto,
+ * "worker"): the plan once, then steps, memory samples, epochs and
+ * checkpoints as training goes, and always last `done` with the job's end
+ * state. stderr is only for stray diagnostics; the daemon logs it.
+ *
+ * Signals are noticed between two steps: SIGTERM cancels (done CANCELLED),
+ * SIGUSR1 (the daemon is stopping) and SIGINT first send a checkpoint of the
+ * exact position, then done INTERRUPTED. SIGPIPE is ignored: a write error
+ * on stdout means the daemon is gone, so the worker stops and exits 1.
+ *
+ * Exit status: 0 once `done` is written, 1 when it could not be (stdin
+ * closed before the start frame, stdout broken). This is not the engine's
+ * foreground trainer (daemon/run/): it prints nothing for people. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "checkpoint.h"
+#include "jobspec.h"
+#include "memtrain/wire.h"
+#include "train.h"
+
+static volatile sig_atomic_t cancel_requested, stop_requested;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGTERM)
+        cancel_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+/* One epoch of the history, with the memory figures it points to; the
+ * history array points at `ep`, the first member, and frees through it. */
+struct hist_entry {
+    Memtrain__EpochProgress ep;
+    Memtrain__MemoryStats mem;
+};
+
+struct worker {
+    int out;                         /* the event pipe (the original stdout) */
+    int broken;                      /* a write to it failed: the daemon is gone */
+    uint64_t job_id;
+    unsigned step_every;             /* 0 = no step events */
+    long memory_every_ms;
+    long next_memory_ms;             /* CLOCK_MONOTONIC */
+    struct mt_spec spec;
+    struct mt_trainer t;
+    int have_trainer;
+    Memtrain__EpochProgress **hist;  /* every finished epoch, oldest first (hist_entry) */
+    size_t n_hist, cap_hist;
+};
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Events: each is packed straight into the pipe through a small staging
+ * buffer, so a checkpoint of hundreds of megabytes is never copied whole. */
+
+struct pipe_buffer {
+    ProtobufCBuffer base;
+    int fd;
+    int failed;
+    size_t used;
+    uint8_t buf[1 << 16];
+};
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void pipe_flush(struct pipe_buffer *pb)
+{
+    if (!pb->failed && pb->used && write_all(pb->fd, pb->buf, pb->used))
+        pb->failed = 1;
+    pb->used = 0;
+}
+
+static void pipe_append(ProtobufCBuffer *base, size_t len, const uint8_t *data)
+{
+    struct pipe_buffer *pb = (struct pipe_buffer *)base;
+    if (pb->failed)
+        return;
+    if (pb->used + len > sizeof pb->buf)
+        pipe_flush(pb);
+    if (len >= sizeof pb->buf) {
+        if (!pb->failed && write_all(pb->fd, data, len))
+            pb->failed = 1;
+        return;
+    }
+    memcpy(pb->buf + pb->used, data, len);
+    pb->used += len;
+}
+
+static int send_event(struct worker *w, const Memtrain__WorkerEvent *ev)
+{
+    static struct pipe_buffer pb;   /* 64 KiB: kept off the stack */
+    if (w->broken)
+        return MT_E_IO;
+    size_t len = memtrain__worker_event__get_packed_size(ev);
+    if (len > MT_FRAME_MAX_WORKER) {
+        fprintf(stderr, "memtrain-worker: an event of %zu bytes is over the frame cap\n", len);
+        return MT_E_TOOBIG;
+    }
+    pb.base.append = pipe_append;
+    pb.fd = w->out;
+    pb.failed = 0;
+    pb.used = MT_FRAME_HEADER;
+    wire_put_len(pb.buf, (uint32_t)len);
+    memtrain__worker_event__pack_to_buffer(ev, &pb.base);
+    pipe_flush(&pb);
+    if (pb.failed) {
+        w->broken = 1;
+        return MT_E_IO;
+    }
+    return 0;
+}
+
+static int send_log(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int send_log(struct worker *w, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_LOG;
+    ev.log = text;
+    return send_event(w, &ev);
+}
+
+static int send_memory(struct worker *w)
+{
+    struct mt_mem_stats st;
+    long hwm, rss;
+    Memtrain__MemoryStats cur, peak;
+    Memtrain__MemorySample ms = MEMTRAIN__MEMORY_SAMPLE__INIT;
+    arena_stats(w->t.arena, &st);
+    proc_memory(&hwm, &rss);
+    memtrain__memory_stats__init(&cur);
+    cur.params = st.cur[MT_MEM_PARAMS];
+    cur.grads = st.cur[MT_MEM_GRADS];
+    cur.optimizer = st.cur[MT_MEM_OPTIM];
+    cur.activations = st.cur[MT_MEM_ACTS];
+    cur.workspace = st.cur[MT_MEM_WORKSPACE];
+    cur.data = st.cur[MT_MEM_DATA];
+    cur.peak_total = st.total;
+    checkpoint_memory_stats(&peak, &st, hwm);
+    ms.time = unix_ms();
+    ms.current = &cur;
+    ms.peak = &peak;
+    ms.rss_bytes = rss > 0 ? (uint64_t)rss : 0;
+    ms.hwm_bytes = hwm > 0 ? (uint64_t)hwm : 0;
+    ms.limit = w->t.spec.memory_limit;
+    Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_MEMORY;
+    ev.memory = &ms;
+    w->next_memory_ms = mono_ms() + w->memory_every_ms;
+    return send_event(w, &ev);
+}
+
+static int send_planned(struct worker *w, const struct mt_mem_plan *p)
+{
+    Memtrain__MemoryStats m = MEMTRAIN__MEMORY_STATS__INIT;
+    m.params = p->cat[MT_MEM_PARAMS];
+    m.grads = p->cat[MT_MEM_GRADS];
+    m.optimizer = p->cat[MT_MEM_OPTIM];
+    m.activations = p->cat[MT_MEM_ACTS];
+    m.workspace = p->cat[MT_MEM_WORKSPACE];
+    m.data = p->cat[MT_MEM_DATA];
+    m.peak_total = p->total;
+    m.phase_peak_forward = p->phase[MT_PHASE_FORWARD];
+    m.phase_peak_gradient = p->phase[MT_PHASE_GRADIENT];
+    m.phase_peak_update = p->phase[MT_PHASE_UPDATE];
+    Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_PLANNED;
+    ev.planned = &m;
+    return send_event(w, &ev);
+}
+
+static int send_checkpoint(struct worker *w)
+{
+    Memtrain__CheckpointData *cd;
+    struct mt_err err = {0};
+    if (checkpoint_build(&w->t, w->job_id, w->hist, w->n_hist, &cd, &err)) {
+        send_log(w, "checkpoint at epoch %d failed: %s", w->t.epoch, err.msg);
+        return err.code;
+    }
+    Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_CHECKPOINT;
+    ev.checkpoint = cd;
+    int rc = send_event(w, &ev);
+    checkpoint_free(cd);
+    return rc;
+}
+
+/* The last event. Returns the exit status: 0 when it was written. */
+static int send_done(struct worker *w, Memtrain__JobState state, const char *reason)
+{
+    Memtrain__WorkerDone done = MEMTRAIN__WORKER_DONE__INIT;
+    Memtrain__MemoryStats measured = MEMTRAIN__MEMORY_STATS__INIT;
+    long hwm, rss;
+    proc_memory(&hwm, &rss);
+    if (w->have_trainer) {
+        struct mt_mem_stats st;
+        arena_stats(w->t.arena, &st);
+        checkpoint_memory_stats(&measured, &st, hwm);
+    } else {
+        measured.rss_peak_bytes = hwm > 0 ? (uint64_t)hwm : 0;
+    }
+    done.state = state;
+    done.reason = (char *)reason;
+    done.measured = &measured;
+    Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_DONE;
+    ev.done = &done;
+    return send_event(w, &ev) ? 1 : 0;
+}
+
+/* An engine error's end state: the arena's limit (or the hard limit, which
+ * malloc reports as out of system memory) is OUT_OF_MEMORY. */
+static int send_error(struct worker *w, const struct mt_err *err)
+{
+    int oom = err->code == MT_E_LIMIT || err->code == MT_E_NOMEM;
+    return send_done(w, oom ? MEMTRAIN__JOB_STATE__OUT_OF_MEMORY : MEMTRAIN__JOB_STATE__FAILED,
+                     err->msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* History */
+
+/* A new zeroed entry at the end of the history. */
+static struct hist_entry *hist_push(struct worker *w)
+{
+    if (w->n_hist == w->cap_hist) {
+        size_t cap = w->cap_hist ? 2 * w->cap_hist : 16;
+        Memtrain__EpochProgress **h = realloc(w->hist, cap * sizeof *h);
+        if (!h)
+            return NULL;
+        w->hist = h;
+        w->cap_hist = cap;
+    }
+    struct hist_entry *e = calloc(1, sizeof *e);
+    if (e)
+        w->hist[w->n_hist++] = &e->ep;
+    return e;
+}
+
+static void hist_free(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_hist; i++)
+        free((struct hist_entry *)w->hist[i]);
+    free(w->hist);
+    w->hist = NULL;
+    w->n_hist = w->cap_hist = 0;
+}
+
+static Memtrain__EpochProgress *hist_add_report(struct worker *w,
+                                                const struct mt_epoch_report *rep)
+{
+    struct hist_entry *e = hist_push(w);
+    if (e)
+        checkpoint_epoch_progress(&e->ep, &e->mem, rep);
+    return e ? &e->ep : NULL;
+}
+
+/* Copy field by field: an unpacked message may carry unknown fields that
+ * its free_unpacked releases. */
+static int hist_add_copy(struct worker *w, const Memtrain__EpochProgress *src)
+{
+    struct hist_entry *e = hist_push(w);
+    if (!e)
+        return MT_E_NOMEM;
+    memtrain__epoch_progress__init(&e->ep);
+    e->ep.epoch = src->epoch;
+    e->ep.loss = src->loss;
+    e->ep.train_accuracy = src->train_accuracy;
+    e->ep.test_accuracy = src->test_accuracy;
+    e->ep.seconds = src->seconds;
+    e->ep.samples_per_second = src->samples_per_second;
+    e->ep.lr = src->lr;
+    memtrain__memory_stats__init(&e->mem);
+    const Memtrain__MemoryStats *m = src->memory;
+    if (m) {
+        e->mem.params = m->params;
+        e->mem.grads = m->grads;
+        e->mem.optimizer = m->optimizer;
+        e->mem.activations = m->activations;
+        e->mem.workspace = m->workspace;
+        e->mem.data = m->data;
+        e->mem.peak_total = m->peak_total;
+        e->mem.phase_peak_forward = m->phase_peak_forward;
+        e->mem.phase_peak_gradient = m->phase_peak_gradient;
+        e->mem.phase_peak_update = m->phase_peak_update;
+        e->mem.rss_peak_bytes = m->rss_peak_bytes;
+    }
+    e->ep.memory = &e->mem;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Training */
+
+static int on_step(void *ud, const struct mt_trainer *t, const struct mt_step_result *r)
+{
+    struct worker *w = ud;
+    long step = t->step - 1;   /* the step just taken, from 0 */
+    if (w->step_every && step % w->step_every == 0) {
+        Memtrain__StepProgress sp = MEMTRAIN__STEP_PROGRESS__INIT;
+        sp.step = (uint64_t)step;
+        sp.epoch = (uint32_t)t->epoch + 1;
+        sp.loss = r->loss;
+        Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
+        ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_STEP;
+        ev.step = &sp;
+        send_event(w, &ev);
+    }
+    if (mono_ms() >= w->next_memory_ms)
+        send_memory(w);
+    return cancel_requested || stop_requested || w->broken;
+}
+
+static int epoch_finished(struct worker *w, const struct mt_epoch_report *rep)
+{
+    Memtrain__EpochProgress *ep = hist_add_report(w, rep);
+    if (!ep)
+        return MT_E_NOMEM;
+    Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
+    ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_EPOCH;
+    ev.epoch = ep;
+    send_event(w, &ev);
+    send_memory(w);
+    int every = w->t.spec.checkpoint_every;
+    if (w->t.epoch == w->t.spec.epochs || (every > 0 && w->t.epoch % every == 0))
+        send_checkpoint(w);
+    return w->broken ? MT_E_IO : 0;
+}
+
+/* How the job stopped between two steps on a signal. */
+static int stopped(struct worker *w)
+{
+    if (w->broken)
+        return 1;
+    if (cancel_requested)
+        return send_done(w, MEMTRAIN__JOB_STATE__CANCELLED, "cancelled");
+    send_checkpoint(w);
+    return send_done(w, MEMTRAIN__JOB_STATE__INTERRUPTED, "daemon stopping");
+}
+
+static int train(struct worker *w)
+{
+    struct mt_trainer *t = &w->t;
+    struct mt_err err = {0};
+    while (t->epoch < t->spec.epochs) {
+        struct mt_epoch_report rep;
+        if (cancel_requested || stop_requested)
+            return stopped(w);
+        int rc = trainer_run_epoch(t, NULL, NULL, &rep, &err);
+        if (rc == MT_E_CANCELLED)
+            return stopped(w);
+        if (rc)
+            return send_error(w, &err);
+        if (epoch_finished(w, &rep))
+            return w->broken ? 1 : send_done(w, MEMTRAIN__JOB_STATE__FAILED,
+                                             "worker: out of memory keeping the history");
+    }
+    char reason[64];
+    snprintf(reason, sizeof reason, "trained %d epochs", t->spec.epochs);
+    return send_done(w, MEMTRAIN__JOB_STATE__COMPLETED, reason);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup */
+
+static int set_hard_limit(uint64_t bytes, struct mt_err *err)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_DATA, &rl))
+        return mt_err_set(err, MT_E_IO, "worker: getrlimit(RLIMIT_DATA): %s", strerror(errno));
+    rlim_t lim = (rlim_t)bytes;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < lim)
+        lim = rl.rlim_max;
+    rl.rlim_cur = rl.rlim_max = lim;
+    if (setrlimit(RLIMIT_DATA, &rl))
+        return mt_err_set(err, MT_E_IO, "worker: setrlimit(RLIMIT_DATA, %llu): %s",
+                          (unsigned long long)bytes, strerror(errno));
+    return 0;
+}
+
+/* Resume from a CheckpointData, then tell the daemon where. */
+static int resume(struct worker *w, const ProtobufCBinaryData *bytes, struct mt_err *err)
+{
+    Memtrain__CheckpointData *cd = memtrain__checkpoint_data__unpack(NULL, bytes->len,
+                                                                     bytes->data);
+    if (!cd)
+        return mt_err_set(err, MT_E_INVAL, "worker: malformed resume checkpoint");
+    int rc = checkpoint_restore(&w->t, cd, err);
+    for (size_t i = 0; !rc && i < cd->n_history; i++)
+        if (hist_add_copy(w, cd->history[i]))
+            rc = mt_err_set(err, MT_E_NOMEM, "worker: out of memory copying the history");
+    memtrain__checkpoint_data__free_unpacked(cd, NULL);
+    if (rc)
+        return rc;
+    if (w->t.epoch_step > 0)
+        send_log(w, "resumed from epoch %d, step %ld (step %ld of epoch %d)", w->t.epoch,
+                 w->t.step, w->t.epoch_step, w->t.epoch + 1);
+    else
+        send_log(w, "resumed from epoch %d, step %ld", w->t.epoch, w->t.step);
+    return 0;
+}
+
+/* Read the start frame and set the job up. Returns -1 to go on training,
+ * otherwise the exit status (done already sent, or nothing to send to). */
+static int start(struct worker *w, Memtrain__WorkerStart **startp)
+{
+    struct mt_err err = {0};
+    uint8_t *buf;
+    size_t len;
+    int rc = wire_read_frame(0, &buf, &len, MT_FRAME_MAX_WORKER, &err);
+    if (rc == MT_E_EOF)
+        return 1;
+    if (rc)
+        return send_done(w, MEMTRAIN__JOB_STATE__FAILED, "worker: malformed start message");
+    Memtrain__WorkerStart *ws = memtrain__worker_start__unpack(NULL, len, buf);
+    free(buf);
+    *startp = ws;
+    if (!ws || !ws->spec)
+        return send_done(w, MEMTRAIN__JOB_STATE__FAILED, "worker: malformed start message");
+    w->job_id = ws->job_id;
+    w->step_every = ws->step_every;
+    w->memory_every_ms = ws->memory_every_ms ? (long)ws->memory_every_ms : 1000;
+    if (ws->hard_limit && set_hard_limit(ws->hard_limit, &err))
+        return send_error(w, &err);
+    spec_init(&w->spec);
+    if (jobspec_to_spec(ws->spec, &w->spec, &err) || spec_finish(&w->spec, &err))
+        return send_error(w, &err);
+    if (ws->threads > 0)
+        w->spec.threads = (int)ws->threads;
+
+    struct mt_mem_plan plan;
+    if (trainer_plan(&w->spec, &plan, &err))
+        return send_error(w, &err);
+    send_planned(w, &plan);
+    if (trainer_init(&w->t, &w->spec, &err))
+        return w->broken ? 1 : send_error(w, &err);
+    w->have_trainer = 1;
+    trainer_set_step_fn(&w->t, on_step, w);
+    if (ws->resume.len > 0 && resume(w, &ws->resume, &err))
+        return w->broken ? 1 : send_error(w, &err);
+    send_log(w, "OpenBLAS core %s, %d threads", blas_corename(), blas_threads());
+    w->next_memory_ms = mono_ms() + w->memory_every_ms;
+    return w->broken ? 1 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fputs("memtrain-worker: runs one job for memtraind, which writes a WorkerStart frame\n"
+              "on its stdin; it takes no arguments.\n",
+              stderr);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Events go to a private copy of stdout; whatever a library prints on
+     * stdout lands on stderr instead of inside a frame. */
+    static struct worker w;
+    w.out = dup(1);
+    if (w.out < 0 || dup2(2, 1) < 0) {
+        fprintf(stderr, "memtrain-worker: dup: %s\n", strerror(errno));
+        return 1;
+    }
+    Memtrain__WorkerStart *ws = NULL;
+    int status = start(&w, &ws);
+    if (status < 0)
+        status = train(&w);
+    if (w.have_trainer)
+        trainer_fini(&w.t);
+    hist_free(&w);
+    if (ws)
+        memtrain__worker_start__free_unpacked(ws, NULL);
+    close(w.out);
+    return status;
+}

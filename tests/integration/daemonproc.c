@@ -1,0 +1,167 @@
+/* daemonproc.c: a real memtraind for tests (daemonproc.h). */
+#define _GNU_SOURCE
+#include "daemonproc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memtrain/wire.h"
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int client_connect(const char *sock)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int client_send(int fd, Memtrain__Request *req)
+{
+    req->version = MT_PROTOCOL_VERSION;
+    size_t n = memtrain__request__get_packed_size(req);
+    uint8_t *b = malloc(n ? n : 1);
+    memtrain__request__pack(req, b);
+    int rc = wire_write_frame(fd, b, n, NULL);
+    free(b);
+    return rc;
+}
+
+Memtrain__Response *client_read(int fd)
+{
+    uint8_t *b;
+    size_t n;
+    if (wire_read_frame(fd, &b, &n, MT_FRAME_MAX_WORKER, NULL))
+        return NULL;
+    Memtrain__Response *r = memtrain__response__unpack(NULL, n, b);
+    free(b);
+    return r;
+}
+
+Memtrain__Response *client_call(int fd, Memtrain__Request *req)
+{
+    return client_send(fd, req) ? NULL : client_read(fd);
+}
+
+int client_ping(const char *sock)
+{
+    int fd = client_connect(sock);
+    if (fd < 0)
+        return -1;
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__PingRequest p = MEMTRAIN__PING_REQUEST__INIT;
+    q.body_case = MEMTRAIN__REQUEST__BODY_PING;
+    q.ping = &p;
+    q.id = 99;
+    Memtrain__Response *r = client_call(fd, &q);
+    int ok = r && r->status == MEMTRAIN__STATUS__OK && r->id == 99 &&
+             r->body_case == MEMTRAIN__RESPONSE__BODY_PING;
+    if (r)
+        memtrain__response__free_unpacked(r, NULL);
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static int spawn(struct daemonproc *p, const char *const *extra)
+{
+    const char *bin = getenv("MEMTRAIN_DAEMON");
+    if (!bin)
+        return -1;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = bin;
+    argv[n++] = "--socket";
+    argv[n++] = p->sock;
+    argv[n++] = "--db";
+    argv[n++] = p->db;
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    char logpath[320];
+    snprintf(logpath, sizeof logpath, "%s/daemon.log", p->dir);
+    p->pid = fork();
+    if (p->pid < 0)
+        return -1;
+    if (p->pid == 0) {
+        FILE *f = fopen(logpath, "a");
+        if (f) {
+            dup2(fileno(f), 2);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 300; i++) {
+        if (client_ping(p->sock) == 0)
+            return 0;
+        int st;
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            p->pid = 0;
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+int daemonproc_start(struct daemonproc *p, const char *const *extra)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "/tmp/memtrain-test-XXXXXX");
+    if (!mkdtemp(p->dir))
+        return -1;
+    snprintf(p->sock, sizeof p->sock, "%s/d.sock", p->dir);
+    snprintf(p->db, sizeof p->db, "%s/state.db", p->dir);
+    return spawn(p, extra);
+}
+
+int daemonproc_restart(struct daemonproc *p, const char *const *extra)
+{
+    return spawn(p, extra);
+}
+
+int daemonproc_stop(struct daemonproc *p, int keep_dir)
+{
+    int st = 0, rc = 0;
+    if (p->pid > 0) {
+        kill(p->pid, SIGTERM);
+        waitpid(p->pid, &st, 0);
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        p->pid = 0;
+    }
+    if (!keep_dir)
+        daemonproc_cleanup(p);
+    return rc;
+}
+
+void daemonproc_cleanup(struct daemonproc *p)
+{
+    if (!p->dir[0])
+        return;
+    if (getenv("MEMTRAIN_TEST_KEEP")) {
+        fprintf(stderr, "kept %s\n", p->dir);
+        return;
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", p->dir);
+    p->dir[0] = '\0';
+}

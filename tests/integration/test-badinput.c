@@ -1,0 +1,247 @@
+/* test-badinput.c: a real memtraind fed bad frames, bad specs and clients
+ * that vanish; after each, ping must still be answered. The answers are
+ * printed so a reader sees what the daemon said. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemonproc.h"
+#include "memtrain/wire.h"
+
+static struct daemonproc dp;
+
+static int setup(void **state)
+{
+    (void)state;
+    return daemonproc_start(&dp, NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return daemonproc_stop(&dp, 0) == 0 ? 0 : -1;
+}
+
+/* Write raw bytes; read what comes back (a Response, or the close). */
+static Memtrain__Response *send_raw(const uint8_t *p, size_t n, int close_write)
+{
+    int fd = client_connect(dp.sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, p, n), (ssize_t)n);
+    if (close_write)
+        shutdown(fd, SHUT_WR);
+    Memtrain__Response *r = client_read(fd);
+    close(fd);
+    return r;
+}
+
+static void show(const char *what, const Memtrain__Response *r)
+{
+    if (r)
+        printf("%-28s -> status %d: %s\n", what, r->status, r->message);
+    else
+        printf("%-28s -> connection closed without a reply\n", what);
+}
+
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    uint8_t junk[256];
+    srand(7);
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)rand();
+    junk[0] = 0x5a; /* a length far over the cap */
+    Memtrain__Response *r = send_raw(junk, sizeof junk, 0);
+    show("random bytes", r);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
+    assert_non_null(strstr(r->message, "cap"));
+    memtrain__response__free_unpacked(r, NULL);
+    assert_int_equal(client_ping(dp.sock), 0);
+}
+
+static void test_oversize_length(void **state)
+{
+    (void)state;
+    uint8_t hdr[4];
+    wire_put_len(hdr, MT_FRAME_MAX_DEFAULT + 1);
+    Memtrain__Response *r = send_raw(hdr, 4, 0);
+    show("length 16 MiB + 1", r);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
+    memtrain__response__free_unpacked(r, NULL);
+    assert_int_equal(client_ping(dp.sock), 0);
+}
+
+static void test_truncated_frame(void **state)
+{
+    (void)state;
+    uint8_t b[14];
+    wire_put_len(b, 100);
+    memset(b + 4, 0x08, 10);
+    Memtrain__Response *r = send_raw(b, sizeof b, 1);
+    show("truncated frame", r);
+    assert_null(r);
+    assert_int_equal(client_ping(dp.sock), 0);
+}
+
+static void test_garbage_protobuf(void **state)
+{
+    (void)state;
+    uint8_t b[4 + 12];
+    wire_put_len(b, 12);
+    memset(b + 4, 0xff, 12);
+    Memtrain__Response *r = send_raw(b, sizeof b, 0);
+    show("not a protobuf Request", r);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
+    memtrain__response__free_unpacked(r, NULL);
+    assert_int_equal(client_ping(dp.sock), 0);
+}
+
+static void test_unknown_verb(void **state)
+{
+    (void)state;
+    /* version 1, id 5, then field 99 (not a verb this daemon knows), empty */
+    uint8_t b[4 + 7] = {0, 0, 0, 7, 0x08, 0x01, 0x10, 0x05, 0x9a, 0x06, 0x00};
+    Memtrain__Response *r = send_raw(b, sizeof b, 0);
+    show("unknown verb", r);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
+    assert_int_equal(r->id, 5);
+    memtrain__response__free_unpacked(r, NULL);
+    assert_int_equal(client_ping(dp.sock), 0);
+}
+
+static void test_wrong_version(void **state)
+{
+    (void)state;
+    uint8_t b[4 + 6] = {0, 0, 0, 6, 0x08, 0x07, 0x10, 0x06, 0x92, 0x01};
+    b[3] = 6;
+    /* version 7, id 6, ping (field 18, empty) */
+    uint8_t msg[] = {0x08, 0x07, 0x10, 0x06, 0x92, 0x01, 0x00};
+    uint8_t frame[4 + sizeof msg];
+    wire_put_len(frame, sizeof msg);
+    memcpy(frame + 4, msg, sizeof msg);
+    (void)b;
+    Memtrain__Response *r = send_raw(frame, sizeof frame, 0);
+    show("protocol version 7", r);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__UNSUPPORTED_VERSION);
+    memtrain__response__free_unpacked(r, NULL);
+}
+
+static Memtrain__Response *submit_yaml(int fd, const char *yaml)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
+    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
+    s.yaml = (char *)yaml;
+    s.yaml_name = "test.yaml";
+    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+    q.submit = &s;
+    q.id = 11;
+    return client_call(fd, &q);
+}
+
+static void test_invalid_specs(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what, *yaml, *needle;
+    } cases[] = {
+        {"unknown rule", "dataset: {name: synthetic}\nmodel: {input: 8, hidden: [8], classes: 2}\n"
+                         "rule: nosuch\nbatch: 4\nepochs: 1\n", "nosuch"},
+        {"zero batch", "dataset: {name: synthetic}\nmodel: {input: 8, hidden: [8], classes: 2}\n"
+                       "batch: 0\nepochs: 1\n", "batch"},
+        {"missing dataset", "model: {input: 8, hidden: [8], classes: 2}\nbatch: 4\nepochs: 1\n",
+         "dataset"},
+        {"missing data files", "dataset: {name: idx, train_images: /nonexistent/a, train_labels: "
+                               "/nonexistent/b, test_images: /nonexistent/c, test_labels: "
+                               "/nonexistent/d}\nmodel: {input: 8, hidden: [8], classes: 2}\n"
+                               "batch: 4\nepochs: 1\n", "/nonexistent/a"},
+        {"not YAML", "{{{: [", "test.yaml"},
+    };
+    int fd = client_connect(dp.sock);
+    assert_true(fd >= 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Memtrain__Response *r = submit_yaml(fd, cases[i].yaml);
+        show(cases[i].what, r);
+        assert_non_null(r);
+        assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
+        assert_non_null(strstr(r->message, cases[i].needle));
+        memtrain__response__free_unpacked(r, NULL);
+    }
+    close(fd);
+    assert_int_equal(client_ping(dp.sock), 0);
+}
+
+static const char *small_job =
+    "name: small\ndataset: {name: synthetic, synthetic_train: 4096, synthetic_test: 256}\n"
+    "model: {input: 32, hidden: [64, 64], classes: 4}\nbatch: 32\nepochs: 3\nthreads: 1\n";
+
+static void test_disconnect_mid_watch(void **state)
+{
+    (void)state;
+    int fd = client_connect(dp.sock);
+    Memtrain__Response *r = submit_yaml(fd, small_job);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    uint64_t id = r->submit->job->id;
+    memtrain__response__free_unpacked(r, NULL);
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__WatchRequest w = MEMTRAIN__WATCH_REQUEST__INIT;
+    w.job_id = id;
+    w.steps = 1;
+    q.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
+    q.watch = &w;
+    q.id = 12;
+    assert_int_equal(client_send(fd, &q), 0);
+    close(fd); /* gone before reading anything */
+    assert_int_equal(client_ping(dp.sock), 0);
+
+    /* The job itself runs to the end; watch it properly this time. */
+    fd = client_connect(dp.sock);
+    assert_int_equal(client_send(fd, &q), 0);
+    int epochs = 0, final = 0, done = 0;
+    for (;;) {
+        r = client_read(fd);
+        assert_non_null(r);
+        assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_EPOCH)
+            epochs++;
+        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_JOB) {
+            final = r->watch->job->state;
+            done = (int)r->watch->job->epochs_done;
+        }
+        int end = r->end;
+        memtrain__response__free_unpacked(r, NULL);
+        if (end)
+            break;
+    }
+    close(fd);
+    /* It may have ended before this watch began: then the final Job is all. */
+    printf("job %llu ended in state %d, %d epochs done (%d epoch events seen)\n",
+           (unsigned long long)id, final, done, epochs);
+    assert_int_equal(final, MEMTRAIN__JOB_STATE__COMPLETED);
+    assert_int_equal(done, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_bytes),      cmocka_unit_test(test_oversize_length),
+        cmocka_unit_test(test_truncated_frame),   cmocka_unit_test(test_garbage_protobuf),
+        cmocka_unit_test(test_unknown_verb),      cmocka_unit_test(test_wrong_version),
+        cmocka_unit_test(test_invalid_specs),     cmocka_unit_test(test_disconnect_mid_watch),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

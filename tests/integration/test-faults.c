@@ -1,0 +1,229 @@
+/* test-faults.c: a worker killed with SIGKILL, a job over its memory limit,
+ * and memtraind itself killed with SIGKILL mid-job then restarted: stored
+ * metrics and checkpoints survive and the job resumes to the end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemonproc.h"
+
+static Memtrain__Response *submit(int fd, const char *yaml)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
+    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
+    s.yaml = (char *)yaml;
+    s.yaml_name = "faults.yaml";
+    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+    q.submit = &s;
+    q.id = 1;
+    return client_call(fd, &q);
+}
+
+static uint64_t submit_ok(int fd, const char *yaml)
+{
+    Memtrain__Response *r = submit(fd, yaml);
+    assert_non_null(r);
+    if (r->status != MEMTRAIN__STATUS__OK)
+        fprintf(stderr, "submit: %s\n", r->message);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    uint64_t id = r->submit->job->id;
+    memtrain__response__free_unpacked(r, NULL);
+    return id;
+}
+
+static int start_watch(int fd, uint64_t id)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__WatchRequest w = MEMTRAIN__WATCH_REQUEST__INIT;
+    w.job_id = id;
+    q.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
+    q.watch = &w;
+    q.id = 2;
+    return client_send(fd, &q);
+}
+
+/* Read watch events until `epochs` epoch events have come (0: until the
+ * end). Returns the last Job state seen; *reason gets its reason. */
+static int follow(int fd, int epochs, char *reason, size_t len)
+{
+    int state = 0, seen = 0;
+    for (;;) {
+        Memtrain__Response *r = client_read(fd);
+        assert_non_null(r);
+        assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_JOB) {
+            state = r->watch->job->state;
+            if (reason)
+                snprintf(reason, len, "%s", r->watch->job->reason);
+        }
+        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_EPOCH)
+            seen++;
+        int end = r->end;
+        memtrain__response__free_unpacked(r, NULL);
+        if (end || (epochs && seen >= epochs))
+            return state;
+    }
+}
+
+/* The first child process of pid (the running worker). */
+static pid_t child_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    int c = 0;
+    if (f) {
+        if (fscanf(f, "%d", &c) != 1)
+            c = 0;
+        fclose(f);
+    }
+    return c;
+}
+
+static const char *long_job =
+    "name: long\ndataset: {name: synthetic, synthetic_train: 20000, synthetic_test: 500}\n"
+    "model: {input: 64, hidden: [256, 256], classes: 4}\nbatch: 32\nepochs: 6\nthreads: 1\n"
+    "checkpoint_every: 1\n";
+
+static void test_worker_killed(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    assert_int_equal(daemonproc_start(&dp, NULL), 0);
+    int fd = client_connect(dp.sock);
+    uint64_t id = submit_ok(fd, long_job);
+    assert_int_equal(start_watch(fd, id), 0);
+    follow(fd, 1, NULL, 0);
+    pid_t w = child_of(dp.pid);
+    assert_true(w > 0);
+    kill(w, SIGKILL);
+    char reason[512];
+    int st = follow(fd, 0, reason, sizeof reason);
+    printf("worker of job %llu killed with SIGKILL -> state %d: %s\n", (unsigned long long)id, st,
+           reason);
+    assert_int_equal(st, MEMTRAIN__JOB_STATE__FAILED);
+    assert_non_null(strstr(reason, "signal 9"));
+    close(fd);
+    assert_int_equal(client_ping(dp.sock), 0);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
+static void test_over_limit_refused(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    assert_int_equal(daemonproc_start(&dp, NULL), 0);
+    int fd = client_connect(dp.sock);
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%smemory_limit: 1MiB\n", long_job);
+    Memtrain__Response *r = submit(fd, yaml);
+    assert_non_null(r);
+    printf("memory_limit 1 MiB -> status %d: %s\n", r->status, r->message);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OVER_LIMIT);
+    assert_non_null(strstr(r->message, "limit"));
+    memtrain__response__free_unpacked(r, NULL);
+    close(fd);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
+struct epoch_row {
+    double loss, test_acc;
+};
+
+static int read_epochs(const char *sock, uint64_t id, struct epoch_row *rows, int cap)
+{
+    int fd = client_connect(sock);
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__MetricsRequest m = MEMTRAIN__METRICS_REQUEST__INIT;
+    m.job_id = id;
+    q.body_case = MEMTRAIN__REQUEST__BODY_METRICS;
+    q.metrics = &m;
+    Memtrain__Response *r = client_call(fd, &q);
+    close(fd);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    int n = 0;
+    for (size_t i = 0; i < r->metrics->n_epochs && n < cap; i++, n++) {
+        rows[n].loss = r->metrics->epochs[i]->loss;
+        rows[n].test_acc = r->metrics->epochs[i]->test_accuracy;
+    }
+    memtrain__response__free_unpacked(r, NULL);
+    return n;
+}
+
+static int count_checkpoints(const char *sock, uint64_t id)
+{
+    int fd = client_connect(sock);
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__CheckpointsRequest c = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
+    c.job_id = id;
+    q.body_case = MEMTRAIN__REQUEST__BODY_CHECKPOINTS;
+    q.checkpoints = &c;
+    Memtrain__Response *r = client_call(fd, &q);
+    close(fd);
+    assert_non_null(r);
+    int n = r->checkpoints ? (int)r->checkpoints->n_checkpoints : -1;
+    memtrain__response__free_unpacked(r, NULL);
+    return n;
+}
+
+static void test_daemon_killed_then_resumed(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    assert_int_equal(daemonproc_start(&dp, NULL), 0);
+    int fd = client_connect(dp.sock);
+    uint64_t id = submit_ok(fd, long_job);
+    assert_int_equal(start_watch(fd, id), 0);
+    follow(fd, 2, NULL, 0);
+    close(fd);
+    pid_t worker = child_of(dp.pid);
+    kill(dp.pid, SIGKILL);
+    int st;
+    waitpid(dp.pid, &st, 0);
+    dp.pid = 0;
+    /* The orphaned worker must not run on: it dies with its daemon. */
+    for (int i = 0; i < 200 && worker > 0 && kill(worker, 0) == 0; i++)
+        usleep(20000);
+    assert_true(worker <= 0 || kill(worker, 0) != 0);
+
+    assert_int_equal(daemonproc_restart(&dp, NULL), 0);
+    struct epoch_row before[16], after[16];
+    int nb = read_epochs(dp.sock, id, before, 16);
+    int nc = count_checkpoints(dp.sock, id);
+    printf("after kill -9 of memtraind: %d epochs and %d checkpoints stored\n", nb, nc);
+    assert_true(nb >= 2);
+    assert_true(nc >= 1);
+    fd = client_connect(dp.sock);
+    assert_int_equal(start_watch(fd, id), 0);
+    char reason[512];
+    int final = follow(fd, 0, reason, sizeof reason);
+    close(fd);
+    printf("job %llu after restart -> state %d (%s)\n", (unsigned long long)id, final, reason);
+    assert_int_equal(final, MEMTRAIN__JOB_STATE__COMPLETED);
+    int na = read_epochs(dp.sock, id, after, 16);
+    assert_int_equal(na, 6);
+    for (int i = 0; i < 2; i++) /* what was stored before the kill is untouched */
+        assert_true(before[i].loss == after[i].loss && before[i].test_acc == after[i].test_acc);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_worker_killed),
+        cmocka_unit_test(test_over_limit_refused),
+        cmocka_unit_test(test_daemon_killed_then_resumed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
