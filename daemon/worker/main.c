@@ -408,9 +408,46 @@ static int train(struct worker *w)
 /* ------------------------------------------------------------------------ */
 /* Setup */
 
-static int set_hard_limit(uint64_t bytes, struct mt_err *err)
+/* VmData of this process in bytes (0 if unknown): what RLIMIT_DATA counts. */
+static long proc_data_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmData: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* OpenBLAS maps one buffer per thread on first use (128 MiB of address
+ * space each with Debian's build, barely touched) and, when that mmap
+ * fails, retries forever at full CPU. So its threads start and its buffers
+ * are taken before RLIMIT_DATA goes on, with the job's thread count. */
+static void blas_warm_up(int threads)
+{
+    enum { N = 128 };
+    static float a[N * N], b[N * N], c[N * N];
+    blas_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    blas_gemm(0, 0, N, N, N, 1.0f, a, b, 0.0f, c);
+}
+
+/* RLIMIT_DATA counts the address space already mapped: a limit at or below
+ * it would fail every later allocation, so it is refused up front. */
+static int set_hard_limit(struct worker *w, uint64_t bytes, struct mt_err *err)
 {
     struct rlimit rl;
+    long base = proc_data_bytes();
+    char lim_s[32], base_s[32];
+    mt_fmt_bytes(lim_s, sizeof lim_s, (double)bytes);
+    mt_fmt_bytes(base_s, sizeof base_s, (double)base);
+    if (base > 0 && bytes <= (uint64_t)base)
+        return mt_err_set(err, MT_E_NOMEM,
+                          "hard limit %s is below the %s of address space the worker holds "
+                          "before loading the job (OpenBLAS's buffers for %d threads)",
+                          lim_s, base_s, blas_threads());
     if (getrlimit(RLIMIT_DATA, &rl))
         return mt_err_set(err, MT_E_IO, "worker: getrlimit(RLIMIT_DATA): %s", strerror(errno));
     rlim_t lim = (rlim_t)bytes;
@@ -420,6 +457,8 @@ static int set_hard_limit(uint64_t bytes, struct mt_err *err)
     if (setrlimit(RLIMIT_DATA, &rl))
         return mt_err_set(err, MT_E_IO, "worker: setrlimit(RLIMIT_DATA, %llu): %s",
                           (unsigned long long)bytes, strerror(errno));
+    send_log(w, "hard limit %s on the worker's data (%s held before loading the job)", lim_s,
+             base_s);
     return 0;
 }
 
@@ -465,13 +504,16 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
     w->job_id = ws->job_id;
     w->step_every = ws->step_every;
     w->memory_every_ms = ws->memory_every_ms ? (long)ws->memory_every_ms : 1000;
-    if (ws->hard_limit && set_hard_limit(ws->hard_limit, &err))
-        return send_error(w, &err);
     spec_init(&w->spec);
     if (jobspec_to_spec(ws->spec, &w->spec, &err) || spec_finish(&w->spec, &err))
         return send_error(w, &err);
     if (ws->threads > 0)
         w->spec.threads = (int)ws->threads;
+    if (ws->hard_limit) {
+        blas_warm_up(w->spec.threads);
+        if (set_hard_limit(w, ws->hard_limit, &err))
+            return send_error(w, &err);
+    }
 
     struct mt_mem_plan plan;
     if (trainer_plan(&w->spec, &plan, &err))

@@ -218,12 +218,42 @@ static void test_daemon_killed_then_resumed(void **state)
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
+static void test_daemon_stopped_then_resumed(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    assert_int_equal(daemonproc_start(&dp, NULL), 0);
+    int fd = client_connect(dp.sock);
+    uint64_t id = submit_ok(fd, long_job);
+    assert_int_equal(start_watch(fd, id), 0);
+    follow(fd, 1, NULL, 0);
+    /* SIGTERM: the worker writes a mid-epoch checkpoint, the job is
+     * INTERRUPTED, the daemon exits 0; the watcher is told. */
+    assert_int_equal(daemonproc_stop(&dp, 1), 0);
+    char reason[512];
+    int st = follow(fd, 0, reason, sizeof reason);
+    close(fd);
+    printf("SIGTERM to memtraind mid-job -> watcher saw state %d (%s)\n", st, reason);
+    assert_int_equal(st, MEMTRAIN__JOB_STATE__INTERRUPTED);
+    assert_int_equal(daemonproc_restart(&dp, NULL), 0);
+    fd = client_connect(dp.sock);
+    assert_int_equal(start_watch(fd, id), 0);
+    int final = follow(fd, 0, reason, sizeof reason);
+    close(fd);
+    printf("job %llu after restart -> state %d (%s)\n", (unsigned long long)id, final, reason);
+    assert_int_equal(final, MEMTRAIN__JOB_STATE__COMPLETED);
+    struct epoch_row rows[16];
+    assert_int_equal(read_epochs(dp.sock, id, rows, 16), 6);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_killed),
         cmocka_unit_test(test_over_limit_refused),
         cmocka_unit_test(test_daemon_killed_then_resumed),
+        cmocka_unit_test(test_daemon_stopped_then_resumed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
