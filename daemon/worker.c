@@ -13,6 +13,7 @@
 #include "watch.h"
 
 #define WORKER_READ_BUF (256 * 1024)
+#define OPENBLAS_MAP_PER_THREAD (160ull << 20)
 
 struct worker {
     struct daemon *d;
@@ -437,8 +438,14 @@ static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, si
     st.resume.len = resume ? resume_len : 0;
     st.step_every = (uint32_t)d->cfg.step_every;
     st.memory_every_ms = (uint32_t)d->cfg.memory_sample_ms;
-    st.hard_limit = j->spec.memory_limit ? j->spec.memory_limit + d->cfg.hard_limit_margin : 0;
     st.threads = j->spec.threads > 0 ? 0 : (uint32_t)d->cfg.threads_per_job;
+    /* RLIMIT_DATA counts address space: OpenBLAS maps about 128 MiB per
+     * thread before the job allocates anything, so the backstop sits that
+     * far above the arena's limit (plus the configured margin). */
+    uint64_t threads = j->spec.threads > 0 ? (uint64_t)j->spec.threads : st.threads;
+    st.hard_limit = j->spec.memory_limit
+        ? j->spec.memory_limit + d->cfg.hard_limit_margin + (threads ? threads : 1) * OPENBLAS_MAP_PER_THREAD
+        : 0;
     w->start_buf = frame_pack(&st.base, &w->start_len);
     memtrain__job_spec__free_unpacked(js, NULL);
     return w->start_buf ? 0 : mt_err_set(err, MT_E_NOMEM, "out of memory for the start message");

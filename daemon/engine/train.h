@@ -78,8 +78,8 @@ struct mt_train_pos {
     long step;                       /* steps taken over the whole job */
     long step_in_epoch;              /* steps of epoch `epoch + 1` taken; 0 at a boundary */
     struct mt_rng shuffle_rng;       /* the shuffle generator before epoch `epoch + 1`'s shuffle */
-    double loss_sum;                 /* that epoch's running sums over its first step_in_epoch steps */
-    long hits;
+    double loss_sum;                 /* that epoch's running sums over the steps taken: */
+    long hits;                       /* sum of batch loss * batch size, and right answers */
 };
 
 struct mt_epoch_report {

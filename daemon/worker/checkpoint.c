@@ -8,6 +8,7 @@
  * before the first byte is copied. */
 #include "checkpoint.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,7 +245,7 @@ int checkpoint_restore(struct mt_trainer *t, const Memtrain__CheckpointData *cd,
         return mt_err_set(err, MT_E_INVAL,
                           "checkpoint: shuffle_rng has %zu bytes, expected %d",
                           cd->shuffle_rng.len, RNG_BYTES);
-    if (cd->step > (uint64_t)INT32_MAX * 1024 || cd->step_in_epoch > cd->step ||
+    if (cd->epoch > INT_MAX || cd->step > LONG_MAX || cd->step_in_epoch > cd->step ||
         cd->partial_hits > (uint64_t)t->train.n)
         return mt_err_set(err, MT_E_INVAL, "checkpoint: step counts out of range");
     struct mt_train_pos pos = {

@@ -132,10 +132,8 @@ static int send_event(struct worker *w, const Memtrain__WorkerEvent *ev)
     if (w->broken)
         return MT_E_IO;
     size_t len = memtrain__worker_event__get_packed_size(ev);
-    if (len > MT_FRAME_MAX_WORKER) {
-        fprintf(stderr, "memtrain-worker: an event of %zu bytes is over the frame cap\n", len);
+    if (len > MT_FRAME_MAX_WORKER)
         return MT_E_TOOBIG;
-    }
     pb.base.append = pipe_append;
     pb.fd = w->out;
     pb.failed = 0;
@@ -227,6 +225,9 @@ static int send_checkpoint(struct worker *w)
     ev.checkpoint = cd;
     int rc = send_event(w, &ev);
     checkpoint_free(cd);
+    if (rc == MT_E_TOOBIG)
+        send_log(w, "checkpoint at epoch %d is over the %u-byte frame cap; not sent", w->t.epoch,
+                 MT_FRAME_MAX_WORKER);
     return rc;
 }
 
@@ -445,9 +446,9 @@ static int set_hard_limit(struct worker *w, uint64_t bytes, struct mt_err *err)
     mt_fmt_bytes(base_s, sizeof base_s, (double)base);
     if (base > 0 && bytes <= (uint64_t)base)
         return mt_err_set(err, MT_E_NOMEM,
-                          "hard limit %s is below the %s of address space the worker holds "
-                          "before loading the job (OpenBLAS's buffers for %d threads)",
-                          lim_s, base_s, blas_threads());
+                          "hard limit %s is below the %s of data address space the worker "
+                          "holds before loading the job (mostly OpenBLAS's per-thread buffers)",
+                          lim_s, base_s);
     if (getrlimit(RLIMIT_DATA, &rl))
         return mt_err_set(err, MT_E_IO, "worker: getrlimit(RLIMIT_DATA): %s", strerror(errno));
     rlim_t lim = (rlim_t)bytes;

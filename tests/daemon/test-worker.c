@@ -155,7 +155,7 @@ static Memtrain__JobSpec *job_from_yaml(const char *yaml, struct mt_spec *s)
 }
 
 static void send_start(struct worker_proc *w, const struct mt_spec *s, const uint8_t *resume,
-                       size_t resume_len, unsigned step_every)
+                       size_t resume_len, unsigned step_every, uint64_t hard_limit)
 {
     struct mt_err err = {0};
     Memtrain__WorkerStart ws = MEMTRAIN__WORKER_START__INIT;
@@ -163,6 +163,7 @@ static void send_start(struct worker_proc *w, const struct mt_spec *s, const uin
         fail_msg("spec: %s", err.msg);
     ws.job_id = 42;
     ws.step_every = step_every;
+    ws.hard_limit = hard_limit;
     ws.resume.data = (uint8_t *)resume;
     ws.resume.len = resume_len;
     size_t len = memtrain__worker_start__get_packed_size(&ws);
@@ -269,14 +270,21 @@ static void collect(struct worker_proc *w, struct run *r, struct trigger *tr)
     r->exit_status = finish(w);
 }
 
-static void run_job(const struct mt_spec *s, const uint8_t *resume, size_t resume_len,
-                    unsigned step_every, struct trigger *tr, struct run *r)
+static void run_job_limited(const struct mt_spec *s, const uint8_t *resume, size_t resume_len,
+                            unsigned step_every, uint64_t hard_limit, struct trigger *tr,
+                            struct run *r)
 {
     struct worker_proc w;
     memset(r, 0, sizeof *r);
     spawn(&w);
-    send_start(&w, s, resume, resume_len, step_every);
+    send_start(&w, s, resume, resume_len, step_every, hard_limit);
     collect(&w, r, tr);
+}
+
+static void run_job(const struct mt_spec *s, const uint8_t *resume, size_t resume_len,
+                    unsigned step_every, struct trigger *tr, struct run *r)
+{
+    run_job_limited(s, resume, resume_len, step_every, 0, tr, r);
 }
 
 static void run_free(struct run *r)
@@ -374,6 +382,30 @@ static void test_limit_below_plan_is_out_of_memory(void **state)
     assert_non_null(strstr(r.reason, "asked"));
     assert_int_equal(r.n_planned, 1);
     assert_int_equal(r.planned.peak_total, plan.total);
+    assert_int_equal(r.n_epochs, 0);
+    run_free(&r);
+}
+
+/* RLIMIT_DATA: a generous one lets the job run; one below what the worker
+ * already maps is refused up front, never left to fail (or, inside
+ * OpenBLAS, spin) at some later allocation. */
+static void test_hard_limit(void **state)
+{
+    struct mt_spec s;
+    struct run r;
+    (void)state;
+    jobspec_free(job_from_yaml(small_yaml, &s));
+    run_job_limited(&s, NULL, 0, 0, (uint64_t)1 << 30, NULL, &r);
+    if (r.state != MEMTRAIN__JOB_STATE__COMPLETED)
+        fail_msg("with a 1 GiB hard limit: state %d: %s", (int)r.state, r.reason);
+    assert_true(has_log(&r, "hard limit 1.00 GiB"));
+    run_free(&r);
+
+    run_job_limited(&s, NULL, 0, 0, (uint64_t)16 << 20, NULL, &r);
+    assert_int_equal(r.exit_status, 0);
+    if (r.state != MEMTRAIN__JOB_STATE__OUT_OF_MEMORY)
+        fail_msg("with a 16 MiB hard limit: state %d: %s", (int)r.state, r.reason);
+    assert_non_null(strstr(r.reason, "hard limit 16.00 MiB is below"));
     assert_int_equal(r.n_epochs, 0);
     run_free(&r);
 }
@@ -577,7 +609,7 @@ static void test_malformed_start_fails(void **state)
     jobspec_free(job_from_yaml(small_yaml, &s));
     memset(&r, 0, sizeof r);
     spawn(&w);
-    send_start(&w, &s, garbage, sizeof garbage, 0);
+    send_start(&w, &s, garbage, sizeof garbage, 0, 0);
     collect(&w, &r, NULL);
     assert_int_equal(r.state, MEMTRAIN__JOB_STATE__FAILED);
     assert_string_equal(r.reason, "worker: malformed resume checkpoint");
@@ -596,6 +628,96 @@ static void test_eof_before_start_exits_1_quietly(void **state)
     assert_int_equal(r.exit_status, 1);
     assert_int_equal(r.n_planned + r.n_log + r.n_epochs, 0);
     assert_int_equal(r.state, 0);
+}
+
+/* The daemon died: the worker's next write fails (SIGPIPE ignored), it
+ * stops training and exits 1 instead of training on for nobody. */
+static void test_broken_stdout_exits_1(void **state)
+{
+    struct worker_proc w;
+    struct mt_spec s;
+    struct mt_err err = {0};
+    uint8_t *buf;
+    size_t len;
+    int status;
+    (void)state;
+    jobspec_free(job_from_yaml(LONG_JOB("bp", "{name: adam, lr: 0.001}"), &s));
+    spawn(&w);
+    send_start(&w, &s, NULL, 0, 1, 0);
+    assert_int_equal(wire_read_frame(w.out, &buf, &len, MT_FRAME_MAX_WORKER, &err), 0);
+    free(buf);
+    close(w.out);
+    assert_int_equal(waitpid(w.pid, &status, 0), w.pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+}
+
+static int stop_at_step_20(void *ud, const struct mt_trainer *t, const struct mt_step_result *r)
+{
+    (void)ud;
+    (void)r;
+    return t->step == 20;
+}
+
+/* In-process: a trainer stopped by its step callback inside epoch 2 goes on
+ * in the same process, and a fresh trainer restored from its checkpoint
+ * goes on in another; both end where a straight trainer does. */
+static void test_stop_continue_and_restore_in_process(void **state)
+{
+    struct mt_spec s;
+    struct mt_trainer a, b, c;
+    struct mt_epoch_report ra[2], rb, rc2;
+    struct mt_err err = {0};
+    Memtrain__CheckpointData *cd;
+    (void)state;
+    jobspec_free(job_from_yaml(small_yaml, &s));
+    s.epochs = 2;
+    if (trainer_init(&a, &s, &err) || trainer_init(&b, &s, &err) || trainer_init(&c, &s, &err))
+        fail_msg("init: %s", err.msg);
+    for (int e = 0; e < 2; e++)
+        if (trainer_run_epoch(&a, NULL, NULL, &ra[e], &err))
+            fail_msg("straight: %s", err.msg);
+
+    trainer_set_step_fn(&b, stop_at_step_20, NULL);
+    if (trainer_run_epoch(&b, NULL, NULL, &rb, &err))
+        fail_msg("epoch 1: %s", err.msg);
+    assert_int_equal(trainer_run_epoch(&b, NULL, NULL, &rb, &err), MT_E_CANCELLED);
+    assert_int_equal(b.step, 20);
+    assert_int_equal(b.epoch_step, 4);
+
+    /* Through the wire format, as the worker sends it. */
+    if (checkpoint_build(&b, 7, NULL, 0, &cd, &err))
+        fail_msg("build: %s", err.msg);
+    size_t len = memtrain__checkpoint_data__get_packed_size(cd);
+    uint8_t *bytes = malloc(len);
+    assert_non_null(bytes);
+    memtrain__checkpoint_data__pack(cd, bytes);
+    checkpoint_free(cd);
+    cd = memtrain__checkpoint_data__unpack(NULL, len, bytes);
+    free(bytes);
+    assert_non_null(cd);
+    assert_int_equal(cd->step_in_epoch, 4);
+    if (checkpoint_restore(&c, cd, &err))
+        fail_msg("restore: %s", err.msg);
+    memtrain__checkpoint_data__free_unpacked(cd, NULL);
+
+    trainer_set_step_fn(&b, NULL, NULL);
+    if (trainer_run_epoch(&b, NULL, NULL, &rb, &err) ||
+        trainer_run_epoch(&c, NULL, NULL, &rc2, &err))
+        fail_msg("epoch 2: %s", err.msg);
+    assert_int_equal(rb.epoch, 2);
+    assert_int_equal(rc2.epoch, 2);
+    assert_true(rb.loss == ra[1].loss && rb.train_accuracy == ra[1].train_accuracy);
+    assert_true(rc2.loss == ra[1].loss && rc2.train_accuracy == ra[1].train_accuracy);
+    assert_true(rc2.test_accuracy == ra[1].test_accuracy);
+    size_t P = model_param_count(&a.spec.model) * sizeof(float);
+    assert_memory_equal(a.net.params, b.net.params, P);
+    assert_memory_equal(a.net.params, c.net.params, P);
+    assert_memory_equal(a.opt.m, c.opt.m, a.opt.n * sizeof(float));
+    assert_memory_equal(a.opt.v, c.opt.v, a.opt.n * sizeof(float));
+    trainer_fini(&a);
+    trainer_fini(&b);
+    trainer_fini(&c);
 }
 
 /* checkpoint_restore in-process: a checkpoint fits only its own job. */
@@ -665,6 +787,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_job_completes_with_events),
         cmocka_unit_test(test_limit_below_plan_is_out_of_memory),
+        cmocka_unit_test(test_hard_limit),
         cmocka_unit_test(test_missing_data_file_fails_naming_it),
         cmocka_unit_test(test_sigterm_cancels_mid_run),
         cmocka_unit_test(test_resume_is_exact_bp_adam),
@@ -672,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_resume_is_exact_memdfa_adamw_cosine),
         cmocka_unit_test(test_malformed_start_fails),
         cmocka_unit_test(test_eof_before_start_exits_1_quietly),
+        cmocka_unit_test(test_broken_stdout_exits_1),
+        cmocka_unit_test(test_stop_continue_and_restore_in_process),
         cmocka_unit_test(test_restore_checks_model_and_seed),
     };
     signal(SIGPIPE, SIG_IGN);
