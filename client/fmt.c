@@ -430,3 +430,19 @@ void json_null(struct json *j, const char *key)
     json_sep(j, key);
     fputs("null", j->f);
 }
+
+const char *const fmt_mem_label[FMT_MEM_ROWS] = {
+    "params", "grads", "optimizer", "activations", "workspace", "data",
+    "peak total", "phase forward", "phase gradient", "phase update",
+};
+
+uint64_t fmt_mem_at(const Memtrain__MemoryStats *m, size_t i)
+{
+    if (!m)
+        return 0;
+    const uint64_t v[FMT_MEM_ROWS] = {
+        m->params, m->grads, m->optimizer, m->activations, m->workspace, m->data,
+        m->peak_total, m->phase_peak_forward, m->phase_peak_gradient, m->phase_peak_update,
+    };
+    return i < FMT_MEM_ROWS ? v[i] : 0;
+}

@@ -35,6 +35,14 @@ const char *fmt_reason(const Memtrain__Job *job);
 /* "1.50 MiB"; "0 B" for zero. Returns buf. */
 char *fmt_bytes(char *buf, size_t len, uint64_t bytes);
 
+/* The rows of a MemoryStats as mtctl prints them: the six categories first
+ * (FMT_MEM_CATEGORIES), then the peak total and the three phase peaks. */
+#define FMT_MEM_CATEGORIES 6
+#define FMT_MEM_ROWS 10
+extern const char *const fmt_mem_label[FMT_MEM_ROWS];
+/* Row i of m; 0 when m is NULL. */
+uint64_t fmt_mem_at(const Memtrain__MemoryStats *m, size_t i);
+
 /* "45s", "3m12s", "2h05m", "4d3h". Negative durations print as "0s". */
 char *fmt_duration(char *buf, size_t len, double seconds);
 

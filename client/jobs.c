@@ -371,29 +371,12 @@ static void show_spec(const Memtrain__JobSpec *s)
         printf("  checkpoints   every %u epochs\n", s->checkpoint_every);
 }
 
-/* Rows of the memory comparison: label and the field of MemoryStats. */
-static const struct {
-    const char *label;
-    size_t off;
-} mem_rows[] = {
-    {"params", offsetof(Memtrain__MemoryStats, params)},
-    {"grads", offsetof(Memtrain__MemoryStats, grads)},
-    {"optimizer", offsetof(Memtrain__MemoryStats, optimizer)},
-    {"activations", offsetof(Memtrain__MemoryStats, activations)},
-    {"workspace", offsetof(Memtrain__MemoryStats, workspace)},
-    {"data", offsetof(Memtrain__MemoryStats, data)},
-    {"peak total", offsetof(Memtrain__MemoryStats, peak_total)},
-    {"forward", offsetof(Memtrain__MemoryStats, phase_peak_forward)},
-    {"gradient", offsetof(Memtrain__MemoryStats, phase_peak_gradient)},
-    {"update", offsetof(Memtrain__MemoryStats, phase_peak_update)},
-};
-
-static void mem_cell(char *buf, size_t len, const Memtrain__MemoryStats *m, size_t off)
+static void mem_cell(char *buf, size_t len, const Memtrain__MemoryStats *m, size_t i)
 {
     if (!m)
         snprintf(buf, len, "-");
     else
-        fmt_bytes(buf, len, *(const uint64_t *)((const char *)m + off));
+        fmt_bytes(buf, len, fmt_mem_at(m, i));
 }
 
 static void show_memory(const Memtrain__Job *job)
@@ -402,19 +385,22 @@ static void show_memory(const Memtrain__Job *job)
     static const char *const head[] = {"memory", "PLANNED", "MEASURED", "NOW"};
     struct table t;
     table_init(&t, now ? 4 : 3, head, ".rrr");
-    for (size_t i = 0; i < sizeof mem_rows / sizeof mem_rows[0]; i++) {
+    for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
         char label[32], p[32], m[32], n[32];
-        snprintf(label, sizeof label, "  %s%s", i >= 7 ? "phase " : "", mem_rows[i].label);
-        mem_cell(p, sizeof p, job->planned, mem_rows[i].off);
-        mem_cell(m, sizeof m, job->measured, mem_rows[i].off);
-        mem_cell(n, sizeof n, now ? now->current : NULL, mem_rows[i].off);
+        snprintf(label, sizeof label, "  %s", fmt_mem_label[i]);
+        mem_cell(p, sizeof p, job->planned, i);
+        mem_cell(m, sizeof m, job->measured, i);
+        mem_cell(n, sizeof n, now ? now->current : NULL, i);
         if (i >= 7 && now)
             snprintf(n, sizeof n, "-");  /* a sample's current phase peaks are not "now" */
         const char *cells[] = {label, p, m, n};
         table_add(&t, cells);
     }
     char m[32], n[32];
-    mem_cell(m, sizeof m, job->measured, offsetof(Memtrain__MemoryStats, rss_peak_bytes));
+    if (job->measured)
+        fmt_bytes(m, sizeof m, job->measured->rss_peak_bytes);
+    else
+        snprintf(m, sizeof m, "-");
     if (now)
         fmt_bytes(n, sizeof n, now->rss_bytes);
     const char *rss[] = {"  rss (kernel)", "-", m, now ? n : "-"};

@@ -32,27 +32,6 @@ static const char plan_help[] =
     "Exit status: 0 when the daemon answered (fits or not: see the last line),\n"
     "1 when it refused the spec, 2 usage, 3 daemon unreachable.\n";
 
-static const struct {
-    const char *label;
-    size_t off;
-} rows[] = {
-    {"params", offsetof(Memtrain__MemoryStats, params)},
-    {"grads", offsetof(Memtrain__MemoryStats, grads)},
-    {"optimizer", offsetof(Memtrain__MemoryStats, optimizer)},
-    {"activations", offsetof(Memtrain__MemoryStats, activations)},
-    {"workspace", offsetof(Memtrain__MemoryStats, workspace)},
-    {"data", offsetof(Memtrain__MemoryStats, data)},
-    {"peak total", offsetof(Memtrain__MemoryStats, peak_total)},
-    {"phase forward", offsetof(Memtrain__MemoryStats, phase_peak_forward)},
-    {"phase gradient", offsetof(Memtrain__MemoryStats, phase_peak_gradient)},
-    {"phase update", offsetof(Memtrain__MemoryStats, phase_peak_update)},
-};
-#define N_ROWS (sizeof rows / sizeof rows[0])
-
-static uint64_t at(const Memtrain__MemoryStats *m, size_t i)
-{
-    return m ? *(const uint64_t *)((const char *)m + rows[i].off) : 0;
-}
 
 static void print_plan(const char *path, const Memtrain__PlanResponse *p)
 {
@@ -69,11 +48,11 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
     static const char *const head[] = {"", "PLANNED", "BYTES"};
     struct table t;
     table_init(&t, 3, head, ".rr");
-    for (size_t i = 0; i < N_ROWS; i++) {
+    for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
         char label[32], exact[32];
-        snprintf(label, sizeof label, "  %s", rows[i].label);
-        snprintf(exact, sizeof exact, "%llu", (unsigned long long)at(p->planned, i));
-        const char *cells[] = {label, fmt_bytes(a, sizeof a, at(p->planned, i)), exact};
+        snprintf(label, sizeof label, "  %s", fmt_mem_label[i]);
+        snprintf(exact, sizeof exact, "%llu", (unsigned long long)fmt_mem_at(p->planned, i));
+        const char *cells[] = {label, fmt_bytes(a, sizeof a, fmt_mem_at(p->planned, i)), exact};
         table_add(&t, cells);
     }
     table_print(&t, stdout);
@@ -98,12 +77,12 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
             }
             printf("\n");
             table_init(&t, (int)nc, hd, align);
-            for (size_t i = 0; i < N_ROWS; i++) {
-                snprintf(cell[0], sizeof cell[0], "  %s", rows[i].label);
+            for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
+                snprintf(cell[0], sizeof cell[0], "  %s", fmt_mem_label[i]);
                 cells[0] = cell[0];
                 for (size_t r = 0; r < p->n_rules; r++)
                     cells[r + 1] = fmt_bytes(cell[r + 1], sizeof cell[r + 1],
-                                             at(p->rules[r]->planned, i));
+                                             fmt_mem_at(p->rules[r]->planned, i));
                 table_add(&t, cells);
             }
             table_print(&t, stdout);

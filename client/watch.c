@@ -133,22 +133,6 @@ static void bar(char *buf, size_t len, double frac, int width)
     buf[n] = '\0';
 }
 
-static const struct {
-    const char *label;
-    size_t off;
-} cat_rows[] = {
-    {"params", offsetof(Memtrain__MemoryStats, params)},
-    {"grads", offsetof(Memtrain__MemoryStats, grads)},
-    {"optimizer", offsetof(Memtrain__MemoryStats, optimizer)},
-    {"activations", offsetof(Memtrain__MemoryStats, activations)},
-    {"workspace", offsetof(Memtrain__MemoryStats, workspace)},
-    {"data", offsetof(Memtrain__MemoryStats, data)},
-};
-
-static uint64_t stat_at(const Memtrain__MemoryStats *m, size_t off)
-{
-    return m ? *(const uint64_t *)((const char *)m + off) : 0;
-}
 
 static void draw(struct view *v)
 {
@@ -211,10 +195,10 @@ static void draw(struct view *v)
     if (cur || pk) {
         snprintf(line, sizeof line, "%-13s %12s %12s", "memory", "current", "peak");
         put_line(line, cols), n++;
-        for (size_t i = 0; i < sizeof cat_rows / sizeof cat_rows[0]; i++) {
-            snprintf(line, sizeof line, "  %-11s %12s %12s", cat_rows[i].label,
-                     cur ? fmt_bytes(a, sizeof a, stat_at(cur, cat_rows[i].off)) : "-",
-                     fmt_bytes(b, sizeof b, stat_at(pk, cat_rows[i].off)));
+        for (size_t i = 0; i < FMT_MEM_CATEGORIES; i++) {
+            snprintf(line, sizeof line, "  %-11s %12s %12s", fmt_mem_label[i],
+                     cur ? fmt_bytes(a, sizeof a, fmt_mem_at(cur, i)) : "-",
+                     fmt_bytes(b, sizeof b, fmt_mem_at(pk, i)));
             put_line(line, cols), n++;
         }
         uint64_t total = pk ? pk->peak_total : 0;

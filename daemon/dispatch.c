@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "frame.h"
 #include "jobs.h"
 #include "jobspec.h"
 #include "log.h"
@@ -278,14 +279,7 @@ static int push_copy(struct msgs *m, const ProtobufCMessage *msg)
         m->v = v;
         m->cap = cap;
     }
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b)
-        return MT_E_NOMEM;
-    protobuf_c_message_pack(msg, b);
-    m->v[m->n] = protobuf_c_message_unpack(msg->descriptor, NULL, n, b);
-    free(b);
-    if (!m->v[m->n])
+    if (!(m->v[m->n] = msg_copy(msg)))
         return MT_E_NOMEM;
     m->n++;
     return 0;

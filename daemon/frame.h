@@ -37,4 +37,14 @@ int frame_partial(const struct frame_reader *r);
  * when out of memory or over 4 GiB. */
 uint8_t *frame_pack(const ProtobufCMessage *m, size_t *len);
 
+/* `m` packed into a malloc'd buffer of *len bytes (no header); NULL when out
+ * of memory. */
+uint8_t *msg_pack(const ProtobufCMessage *m, size_t *len);
+/* Replace the blob *buf (freed) with `m` packed; on failure *buf is NULL
+ * and *len 0. */
+void msg_pack_into(uint8_t **buf, size_t *len, const ProtobufCMessage *m);
+/* A deep copy of `m` the caller owns (protobuf_c_message_free_unpacked);
+ * NULL when out of memory. */
+void *msg_copy(const ProtobufCMessage *m);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
 #include "jobspec.h"
 #include "log.h"
 #include "train.h"
@@ -54,17 +55,6 @@ int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err
         return rc;
     memstats_from_plan(out, &p);
     return 0;
-}
-
-static void set_blob(uint8_t **blob, size_t *len, const ProtobufCMessage *m)
-{
-    free(*blob);
-    *len = protobuf_c_message_get_packed_size(m);
-    *blob = malloc(*len ? *len : 1);
-    if (*blob)
-        protobuf_c_message_pack(m, *blob);
-    else
-        *len = 0;
 }
 
 static void job_free(struct job *j)
@@ -276,7 +266,7 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     r->rule = strdup(spec->rule.name);
     r->epochs = (uint32_t)spec->epochs;
     r->memory_limit = spec->memory_limit;
-    set_blob(&r->planned, &r->planned_len, &plan.base);
+    msg_pack_into(&r->planned, &r->planned_len, &plan.base);
     if ((rc = jobspec_pack(spec, &r->spec, &r->spec_len, err)) ||
         (rc = store_job_insert(d->store, r, err))) {
         *status = MEMTRAIN__STATUS__ERROR;
@@ -440,30 +430,9 @@ static int keep_last_epoch(void *ud, const Memtrain__EpochProgress *e)
     Memtrain__EpochProgress **last = ud;
     if (*last)
         memtrain__epoch_progress__free_unpacked(*last, NULL);
-    size_t n = memtrain__epoch_progress__get_packed_size(e);
-    uint8_t *buf = malloc(n ? n : 1);
-    *last = NULL;
-    if (!buf)
-        return MT_E_NOMEM;
-    memtrain__epoch_progress__pack(e, buf);
-    *last = memtrain__epoch_progress__unpack(NULL, n, buf);
-    free(buf);
-    return 0;
+    *last = msg_copy(&e->base);
+    return *last ? 0 : MT_E_NOMEM;
 }
-
-/* A deep copy through pack/unpack: the copy is owned by the caller. */
-#define COPY_MSG(type, fn, src)                                                   \
-    ({                                                                            \
-        size_t n_ = memtrain__##fn##__get_packed_size(src);                       \
-        uint8_t *b_ = malloc(n_ ? n_ : 1);                                        \
-        type *c_ = NULL;                                                          \
-        if (b_) {                                                                 \
-            memtrain__##fn##__pack(src, b_);                                      \
-            c_ = memtrain__##fn##__unpack(NULL, n_, b_);                          \
-            free(b_);                                                             \
-        }                                                                         \
-        c_;                                                                       \
-    })
 
 void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row,
                  const struct job *live)
@@ -492,13 +461,13 @@ void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row
         j->measured = m->measured = memtrain__memory_stats__unpack(NULL, row->measured_len,
                                                                     row->measured);
     if (live && live->last_epoch)
-        m->last = COPY_MSG(Memtrain__EpochProgress, epoch_progress, live->last_epoch);
+        m->last = msg_copy(&live->last_epoch->base);
     else
         store_epochs_each(d->store, row->id, keep_last_epoch, &m->last, NULL);
     j->last_epoch = m->last;
     if (live) {
         if (live->sample)
-            j->memory = m->sample = COPY_MSG(Memtrain__MemorySample, memory_sample, live->sample);
+            j->memory = m->sample = msg_copy(&live->sample->base);
         if (row->state == MEMTRAIN__JOB_STATE__QUEUED)
             j->waiting = (char *)live->waiting;
     }

@@ -163,13 +163,7 @@ static void store_err(struct worker *w, int rc, const struct mt_err *err)
 
 static void set_measured(struct job *j, const Memtrain__MemoryStats *m)
 {
-    free(j->row.measured);
-    j->row.measured_len = memtrain__memory_stats__get_packed_size(m);
-    j->row.measured = malloc(j->row.measured_len ? j->row.measured_len : 1);
-    if (j->row.measured)
-        memtrain__memory_stats__pack(m, j->row.measured);
-    else
-        j->row.measured_len = 0;
+    msg_pack_into(&j->row.measured, &j->row.measured_len, &m->base);
 }
 
 static void on_memory(struct worker *w, Memtrain__MemorySample *m)
@@ -212,16 +206,9 @@ static void on_event(struct worker *w, Memtrain__WorkerEvent *ev)
     struct mt_err err = {0};
     Memtrain__WatchEvent we = MEMTRAIN__WATCH_EVENT__INIT;
     switch (ev->event_case) {
-    case MEMTRAIN__WORKER_EVENT__EVENT_PLANNED: {
-        Memtrain__MemoryStats *p = ev->planned;
-        free(j->row.planned);
-        j->row.planned_len = memtrain__memory_stats__get_packed_size(p);
-        if ((j->row.planned = malloc(j->row.planned_len ? j->row.planned_len : 1)))
-            memtrain__memory_stats__pack(p, j->row.planned);
-        else
-            j->row.planned_len = 0;
+    case MEMTRAIN__WORKER_EVENT__EVENT_PLANNED:
+        msg_pack_into(&j->row.planned, &j->row.planned_len, &ev->planned->base);
         break;
-    }
     case MEMTRAIN__WORKER_EVENT__EVENT_STEP:
         store_err(w, store_step_add(d->store, j->row.id, ev->step, &err), &err);
         we.event_case = MEMTRAIN__WATCH_EVENT__EVENT_STEP;
@@ -232,31 +219,14 @@ static void on_event(struct worker *w, Memtrain__WorkerEvent *ev)
         on_memory(w, ev->memory);
         if (j->sample)
             memtrain__memory_sample__free_unpacked(j->sample, NULL);
-        j->sample = NULL;
-        {
-            /* Keep a copy: the event is freed by the caller. */
-            size_t n = memtrain__memory_sample__get_packed_size(ev->memory);
-            uint8_t *b = malloc(n ? n : 1);
-            if (b) {
-                memtrain__memory_sample__pack(ev->memory, b);
-                j->sample = memtrain__memory_sample__unpack(NULL, n, b);
-                free(b);
-            }
-        }
+        j->sample = msg_copy(&ev->memory->base); /* the event is freed by the caller */
         break;
     case MEMTRAIN__WORKER_EVENT__EVENT_EPOCH: {
         Memtrain__EpochProgress *e = ev->epoch;
         store_err(w, store_epoch_add(d->store, j->row.id, e, &err), &err);
         if (j->last_epoch)
             memtrain__epoch_progress__free_unpacked(j->last_epoch, NULL);
-        size_t n = memtrain__epoch_progress__get_packed_size(e);
-        uint8_t *b = malloc(n ? n : 1);
-        j->last_epoch = NULL;
-        if (b) {
-            memtrain__epoch_progress__pack(e, b);
-            j->last_epoch = memtrain__epoch_progress__unpack(NULL, n, b);
-            free(b);
-        }
+        j->last_epoch = msg_copy(&e->base);
         j->row.epochs_done = e->epoch;
         if (e->memory)
             set_measured(j, e->memory);
@@ -268,13 +238,12 @@ static void on_event(struct worker *w, Memtrain__WorkerEvent *ev)
     }
     case MEMTRAIN__WORKER_EVENT__EVENT_CHECKPOINT: {
         Memtrain__CheckpointData *c = ev->checkpoint;
-        size_t n = memtrain__checkpoint_data__get_packed_size(c);
-        uint8_t *b = malloc(n ? n : 1);
+        size_t n;
+        uint8_t *b = msg_pack(&c->base, &n);
         if (!b) {
             log_err("job %llu: out of memory storing a checkpoint", (unsigned long long)j->row.id);
             break;
         }
-        memtrain__checkpoint_data__pack(c, b);
         uint32_t keep = j->spec.keep_checkpoints > 0 ? (uint32_t)j->spec.keep_checkpoints : 0;
         int rc = store_ckpt_add(d->store, j->row.id, c->epoch, now_ms(), b, n, keep, &err);
         store_err(w, rc, &err);

@@ -124,14 +124,11 @@ static void test_unknown_verb(void **state)
 static void test_wrong_version(void **state)
 {
     (void)state;
-    uint8_t b[4 + 6] = {0, 0, 0, 6, 0x08, 0x07, 0x10, 0x06, 0x92, 0x01};
-    b[3] = 6;
     /* version 7, id 6, ping (field 18, empty) */
     uint8_t msg[] = {0x08, 0x07, 0x10, 0x06, 0x92, 0x01, 0x00};
     uint8_t frame[4 + sizeof msg];
     wire_put_len(frame, sizeof msg);
     memcpy(frame + 4, msg, sizeof msg);
-    (void)b;
     Memtrain__Response *r = send_raw(frame, sizeof frame, 0);
     show("protocol version 7", r);
     assert_non_null(r);
