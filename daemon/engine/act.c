@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "simd.h"
+
 static const char *names[MT_ACT_N] = {"relu", "leaky_relu", "tanh", "sigmoid", "gelu", "identity",
                                          "silu"};
 
@@ -67,6 +69,7 @@ float act_df(float z, enum mt_act a)
     }
 }
 
+MT_CLONES
 void act_forward_bias(float *restrict z, const float *restrict bias, size_t B, size_t n,
                       enum mt_act a)
 {
@@ -93,6 +96,7 @@ void act_forward_bias(float *restrict z, const float *restrict bias, size_t B, s
     }
 }
 
+MT_CLONES
 void act_backward(float *restrict dh, const float *restrict v, size_t count, enum mt_act a)
 {
     switch (a) {

@@ -10,6 +10,8 @@
 
 void blas_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                const float *B, float beta, float *C);
+/* y += alpha x over n floats (OpenBLAS splits long ones over its threads). */
+void blas_axpy(size_t n, float alpha, const float *x, float *y);
 /* The same by three plain loops, for tests. */
 void blas_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    const float *B, float beta, float *C);

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "rng.h"
+#include "simd.h"
 
 #define IDX_UBYTE 0x08
 #define IDX_IMAGES 0x00000803u
@@ -736,6 +737,7 @@ void data_norm_fit(const struct mt_dataset *train, enum mt_normalize how, struct
 }
 
 /* The hot loop: restrict and a plain affine map, so it vectorises. */
+MT_CLONES
 static void row_to_float(float *restrict dst, const uint8_t *restrict src, int n, float scale,
                          float shift)
 {

@@ -4,15 +4,26 @@
 #include <string.h>
 
 #include "blas.h"
+#include "simd.h"
 
 void dense_forward(float *Z, const float *H, const float *W, int B, int IN, int OUT)
 {
     blas_gemm(0, 1, B, OUT, IN, 1.0f, H, W, 0.0f, Z);
 }
 
-void colsum(float *restrict out, const float *restrict A, int rows, int n)
+void colsum(float *out, const float *A, int rows, int n)
 {
-    memset(out, 0, (size_t)n * sizeof *out);
+    colsum_acc(out, 0.0f, A, rows, n);
+}
+
+MT_CLONES
+void colsum_acc(float *restrict out, float beta, const float *restrict A, int rows, int n)
+{
+    if (beta == 0.0f)
+        memset(out, 0, (size_t)n * sizeof *out);
+    else
+        for (int j = 0; j < n; j++)
+            out[j] *= beta;
     for (int r = 0; r < rows; r++) {
         const float *restrict row = A + (size_t)r * n;
         for (int j = 0; j < n; j++)
@@ -23,8 +34,14 @@ void colsum(float *restrict out, const float *restrict A, int rows, int n)
 void dense_backward_params(float *dW, float *db, const float *dZ, const float *H, int B, int IN,
                            int OUT)
 {
-    blas_gemm(1, 0, OUT, IN, B, 1.0f, dZ, H, 0.0f, dW);
-    colsum(db, dZ, B, OUT);
+    dense_accumulate_params(dW, db, 0.0f, dZ, H, B, IN, OUT);
+}
+
+void dense_accumulate_params(float *dW, float *db, float beta, const float *dZ, const float *H,
+                             int B, int IN, int OUT)
+{
+    blas_gemm(1, 0, OUT, IN, B, 1.0f, dZ, H, beta, dW);
+    colsum_acc(db, beta, dZ, B, OUT);
 }
 
 void dense_backward_input(float *dH, const float *dZ, const float *M, int B, int IN, int OUT)

@@ -13,11 +13,18 @@ void dense_forward(float *Z, const float *H, const float *W, int B, int IN, int 
 /* dW (OUT, IN) = dZ^T H; db (OUT) = column sums of dZ. */
 void dense_backward_params(float *dW, float *db, const float *dZ, const float *H, int B, int IN,
                            int OUT);
+/* The same added to what is there, scaled: dW = beta dW + dZ^T H and
+ * db = beta db + column sums of dZ (beta 0 overwrites). SGD momentum uses
+ * it to take the gradient straight into its momentum buffer (optim.h). */
+void dense_accumulate_params(float *dW, float *db, float beta, const float *dZ, const float *H,
+                             int B, int IN, int OUT);
 /* dH (B, IN) = dZ M with M (OUT, IN): W for BP, a feedback matrix for FA. */
 void dense_backward_input(float *dH, const float *dZ, const float *M, int B, int IN, int OUT);
 /* out (B, N) = E (B, C) D (C, N): DFA's direct projection of the error. */
 void dense_project(float *out, const float *E, const float *D, int B, int C, int N);
 /* Column sums: out (n) = sum over rows of A (rows, n). */
 void colsum(float *out, const float *A, int rows, int n);
+/* out = beta out + the column sums of A (beta 0 overwrites). */
+void colsum_acc(float *out, float beta, const float *A, int rows, int n);
 
 #endif

@@ -110,6 +110,14 @@ int model_hidden_max(const struct mt_model_desc *d)
     return mx;
 }
 
+int model_has_norm(const struct mt_model_desc *d)
+{
+    for (int l = 1; l < d->n_layers; l++)
+        if (d->norm[l] != MT_NK_NONE)
+            return 1;
+    return 0;
+}
+
 size_t model_hidden_sum(const struct mt_model_desc *d)
 {
     size_t s = 0;

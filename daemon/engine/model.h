@@ -65,6 +65,8 @@ size_t model_max_layer_size(const struct mt_model_desc *d);
 int model_max_width(const struct mt_model_desc *d);  /* max n_l over l = 1..L */
 /* Largest hidden width, max n_l over l = 1..L-1 (0 without hidden layers). */
 int model_hidden_max(const struct mt_model_desc *d);
+/* Whether any hidden layer has a norm (batch- or layer-norm). */
+int model_has_norm(const struct mt_model_desc *d);
 /* Sum of n_l over the hidden layers l = 1..L-1. */
 size_t model_hidden_sum(const struct mt_model_desc *d);
 double model_flops_forward(const struct mt_model_desc *d, int batch); /* 2 B P_w */

@@ -7,11 +7,8 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MT_CLONES
-#endif
+#include "blas.h"
+#include "simd.h"
 
 static const char *opt_names[] = {"sgd", "adam", "adamw"};
 static const char *sched_names[] = {"constant", "step", "cosine"};
@@ -147,6 +144,30 @@ void optim_update(struct mt_optim *o, float lr, float *w, const float *g, size_t
         else
             sgd_plain(w, g, n, lr, s->weight_decay);
     }
+}
+
+int optim_accumulates(const struct mt_optim_spec *s)
+{
+    return uses_momentum(s) && s->nesterov != 1;
+}
+
+float *optim_accum_target(const struct mt_optim *o, size_t off)
+{
+    return o->m + off;
+}
+
+float optim_accum_beta(const struct mt_optim *o)
+{
+    return o->s.momentum;
+}
+
+/* Two passes OpenBLAS splits over its threads: the update is bandwidth-bound
+ * and would otherwise run on one core while the other waits. */
+void optim_update_accumulated(struct mt_optim *o, float lr, float *w, size_t off, size_t n)
+{
+    if (o->s.weight_decay != 0.0f)
+        blas_axpy(n, o->s.weight_decay, w, o->m + off);
+    blas_axpy(n, -lr, o->m + off, w);
 }
 
 float sched_lr(const struct mt_sched_spec *s, float base_lr, long step, long steps_per_epoch,

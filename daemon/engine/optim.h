@@ -63,6 +63,17 @@ int optim_init(struct mt_optim *o, const struct mt_optim_spec *s, size_t n, stru
 void optim_begin_step(struct mt_optim *o);
 /* Update w[0..n) from g[0..n); state at offset off. One fused pass. */
 void optim_update(struct mt_optim *o, float lr, float *w, const float *g, size_t off, size_t n);
+/* Heavy-ball SGD momentum (not Nesterov) can take the gradient straight
+ * into its momentum buffer, since m = mu m + g is what a GEMM with beta = mu
+ * computes: no gradient buffer, and no pass reading one. When
+ * optim_accumulates says so, the rule adds layer gradients into
+ * optim_accum_target(o, off) with beta optim_accum_beta(o) (the GEMM's beta,
+ * dense_accumulate_params), then optim_update_accumulated finishes the step:
+ * m += wd w, then w -= lr m, the same update as optim_update. */
+int optim_accumulates(const struct mt_optim_spec *s);
+float *optim_accum_target(const struct mt_optim *o, size_t off);
+float optim_accum_beta(const struct mt_optim *o);
+void optim_update_accumulated(struct mt_optim *o, float lr, float *w, size_t off, size_t n);
 /* Learning rate at a step: step counts from 0, steps_per_epoch > 0. */
 float sched_lr(const struct mt_sched_spec *s, float base_lr, long step, long steps_per_epoch,
                int epochs);

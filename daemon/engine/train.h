@@ -34,6 +34,10 @@ struct mt_rule_state {
     /* A rule's own bookkeeping (a small struct of its file): malloc'd by its
      * init, freed by its fini. Buffers that count go in the arena. */
     void *priv;
+    /* BP and FA with heavy-ball SGD momentum: each layer's gradient goes
+     * straight into the momentum buffer and `grads` is NULL
+     * (backprop_accumulates, optim.h). */
+    int accumulate;
 };
 
 struct mt_step_result;

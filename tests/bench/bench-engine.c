@@ -10,7 +10,9 @@
  *   depth   kept-activation peaks per rule at 2, 4, 8, 16 hidden layers of 1024.
  *   torch   side by side with PyTorch CPU (tests/bench/torch_mlp.py), both as
  *           separate processes, interleaved, same network, data, batch,
- *           optimizer and OpenBLAS core: samples/s and peak RSS, and ratios.
+ *           optimizer and OpenBLAS core: samples/s and peak RSS, and ratios;
+ *           the order alternates run by run. torch-sgd and torch-adam run
+ *           only the first or the second network.
  *   all     speed, depth, rules (1 epoch) and torch, in that order.
  * Every kernel is checked against its reference by the test suite first;
  * here each measured step also trains for real (accuracy is printed). */
@@ -455,35 +457,42 @@ static int bench_torch_net(const struct bench_opts *o, const char *hidden, int b
         torch_argv[k++] = rest[i];
     torch_argv[k] = NULL;
 
-    double ms[16], ts[16];
+    double ms[16], ts[16], ratio[16];
     long mr = 0, tr = 0;
     int n = 0;
-    printf("| run | memtrain samples/s | PyTorch samples/s | memtrain peak RSS | PyTorch peak RSS |\n"
-           "|---|---|---|---|---|\n");
+    printf("| run | first | memtrain samples/s | PyTorch samples/s | ratio | memtrain peak RSS | "
+           "PyTorch peak RSS |\n|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < o->reps && r < 16; r++) {
         struct proc_fig m, t;
-        if (run_json(run_argv, &m) || run_json(torch_argv, &t)) {
+        /* The order alternates (ABBA...) so a drift in the machine's speed
+         * does not always land on the same side. */
+        int torch_first = r % 2 == 1;
+        int bad = torch_first ? run_json(torch_argv, &t) || run_json(run_argv, &m)
+                              : run_json(run_argv, &m) || run_json(torch_argv, &t);
+        if (bad) {
             fprintf(stderr, "memtrain-bench: a side-by-side run failed (memtrain %s, torch %s)\n",
                     m.ok ? "ok" : "failed", t.ok ? "ok" : "failed");
             unlink(spec);
             return 1;
         }
-        printf("| %d | %.0f | %.0f | %.1f MiB | %.1f MiB |\n", r + 1, m.sps, t.sps,
+        printf("| %d | %s | %.0f | %.0f | %.2fx | %.1f MiB | %.1f MiB |\n", r + 1,
+               torch_first ? "PyTorch" : "memtrain", m.sps, t.sps, m.sps / t.sps,
                m.rss / 1048576.0, t.rss / 1048576.0);
         fflush(stdout);
-        ms[n] = m.sps, ts[n] = t.sps, n++;
+        ms[n] = m.sps, ts[n] = t.sps, ratio[n] = m.sps / t.sps, n++;
         mr = m.rss > mr ? m.rss : mr;
         tr = t.rss > tr ? t.rss : tr;
     }
     unlink(spec);
-    double mm = median(ms, n), tm = median(ts, n);
-    printf("\nmedian: memtrain %.0f samples/s, PyTorch %.0f samples/s: **%.2fx**; peak RSS memtrain "
-           "%.1f MiB, PyTorch %.1f MiB (%.2fx less)\n\n",
-           mm, tm, mm / tm, mr / 1048576.0, tr / 1048576.0, (double)tr / (double)mr);
+    double mm = median(ms, n), tm = median(ts, n), rm = median(ratio, n);
+    printf("\nmedian: memtrain %.0f samples/s, PyTorch %.0f samples/s: **%.2fx**; median of the "
+           "per-run ratios **%.2fx**; peak RSS memtrain %.1f MiB, PyTorch %.1f MiB (%.2fx less)\n\n",
+           mm, tm, mm / tm, rm, mr / 1048576.0, tr / 1048576.0, (double)tr / (double)mr);
     return 0;
 }
 
-static int bench_torch(const struct bench_opts *o)
+/* which: 1 the SGD network, 2 the Adam network, 3 both. */
+static int bench_torch(const struct bench_opts *o, int which)
 {
     if (!torch_available(o)) {
         printf("## versus PyTorch: skipped: %s cannot import torch (apt-get install "
@@ -496,18 +505,24 @@ static int bench_torch(const struct bench_opts *o)
            ct ? ct : "unset", o->threads);
     /* Full epochs on both sides, so both hold the whole dataset and the
      * peak RSS figures compare like with like. */
-    printf("### 784-1024-1024-1024-10, batch 128, SGD momentum 0.9, lr 0.01, 1 epoch\n\n");
-    if (bench_torch_net(o, "1024,1024,1024", 128, "sgd", "0.01"))
-        return 1;
-    printf("### 784-2000-2000-2000-2000-10, batch 100, Adam lr 1e-4, 1 epoch\n\n");
-    return bench_torch_net(o, "2000,2000,2000,2000", 100, "adam", "1e-4");
+    if (which & 1) {
+        printf("### 784-1024-1024-1024-10, batch 128, SGD momentum 0.9, lr 0.01, 1 epoch\n\n");
+        if (bench_torch_net(o, "1024,1024,1024", 128, "sgd", "0.01"))
+            return 1;
+    }
+    if (which & 2) {
+        printf("### 784-2000-2000-2000-2000-10, batch 100, Adam lr 1e-4, 1 epoch\n\n");
+        return bench_torch_net(o, "2000,2000,2000,2000", 100, "adam", "1e-4");
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------- main */
 
 static void usage(FILE *f)
 {
-    fputs("Usage: memtrain-bench [OPTION]... [speed|rules|rules-big|depth|torch|all]...\n"
+    fputs("Usage: memtrain-bench [OPTION]... [speed|rules|rules-big|depth|torch|torch-sgd|"
+          "torch-adam|all]...\n"
           "Print memtrain's speed and memory figures on MNIST (see tests/bench/README.md).\n\n"
           "  -d, --data-dir DIR     MNIST IDX files (default: the engine's search path)\n"
           "  -t, --threads N        OpenBLAS threads (default 2)\n"
@@ -576,12 +591,16 @@ int main(int argc, char **argv)
         else if (!strcmp(what, "depth"))
             rc |= bench_depth(&o);
         else if (!strcmp(what, "torch"))
-            rc |= bench_torch(&o);
+            rc |= bench_torch(&o, 3);
+        else if (!strcmp(what, "torch-sgd"))
+            rc |= bench_torch(&o, 1);
+        else if (!strcmp(what, "torch-adam"))
+            rc |= bench_torch(&o, 2);
         else if (!strcmp(what, "all")) {
             rc |= bench_speed(&o);
             rc |= bench_depth(&o);
             rc |= bench_rules(&o, small, 3, 128, MT_OPT_SGD, 0.01f);
-            rc |= bench_torch(&o);
+            rc |= bench_torch(&o, 3);
         } else {
             fprintf(stderr, "memtrain-bench: unknown benchmark '%s'\n", what);
             return 2;

@@ -47,6 +47,66 @@ static void test_gemm_matches_naive_loops(void **state)
     free(A), free(B), free(C1), free(C2);
 }
 
+/* Thin products (a side of at most 16) run on one OpenBLAS thread; the
+ * result still matches the loops and the thread count is put back. */
+static void test_gemm_thin_shapes_on_two_threads(void **state)
+{
+    struct mt_rng r;
+    rng_seed(&r, 5);
+    static const int shapes[][5] = {
+        {0, 1, 128, 10, 300}, {1, 0, 10, 300, 128}, {0, 0, 128, 300, 10}, {0, 1, 64, 96, 80},
+    };
+    int before = blas_threads();
+    blas_set_threads(2);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], N = shapes[s][3],
+            K = shapes[s][4];
+        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+        float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+        fill(A, (size_t)M * K, &r);
+        fill(B, (size_t)K * N, &r);
+        fill(C1, (size_t)M * N, &r);
+        memcpy(C2, C1, sizeof(float) * M * N);
+        blas_gemm(ta, tb, M, N, K, 1.0f, A, B, 0.9f, C1);
+        blas_gemm_ref(ta, tb, M, N, K, 1.0f, A, B, 0.9f, C2);
+        for (int i = 0; i < M * N; i++)
+            assert_float_equal(C1[i], C2[i], 1e-4);
+        assert_int_equal(blas_threads(), 2);
+        free(A), free(B), free(C1), free(C2);
+    }
+    blas_set_threads(before);
+}
+
+/* dW = beta dW + dZ^T H and db = beta db + column sums (SGD momentum's
+ * accumulation), and y += alpha x, against loops. */
+static void test_dense_accumulate_and_axpy_match_naive(void **state)
+{
+    struct mt_rng r;
+    rng_seed(&r, 6);
+    int Bt = 6, IN = 9, OUT = 4;
+    float H[54], dZ[24], dW[36], db[4], dW0[36], db0[4], x[37], y[37], y0[37];
+    fill(H, 54, &r), fill(dZ, 24, &r), fill(dW, 36, &r), fill(db, 4, &r);
+    memcpy(dW0, dW, sizeof dW), memcpy(db0, db, sizeof db);
+    dense_accumulate_params(dW, db, 0.9f, dZ, H, Bt, IN, OUT);
+    for (int o = 0; o < OUT; o++) {
+        double sb = 0;
+        for (int b = 0; b < Bt; b++)
+            sb += dZ[b * OUT + o];
+        assert_float_equal(db[o], 0.9 * db0[o] + sb, 1e-5);
+        for (int i = 0; i < IN; i++) {
+            double s = 0;
+            for (int b = 0; b < Bt; b++)
+                s += dZ[b * OUT + o] * H[b * IN + i];
+            assert_float_equal(dW[o * IN + i], 0.9 * dW0[o * IN + i] + s, 1e-5);
+        }
+    }
+    fill(x, 37, &r), fill(y, 37, &r);
+    memcpy(y0, y, sizeof y);
+    blas_axpy(37, -0.25f, x, y);
+    for (int i = 0; i < 37; i++)
+        assert_float_equal(y[i], y0[i] - 0.25 * x[i], 1e-6);
+}
+
 static void test_dense_backward_matches_naive(void **state)
 {
     struct mt_rng r;
@@ -222,6 +282,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_matches_naive_loops),
+        cmocka_unit_test(test_gemm_thin_shapes_on_two_threads),
+        cmocka_unit_test(test_dense_accumulate_and_axpy_match_naive),
         cmocka_unit_test(test_dense_backward_matches_naive),
         cmocka_unit_test(test_softmax_xent_gradient_is_finite_difference),
         cmocka_unit_test(test_activation_derivatives_match_differences),

@@ -22,13 +22,25 @@ void plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size_t gr
 void backprop_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    if (!backprop_accumulates(s))
+        plan_full_grads(s, p);
     p->cat[MT_MEM_PARAMS] = feedback_bytes;
     size_t acts = kept_acts_bytes(&s->model, s->batch);
     size_t ws = chain_ws_bytes(&s->model, s->batch);
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
     plan_phases(p, p->cat[MT_MEM_GRADS] + feedback_bytes, acts, acts + ws, 0);
+}
+
+int backprop_accumulates(const struct mt_spec *s)
+{
+    return optim_accumulates(&s->optim) && !model_has_norm(&s->model);
+}
+
+int alloc_backprop_grads(struct mt_trainer *t, struct mt_err *err)
+{
+    t->rs.accumulate = backprop_accumulates(&t->spec);
+    return t->rs.accumulate ? 0 : alloc_full_grads(t, err);
 }
 
 int alloc_full_grads(struct mt_trainer *t, struct mt_err *err)
@@ -68,7 +80,7 @@ static int bp_init(struct mt_trainer *t, struct mt_err *err)
 {
     if (t->spec.rule.binary == 1)
         return bpbin_init(t, err);
-    return alloc_full_grads(t, err);
+    return alloc_backprop_grads(t, err);
 }
 
 static int bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,

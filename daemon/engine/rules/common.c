@@ -200,8 +200,15 @@ int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts
     float *delta = k->logits; /* E */
     for (int l = L, which = 0; l >= 1; l--) {
         const float *in = l > 1 ? k->H[l - 1] : x;
-        dense_backward_params(grad_w(t, l), grad_b(t, l), delta, in, B, d->width[l - 1],
-                              d->width[l]);
+        if (t->rs.accumulate) {
+            float *mw = optim_accum_target(&t->opt, model_layer_offset(d, l));
+            dense_accumulate_params(mw, mw + (size_t)d->width[l] * d->width[l - 1],
+                                    optim_accum_beta(&t->opt), delta, in, B, d->width[l - 1],
+                                    d->width[l]);
+        } else {
+            dense_backward_params(grad_w(t, l), grad_b(t, l), delta, in, B, d->width[l - 1],
+                                  d->width[l]);
+        }
         if (l == 1)
             break; /* no input gradient for the data (spec 1(f)) */
         float *next = buf[which];
@@ -238,7 +245,10 @@ void update_all(struct mt_trainer *t)
 {
     arena_set_phase(t->arena, MT_PHASE_UPDATE);
     optim_begin_step(&t->opt);
-    optim_update(&t->opt, t->lr, t->net.params, t->rs.grads, 0, t->opt.n);
+    if (t->rs.accumulate)
+        optim_update_accumulated(&t->opt, t->lr, t->net.params, 0, t->opt.n);
+    else
+        optim_update(&t->opt, t->lr, t->net.params, t->rs.grads, 0, t->opt.n);
 }
 
 void rule_optim_defaults(struct mt_spec *s)

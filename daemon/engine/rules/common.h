@@ -66,7 +66,8 @@ int forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, in
 /* Loss, hits and E in place over the logits; fails on a non-finite loss. */
 int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
                  struct mt_step_result *r, struct mt_err *err);
-/* One optimizer pass over the whole parameter block. */
+/* One optimizer pass over the whole parameter block (or, when the rule
+ * accumulated into the momentum buffer, the update that finishes it). */
 void update_all(struct mt_trainer *t);
 
 /* The rules' optimizer recipe: Adam 1e-4 (SGD 0.01) with a cosine decay
@@ -86,6 +87,13 @@ void feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rul
 void backprop_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p);
 int backprop_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                   float *const *fb, struct mt_step_result *r, struct mt_err *err);
+/* Whether BP and FA take their gradients straight into the momentum
+ * buffer (optim_accumulates; models without norm layers): then they keep no
+ * gradient buffer. */
+int backprop_accumulates(const struct mt_spec *s);
+/* BP's and FA's gradient storage: the full block, or none when they
+ * accumulate (sets t->rs.accumulate). */
+int alloc_backprop_grads(struct mt_trainer *t, struct mt_err *err);
 /* Allocate the full gradient block (BP, FA, DFA). */
 int alloc_full_grads(struct mt_trainer *t, struct mt_err *err);
 /* Record a rule's resident bytes per phase from its persistent and transient parts. */

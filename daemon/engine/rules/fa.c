@@ -34,7 +34,7 @@ static void fa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 static int fa_init(struct mt_trainer *t, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
-    int rc = alloc_full_grads(t, err);
+    int rc = alloc_backprop_grads(t, err);
     if (rc)
         return rc;
     for (int l = 2; l <= d->n_layers; l++) {
