@@ -14,8 +14,9 @@ static int log_cap, log_n;
 /* OpenBLAS splits a product over its threads by size alone. A thin one
  * (a side of at most 16: the 10-class output layer) runs faster on one
  * thread than split in two: 128x10x1024 takes 39 us instead of 79 on this
- * machine's 2 cores. Splitting never divides the sum over K, so the result
- * is the same either way. */
+ * machine's 2 cores. Like any change of split, this can move the last bits
+ * of a multi-threaded run's results (one thread is untouched); each run is
+ * still the same run after run. */
 static int thin(int M, int N, int K)
 {
     return M <= 16 || N <= 16 || K <= 16;

@@ -427,16 +427,42 @@ static double median(double *v, int n)
     return n ? v[n / 2] : NAN;
 }
 
-static int bench_torch_net(const struct bench_opts *o, const char *hidden, int batch,
-                           const char *opt, const char *lr)
+/* The sgemm calls of one BP step on this network, recorded in this process
+ * so each side-by-side run can be set against the GEMM-only ceiling of the
+ * moment (the machine's speed drifts). *t must be finished by the caller. */
+static int torch_ceiling_calls(const struct bench_opts *o, const int *hidden, int nh, int batch,
+                               enum mt_optim_kind kind, float lr, struct mt_trainer *t,
+                               struct blas_call *calls, int cap)
 {
+    struct mt_spec s;
+    struct mt_err err = {0};
+    mnist_spec(&s, o, "bp", hidden, nh, batch, kind, lr);
+    int n = trainer_init(t, &s, &err) ? -1 : record_step(t, calls, cap, &err);
+    if (n < 0)
+        fprintf(stderr, "memtrain-bench: %s\n", err.msg);
+    return n;
+}
+
+static int bench_torch_net(const struct bench_opts *o, const int *hidden_w, int nh, int batch,
+                           enum mt_optim_kind kind, float lr_f)
+{
+    char hidden[128] = "", opt[16], lr[32];
+    for (int i = 0; i < nh; i++)
+        snprintf(hidden + strlen(hidden), sizeof hidden - strlen(hidden), "%s%d", i ? "," : "",
+                 hidden_w[i]);
+    snprintf(opt, sizeof opt, "%s", optim_kind_name(kind));
+    snprintf(lr, sizeof lr, "%g", (double)lr_f);
+    struct mt_trainer ct;
+    struct blas_call calls[512];
+    int ncalls = torch_ceiling_calls(o, hidden_w, nh, batch, kind, lr_f, &ct, calls, 512);
+    if (ncalls < 0)
+        return 1;
     char spec[] = "/tmp/memtrain-bench-XXXXXX.yaml";
     int fd = mkstemps(spec, 5);
-    if (fd < 0)
+    if (fd < 0 || close(fd) || write_spec(spec, o, hidden, batch, opt, lr)) {
+        trainer_fini(&ct);
         return 1;
-    close(fd);
-    if (write_spec(spec, o, hidden, batch, opt, lr))
-        return 1;
+    }
     char threads[16], batch_s[16];
     snprintf(threads, sizeof threads, "%d", o->threads);
     snprintf(batch_s, sizeof batch_s, "%d", batch);
@@ -450,18 +476,19 @@ static int bench_torch_net(const struct bench_opts *o, const char *hidden, int b
         torch_argv[k++] = "--data-dir";
         torch_argv[k++] = (char *)o->data_dir;
     }
-    char *rest[] = {"--hidden", (char *)hidden, "--batch", batch_s, "--optimizer", (char *)opt,
-                    "--lr", (char *)lr, "--momentum", "0.9", "--epochs", "1", "--threads",
+    char *rest[] = {"--hidden", hidden, "--batch", batch_s, "--optimizer", opt, "--lr", lr,
+                    "--momentum", "0.9", "--epochs", "1", "--threads",
                     threads, "--seed", "1"};
     for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
         torch_argv[k++] = rest[i];
     torch_argv[k] = NULL;
 
-    double ms[16], ts[16], ratio[16];
+    double ms[16], ts[16], ratio[16], cs[16], mfrac[16], tfrac[16];
     long mr = 0, tr = 0;
     int n = 0;
-    printf("| run | first | memtrain samples/s | PyTorch samples/s | ratio | memtrain peak RSS | "
-           "PyTorch peak RSS |\n|---|---|---|---|---|---|---|\n");
+    printf("| run | first | memtrain samples/s | PyTorch samples/s | ratio | GEMM-only ceiling "
+           "samples/s | memtrain / ceiling | PyTorch / ceiling | memtrain peak RSS | PyTorch "
+           "peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < o->reps && r < 16; r++) {
         struct proc_fig m, t;
         /* The order alternates (ABBA...) so a drift in the machine's speed
@@ -473,21 +500,30 @@ static int bench_torch_net(const struct bench_opts *o, const char *hidden, int b
             fprintf(stderr, "memtrain-bench: a side-by-side run failed (memtrain %s, torch %s)\n",
                     m.ok ? "ok" : "failed", t.ok ? "ok" : "failed");
             unlink(spec);
+            trainer_fini(&ct);
             return 1;
         }
-        printf("| %d | %s | %.0f | %.0f | %.2fx | %.1f MiB | %.1f MiB |\n", r + 1,
-               torch_first ? "PyTorch" : "memtrain", m.sps, t.sps, m.sps / t.sps,
-               m.rss / 1048576.0, t.rss / 1048576.0);
+        double ceil_sps = batch / time_calls(calls, ncalls, 21);
+        printf("| %d | %s | %.0f | %.0f | %.2fx | %.0f | %.1f %% | %.1f %% | %.1f MiB | %.1f MiB "
+               "|\n", r + 1, torch_first ? "PyTorch" : "memtrain", m.sps, t.sps, m.sps / t.sps,
+               ceil_sps, 100 * m.sps / ceil_sps, 100 * t.sps / ceil_sps, m.rss / 1048576.0,
+               t.rss / 1048576.0);
         fflush(stdout);
-        ms[n] = m.sps, ts[n] = t.sps, ratio[n] = m.sps / t.sps, n++;
+        ms[n] = m.sps, ts[n] = t.sps, ratio[n] = m.sps / t.sps, cs[n] = ceil_sps;
+        mfrac[n] = m.sps / ceil_sps, tfrac[n] = t.sps / ceil_sps, n++;
         mr = m.rss > mr ? m.rss : mr;
         tr = t.rss > tr ? t.rss : tr;
     }
     unlink(spec);
-    double mm = median(ms, n), tm = median(ts, n), rm = median(ratio, n);
+    trainer_fini(&ct);
+    double mm = median(ms, n), tm = median(ts, n), rm = median(ratio, n), tf = median(tfrac, n);
     printf("\nmedian: memtrain %.0f samples/s, PyTorch %.0f samples/s: **%.2fx**; median of the "
-           "per-run ratios **%.2fx**; peak RSS memtrain %.1f MiB, PyTorch %.1f MiB (%.2fx less)\n\n",
+           "per-run ratios **%.2fx**; peak RSS memtrain %.1f MiB, PyTorch %.1f MiB (%.2fx less)\n",
            mm, tm, mm / tm, rm, mr / 1048576.0, tr / 1048576.0, (double)tr / (double)mr);
+    printf("GEMM-only ceiling (BP's sgemm calls of one step on this network, timed alone after "
+           "each pair), median %.0f samples/s: memtrain runs at %.1f %% of it, PyTorch at %.1f %%, "
+           "so an engine making the same sgemm calls would be at most %.2fx PyTorch\n\n",
+           median(cs, n), 100 * median(mfrac, n), 100 * tf, 1.0 / tf);
     return 0;
 }
 
@@ -505,14 +541,15 @@ static int bench_torch(const struct bench_opts *o, int which)
            ct ? ct : "unset", o->threads);
     /* Full epochs on both sides, so both hold the whole dataset and the
      * peak RSS figures compare like with like. */
+    static const int small[] = {1024, 1024, 1024}, big[] = {2000, 2000, 2000, 2000};
     if (which & 1) {
         printf("### 784-1024-1024-1024-10, batch 128, SGD momentum 0.9, lr 0.01, 1 epoch\n\n");
-        if (bench_torch_net(o, "1024,1024,1024", 128, "sgd", "0.01"))
+        if (bench_torch_net(o, small, 3, 128, MT_OPT_SGD, 0.01f))
             return 1;
     }
     if (which & 2) {
         printf("### 784-2000-2000-2000-2000-10, batch 100, Adam lr 1e-4, 1 epoch\n\n");
-        return bench_torch_net(o, "2000,2000,2000,2000", 100, "adam", "1e-4");
+        return bench_torch_net(o, big, 4, 100, MT_OPT_ADAM, 1e-4f);
     }
     return 0;
 }
