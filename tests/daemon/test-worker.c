@@ -570,6 +570,14 @@ static void test_resume_is_exact_dfa_momentum(void **state)
     exact_resume(LONG_JOB("dfa", "{name: sgd, lr: 0.01, momentum: 0.9}"));
 }
 
+/* BP adds its gradients straight into the momentum buffer (no gradient
+ * buffer): the buffer is all the state a resume needs. */
+static void test_resume_is_exact_bp_accumulated_momentum(void **state)
+{
+    (void)state;
+    exact_resume(LONG_JOB("bp", "{name: sgd, lr: 0.01, momentum: 0.9, weight_decay: 0.0001}"));
+}
+
 static void test_resume_is_exact_memdfa_adamw_cosine(void **state)
 {
     (void)state;
@@ -810,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_cancels_mid_run),
         cmocka_unit_test(test_resume_is_exact_bp_adam),
         cmocka_unit_test(test_resume_is_exact_dfa_momentum),
+        cmocka_unit_test(test_resume_is_exact_bp_accumulated_momentum),
         cmocka_unit_test(test_resume_is_exact_memdfa_adamw_cosine),
         cmocka_unit_test(test_malformed_start_fails),
         cmocka_unit_test(test_eof_before_start_exits_1_quietly),
