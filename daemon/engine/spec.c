@@ -1338,5 +1338,5 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
         return mt_err_set(err, MT_E_INVAL,
                           "optimizer.lr: not given, and rule '%s' has no default", s->rule.name);
     optim_fallbacks(&s->optim);
-    return 0;
+    return r->check ? r->check(s, err) : 0;
 }

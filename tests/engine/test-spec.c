@@ -645,6 +645,53 @@ static void test_rule_settings_finish_checks(void **state)
     }
 }
 
+/* What each rule needs of the spec fails spec_finish (so the daemon refuses
+ * the job at submit), with the rule's own message; the same spec with the
+ * need met finishes. */
+static void test_rule_checks_run_at_finish(void **state)
+{
+    (void)state;
+    struct mt_spec good, s;
+    struct mt_err err;
+    assert_int_equal(parse(small_yaml, &good, &err), 0);   /* 2 hidden relu layers, 2 epochs */
+    static const struct {
+        const char *rule;
+        int change;
+        const char *needle;
+    } cases[] = {
+        {"asa", 0, "asa needs relu on every hidden layer"},
+        {"approx8", 0, "approximate activations need ReLU"},
+        {"approx4", 1, "approximate activations support batchnorm"},
+        {"approxbp", 2, "approxbp does not support"},
+        {"tinyfoa", 3, "epochs (1) must be at least the number of hidden layers (2)"},
+        {"tinyfoa", 0, "binary activations are ReLU"},
+        {"mezo", 4, "optimizer must be sgd without momentum, got adam"},
+        {"mezo", 5, "optimizer.weight_decay must be 0"},
+        {"ff", 0, "ff trains relu layers only"},
+        {"bp", 6, "binary BP takes no norm layers"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        s = good;
+        snprintf(s.rule.name, sizeof s.rule.name, "%s", cases[i].rule);
+        assert_int_equal(spec_finish(&s, &err), 0);   /* as it stands: fine */
+        s = good;
+        snprintf(s.rule.name, sizeof s.rule.name, "%s", cases[i].rule);
+        switch (cases[i].change) {
+        case 0: s.model.act[2] = MT_ACT_TANH; break;
+        case 1: s.model.norm[1] = MT_NK_LAYER; break;
+        case 2: s.model.norm[1] = MT_NK_BATCH; break;
+        case 3: s.epochs = 1; break;
+        case 4: s.optim.kind = MT_OPT_ADAM; break;
+        case 5: s.optim.kind = MT_OPT_SGD; s.optim.lr = 1e-3f; s.optim.weight_decay = 1e-4f; break;
+        case 6: s.rule.binary = 1; s.model.norm[2] = MT_NK_LAYER; break;
+        }
+        int rc = spec_finish(&s, &err);
+        if (rc != MT_E_INVAL || !strstr(err.msg, cases[i].needle))
+            fail_msg("%s, change %d: rc %d, \"%s\" (wanted \"%s\")", cases[i].rule,
+                     cases[i].change, rc, rc ? err.msg : "", cases[i].needle);
+    }
+}
+
 static void test_rule_settings_bad_values(void **state)
 {
     (void)state;
@@ -1152,6 +1199,7 @@ int main(void)
         cmocka_unit_test(test_rule_settings_by_rule),
         cmocka_unit_test(test_rule_settings_fixed_refusals),
         cmocka_unit_test(test_rule_settings_finish_checks),
+        cmocka_unit_test(test_rule_checks_run_at_finish),
         cmocka_unit_test(test_rule_settings_bad_values),
         cmocka_unit_test(test_norm_layers_parse),
         cmocka_unit_test(test_error_unknown_key),

@@ -166,6 +166,17 @@ static void test_invalid_specs(void **state)
                                "/nonexistent/d}\nmodel: {input: 8, hidden: [8], classes: 2}\n"
                                "batch: 4\nepochs: 1\n", "/nonexistent/a"},
         {"not YAML", "{{{: [", "test.yaml"},
+        /* What a rule needs of the spec is checked at submit, not when a
+         * worker starts the job. */
+        {"asa with tanh", "dataset: {name: synthetic}\nmodel: {input: 8, hidden: [{width: 8, "
+                          "activation: tanh}], classes: 2}\nrule: asa\nbatch: 4\nepochs: 1\n",
+         "asa needs relu"},
+        {"mezo with adam", "dataset: {name: synthetic}\nmodel: {input: 8, hidden: [8], classes: 2}"
+                           "\nrule: mezo\noptimizer: adam\nbatch: 4\nepochs: 1\n",
+         "optimizer must be sgd without momentum"},
+        {"tinyfoa, too few epochs", "dataset: {name: synthetic}\nmodel: {input: 8, hidden: [8, 8],"
+                                    " classes: 2}\nrule: tinyfoa\nbatch: 4\nepochs: 1\n",
+         "epochs (1) must be at least the number of hidden layers (2)"},
     };
     int fd = client_connect(dp.sock);
     assert_true(fd >= 0);

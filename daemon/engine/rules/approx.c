@@ -342,10 +342,10 @@ static void approx_plan(const struct mt_spec *s, struct mt_mem_plan *p, int bits
 static void approx8_plan(const struct mt_spec *s, struct mt_mem_plan *p) { approx_plan(s, p, 8); }
 static void approx4_plan(const struct mt_spec *s, struct mt_mem_plan *p) { approx_plan(s, p, 4); }
 
-static int approx_init(struct mt_trainer *t, int bits, struct mt_err *err)
+static int approx_check(const struct mt_spec *s, struct mt_err *err)
 {
-    const struct mt_model_desc *d = &t->net.d;
-    const char *name = t->spec.rule.name;
+    const struct mt_model_desc *d = &s->model;
+    const char *name = s->rule.name;
     for (int l = 1; l < d->n_layers; l++) {
         if (d->act[l] != MT_ACT_RELU)
             return mt_err_set(err, MT_E_INVAL,
@@ -358,6 +358,12 @@ static int approx_init(struct mt_trainer *t, int bits, struct mt_err *err)
                               "support batchnorm (spec 6(a)) or no norm",
                               name, l);
     }
+    return 0;
+}
+
+static int approx_init(struct mt_trainer *t, int bits, struct mt_err *err)
+{
+    const char *name = t->spec.rule.name;
     int rc = alloc_full_grads(t, err);
     if (rc)
         return rc;
@@ -433,6 +439,7 @@ const struct mt_rule rule_approx8 = {
     .summary = "approximate activations: an 8-bit copy of each hidden layer, exact ReLU mask",
     .defaults = rule_optim_defaults,
     .plan = approx8_plan,
+    .check = approx_check,
     .init = approx8_init,
     .step = approx_train_step,
     .fini = approx_fini,
@@ -445,6 +452,7 @@ const struct mt_rule rule_approx4 = {
     .summary = "approximate activations: a 4-bit copy of each hidden layer, exact ReLU mask",
     .defaults = rule_optim_defaults,
     .plan = approx4_plan,
+    .check = approx_check,
     .init = approx4_init,
     .step = approx_train_step,
     .fini = approx_fini,

@@ -92,14 +92,19 @@ static void approxbp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     plan_phases(p, p->cat[MT_MEM_GRADS], acts, acts + ws, 0);
 }
 
-static int approxbp_init(struct mt_trainer *t, struct mt_err *err)
+static int approxbp_check(const struct mt_spec *s, struct mt_err *err)
 {
-    const struct mt_model_desc *d = &t->net.d;
+    const struct mt_model_desc *d = &s->model;
     for (int l = 1; l < d->n_layers; l++)
         if (d->norm[l] == MT_NK_BATCH)
             return mt_err_set(err, MT_E_INVAL,
                               "rule approxbp: layer %d has batch-norm, which approxbp does not "
                               "support (it takes layer-norm; use rule bp for batch-norm)", l);
+    return 0;
+}
+
+static int approxbp_init(struct mt_trainer *t, struct mt_err *err)
+{
     return alloc_full_grads(t, err);
 }
 
@@ -240,6 +245,7 @@ const struct mt_rule rule_approxbp = {
     .summary = "Approx-BP / MS-BP: 2-bit ReGELU2/ReSiLU2 codes and memory-sharing layer-norm",
     .defaults = rule_optim_defaults,
     .plan = approxbp_plan,
+    .check = approxbp_check,
     .init = approxbp_init,
     .step = approxbp_step,
     .flags = MT_RULE_NORMS,

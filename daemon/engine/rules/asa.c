@@ -94,10 +94,10 @@ static void asa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     plan_phases(p, p->cat[MT_MEM_GRADS], acts + ws, acts + ws, 0);
 }
 
-static int asa_init(struct mt_trainer *t, struct mt_err *err)
+static int asa_check(const struct mt_spec *s, struct mt_err *err)
 {
-    const struct mt_model_desc *d = &t->net.d;
-    float eps = t->spec.rule.epsilon, kappa = t->spec.rule.kappa;
+    const struct mt_model_desc *d = &s->model;
+    float eps = s->rule.epsilon, kappa = s->rule.kappa;
     for (int l = 1; l < d->n_layers; l++)
         if (d->act[l] != MT_ACT_RELU)
             return mt_err_set(err, MT_E_INVAL,
@@ -110,6 +110,12 @@ static int asa_init(struct mt_trainer *t, struct mt_err *err)
     if (!(kappa > 0.0f) || !isfinite(kappa))
         return mt_err_set(err, MT_E_INVAL, "rule 'asa': kappa must be positive, got %g",
                           (double)kappa);
+    return 0;
+}
+
+static int asa_init(struct mt_trainer *t, struct mt_err *err)
+{
+    float eps = t->spec.rule.epsilon, kappa = t->spec.rule.kappa;
     struct asa_state *st = calloc(1, sizeof *st);
     if (!st)
         return mt_err_set(err, MT_E_NOMEM, "rule 'asa': out of memory for its state");
@@ -278,6 +284,7 @@ const struct mt_rule rule_asa = {
     .summary = "auxiliary sign activation: 1 bit per hidden element kept, exact error path",
     .defaults = asa_defaults,
     .plan = asa_plan,
+    .check = asa_check,
     .init = asa_init,
     .step = asa_step,
     .infer = asa_infer,

@@ -98,6 +98,8 @@ void binary_transpose(float *dst, const float *src, int rows, int cols);
 /* bp's defaults: rule_optim_defaults, and binary 0 when unset. */
 void bpbin_defaults(struct mt_spec *s);
 void bpbin_plan(const struct mt_spec *s, struct mt_mem_plan *p);
+/* With binary: true, ReLU hidden layers and no norms (a spec's check). */
+int bpbin_check(const struct mt_spec *s, struct mt_err *err);
 int bpbin_init(struct mt_trainer *t, struct mt_err *err);
 int bpbin_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                struct mt_step_result *r, struct mt_err *err);

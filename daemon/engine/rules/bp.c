@@ -96,6 +96,7 @@ const struct mt_rule rule_bp = {
     .summary = "backpropagation: keeps every layer's activations",
     .defaults = bpbin_defaults,
     .plan = bp_plan,
+    .check = bpbin_check, /* only binary: true asks anything */
     .init = bp_init,
     .step = bp_step,
     .infer = bpbin_infer,  /* the plain forward unless binary */

@@ -123,9 +123,11 @@ static void sync_binary(struct mt_trainer *t, struct bpbin *pb, long step)
     pb->synced = step;
 }
 
-int bpbin_init(struct mt_trainer *t, struct mt_err *err)
+int bpbin_check(const struct mt_spec *s, struct mt_err *err)
 {
-    const struct mt_model_desc *d = &t->net.d;
+    const struct mt_model_desc *d = &s->model;
+    if (s->rule.binary != 1)
+        return 0;
     for (int l = 1; l < d->n_layers; l++) {
         if (d->act[l] != MT_ACT_RELU)
             return mt_err_set(err, MT_E_INVAL,
@@ -137,6 +139,12 @@ int bpbin_init(struct mt_trainer *t, struct mt_err *err)
                               "rule bp with binary: true: hidden layer %d has a %s layer; "
                               "binary BP takes no norm layers", l, norm_kind_name(d->norm[l]));
     }
+    return 0;
+}
+
+int bpbin_init(struct mt_trainer *t, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
     struct bpbin *pb = calloc(1, sizeof *pb);
     if (!pb)
         return mt_err_set(err, MT_E_NOMEM, "out of memory for the binary BP state");

@@ -156,9 +156,9 @@ static void ff_defaults(struct mt_spec *s)
         s->optim.lr = 1e-3f;
 }
 
-static int ff_init(struct mt_trainer *t, struct mt_err *err)
+static int ff_check(const struct mt_spec *s, struct mt_err *err)
 {
-    const struct mt_model_desc *d = &t->net.d;
+    const struct mt_model_desc *d = &s->model;
     int L = d->n_layers, C = d->width[L], n0 = d->width[0];
     if (L < 2)
         return mt_err_set(err, MT_E_INVAL, "rule ff trains hidden layers: the model has none");
@@ -171,6 +171,13 @@ static int ff_init(struct mt_trainer *t, struct mt_err *err)
             return mt_err_set(err, MT_E_INVAL,
                               "rule ff: hidden layer %d is %s, but ff trains relu layers only", l,
                               act_name(d->act[l]));
+    return 0;
+}
+
+static int ff_init(struct mt_trainer *t, struct mt_err *err)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    int L = d->n_layers, C = d->width[L];
     struct ff_state *st = calloc(1, sizeof *st);
     if (!st)
         return mt_err_set(err, MT_E_NOMEM, "rule ff: out of memory");
@@ -335,6 +342,7 @@ const struct mt_rule rule_ff = {
     .summary = "Forward-Forward: layer-local goodness on positive and negative data",
     .defaults = ff_defaults,
     .plan = ff_plan,
+    .check = ff_check,
     .init = ff_init,
     .step = ff_step,
     .infer = ff_infer,

@@ -162,10 +162,10 @@ static void mezo_fini(struct mt_trainer *t)
     t->rs.priv = NULL;
 }
 
-static int mezo_init(struct mt_trainer *t, struct mt_err *err)
+static int mezo_check(const struct mt_spec *s, struct mt_err *err)
 {
-    const struct mt_optim_spec *o = &t->spec.optim;
-    const struct mt_rule_spec *rs = &t->spec.rule;
+    const struct mt_optim_spec *o = &s->optim;
+    const struct mt_rule_spec *rs = &s->rule;
     if (o->kind != MT_OPT_SGD || o->momentum != 0.0f || o->nesterov)
         return mt_err_set(err, MT_E_INVAL,
                           "rule 'mezo' moves the parameters itself (theta -= lr g z): the "
@@ -182,6 +182,12 @@ static int mezo_init(struct mt_trainer *t, struct mt_err *err)
     if (rs->samples < 1)
         return mt_err_set(err, MT_E_INVAL, "rule.samples: expected a positive integer, got %d",
                           rs->samples);
+    return 0;
+}
+
+static int mezo_init(struct mt_trainer *t, struct mt_err *err)
+{
+    const struct mt_rule_spec *rs = &t->spec.rule;
     struct mezo_state *p = calloc(1, sizeof *p);
     if (!p)
         return mt_err_set(err, MT_E_NOMEM, "out of system memory: mezo state");
@@ -255,6 +261,7 @@ const struct mt_rule rule_mezo = {
     .summary = "MeZO: two forwards along a seeded random direction, no activations kept",
     .defaults = mezo_defaults,
     .plan = mezo_plan,
+    .check = mezo_check,
     .init = mezo_init,
     .step = mezo_step,
     .fini = mezo_fini,

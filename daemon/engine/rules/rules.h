@@ -52,6 +52,11 @@ struct mt_rule {
      * before anything is allocated. The trainer adds parameters, optimizer
      * state and data. */
     void (*plan)(const struct mt_spec *s, struct mt_mem_plan *out);
+    /* Optional: what the rule needs of a finished spec (activations, norm
+     * layers, optimizer, its settings), as an error naming the problem.
+     * spec_finish runs it, so the daemon refuses such a job at submit and
+     * init can take the spec as checked. */
+    int (*check)(const struct mt_spec *s, struct mt_err *err);
     /* Allocate the rule's persistent state from the trainer's arena. */
     int (*init)(struct mt_trainer *t, struct mt_err *err);
     /* One training step on x (B, n_0), labels y (B), updating the weights. */

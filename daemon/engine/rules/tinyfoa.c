@@ -234,18 +234,18 @@ static void tinyfoa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     plan_phases(p, cls + wb + panel + grads, fwd, grad, 0);
 }
 
-static int check_model(const struct mt_trainer *t, int M, struct mt_err *err)
+static int tinyfoa_check(const struct mt_spec *s, struct mt_err *err)
 {
-    const struct mt_model_desc *d = &t->net.d;
-    int L = d->n_layers;
+    const struct mt_model_desc *d = &s->model;
+    int L = d->n_layers, M = s->rule.groups;
     if (L < 2)
         return mt_err_set(err, MT_E_INVAL,
                           "rule tinyfoa trains hidden layers with local classifiers; the model "
                           "has none");
-    if (t->spec.epochs < L - 1)
+    if (s->epochs < L - 1)
         return mt_err_set(err, MT_E_INVAL,
                           "rule tinyfoa trains one hidden layer per stage: epochs (%d) must be at "
-                          "least the number of hidden layers (%d)", t->spec.epochs, L - 1);
+                          "least the number of hidden layers (%d)", s->epochs, L - 1);
     if (M < 1 || M > TINYFOA_MAX_GROUPS)
         return mt_err_set(err, MT_E_INVAL, "rule.groups: %d is not within 1..%d", M,
                           TINYFOA_MAX_GROUPS);
@@ -281,9 +281,6 @@ static int tinyfoa_init(struct mt_trainer *t, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
     int L = d->n_layers, C = d->width[L], M = t->spec.rule.groups;
-    int rc = check_model(t, M, err);
-    if (rc)
-        return rc;
     struct tinyfoa *tf = calloc(1, sizeof *tf);
     if (!tf)
         return mt_err_set(err, MT_E_NOMEM, "out of memory for the tinyfoa state");
@@ -520,6 +517,7 @@ const struct mt_rule rule_tinyfoa = {
                "block per step",
     .defaults = tinyfoa_defaults,
     .plan = tinyfoa_plan,
+    .check = tinyfoa_check,
     .init = tinyfoa_init,
     .step = tinyfoa_step,
     .infer = tinyfoa_infer,
