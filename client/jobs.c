@@ -82,19 +82,17 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         MTCTL_OPT_DEFAULT(c, opt, submit_help)
         }
     }
-    if (argc - optind != 1)
-        return mtctl_usage_error(c, argc - optind ? "expected one SPEC.yaml" : "no SPEC.yaml given");
-    const char *path = argv[optind];
-    struct mt_err err = {0};
     char *yaml;
-    size_t len;
-    if (spec_read(path, &yaml, &len, &err))
-        return mtctl_fail(c, &err);
+    const char *yaml_name;
+    int bad = spec_arg(c, argc, argv, &yaml, &yaml_name);
+    if (bad)
+        return bad;
+    struct mt_err err = {0};
 
     Memtrain__SubmitRequest sub = MEMTRAIN__SUBMIT_REQUEST__INIT;
     sub.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
     sub.yaml = yaml;
-    sub.yaml_name = (char *)(strcmp(path, "-") == 0 ? "<stdin>" : path);
+    sub.yaml_name = (char *)yaml_name;
     sub.priority = (int32_t)priority;
     sub.name = (char *)(name ? name : "");
     sub.memory_limit = limit;

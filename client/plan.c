@@ -111,18 +111,16 @@ int cmd_plan(struct mtctl *c, int argc, char **argv)
         MTCTL_OPT_DEFAULT(c, opt, plan_help)
         }
     }
-    if (argc - optind != 1)
-        return mtctl_usage_error(c, argc - optind ? "expected one SPEC.yaml" : "no SPEC.yaml given");
-    const char *path = argv[optind];
-    struct mt_err err = {0};
     char *yaml;
-    size_t len;
-    if (spec_read(path, &yaml, &len, &err))
-        return mtctl_fail(c, &err);
+    const char *yaml_name;
+    int bad = spec_arg(c, argc, argv, &yaml, &yaml_name);
+    if (bad)
+        return bad;
+    struct mt_err err = {0};
     Memtrain__PlanRequest pq = MEMTRAIN__PLAN_REQUEST__INIT;
     pq.spec_case = MEMTRAIN__PLAN_REQUEST__SPEC_YAML;
     pq.yaml = yaml;
-    pq.yaml_name = (char *)(strcmp(path, "-") == 0 ? "<stdin>" : path);
+    pq.yaml_name = (char *)yaml_name;
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_PLAN;
     req.plan = &pq;

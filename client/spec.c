@@ -2,6 +2,7 @@
  * parse YAML; the daemon does, and names the file and line of a mistake
  * (SubmitRequest.yaml_name). */
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,5 +60,18 @@ int spec_read(const char *path, char **text, size_t *len, struct mt_err *err)
     buf[n] = '\0';
     *text = buf;
     *len = n;
+    return 0;
+}
+
+int spec_arg(struct mtctl *c, int argc, char **argv, char **text, const char **name)
+{
+    if (argc - optind != 1)
+        return mtctl_usage_error(c, argc - optind ? "expected one SPEC.yaml" : "no SPEC.yaml given");
+    const char *path = argv[optind];
+    struct mt_err err = {0};
+    size_t len;
+    if (spec_read(path, text, &len, &err))
+        return mtctl_fail(c, &err);
+    *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
     return 0;
 }

@@ -12,4 +12,11 @@
  * over 4 MiB or with a NUL byte. */
 int spec_read(const char *path, char **text, size_t *len, struct mt_err *err);
 
+struct mtctl;
+/* The one SPEC.yaml operand of submit and plan, argv[optind]: its text in
+ * *text (the caller frees it) and the name the daemon reports it under in
+ * *name ("<stdin>" for "-"). Returns 0, or the exit status after saying
+ * what is wrong. */
+int spec_arg(struct mtctl *c, int argc, char **argv, char **text, const char **name);
+
 #endif

@@ -71,8 +71,9 @@ static inline void assert_plan_matches(const struct mt_spec *s, struct mt_mem_st
 /* Fail each allocation of setup, then of a training epoch, in turn (sqlite's
  * faultsim): every failure is a clean MT_E_INJECTED with nothing leaked and
  * the step's transients released. Then the plan's total as the memory limit
- * trains and one byte less fails with MT_E_LIMIT. */
-static inline void assert_faults_end_clean(const struct mt_spec *s)
+ * trains and one byte less fails with MT_E_LIMIT. Returns how many
+ * allocations of the epoch were failed (the caller may ask for more). */
+static inline long assert_faults_end_clean(const struct mt_spec *s)
 {
     struct mt_trainer t;
     struct mt_err err = {0};
@@ -103,6 +104,7 @@ static inline void assert_faults_end_clean(const struct mt_spec *s)
         assert_non_null(strstr(err.msg, "injected"));
     }
     assert_true(n > 2);
+    long step_faults = n;
     trainer_fini(&t);
     assert_int_equal(arena_global_reserved(), 0);
 
@@ -121,6 +123,7 @@ static inline void assert_faults_end_clean(const struct mt_spec *s)
     }
     assert_int_equal(rc, MT_E_LIMIT);
     assert_int_equal(arena_global_reserved(), 0);
+    return step_faults;
 }
 
 #endif
