@@ -1,6 +1,6 @@
 /* report.c: `mtctl report ID...`, the reproduction report's table from
  * jobs the daemon has stored (the same figures memtrain-report prints from
- * its own runs, tests/bench/report.c).
+ * its own runs, daemon/memtrain-report/main.c).
  *
  * Per job it asks the daemon for the record and its stored spec (Show) and
  * the epoch history (Metrics), and prints: test error (best epoch and

@@ -69,7 +69,7 @@ demo)
     db=$root/$build/demo-state/memtrain.db
     mtctl="$build/client/mtctl --socket $sock"
     say "starting memtraind (socket $sock, store $db, log $rundir/memtraind.log)"
-    MEMTRAIN_DATA_DIR=$root/data "$build/daemon/memtraind" --socket "$sock" --db "$db" \
+    MEMTRAIN_DATA_DIR=$root/data "$build/daemon/memtraind/memtraind" --socket "$sock" --db "$db" \
         2>"$rundir/memtraind.log" &
     daemon=$!
     trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$rundir"' EXIT

@@ -1,5 +1,5 @@
 /* test-config.c: memtraind's settings, log lines and systemd notification
- * (daemon/config.c, log.c, notify.c).
+ * (daemon/memtraind/config.c, log.c, notify.c).
  *
  * Defaults follow the machine and the systemd/XDG environment; a good
  * memtraind.yaml sets every field; each kind of bad line is refused with a

@@ -1,4 +1,4 @@
-/* test-jobspec.c: struct mt_spec <-> protobuf JobSpec (daemon/jobspec.c).
+/* test-jobspec.c: struct mt_spec <-> protobuf JobSpec (daemon/bridge/jobspec.c).
  *
  * A spec must survive YAML -> mt_spec -> JobSpec -> bytes -> JobSpec ->
  * mt_spec unchanged, unset settings included (NAN and -1 stay unset, an

@@ -1,4 +1,4 @@
-/* test-store.c: memtraind's SQLite store (daemon/store.c).
+/* test-store.c: memtraind's SQLite store (daemon/memtraind/store.c).
  *
  * Rows survive a close and reopen; the schema is versioned and a newer or
  * foreign file is refused with a message, never a crash; every column of a

@@ -1,5 +1,5 @@
 /* test-worker.c: memtrain-worker, the process that runs one job for
- * memtraind (daemon/worker/), and its checkpoints (daemon/worker/checkpoint.c).
+ * memtraind (daemon/memtrain-worker/), and its checkpoints (daemon/memtrain-worker/checkpoint.c).
  *
  * Each case spawns the real built worker (path in $MEMTRAIN_WORKER) with
  * pipes, writes a WorkerStart frame and reads WorkerEvent frames until

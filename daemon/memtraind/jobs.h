@@ -16,14 +16,14 @@
 #include "memtrain.pb-c.h"
 #include "spec.h"
 
-struct worker;
+struct workerproc;
 
 struct job {
     struct job *next;
     struct store_job row;         /* mirror of the store's row */
     struct mt_spec spec;          /* resolved (spec_finish has run) */
     uint64_t planned_total;       /* bytes: what admission reserves */
-    struct worker *w;             /* while RUNNING */
+    struct workerproc *w;             /* while RUNNING */
     char waiting[256];            /* QUEUED: why it has not started */
     Memtrain__MemorySample *sample;   /* latest, owned (free_unpacked) */
     Memtrain__EpochProgress *last_epoch; /* latest, owned */

@@ -14,7 +14,7 @@
  *
  * Exit status: 0 once `done` is written, 1 when it could not be (stdin
  * closed before the start frame, stdout broken). This is not the engine's
- * foreground trainer (daemon/run/): it prints nothing for people. */
+ * foreground trainer (daemon/memtrain-run/): it prints nothing for people. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>

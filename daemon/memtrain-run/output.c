@@ -1,5 +1,5 @@
-/* report.c: epoch lines, JSON objects and plan tables for memtrain-run. */
-#include "report.h"
+/* output.c: epoch lines, JSON objects and plan tables for memtrain-run. */
+#include "output.h"
 
 #include <math.h>
 #include <string.h>
@@ -10,7 +10,7 @@ static const char *json_cat[MT_MEM_NCAT] = {
     "params", "grads", "optimizer", "activations", "workspace", "data",
 };
 
-void report_model_string(char *buf, size_t len, const struct mt_model_desc *d)
+void output_model_string(char *buf, size_t len, const struct mt_model_desc *d)
 {
     size_t o = 0;
     for (int l = 0; l <= d->n_layers && o < len; l++)
@@ -32,7 +32,7 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-void report_epoch_json(FILE *f, const struct mt_trainer *t, const struct mt_epoch_report *r)
+void output_epoch_json(FILE *f, const struct mt_trainer *t, const struct mt_epoch_report *r)
 {
     const struct mt_mem_stats *m = &r->mem;
     fprintf(f, "{\"epoch\":%d,\"epochs\":%d,\"rule\":", r->epoch, t->spec.epochs);
@@ -70,7 +70,7 @@ void report_epoch_json(FILE *f, const struct mt_trainer *t, const struct mt_epoc
     fflush(f);
 }
 
-void report_epoch_text(FILE *f, const struct mt_trainer *t, const struct mt_epoch_report *r)
+void output_epoch_text(FILE *f, const struct mt_trainer *t, const struct mt_epoch_report *r)
 {
     char peak[32], acts[32], rss[32];
     mt_fmt_bytes(peak, sizeof peak, (double)r->mem.total_peak);
@@ -89,10 +89,10 @@ void report_epoch_text(FILE *f, const struct mt_trainer *t, const struct mt_epoc
     fflush(f);
 }
 
-void report_plan_text(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
+void output_plan_text(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
 {
     char model[256], b[32];
-    report_model_string(model, sizeof model, &s->model);
+    output_model_string(model, sizeof model, &s->model);
     fprintf(f, "plan for rule %s, model %s, batch %d\n", s->rule.name, model, s->batch);
     fprintf(f, "  %-12s %14s %12s\n", "category", "bytes", "");
     for (int c = 0; c < MT_MEM_NCAT; c++)
@@ -106,7 +106,7 @@ void report_plan_text(FILE *f, const struct mt_spec *s, const struct mt_mem_plan
     fputc('\n', f);
 }
 
-void report_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
+void output_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
 {
     fputs("{\"rule\":", f);
     json_string(f, s->rule.name);

@@ -1,4 +1,4 @@
-/* worker.h: one memtrain-worker process per RUNNING job.
+/* workerproc.h: one memtrain-worker process per RUNNING job.
  *
  * The daemon spawns the worker with three pipes, writes the WorkerStart
  * frame on its stdin, reads WorkerEvent frames from its stdout and log lines
@@ -6,8 +6,8 @@
  * When the process has exited and its pipes are drained, the job ends with
  * the worker's own verdict (WorkerDone) or, when it died without one, with
  * what the kernel says: the signal, an OOM kill, the exit status. */
-#ifndef MT_WORKER_H
-#define MT_WORKER_H
+#ifndef MT_WORKERPROC_H
+#define MT_WORKERPROC_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,17 +15,17 @@
 #include "daemon.h"
 #include "jobs.h"
 
-struct worker;
+struct workerproc;
 
 /* Spawn the worker for j (j->w is set); resume is a packed CheckpointData
  * or NULL. The bytes are copied. */
-int worker_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
+int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
                  struct mt_err *err);
-int worker_pid(const struct worker *w);
+int workerproc_pid(const struct workerproc *w);
 /* SIGTERM now, SIGKILL after grace_ms: the job ends CANCELLED. */
-void worker_cancel(struct worker *w, uint64_t grace_ms);
+void workerproc_cancel(struct workerproc *w, uint64_t grace_ms);
 /* SIGUSR1 (checkpoint and stop) now, SIGKILL after grace_ms: INTERRUPTED. */
-void worker_interrupt(struct worker *w, uint64_t grace_ms);
+void workerproc_interrupt(struct workerproc *w, uint64_t grace_ms);
 /* Read VmRSS and VmHWM of a process in bytes (0 when unknown). */
 void proc_status_memory(int pid, uint64_t *rss, uint64_t *hwm);
 

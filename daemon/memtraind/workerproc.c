@@ -1,6 +1,6 @@
-/* worker.c: spawning and supervising memtrain-worker processes (worker.h). */
+/* workerproc.c: spawning and supervising memtrain-worker processes (workerproc.h). */
 #define _GNU_SOURCE
-#include "worker.h"
+#include "workerproc.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 #define WORKER_READ_BUF (256 * 1024)
 #define OPENBLAS_MAP_PER_THREAD (160ull << 20)
 
-struct worker {
+struct workerproc {
     struct daemon *d;
     struct job *job;              /* NULL once the job has been finished */
     uv_process_t proc;
@@ -41,7 +41,7 @@ struct worker {
     int pid;
 };
 
-int worker_pid(const struct worker *w)
+int workerproc_pid(const struct workerproc *w)
 {
     return w ? w->pid : 0;
 }
@@ -83,7 +83,7 @@ void proc_status_memory(int pid, uint64_t *rss, uint64_t *hwm)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    struct worker *w = h->data;
+    struct workerproc *w = h->data;
     if (--w->open_handles == 0) {
         frame_reader_deinit(&w->fr);
         free(w->rbuf);
@@ -92,14 +92,14 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
-static void close_handle(struct worker *w, uv_handle_t *h)
+static void close_handle(struct workerproc *w, uv_handle_t *h)
 {
     if (!uv_is_closing(h))
         uv_close(h, on_handle_closed);
 }
 
 /* Decide how the job ended, once the process is gone and its pipes drained. */
-static void finish(struct worker *w)
+static void finish(struct workerproc *w)
 {
     if (w->finished || !w->exited || !w->out_done || !w->err_done)
         return;
@@ -147,7 +147,7 @@ static void finish(struct worker *w)
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 {
-    struct worker *w = p->data;
+    struct workerproc *w = p->data;
     w->exited = 1;
     w->exit_status = status;
     w->term_signal = sig;
@@ -155,7 +155,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     finish(w);
 }
 
-static void store_err(struct worker *w, int rc, const struct mt_err *err)
+static void store_err(struct workerproc *w, int rc, const struct mt_err *err)
 {
     if (rc)
         log_err("job %llu: %s", (unsigned long long)w->job->row.id, err->msg);
@@ -166,7 +166,7 @@ static void set_measured(struct job *j, const Memtrain__MemoryStats *m)
     msg_pack_into(&j->row.measured, &j->row.measured_len, &m->base);
 }
 
-static void on_memory(struct worker *w, Memtrain__MemorySample *m)
+static void on_memory(struct workerproc *w, Memtrain__MemorySample *m)
 {
     struct job *j = w->job;
     struct mt_err err = {0};
@@ -189,7 +189,7 @@ static void on_memory(struct worker *w, Memtrain__MemorySample *m)
     watch_event(w->d, j->row.id, j->row.owner_uid, &ev);
 }
 
-static void on_log(struct worker *w, const char *text)
+static void on_log(struct workerproc *w, const char *text)
 {
     struct mt_err err = {0};
     struct job *j = w->job;
@@ -199,7 +199,7 @@ static void on_log(struct worker *w, const char *text)
 
 /* Handle one event; the job takes ownership of parts it keeps (*ev fields
  * set to NULL so the caller's free skips them). */
-static void on_event(struct worker *w, Memtrain__WorkerEvent *ev)
+static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
 {
     struct job *j = w->job;
     struct daemon *d = w->d;
@@ -274,7 +274,7 @@ static void on_event(struct worker *w, Memtrain__WorkerEvent *ev)
 
 static int on_frame(void *ud, const uint8_t *body, size_t len)
 {
-    struct worker *w = ud;
+    struct workerproc *w = ud;
     Memtrain__WorkerEvent *ev = memtrain__worker_event__unpack(NULL, len, body);
     if (!ev) {
         log_err("job %llu: malformed message from the worker; stopping it",
@@ -289,14 +289,14 @@ static int on_frame(void *ud, const uint8_t *body, size_t len)
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct worker *w = h->data;
+    struct workerproc *w = h->data;
     (void)hint;
     *buf = uv_buf_init(w->rbuf, WORKER_READ_BUF);
 }
 
 static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    struct worker *w = s->data;
+    struct workerproc *w = s->data;
     (void)buf;
     if (n == 0)
         return;
@@ -316,7 +316,7 @@ static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
 }
 
-static void err_line(struct worker *w)
+static void err_line(struct workerproc *w)
 {
     if (w->line_len == 0)
         return;
@@ -336,7 +336,7 @@ static void on_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    struct worker *w = s->data;
+    struct workerproc *w = s->data;
     if (n < 0) {
         if (!w->finished)
             err_line(w);
@@ -357,7 +357,7 @@ static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void on_start_written(uv_write_t *req, int status)
 {
-    struct worker *w = req->data;
+    struct workerproc *w = req->data;
     if (status < 0)
         log_warn("job %llu: writing the start message: %s",
                  w->job ? (unsigned long long)w->job->row.id : 0ULL, uv_strerror(status));
@@ -366,7 +366,7 @@ static void on_start_written(uv_write_t *req, int status)
 
 static void on_grace_over(uv_timer_t *t)
 {
-    struct worker *w = t->data;
+    struct workerproc *w = t->data;
     if (!w->exited) {
         w->killed = 1;
         log_warn("job %llu: worker did not stop within the grace period; SIGKILL",
@@ -375,7 +375,7 @@ static void on_grace_over(uv_timer_t *t)
     }
 }
 
-static void send_signal(struct worker *w, int sig, uint64_t grace_ms)
+static void send_signal(struct workerproc *w, int sig, uint64_t grace_ms)
 {
     if (w->exited || w->sent)
         return;
@@ -384,18 +384,18 @@ static void send_signal(struct worker *w, int sig, uint64_t grace_ms)
     uv_timer_start(&w->timer, on_grace_over, grace_ms, 0);
 }
 
-void worker_cancel(struct worker *w, uint64_t grace_ms)
+void workerproc_cancel(struct workerproc *w, uint64_t grace_ms)
 {
     send_signal(w, SIGTERM, grace_ms);
 }
 
-void worker_interrupt(struct worker *w, uint64_t grace_ms)
+void workerproc_interrupt(struct workerproc *w, uint64_t grace_ms)
 {
     send_signal(w, SIGUSR1, grace_ms);
 }
 
 static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
-                      struct worker *w, struct mt_err *err)
+                      struct workerproc *w, struct mt_err *err)
 {
     Memtrain__JobSpec *js = memtrain__job_spec__unpack(NULL, j->row.spec_len, j->row.spec);
     if (!js)
@@ -420,10 +420,10 @@ static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, si
     return w->start_buf ? 0 : mt_err_set(err, MT_E_NOMEM, "out of memory for the start message");
 }
 
-int worker_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
+int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
                  struct mt_err *err)
 {
-    struct worker *w = calloc(1, sizeof *w);
+    struct workerproc *w = calloc(1, sizeof *w);
     if (!w || !(w->rbuf = malloc(WORKER_READ_BUF))) {
         free(w);
         return mt_err_set(err, MT_E_NOMEM, "out of memory starting a worker");

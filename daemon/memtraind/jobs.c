@@ -10,7 +10,7 @@
 #include "log.h"
 #include "train.h"
 #include "watch.h"
-#include "worker.h"
+#include "workerproc.h"
 
 const char *job_state_name(int state)
 {
@@ -318,7 +318,7 @@ static void start_job(struct daemon *d, struct job *j)
     j->row.started_at = now_ms();
     free(j->row.reason);
     j->row.reason = strdup(resume ? "resumed from a checkpoint" : "");
-    if (worker_start(d, j, resume, resume_len, &err)) {
+    if (workerproc_start(d, j, resume, resume_len, &err)) {
         free(resume);
         log_err("job %llu: %s", (unsigned long long)j->row.id, err.msg);
         j->row.state = MEMTRAIN__JOB_STATE__RUNNING; /* jobs_finish expects a started job */
@@ -329,7 +329,7 @@ static void start_job(struct daemon *d, struct job *j)
     free(resume);
     d->running++;
     log_info("job %llu started (worker pid %d)%s", (unsigned long long)j->row.id,
-             worker_pid(j->w), resume_len ? ", resuming" : "");
+             workerproc_pid(j->w), resume_len ? ", resuming" : "");
     jobs_changed(d, j);
 }
 
@@ -381,7 +381,7 @@ void jobs_cancel(struct daemon *d, struct job *j)
         jobs_finish(d, j, MEMTRAIN__JOB_STATE__CANCELLED, "cancelled before it started");
         return;
     }
-    worker_cancel(j->w, d->cfg.cancel_grace_ms);
+    workerproc_cancel(j->w, d->cfg.cancel_grace_ms);
 }
 
 void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
@@ -413,7 +413,7 @@ void jobs_shutdown(struct daemon *d)
 {
     for (struct job *j = d->jobs; j; j = j->next)
         if (j->w)
-            worker_interrupt(j->w, d->cfg.cancel_grace_ms);
+            workerproc_interrupt(j->w, d->cfg.cancel_grace_ms);
 }
 
 void jobs_free_all(struct daemon *d)

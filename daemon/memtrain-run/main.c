@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "blas.h"
-#include "report.h"
+#include "output.h"
 #include "rules/rules.h"
 #include "spec.h"
 #include "train.h"
@@ -160,7 +160,7 @@ static int train(const struct run_opts *o, const struct mt_spec *s)
         fprintf(stderr, "memtrain-run: %s\n", err.msg);
         return err.code == MT_E_LIMIT ? 3 : err.code == MT_E_INVAL ? 2 : 1;
     }
-    report_model_string(model, sizeof model, &s->model);
+    output_model_string(model, sizeof model, &s->model);
     fprintf(stderr,
             "memtrain-run: %s: rule %s, model %s (%zu parameters), batch %d, %d epochs, "
             "%s lr %g; %ld training and %ld test samples; OpenBLAS core %s, %d threads\n",
@@ -180,9 +180,9 @@ static int train(const struct run_opts *o, const struct mt_spec *s)
             break;
         }
         if (o->json)
-            report_epoch_json(stdout, &t, &rep);
+            output_epoch_json(stdout, &t, &rep);
         else
-            report_epoch_text(stdout, &t, &rep);
+            output_epoch_text(stdout, &t, &rep);
     }
     trainer_fini(&t);
     return rc;
@@ -207,9 +207,9 @@ int main(int argc, char **argv)
             return 1;
         }
         if (o.json)
-            report_plan_json(stdout, &s, &plan);
+            output_plan_json(stdout, &s, &plan);
         else
-            report_plan_text(stdout, &s, &plan);
+            output_plan_text(stdout, &s, &plan);
         return 0;
     }
     signal(SIGINT, on_signal);
