@@ -116,10 +116,14 @@ const char *report_curve_cell(char *buf, size_t len, const struct report_row *r,
 
 /* ------------------------------------------------------------- markdown */
 
-/* A markdown table: the header row, a "|---|" rule, then nrows rows of
- * ncols cells (row-major in `cells`). Each cell is written as " cell |"
- * (" |" when empty); a NULL cell as "-"; '|' in a cell becomes '/' and a
- * line break a space, so every line has ncols + 1 bars. */
+/* One markdown row: each cell written as " cell |" (" |" when empty), a
+ * NULL cell as "-"; '|' in a cell becomes '/' and a line break a space, so
+ * the line has ncols + 1 bars whatever the cells hold. */
+void report_md_row(FILE *out, int ncols, const char *const *cells);
+/* The header row and the "|---|" rule under it. */
+void report_md_head(FILE *out, int ncols, const char *const *head);
+/* A whole table: the header, then nrows rows of ncols cells (row-major in
+ * `cells`). */
 void report_md_table(FILE *out, int ncols, const char *const *head,
                      const char *const *cells, size_t nrows);
 
