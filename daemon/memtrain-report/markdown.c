@@ -47,6 +47,23 @@ static void error_cells(const struct report_row *r, char *best, size_t nb, char 
     snprintf(last, nl, "%.2f %%", report_error_pct(&r->ep[r->n_epochs - 1]));
 }
 
+/* Kept activations and peak total in MB, mean seconds per epoch; "—"
+ * each before the first epoch. Each buffer holds 32 bytes. */
+static void arena_cells(const struct report_row *r, char *kept, char *tot, char *sec)
+{
+    if (!r->mem.known) {
+        snprintf(kept, 32, "—");
+        snprintf(tot, 32, "—");
+        snprintf(sec, 32, "—");
+        return;
+    }
+    report_mb(kept, 32, (double)r->mem.kept_activations);
+    report_mb(tot, 32, (double)r->mem.peak_total);
+    snprintf(sec, 32, "%.1f", report_mean_seconds(r));
+}
+
+/* ------------------------------------------------------------- markdown */
+
 static void md_header(FILE *f, const struct opts *o, const struct mt_data_shape *shape,
                       int argc, char **argv)
 {
@@ -115,15 +132,10 @@ static void md_table1(FILE *f, const struct result *res)
         if (m->known) {
             snprintf(arena, sizeof arena, "%.1f / %.1f / %.1f", (double)m->phase_peak[0] / MB,
                      (double)m->phase_peak[1] / MB, (double)m->phase_peak[2] / MB);
-            report_mb(kept, sizeof kept, (double)m->kept_activations);
-            report_mb(tot, sizeof tot, (double)m->peak_total);
-            snprintf(sec, sizeof sec, "%.1f", report_mean_seconds(&r->row));
         } else {
             snprintf(arena, sizeof arena, "—");
-            snprintf(kept, sizeof kept, "—");
-            snprintf(tot, sizeof tot, "—");
-            snprintf(sec, sizeof sec, "—");
         }
+        arena_cells(&r->row, kept, tot, sec);
         const char *cells[] = {row->method, rule, r->resolved ? r->row.optimizer : "—",
                                epochs_cell(ep, sizeof ep, e, r), best, last, perr, ours, theirs,
                                count, arena, kept, tot, sec, status_cell(st, sizeof st, r)};
@@ -164,17 +176,11 @@ static void md_table2(FILE *f, const struct result *res)
         char ep[48], best[48], last[32], kept[32], ratio[48], tot[32], sec[32];
         char st[MT_ERR_LEN + 64];
         error_cells(&r->row, best, sizeof best, last, sizeof last);
-        if (m->known) {
-            report_mb(kept, sizeof kept, (double)m->kept_activations);
+        if (m->known)
             ratio_cell(ratio, sizeof ratio, m->kept_activations, r->row.bp_kept_activations);
-            report_mb(tot, sizeof tot, (double)m->peak_total);
-            snprintf(sec, sizeof sec, "%.1f", report_mean_seconds(&r->row));
-        } else {
-            snprintf(kept, sizeof kept, "—");
+        else
             snprintf(ratio, sizeof ratio, "—");
-            snprintf(tot, sizeof tot, "—");
-            snprintf(sec, sizeof sec, "—");
-        }
+        arena_cells(&r->row, kept, tot, sec);
         const char *cells[] = {e->label, r->row.network, r->resolved ? r->row.optimizer : "—",
                                epochs_cell(ep, sizeof ep, e, r), best, last, kept, ratio, tot,
                                sec, status_cell(st, sizeof st, r)};

@@ -48,6 +48,48 @@ static void csv_num(FILE *f, const char *fmt, double v)
         fprintf(f, fmt, v);
 }
 
+/* The memory columns, in the order each CSV wants them. */
+enum mem_col {
+    MC_PARAMS, MC_GRADS, MC_OPTIMIZER, MC_KEPT, MC_WORKSPACE, MC_DATA, MC_TOTAL,
+    MC_FORWARD, MC_GRADIENT, MC_UPDATE, MC_RSS
+};
+
+static uint64_t mem_col(const struct report_mem *m, enum mem_col c)
+{
+    switch (c) {
+    case MC_PARAMS: return m->params;
+    case MC_GRADS: return m->grads;
+    case MC_OPTIMIZER: return m->optimizer;
+    case MC_KEPT: return m->kept_activations;
+    case MC_WORKSPACE: return m->workspace;
+    case MC_DATA: return m->data;
+    case MC_TOTAL: return m->peak_total;
+    case MC_FORWARD: return m->phase_peak[PAPERMEM_FORWARD];
+    case MC_GRADIENT: return m->phase_peak[PAPERMEM_GRADIENT];
+    case MC_UPDATE: return m->phase_peak[PAPERMEM_UPDATE];
+    case MC_RSS: return m->rss_peak;
+    }
+    return 0;
+}
+
+/* ",v" per column, all empty when the memory is not known. */
+static void csv_mem(FILE *f, const struct report_mem *m, const enum mem_col *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        csv_u64(f, m->known, mem_col(m, cols[i]));
+}
+#define CSV_MEM(f, m, cols) csv_mem(f, m, cols, sizeof cols / sizeof cols[0])
+
+/* phase_peak_*, kept_activations | bp_kept_activations, ratio_to_bp |
+ * peak_total ... rss_peak */
+static const enum mem_col summary_mem_a[] = {MC_FORWARD, MC_GRADIENT, MC_UPDATE, MC_KEPT};
+static const enum mem_col summary_mem_b[] = {MC_TOTAL, MC_PARAMS, MC_GRADS, MC_OPTIMIZER,
+                                             MC_WORKSPACE, MC_DATA, MC_RSS};
+/* params ... rss_peak */
+static const enum mem_col epoch_mem[] = {MC_PARAMS, MC_GRADS, MC_OPTIMIZER, MC_KEPT,
+                                         MC_WORKSPACE, MC_DATA, MC_TOTAL, MC_FORWARD,
+                                         MC_GRADIENT, MC_UPDATE, MC_RSS};
+
 /* The columns both CSVs open with, up to the network and optimizer:
  * job_id, [name,] label, rule, table, network, optimizer. */
 static void csv_ident(FILE *f, const struct report_row *r, int with_name)
@@ -96,19 +138,11 @@ static void summary_row(FILE *f, const struct report_row *r)
     csv_counting(f, &r->pm, 1);
     for (int p = 0; p < PAPERMEM_NPHASE; p++)
         csv_num(f, "%.2f", r->paper ? r->paper->mb[p] : NAN);
-    for (int p = 0; p < PAPERMEM_NPHASE; p++)
-        csv_u64(f, m->known, m->phase_peak[p]);
-    csv_u64(f, m->known, m->kept_activations);
+    CSV_MEM(f, m, summary_mem_a);
     csv_u64(f, r->bp_kept_activations != 0, r->bp_kept_activations);
     csv_num(f, "%.6g", m->known && r->bp_kept_activations
                        ? (double)m->kept_activations / (double)r->bp_kept_activations : NAN);
-    csv_u64(f, m->known, m->peak_total);
-    csv_u64(f, m->known, m->params);
-    csv_u64(f, m->known, m->grads);
-    csv_u64(f, m->known, m->optimizer);
-    csv_u64(f, m->known, m->workspace);
-    csv_u64(f, m->known, m->data);
-    csv_u64(f, m->known, m->rss_peak);
+    CSV_MEM(f, m, summary_mem_b);
     csv_num(f, "%.6g", report_mean_seconds(r));
     if (r->steps_per_epoch > 0)
         fprintf(f, ",%ld\n", r->steps_per_epoch);
@@ -137,16 +171,7 @@ static void epoch_row(FILE *f, const struct report_row *r, const struct report_e
     csv_num(f, "%.6g", e->eval_seconds);
     csv_num(f, "%.6g", e->samples_per_second);
     csv_num(f, "%.7g", e->lr);
-    csv_u64(f, m->known, m->params);
-    csv_u64(f, m->known, m->grads);
-    csv_u64(f, m->known, m->optimizer);
-    csv_u64(f, m->known, m->kept_activations);
-    csv_u64(f, m->known, m->workspace);
-    csv_u64(f, m->known, m->data);
-    csv_u64(f, m->known, m->peak_total);
-    for (int p = 0; p < PAPERMEM_NPHASE; p++)
-        csv_u64(f, m->known, m->phase_peak[p]);
-    csv_u64(f, m->known, m->rss_peak);
+    CSV_MEM(f, m, epoch_mem);
     csv_counting(f, &r->pm, 0);
     char metrics[REPORT_MAX_METRICS * 48] = "";
     size_t n = 0;
