@@ -1,15 +1,17 @@
 /* report.c: `mtctl report ID...`, the reproduction report's table from
  * jobs the daemon has stored (the same figures memtrain-report prints from
- * its own runs, daemon/memtrain-report/main.c).
+ * its own runs, daemon/memtrain-report/).
  *
  * Per job it asks the daemon for the record and its stored spec (Show) and
- * the epoch history (Metrics), and prints: test error (best epoch and
- * last), the arena's peaks (per phase, kept activations = the activations
- * category, total), seconds per epoch; and, recomputed from the stored spec,
- * memory under the TinyFoA paper's counting (papermem.h, compiled in from
- * the engine) beside the paper's Table 1 figures when the job is the
- * paper's setting (784 or 3072 inputs, 2000-wide hidden layers, 10 classes,
- * batch 100). Then the test-error curve, one column per job. */
+ * the epoch history (Metrics) and turns them into a report row
+ * (daemon/report/reporttable.h): test error per epoch, the arena's peaks
+ * (per phase, kept activations = the activations category, total), seconds
+ * per epoch; and, recomputed from the stored spec, memory under the TinyFoA
+ * paper's counting (papermem.h) beside the paper's Table 1 figures when the
+ * job is the paper's setting (784 or 3072 inputs, 2000-wide hidden layers,
+ * 10 classes, batch 100). The rows then print as this command's summary
+ * table and test-error curve (aligned text or markdown), as the report's
+ * two CSVs (the table module's schema), or as JSON. */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -19,8 +21,8 @@
 #include "mtctl.h"
 #include "papermem.h"
 #include "report.h"
+#include "reporttable.h"
 
-#define MB 1e6
 #define MAX_WIDTHS 66
 
 static const char report_help[] =
@@ -53,36 +55,15 @@ static const char report_help[] =
     "A job that cannot be fetched is reported on stderr and left out; the exit\n"
     "status is then that error's (4 when not found), else 0.\n";
 
-/* One job's figures. */
+/* One job: the daemon's answers and the report row drawn from them. */
 struct job_fig {
     uint64_t id;
     Memtrain__Response *show;       /* owned */
     Memtrain__Response *metrics;    /* owned */
-    char label[48];                 /* "bp", "bp+bw+ba", "tinyfoa" */
-    char net[96];
-    int binary, groups, batch, n_layers;
-    int width[MAX_WIDTHS];
-    int best;                       /* index of the best epoch; -1 without epochs */
     const Memtrain__MemoryStats *mem;   /* the last epoch's peaks, or the job's measured */
-    struct papermem pm;
-    const struct papermem_paper *paper; /* when the job is the paper's setting */
     int cifar;                      /* the paper's CIFAR-10 error applies */
+    struct report_row row;          /* owns its epochs */
 };
-
-static const Memtrain__EpochProgress *epoch_at(const struct job_fig *f, size_t k)
-{
-    return f->metrics->metrics->epochs[k];
-}
-
-static size_t n_epochs(const struct job_fig *f)
-{
-    return f->metrics ? f->metrics->metrics->n_epochs : 0;
-}
-
-static double err_pct(const Memtrain__EpochProgress *e)
-{
-    return 100.0 * (1.0 - e->test_accuracy);
-}
 
 /* Input width of a named dataset when the spec left it 0. */
 static int named_input(const char *name)
@@ -97,76 +78,129 @@ static int named_input(const char *name)
     return 0;
 }
 
-/* Everything the tables need, from the two responses. */
-static void figure(struct job_fig *f)
+static void mem_from_stats(struct report_mem *out, const Memtrain__MemoryStats *m)
+{
+    memset(out, 0, sizeof *out);
+    if (!m)
+        return;
+    out->known = 1;
+    out->params = m->params;
+    out->grads = m->grads;
+    out->optimizer = m->optimizer;
+    out->kept_activations = m->activations;
+    out->workspace = m->workspace;
+    out->data = m->data;
+    out->peak_total = m->peak_total;
+    out->phase_peak[PAPERMEM_FORWARD] = m->phase_peak_forward;
+    out->phase_peak[PAPERMEM_GRADIENT] = m->phase_peak_gradient;
+    out->phase_peak[PAPERMEM_UPDATE] = m->phase_peak_update;
+    out->rss_peak = m->rss_peak_bytes;
+}
+
+static void epoch_from_progress(struct report_epoch *out, const Memtrain__EpochProgress *e)
+{
+    memset(out, 0, sizeof *out);
+    out->epoch = (int)e->epoch;
+    out->loss = e->loss;
+    out->train_accuracy = e->train_accuracy;
+    out->test_accuracy = e->test_accuracy;
+    out->test_loss = NAN;
+    out->seconds = e->seconds;
+    out->eval_seconds = NAN;
+    out->samples_per_second = e->samples_per_second;
+    out->lr = e->lr;
+    mem_from_stats(&out->mem, e->memory);
+    for (size_t q = 0; q < e->n_rule_metrics && q < REPORT_MAX_METRICS; q++) {
+        snprintf(out->metrics[q].name, sizeof out->metrics[q].name, "%s",
+                 e->rule_metrics[q]->name ? e->rule_metrics[q]->name : "");
+        out->metrics[q].value = e->rule_metrics[q]->value;
+        out->n_metrics++;
+    }
+}
+
+/* The network as "784-2000x4-10 relu" (or every width when they differ),
+ * "+ norm" when it has one; the widths into width[0..*n_layers]. */
+static void describe_net(struct job_fig *f, const Memtrain__JobSpec *s, int *width,
+                         int *n_layers)
+{
+    const Memtrain__ModelSpec *m = s->model;
+    const char *ds = s->dataset ? s->dataset->name : NULL;
+    char *net = f->row.network;
+    size_t len = sizeof f->row.network;
+    int L = (int)m->n_hidden + 1;
+    *n_layers = L;
+    width[0] = m->input ? (int)m->input : named_input(ds);
+    for (size_t l = 0; l < m->n_hidden; l++)
+        width[l + 1] = (int)m->hidden[l]->width;
+    width[L] = m->classes ? (int)m->classes : named_input(ds) ? 10 : 0;
+    f->cifar = ds && strcmp(ds, "cifar10") == 0;
+    int same = 1;
+    for (size_t l = 1; l < m->n_hidden; l++)
+        same &= m->hidden[l]->width == m->hidden[0]->width;
+    const char *act = m->activation && m->activation[0] ? m->activation : "relu";
+    const char *norm = m->norm && m->norm[0] && strcmp(m->norm, "none") ? m->norm : NULL;
+    int n = 0;
+    if (m->n_hidden && same)
+        n = snprintf(net, len, "%d-%ux%zu-%d %s", width[0], m->hidden[0]->width, m->n_hidden,
+                     width[L], act);
+    else {
+        n = snprintf(net, len, "%d", width[0]);
+        for (int l = 1; l <= L && n > 0 && (size_t)n < len; l++)
+            n += snprintf(net + n, len - (size_t)n, "-%d", width[l]);
+        if (n > 0 && (size_t)n < len)
+            n += snprintf(net + n, len - (size_t)n, " %s", act);
+    }
+    if (norm && n > 0 && (size_t)n < len)
+        snprintf(net + n, len - (size_t)n, " + %s", norm);
+}
+
+/* The report row from the two responses. -1 when out of memory. */
+static int figure(struct job_fig *f)
 {
     const Memtrain__Job *job = f->show->show->job;
     const Memtrain__JobSpec *s = f->show->show->spec;
+    struct report_row *r = &f->row;
     const char *rule = job->rule && job->rule[0] ? job->rule : "bp";
-    f->binary = 0;
-    f->groups = -1;
-    f->batch = 0;
-    f->n_layers = 0;
+    int binary = 0, groups = -1;
+    report_row_init(r);
     if (s && s->rule) {
         if (s->rule->name && s->rule->name[0])
             rule = s->rule->name;
-        f->binary = s->rule->opt_binary_case == MEMTRAIN__RULE_SPEC__OPT_BINARY_BINARY
-                    && s->rule->binary;
+        binary = s->rule->opt_binary_case == MEMTRAIN__RULE_SPEC__OPT_BINARY_BINARY
+                 && s->rule->binary;
         if (s->rule->opt_groups_case == MEMTRAIN__RULE_SPEC__OPT_GROUPS_GROUPS)
-            f->groups = (int)s->rule->groups;
+            groups = (int)s->rule->groups;
     }
-    snprintf(f->label, sizeof f->label, "%s%s", rule, f->binary ? "+bw+ba" : "");
-    snprintf(f->net, sizeof f->net, "-");
+    r->job_id = f->id;
+    r->name = job->name;
+    snprintf(r->label, sizeof r->label, "%s%s", rule, binary ? "+bw+ba" : "");
+    snprintf(r->rule, sizeof r->rule, "%s", rule);
+    r->state = fmt_state(job->state);
+    snprintf(r->message, sizeof r->message, "%s", job->reason ? job->reason : "");
+    r->epochs_planned = (int)job->epochs;
+    r->epochs_done = (int)job->epochs_done;
+    snprintf(r->network, sizeof r->network, "-");
     if (s && s->model && s->model->n_hidden + 2 <= MAX_WIDTHS) {
-        const Memtrain__ModelSpec *m = s->model;
-        const char *ds = s->dataset ? s->dataset->name : NULL;
-        f->batch = (int)s->batch;
-        f->n_layers = (int)m->n_hidden + 1;
-        f->width[0] = m->input ? (int)m->input : named_input(ds);
-        for (size_t l = 0; l < m->n_hidden; l++)
-            f->width[l + 1] = (int)m->hidden[l]->width;
-        f->width[f->n_layers] = m->classes ? (int)m->classes : named_input(ds) ? 10 : 0;
-        f->cifar = ds && strcmp(ds, "cifar10") == 0;
-        int same = 1;
-        for (size_t l = 1; l < m->n_hidden; l++)
-            same &= m->hidden[l]->width == m->hidden[0]->width;
-        const char *act = m->activation && m->activation[0] ? m->activation : "relu";
-        const char *norm = m->norm && m->norm[0] && strcmp(m->norm, "none") ? m->norm : NULL;
-        int n = 0;
-        if (m->n_hidden && same)
-            n = snprintf(f->net, sizeof f->net, "%d-%ux%zu-%d %s", f->width[0],
-                         m->hidden[0]->width, m->n_hidden, f->width[f->n_layers], act);
-        else {
-            n = snprintf(f->net, sizeof f->net, "%d", f->width[0]);
-            for (int l = 1; l <= f->n_layers && n > 0 && (size_t)n < sizeof f->net; l++)
-                n += snprintf(f->net + n, sizeof f->net - (size_t)n, "-%d", f->width[l]);
-            if (n > 0 && (size_t)n < sizeof f->net)
-                n += snprintf(f->net + n, sizeof f->net - (size_t)n, " %s", act);
+        int width[MAX_WIDTHS], n_layers, batch = (int)s->batch;
+        describe_net(f, s, width, &n_layers);
+        papermem_count(rule, binary, groups, batch, n_layers, width, &r->pm);
+        const struct papermem_paper *row = papermem_paper_row(rule, binary);
+        if (papermem_paper_net(row, batch, n_layers, width)) {
+            r->paper = row;
+            r->paper_error_pct = f->cifar ? row->cifar_err : row->mnist_err;
         }
-        if (norm && n > 0 && (size_t)n < sizeof f->net)
-            snprintf(f->net + n, sizeof f->net - (size_t)n, " + %s", norm);
-        papermem_count(rule, f->binary, f->groups, f->batch, f->n_layers, f->width, &f->pm);
-        const struct papermem_paper *row = papermem_paper_row(rule, f->binary);
-        if (papermem_paper_net(row, f->batch, f->n_layers, f->width))
-            f->paper = row;
-    } else {
-        memset(&f->pm, 0, sizeof f->pm);
     }
-    f->best = -1;
-    for (size_t k = 0; k < n_epochs(f); k++)
-        if (f->best < 0 || epoch_at(f, k)->test_accuracy > epoch_at(f, (size_t)f->best)->test_accuracy)
-            f->best = (int)k;
-    f->mem = n_epochs(f) && epoch_at(f, n_epochs(f) - 1)->memory
-             ? epoch_at(f, n_epochs(f) - 1)->memory : job->measured;
-}
-
-static double mean_seconds(const struct job_fig *f)
-{
-    double s = 0;
-    size_t n = n_epochs(f);
-    for (size_t k = 0; k < n; k++)
-        s += epoch_at(f, k)->seconds;
-    return n ? s / (double)n : NAN;
+    size_t n = f->metrics->metrics->n_epochs;
+    for (size_t k = 0; k < n; k++) {
+        struct report_epoch e;
+        epoch_from_progress(&e, f->metrics->metrics->epochs[k]);
+        if (report_row_add_epoch(r, &e))
+            return -1;
+    }
+    f->mem = n && f->metrics->metrics->epochs[n - 1]->memory
+             ? f->metrics->metrics->epochs[n - 1]->memory : job->measured;
+    mem_from_stats(&r->mem, f->mem);
+    return 0;
 }
 
 /* Show and Metrics for one job. */
@@ -189,24 +223,13 @@ static int fetch(struct mtctl *c, struct job_fig *f, struct mt_err *err)
     req2.metrics = &mq;
     if (conn_call(c, &req2, MEMTRAIN__RESPONSE__BODY_METRICS, &f->metrics, err))
         return conn_job_err(err, f->id);
-    figure(f);
+    if (figure(f))
+        return mt_err_set(err, MT_E_NOMEM, "job %llu: out of memory keeping its epochs",
+                          (unsigned long long)f->id);
     return 0;
 }
 
-/* ------------------------------------------------------------- cells */
-
-static const char *mb3(char *buf, size_t len, double a, double b, double c)
-{
-    snprintf(buf, len, "%.2f / %.2f / %.2f", a / MB, b / MB, c / MB);
-    return buf;
-}
-
-static const char *mbv(char *buf, size_t len, double bytes)
-{
-    double v = bytes / MB;
-    snprintf(buf, len, v >= 100 ? "%.1f" : v >= 0.995 ? "%.2f" : "%.3f", v);
-    return buf;
-}
+/* ------------------------------------------------------------- tables */
 
 /* The summary table: one row per job. */
 #define NSUM 14
@@ -218,105 +241,73 @@ static const char *const sum_head[NSUM] = {
 static void summary_row(const struct job_fig *f, struct table *t)
 {
     const Memtrain__Job *job = f->show->show->job;
-    const Memtrain__MemoryStats *m = f->mem;
+    const struct report_row *r = &f->row;
+    const struct report_mem *m = &r->mem;
     char id[24], ep[32], best[40], last[24], perr[24], cnt[64], pap[64], ph[64], kept[24],
         tot[24], sec[24];
-    size_t n = n_epochs(f);
+    int b = report_best_epoch(r);
     snprintf(id, sizeof id, "%llu", (unsigned long long)f->id);
     snprintf(ep, sizeof ep, "%u/%u", job->epochs_done, job->epochs);
-    if (f->best >= 0) {
-        snprintf(best, sizeof best, "%.2f%% (%d)", err_pct(epoch_at(f, (size_t)f->best)),
-                 f->best + 1);
-        snprintf(last, sizeof last, "%.2f%%", err_pct(epoch_at(f, n - 1)));
-        snprintf(sec, sizeof sec, "%.1f", mean_seconds(f));
+    if (b >= 0) {
+        snprintf(best, sizeof best, "%.2f%% (%d)", report_error_pct(&r->ep[b]), b + 1);
+        snprintf(last, sizeof last, "%.2f%%", report_error_pct(&r->ep[r->n_epochs - 1]));
+        snprintf(sec, sizeof sec, "%.1f", report_mean_seconds(r));
     } else {
         snprintf(best, sizeof best, "-");
         snprintf(last, sizeof last, "-");
         snprintf(sec, sizeof sec, "-");
     }
-    if (f->paper)
-        snprintf(perr, sizeof perr, "%.2f%%", f->cifar ? f->paper->cifar_err : f->paper->mnist_err);
+    if (r->paper)
+        snprintf(perr, sizeof perr, "%.2f%%", r->paper_error_pct);
     else
         snprintf(perr, sizeof perr, "-");
-    if (f->pm.scope != PAPERMEM_NA)
-        mb3(cnt, sizeof cnt, (double)f->pm.bytes[0], (double)f->pm.bytes[1],
-            (double)f->pm.bytes[2]);
+    if (r->pm.scope != PAPERMEM_NA)
+        report_mb3(cnt, sizeof cnt, (double)r->pm.bytes[0], (double)r->pm.bytes[1],
+                   (double)r->pm.bytes[2]);
     else
         snprintf(cnt, sizeof cnt, "n/a");
-    if (f->paper)
-        snprintf(pap, sizeof pap, "%.2f / %.2f / %.2f", f->paper->mb[0], f->paper->mb[1],
-                 f->paper->mb[2]);
+    if (r->paper)
+        snprintf(pap, sizeof pap, "%.2f / %.2f / %.2f", r->paper->mb[0], r->paper->mb[1],
+                 r->paper->mb[2]);
     else
         snprintf(pap, sizeof pap, "-");
-    if (m) {
-        mb3(ph, sizeof ph, (double)m->phase_peak_forward, (double)m->phase_peak_gradient,
-            (double)m->phase_peak_update);
-        mbv(kept, sizeof kept, (double)m->activations);
-        mbv(tot, sizeof tot, (double)m->peak_total);
+    if (m->known) {
+        report_mb3(ph, sizeof ph, (double)m->phase_peak[0], (double)m->phase_peak[1],
+                   (double)m->phase_peak[2]);
+        report_mb(kept, sizeof kept, (double)m->kept_activations);
+        report_mb(tot, sizeof tot, (double)m->peak_total);
     } else {
         snprintf(ph, sizeof ph, "-");
         snprintf(kept, sizeof kept, "-");
         snprintf(tot, sizeof tot, "-");
     }
-    const char *cells[NSUM] = {id, f->label, f->net, fmt_state(job->state), ep, best, last, perr,
+    const char *cells[NSUM] = {id, r->label, r->network, r->state, ep, best, last, perr,
                                cnt, pap, ph, kept, tot, sec};
     table_add(t, cells);
-}
-
-/* A table as markdown: header, separator, rows; '|' in cells becomes '/'. */
-static void print_markdown(const struct table *t, FILE *out)
-{
-    for (long r = -1; r < (long)t->nrows; r++) {
-        const char *const *row = r < 0 ? (const char *const *)t->head
-                                       : (const char *const *)t->cells + (size_t)r * (size_t)t->ncols;
-        fputc('|', out);
-        for (int col = 0; col < t->ncols; col++) {
-            fputc(' ', out);
-            for (const char *p = row[col] ? row[col] : "-"; *p; p++)
-                fputc(*p == '|' ? '/' : *p, out);
-            fputs(" |", out);
-        }
-        fputc('\n', out);
-        if (r < 0) {
-            fputc('|', out);
-            for (int col = 0; col < t->ncols; col++)
-                fputs("---|", out);
-            fputc('\n', out);
-        }
-    }
 }
 
 static int print_table(const struct table *t, int markdown)
 {
     if (!markdown)
         return table_print(t, stdout);
-    print_markdown(t, stdout);
+    report_md_table(stdout, t->ncols, t->head, (const char *const *)t->cells, t->nrows);
     return t->oom ? -1 : 0;
 }
 
-static int text_report(struct job_fig *f, size_t nf, int markdown)
+/* The test error after every epoch: EPOCH, then one column per job (at
+ * most 63, table_print's limit). */
+static int curve_table(const struct job_fig *f, size_t nf, int markdown)
 {
-    struct table t;
-    int rc = 0;
-    table_init(&t, NSUM, sum_head, "r...rrrr...rrr");
-    for (size_t i = 0; i < nf; i++)
-        if (f[i].show)
-            summary_row(&f[i], &t);
-    if (markdown)
-        printf("## Jobs\n\n");
-    rc |= print_table(&t, markdown);
-    table_free(&t);
-
-    /* the curve: EPOCH, then one column per job */
-    size_t cols = 1, maxe = 0;
+    size_t cols = 1;
+    int maxe = 0, rc = 0;
     for (size_t i = 0; i < nf; i++)
         if (f[i].show) {
             cols++;
-            if (n_epochs(&f[i]) > maxe)
-                maxe = n_epochs(&f[i]);
+            if (f[i].row.n_epochs > maxe)
+                maxe = f[i].row.n_epochs;
         }
     if (cols > 64)
-        cols = 64;   /* table_print's limit */
+        cols = 64;
     char **head = calloc(cols, sizeof *head);
     char *right = calloc(cols + 1, 1);
     const char **cells = calloc(cols, sizeof *cells);
@@ -331,7 +322,7 @@ static int text_report(struct job_fig *f, size_t nf, int markdown)
         if (!f[i].show)
             continue;
         char h[80];
-        snprintf(h, sizeof h, "%llu:%s", (unsigned long long)f[i].id, f[i].label);
+        snprintf(h, sizeof h, "%llu:%s", (unsigned long long)f[i].id, f[i].row.label);
         head[c] = strdup(h);
         right[c++] = 'r';
     }
@@ -339,17 +330,15 @@ static int text_report(struct job_fig *f, size_t nf, int markdown)
         if (!head[c])
             rc = -1;
     if (!rc) {
+        struct table t;
         table_init(&t, (int)cols, (const char *const *)head, right);
-        for (size_t k = 0; k < maxe; k++) {
-            snprintf(buf[0], sizeof buf[0], "%zu", k + 1);
+        for (int k = 0; k < maxe; k++) {
+            snprintf(buf[0], sizeof buf[0], "%d", k + 1);
             cells[0] = buf[0];
             for (size_t i = 0, c = 1; i < nf && c < cols; i++) {
                 if (!f[i].show)
                     continue;
-                buf[c][0] = '\0';
-                if (k < n_epochs(&f[i]))
-                    snprintf(buf[c], sizeof buf[c], "%.2f", err_pct(epoch_at(&f[i], k)));
-                cells[c] = buf[c];
+                cells[c] = report_curve_cell(buf[c], sizeof buf[c], &f[i].row, k);
                 c++;
             }
             table_add(&t, cells);
@@ -362,6 +351,23 @@ static int text_report(struct job_fig *f, size_t nf, int markdown)
     for (size_t c = 0; c < cols; c++)
         free(head[c]);
     free(head), free(right), free(cells), free(buf);
+    return rc;
+}
+
+static int text_report(struct job_fig *f, size_t nf, int markdown)
+{
+    struct table t;
+    int rc = 0;
+    table_init(&t, NSUM, sum_head, "r...rrrr...rrr");
+    for (size_t i = 0; i < nf; i++)
+        if (f[i].show)
+            summary_row(&f[i], &t);
+    if (markdown)
+        printf("## Jobs\n\n");
+    rc |= print_table(&t, markdown);
+    table_free(&t);
+    if (curve_table(f, nf, markdown))
+        return -1;
     printf("%sMB = 10^6 bytes. PAPER-COUNT: the TinyFoA paper's counting (hidden-to-hidden "
            "matrices only, no\noptimizer state) of the same job; PAPER: its Table 1, shown "
            "only for the paper's setting.\nPHASE-PEAK, KEPT-ACTS, PEAK: the arena's measured "
@@ -371,92 +377,23 @@ static int text_report(struct job_fig *f, size_t nf, int markdown)
 
 /* -------------------------------------------------------- CSV and JSON */
 
-static void csv_quoted(const char *s)
+/* The CSVs of the fetched jobs (reporttable.h's schema). -1 when out of
+ * memory. */
+static int csv_report(const struct job_fig *f, size_t nf, int curve)
 {
-    putchar('"');
-    for (; s && *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
-static void csv_summary(const struct job_fig *f, size_t nf)
-{
-    printf("job_id,name,rule,network,state,epochs_done,epochs,best_error_pct,best_epoch,"
-           "last_error_pct,paper_error_pct,paper_count_scope,paper_count_forward,"
-           "paper_count_gradient,paper_count_update,paper_forward_mb,paper_gradient_mb,"
-           "paper_update_mb,phase_peak_forward,phase_peak_gradient,phase_peak_update,"
-           "activations,peak_total,params,grads,optimizer,workspace,data,rss_peak_bytes,"
-           "seconds_per_epoch\n");
-    for (size_t i = 0; i < nf; i++) {
-        if (!f[i].show)
-            continue;
-        const struct job_fig *g = &f[i];
-        const Memtrain__Job *job = g->show->show->job;
-        printf("%llu,", (unsigned long long)g->id);
-        csv_quoted(job->name);
-        printf(",%s,", g->label);
-        csv_quoted(g->net);
-        printf(",%s,%u,%u,", fmt_state(job->state), job->epochs_done, job->epochs);
-        if (g->best >= 0)
-            printf("%.4f,%d,%.4f,", err_pct(epoch_at(g, (size_t)g->best)), g->best + 1,
-                   err_pct(epoch_at(g, n_epochs(g) - 1)));
-        else
-            printf(",,,");
-        if (g->paper)
-            printf("%.2f,", g->cifar ? g->paper->cifar_err : g->paper->mnist_err);
-        else
-            printf(",");
-        printf("%s,", papermem_scope_name(g->pm.scope));
-        if (g->pm.scope != PAPERMEM_NA)
-            printf("%zu,%zu,%zu,", g->pm.bytes[0], g->pm.bytes[1], g->pm.bytes[2]);
-        else
-            printf(",,,");
-        if (g->paper)
-            printf("%.2f,%.2f,%.2f,", g->paper->mb[0], g->paper->mb[1], g->paper->mb[2]);
-        else
-            printf(",,,");
-        const Memtrain__MemoryStats *m = g->mem;
-        if (m)
-            printf("%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,",
-                   (unsigned long long)m->phase_peak_forward,
-                   (unsigned long long)m->phase_peak_gradient,
-                   (unsigned long long)m->phase_peak_update, (unsigned long long)m->activations,
-                   (unsigned long long)m->peak_total, (unsigned long long)m->params,
-                   (unsigned long long)m->grads, (unsigned long long)m->optimizer,
-                   (unsigned long long)m->workspace, (unsigned long long)m->data,
-                   (unsigned long long)m->rss_peak_bytes);
-        else
-            printf(",,,,,,,,,,,");
-        if (n_epochs(g))
-            printf("%.6g\n", mean_seconds(g));
-        else
-            printf("\n");
-    }
-}
-
-static void csv_curve(const struct job_fig *f, size_t nf)
-{
-    printf("job_id,rule,epoch,loss,train_accuracy,test_accuracy,test_error_pct,seconds,"
-           "phase_peak_forward,phase_peak_gradient,phase_peak_update,activations,peak_total\n");
-    for (size_t i = 0; i < nf; i++) {
-        if (!f[i].show)
-            continue;
-        for (size_t k = 0; k < n_epochs(&f[i]); k++) {
-            const Memtrain__EpochProgress *e = epoch_at(&f[i], k);
-            static const Memtrain__MemoryStats zero = MEMTRAIN__MEMORY_STATS__INIT;
-            const Memtrain__MemoryStats *m = e->memory ? e->memory : &zero;
-            printf("%llu,%s,%u,%.10g,%.10g,%.10g,%.6f,%.6g,%llu,%llu,%llu,%llu,%llu\n",
-                   (unsigned long long)f[i].id, f[i].label, e->epoch, e->loss, e->train_accuracy,
-                   e->test_accuracy, err_pct(e), e->seconds,
-                   (unsigned long long)m->phase_peak_forward,
-                   (unsigned long long)m->phase_peak_gradient,
-                   (unsigned long long)m->phase_peak_update, (unsigned long long)m->activations,
-                   (unsigned long long)m->peak_total);
-        }
-    }
+    const struct report_row **rows = calloc(nf ? nf : 1, sizeof *rows);
+    size_t n = 0;
+    if (!rows)
+        return -1;
+    for (size_t i = 0; i < nf; i++)
+        if (f[i].show)
+            rows[n++] = &f[i].row;
+    if (curve)
+        report_csv_epochs(stdout, rows, n);
+    else
+        report_csv_summary(stdout, rows, n);
+    free(rows);
+    return 0;
 }
 
 static void json_report(const struct job_fig *f, size_t nf)
@@ -468,20 +405,22 @@ static void json_report(const struct job_fig *f, size_t nf)
         if (!f[i].show)
             continue;
         const struct job_fig *g = &f[i];
+        const struct report_row *r = &g->row;
         const Memtrain__Job *job = g->show->show->job;
+        int b = report_best_epoch(r);
         json_obj(&j, NULL);
         json_u64(&j, "job_id", g->id);
         json_str(&j, "name", job->name);
-        json_str(&j, "rule", g->label);
-        json_str(&j, "network", g->net);
-        json_str(&j, "state", fmt_state(job->state));
+        json_str(&j, "rule", r->label);
+        json_str(&j, "network", r->network);
+        json_str(&j, "state", r->state);
         json_u64(&j, "epochs_done", job->epochs_done);
         json_u64(&j, "epochs", job->epochs);
-        if (g->best >= 0) {
-            json_double(&j, "best_error_pct", err_pct(epoch_at(g, (size_t)g->best)));
-            json_i64(&j, "best_epoch", g->best + 1);
-            json_double(&j, "last_error_pct", err_pct(epoch_at(g, n_epochs(g) - 1)));
-            json_double(&j, "seconds_per_epoch", mean_seconds(g));
+        if (b >= 0) {
+            json_double(&j, "best_error_pct", report_error_pct(&r->ep[b]));
+            json_i64(&j, "best_epoch", b + 1);
+            json_double(&j, "last_error_pct", report_error_pct(&r->ep[r->n_epochs - 1]));
+            json_double(&j, "seconds_per_epoch", report_mean_seconds(r));
         } else {
             json_null(&j, "best_error_pct");
             json_null(&j, "best_epoch");
@@ -489,33 +428,33 @@ static void json_report(const struct job_fig *f, size_t nf)
             json_null(&j, "seconds_per_epoch");
         }
         json_memory_stats(&j, "memory", g->mem);
-        if (g->pm.scope != PAPERMEM_NA) {
+        if (r->pm.scope != PAPERMEM_NA) {
             json_obj(&j, "paper_counting");
-            json_str(&j, "scope", papermem_scope_name(g->pm.scope));
-            json_u64(&j, "forward", g->pm.bytes[0]);
-            json_u64(&j, "gradient", g->pm.bytes[1]);
-            json_u64(&j, "update", g->pm.bytes[2]);
-            json_u64(&j, "formula_extra_forward", g->pm.extra[0]);
-            json_u64(&j, "formula_extra_gradient", g->pm.extra[1]);
-            json_u64(&j, "formula_extra_update", g->pm.extra[2]);
+            json_str(&j, "scope", papermem_scope_name(r->pm.scope));
+            json_u64(&j, "forward", r->pm.bytes[0]);
+            json_u64(&j, "gradient", r->pm.bytes[1]);
+            json_u64(&j, "update", r->pm.bytes[2]);
+            json_u64(&j, "formula_extra_forward", r->pm.extra[0]);
+            json_u64(&j, "formula_extra_gradient", r->pm.extra[1]);
+            json_u64(&j, "formula_extra_update", r->pm.extra[2]);
             json_obj_end(&j);
         } else {
             json_null(&j, "paper_counting");
         }
-        if (g->paper) {
+        if (r->paper) {
             json_obj(&j, "paper");
-            json_str(&j, "method", g->paper->method);
-            json_double(&j, "error_pct", g->cifar ? g->paper->cifar_err : g->paper->mnist_err);
-            json_double(&j, "forward_mb", g->paper->mb[0]);
-            json_double(&j, "gradient_mb", g->paper->mb[1]);
-            json_double(&j, "update_mb", g->paper->mb[2]);
+            json_str(&j, "method", r->paper->method);
+            json_double(&j, "error_pct", r->paper_error_pct);
+            json_double(&j, "forward_mb", r->paper->mb[0]);
+            json_double(&j, "gradient_mb", r->paper->mb[1]);
+            json_double(&j, "update_mb", r->paper->mb[2]);
             json_obj_end(&j);
         } else {
             json_null(&j, "paper");
         }
         json_arr(&j, "curve");
-        for (size_t k = 0; k < n_epochs(g); k++)
-            json_double(&j, NULL, err_pct(epoch_at(g, k)));
+        for (int k = 0; k < r->n_epochs; k++)
+            json_double(&j, NULL, report_error_pct(&r->ep[k]));
         json_arr_end(&j);
         json_obj_end(&j);
     }
@@ -578,6 +517,7 @@ int cmd_report(struct mtctl *c, int argc, char **argv)
             if (f[i].metrics)
                 memtrain__response__free_unpacked(f[i].metrics, NULL);
             f[i].show = f[i].metrics = NULL;
+            report_row_deinit(&f[i].row);
             if (err.code == MT_E_UNREACHABLE)
                 break;
             continue;
@@ -587,11 +527,7 @@ int cmd_report(struct mtctl *c, int argc, char **argv)
     if (got) {
         if (c->json)
             json_report(f, nf);
-        else if (csv && curve)
-            csv_curve(f, nf);
-        else if (csv)
-            csv_summary(f, nf);
-        else if (text_report(f, nf, markdown)) {
+        else if (csv ? csv_report(f, nf, curve) : text_report(f, nf, markdown)) {
             struct mt_err err = {0};
             mt_err_set(&err, MT_E_NOMEM, "out of memory formatting the table");
             rc = mtctl_fail(c, &err);
@@ -604,6 +540,7 @@ int cmd_report(struct mtctl *c, int argc, char **argv)
             memtrain__response__free_unpacked(f[i].show, NULL);
         if (f[i].metrics)
             memtrain__response__free_unpacked(f[i].metrics, NULL);
+        report_row_deinit(&f[i].row);
     }
     free(f);
     return status;

@@ -40,7 +40,8 @@
  *
  * Rules outside the table (fa, dfa, memdfa, ckpt, asa, approx*, mezo)
  * get scope PAPERMEM_NA and zeros. Pure arithmetic on shapes: no
- * allocation, no engine state (mtctl compiles this file too). */
+ * allocation, no engine state (built as libmtpapermem with pack.c, which
+ * mtctl and the report table link without the rest of the engine). */
 #ifndef MT_PAPERMEM_H
 #define MT_PAPERMEM_H
 
