@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "fmt.h"
+#include "memtrain/version.h"
 #include "mtctl.h"
 #include "spec.h"
 
@@ -162,7 +163,7 @@ static const char ping_help[] =
     "\n"
     "Ask memtraind for its version and uptime, and measure the round trip of\n"
     "the request (connecting excluded):\n"
-    "  memtraind 0.1.0 at /run/user/1000/memtrain/memtraind.sock: up 3h12m,\n"
+    "  memtraind " MT_VERSION " at /run/user/1000/memtrain/memtraind.sock: up 3h12m,\n"
     "  round trip 0.18 ms\n"
     "\n"
     "Options:\n"
