@@ -431,10 +431,15 @@ void json_null(struct json *j, const char *key)
     fputs("null", j->f);
 }
 
-const char *const fmt_mem_label[FMT_MEM_ROWS] = {
-    "params", "grads", "optimizer", "activations", "workspace", "data",
-    "peak total", "phase forward", "phase gradient", "phase update",
-};
+const char *fmt_mem_label(size_t i)
+{
+    static const char *const more[FMT_MEM_ROWS - FMT_MEM_CATEGORIES] = {
+        "peak total", "phase forward", "phase gradient", "phase update",
+    };
+    if (i < FMT_MEM_CATEGORIES)
+        return mt_mem_cat_name((enum mt_mem_cat)i);
+    return i < FMT_MEM_ROWS ? more[i - FMT_MEM_CATEGORIES] : "?";
+}
 
 uint64_t fmt_mem_at(const Memtrain__MemoryStats *m, size_t i)
 {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "memtrain.pb-c.h"
+#include "memtrain/category.h"
 
 /* ---- job states */
 
@@ -37,9 +38,11 @@ char *fmt_bytes(char *buf, size_t len, uint64_t bytes);
 
 /* The rows of a MemoryStats as mtctl prints them: the six categories first
  * (FMT_MEM_CATEGORIES), then the peak total and the three phase peaks. */
-#define FMT_MEM_CATEGORIES 6
-#define FMT_MEM_ROWS 10
-extern const char *const fmt_mem_label[FMT_MEM_ROWS];
+#define FMT_MEM_CATEGORIES MT_MEM_NCAT
+#define FMT_MEM_ROWS (FMT_MEM_CATEGORIES + 4)
+/* Row i's label: the category's name (memtrain/category.h), then "peak
+ * total", "phase forward", "phase gradient", "phase update"; "?" past them. */
+const char *fmt_mem_label(size_t i);
 /* Row i of m; 0 when m is NULL. */
 uint64_t fmt_mem_at(const Memtrain__MemoryStats *m, size_t i);
 

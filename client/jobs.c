@@ -385,7 +385,7 @@ static void show_memory(const Memtrain__Job *job)
     table_init(&t, now ? 4 : 3, head, ".rrr");
     for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
         char label[32], p[32], m[32], n[32];
-        snprintf(label, sizeof label, "  %s", fmt_mem_label[i]);
+        snprintf(label, sizeof label, "  %s", fmt_mem_label(i));
         mem_cell(p, sizeof p, job->planned, i);
         mem_cell(m, sizeof m, job->measured, i);
         mem_cell(n, sizeof n, now ? now->current : NULL, i);

@@ -10,11 +10,9 @@
 
 #include "fmt.h"
 #include "mtctl.h"
+#include "memtrain/version.h"
+#include "memtrain/wire.h"
 #include "report.h"
-
-#ifndef MEMTRAIN_VERSION
-#define MEMTRAIN_VERSION "unknown"
-#endif
 
 #define RUN_SOCKET "/run/memtraind/memtraind.sock"
 
@@ -206,7 +204,7 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "+ho:V", longopts, NULL)) != -1) {
         switch (opt) {
         case 'V':
-            printf("mtctl %s (protocol 1)\n", MEMTRAIN_VERSION);
+            printf("mtctl %s (protocol %d)\n", MT_VERSION, MT_PROTOCOL_VERSION);
             return MTCTL_EXIT_OK;
         default:
             if ((rc = mtctl_opt(&c, opt, optarg, help_text)))

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "fmt.h"
+#include "memtrain/version.h"
 #include "mtctl.h"
 #include "spec.h"
 
@@ -50,7 +51,7 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
     table_init(&t, 3, head, ".rr");
     for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
         char label[32], exact[32];
-        snprintf(label, sizeof label, "  %s", fmt_mem_label[i]);
+        snprintf(label, sizeof label, "  %s", fmt_mem_label(i));
         snprintf(exact, sizeof exact, "%llu", (unsigned long long)fmt_mem_at(p->planned, i));
         const char *cells[] = {label, fmt_bytes(a, sizeof a, fmt_mem_at(p->planned, i)), exact};
         table_add(&t, cells);
@@ -78,7 +79,7 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
             printf("\n");
             table_init(&t, (int)nc, hd, align);
             for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
-                snprintf(cell[0], sizeof cell[0], "  %s", fmt_mem_label[i]);
+                snprintf(cell[0], sizeof cell[0], "  %s", fmt_mem_label(i));
                 cells[0] = cell[0];
                 for (size_t r = 0; r < p->n_rules; r++)
                     cells[r + 1] = fmt_bytes(cell[r + 1], sizeof cell[r + 1],
@@ -162,7 +163,7 @@ static const char ping_help[] =
     "\n"
     "Ask memtraind for its version and uptime, and measure the round trip of\n"
     "the request (connecting excluded):\n"
-    "  memtraind 0.1.0 at /run/user/1000/memtrain/memtraind.sock: up 3h12m,\n"
+    "  memtraind " MT_VERSION " at /run/user/1000/memtrain/memtraind.sock: up 3h12m,\n"
     "  round trip 0.18 ms\n"
     "\n"
     "Options:\n"

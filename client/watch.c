@@ -196,7 +196,7 @@ static void draw(struct view *v)
         snprintf(line, sizeof line, "%-13s %12s %12s", "memory", "current", "peak");
         put_line(line, cols), n++;
         for (size_t i = 0; i < FMT_MEM_CATEGORIES; i++) {
-            snprintf(line, sizeof line, "  %-11s %12s %12s", fmt_mem_label[i],
+            snprintf(line, sizeof line, "  %-11s %12s %12s", fmt_mem_label(i),
                      cur ? fmt_bytes(a, sizeof a, fmt_mem_at(cur, i)) : "-",
                      fmt_bytes(b, sizeof b, fmt_mem_at(pk, i)));
             put_line(line, cols), n++;

@@ -58,15 +58,7 @@ void arena_default_fail_after(long n)
     default_fail_after = n;
 }
 
-static const char *cat_names[MT_MEM_NCAT] = {
-    "params", "grads", "optimizer", "activations", "workspace", "data",
-};
 static const char *phase_names[MT_PHASE_N] = {"idle", "forward", "gradient", "update"};
-
-const char *mt_mem_cat_name(enum mt_mem_cat cat)
-{
-    return (unsigned)cat < MT_MEM_NCAT ? cat_names[cat] : "?";
-}
 
 const char *mt_phase_name(enum mt_phase phase)
 {

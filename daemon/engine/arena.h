@@ -21,17 +21,8 @@
 
 #include <stddef.h>
 
+#include "memtrain/category.h"  /* enum mt_mem_cat, mt_mem_cat_name */
 #include "memtrain/err.h"
-
-enum mt_mem_cat {
-    MT_MEM_PARAMS,     /* trainable weights, and fixed feedback matrices */
-    MT_MEM_GRADS,      /* gradient buffers */
-    MT_MEM_OPTIM,      /* optimizer state (momentum, Adam moments) */
-    MT_MEM_ACTS,       /* activations kept between forward and update */
-    MT_MEM_WORKSPACE,  /* transient buffers of one phase */
-    MT_MEM_DATA,       /* the dataset, the batch, the shuffle order */
-    MT_MEM_NCAT
-};
 
 enum mt_phase {
     MT_PHASE_IDLE,     /* outside a training step (setup, evaluation) */
@@ -98,7 +89,6 @@ size_t arena_global_reserved(void);
  * test can fail setup code that makes its own arena. n < 0 turns it off. */
 void arena_default_fail_after(long n);
 
-const char *mt_mem_cat_name(enum mt_mem_cat cat);   /* "params", "grads", ... */
 const char *mt_phase_name(enum mt_phase phase);     /* "forward", ... */
 /* Add b to a, category by category and phase by phase. */
 void mem_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b);

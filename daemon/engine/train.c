@@ -9,6 +9,7 @@
 
 #include "blas.h"
 #include "loss.h"
+#include "memtrain/procstat.h"
 #include "rules/common.h"
 
 #define F4 sizeof(float)
@@ -18,23 +19,6 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void proc_memory(long *hwm, long *rss)
-{
-    *hwm = *rss = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return;
-    char line[256];
-    long kb;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            *hwm = kb * 1024;
-        else if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            *rss = kb * 1024;
-    }
-    fclose(f);
 }
 
 /* Bytes the trainer itself charges to the data category beyond the dataset:
@@ -353,6 +337,9 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
     if (t->rule->epoch_metrics)
         rep->n_metrics = t->rule->epoch_metrics(t, rep->metrics, MT_MAX_RULE_METRICS);
     arena_stats(t->arena, &rep->mem);
-    proc_memory(&rep->rss_peak, &rep->rss_now);
+    struct mt_procstat ps;
+    mt_procstat_read(0, &ps, NULL);
+    rep->rss_peak = (long)ps.hwm;
+    rep->rss_now = (long)ps.rss;
     return 0;
 }

@@ -151,7 +151,4 @@ int trainer_plan(const struct mt_spec *spec, struct mt_mem_plan *plan, struct mt
 void trainer_plan_shape(const struct mt_spec *spec, const struct mt_data_shape *shape,
                         struct mt_mem_plan *plan);
 
-/* The kernel's view of this process: VmHWM and VmRSS in bytes (0 if unknown). */
-void proc_memory(long *hwm, long *rss);
-
 #endif

@@ -2,9 +2,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "memtrain-report.h"
+#include "memtrain/version.h"
 
 static const char usage_text[] =
     "Usage: memtrain-report [OPTIONS]\n"
@@ -57,6 +59,7 @@ static const char usage_text[] =
     "  --summary-csv FILE    the summary CSV's name instead of FILE-summary.csv\n"
     "  --no-fork             train in this process (a crash then ends the report)\n"
     "  -h, --help            this text\n"
+    "  -V, --version         the version\n"
     "\n"
     "Progress goes to stderr, one line per epoch: rule, epoch, test accuracy,\n"
     "seconds. A full run (14 rules x 10 epochs of 60000 images at 2000 wide) takes\n"
@@ -165,6 +168,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
         {"summary-csv", required_argument, NULL, O_SUMMARY},
         {"no-fork", no_argument, NULL, O_NOFORK},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int opt, any = 0;
@@ -172,7 +176,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
     *o = (struct opts){.epochs = 10, .width = PAPER_WIDTH, .seed = 1, .data_dir = ""};
     for (int i = 0; i < NENTRIES; i++)
         o->rule_epochs[i] = -1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
         switch (opt) {
         case O_EPOCHS:
             if (parse_int(optarg, "--epochs", 1, MAX_EPOCHS, &v))
@@ -217,6 +221,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
         case O_SUMMARY: o->summary_csv = optarg; break;
         case O_NOFORK: o->no_fork = 1; break;
         case 'h': fputs(usage_text, stdout); return -1;
+        case 'V': printf("memtrain-report %s\n", MT_VERSION); return -1;
         default:
             fprintf(stderr, "Try 'memtrain-report --help'.\n");
             return 2;

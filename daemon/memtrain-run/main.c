@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "blas.h"
+#include "memtrain/version.h"
 #include "output.h"
 #include "rules/rules.h"
 #include "spec.h"
@@ -104,7 +105,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             break;
         }
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("memtrain-run 0.1.0\n"); exit(0);
+        case 'V': printf("memtrain-run %s\n", MT_VERSION); exit(0);
         default: usage(stderr); return 2;
         }
     }

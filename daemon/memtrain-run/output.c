@@ -6,10 +6,6 @@
 
 #include "blas.h"
 
-static const char *json_cat[MT_MEM_NCAT] = {
-    "params", "grads", "optimizer", "activations", "workspace", "data",
-};
-
 void output_model_string(char *buf, size_t len, const struct mt_model_desc *d)
 {
     size_t o = 0;
@@ -44,7 +40,7 @@ void output_epoch_json(FILE *f, const struct mt_trainer *t, const struct mt_epoc
             r->loss, r->train_accuracy, r->test_loss, r->test_accuracy, r->seconds,
             r->eval_seconds, r->samples_per_second, (double)r->lr);
     for (int c = 0; c < MT_MEM_NCAT; c++)
-        fprintf(f, "\"%s\":%zu,", json_cat[c], m->peak[c]);
+        fprintf(f, "\"%s\":%zu,", mt_mem_cat_name(c), m->peak[c]);
     fprintf(f,
             "\"peak_total\":%zu,\"limit\":%zu,\"phase_peak\":{\"forward\":%zu,\"gradient\":%zu,"
             "\"update\":%zu}},\"rss_peak\":%ld,\"rss\":%ld,\"blas_core\":",
@@ -112,7 +108,7 @@ void output_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan
     json_string(f, s->rule.name);
     fprintf(f, ",\"batch\":%d,\"memory\":{", s->batch);
     for (int c = 0; c < MT_MEM_NCAT; c++)
-        fprintf(f, "\"%s\":%zu,", json_cat[c], p->cat[c]);
+        fprintf(f, "\"%s\":%zu,", mt_mem_cat_name(c), p->cat[c]);
     fprintf(f, "\"peak_total\":%zu,\"phase_peak\":{\"forward\":%zu,\"gradient\":%zu,\"update\":%zu}}}\n",
             p->total, p->phase[MT_PHASE_FORWARD], p->phase[MT_PHASE_GRADIENT],
             p->phase[MT_PHASE_UPDATE]);

@@ -28,6 +28,7 @@
 #include "blas.h"
 #include "checkpoint.h"
 #include "jobspec.h"
+#include "memtrain/procstat.h"
 #include "memtrain/wire.h"
 #include "train.h"
 
@@ -160,11 +161,11 @@ static int send_log(struct worker *w, const char *fmt, ...)
 static int send_memory(struct worker *w)
 {
     struct mt_mem_stats st;
-    long hwm, rss;
+    struct mt_procstat ps;
     Memtrain__MemoryStats cur, peak;
     Memtrain__MemorySample ms = MEMTRAIN__MEMORY_SAMPLE__INIT;
     arena_stats(w->t.arena, &st);
-    proc_memory(&hwm, &rss);
+    mt_procstat_read(0, &ps, NULL);
     memtrain__memory_stats__init(&cur);
     cur.params = st.cur[MT_MEM_PARAMS];
     cur.grads = st.cur[MT_MEM_GRADS];
@@ -173,12 +174,12 @@ static int send_memory(struct worker *w)
     cur.workspace = st.cur[MT_MEM_WORKSPACE];
     cur.data = st.cur[MT_MEM_DATA];
     cur.peak_total = st.total;
-    checkpoint_memory_stats(&peak, &st, hwm);
+    checkpoint_memory_stats(&peak, &st, (long)ps.hwm);
     ms.time = unix_ms();
     ms.current = &cur;
     ms.peak = &peak;
-    ms.rss_bytes = rss > 0 ? (uint64_t)rss : 0;
-    ms.hwm_bytes = hwm > 0 ? (uint64_t)hwm : 0;
+    ms.rss_bytes = ps.rss;
+    ms.hwm_bytes = ps.hwm;
     ms.limit = w->t.spec.memory_limit;
     Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
     ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_MEMORY;
@@ -230,14 +231,14 @@ static int send_done(struct worker *w, Memtrain__JobState state, const char *rea
 {
     Memtrain__WorkerDone done = MEMTRAIN__WORKER_DONE__INIT;
     Memtrain__MemoryStats measured = MEMTRAIN__MEMORY_STATS__INIT;
-    long hwm, rss;
-    proc_memory(&hwm, &rss);
+    struct mt_procstat ps;
+    mt_procstat_read(0, &ps, NULL);
     if (w->have_trainer) {
         struct mt_mem_stats st;
         arena_stats(w->t.arena, &st);
-        checkpoint_memory_stats(&measured, &st, hwm);
+        checkpoint_memory_stats(&measured, &st, (long)ps.hwm);
     } else {
-        measured.rss_peak_bytes = hwm > 0 ? (uint64_t)hwm : 0;
+        measured.rss_peak_bytes = ps.hwm;
     }
     done.state = state;
     done.reason = (char *)reason;
@@ -380,20 +381,6 @@ static int train(struct worker *w)
 /* ------------------------------------------------------------------------ */
 /* Setup */
 
-/* VmData of this process in bytes (0 if unknown): what RLIMIT_DATA counts. */
-static long proc_data_bytes(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmData: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb * 1024;
-}
-
 /* OpenBLAS maps one buffer per thread on first use (128 MiB of address
  * space each with Debian's build, barely touched) and, when that mmap
  * fails, retries forever at full CPU. So its threads start and its buffers
@@ -411,7 +398,9 @@ static void blas_warm_up(int threads)
 static int set_hard_limit(struct worker *w, uint64_t bytes, struct mt_err *err)
 {
     struct rlimit rl;
-    long base = proc_data_bytes();
+    struct mt_procstat ps;
+    mt_procstat_read(0, &ps, NULL);
+    long base = (long)ps.data;
     char lim_s[32], base_s[32];
     mt_fmt_bytes(lim_s, sizeof lim_s, (double)bytes);
     mt_fmt_bytes(base_s, sizeof base_s, (double)base);

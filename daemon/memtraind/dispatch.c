@@ -10,6 +10,7 @@
 #include "jobspec.h"
 #include "log.h"
 #include "rules/rules.h"
+#include "memtrain/version.h"
 #include "memtrain/wire.h"
 #include "watch.h"
 
@@ -520,7 +521,7 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
 static void handle_ping(struct conn *c, uint64_t id)
 {
     Memtrain__PingResponse p = MEMTRAIN__PING_RESPONSE__INIT;
-    p.version = MEMTRAIN_VERSION;
+    p.version = MT_VERSION;
     p.uptime_seconds = (uint64_t)((now_ms() - c->d->started_ms) / 1000);
     Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
     r.body_case = MEMTRAIN__RESPONSE__BODY_PING;

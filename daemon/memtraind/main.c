@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "jobs.h"
 #include "log.h"
+#include "memtrain/version.h"
 #include "notify.h"
 #include "server.h"
 #include "watch.h"
@@ -76,7 +77,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'b': o->budget = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("memtraind %s\n", MEMTRAIN_VERSION); exit(0);
+        case 'V': printf("memtraind %s\n", MT_VERSION); exit(0);
         default: usage(stderr); exit(2);
         }
     }
@@ -232,7 +233,7 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("memtraind %s listening on %s; store %s (schema %d); %u slot%s, budget %s, worker %s",
-             MEMTRAIN_VERSION, d.cfg.socket_path, d.cfg.db_path, store_schema_version(d.store),
+             MT_VERSION, d.cfg.socket_path, d.cfg.db_path, store_schema_version(d.store),
              d.cfg.slots, d.cfg.slots == 1 ? "" : "s",
              mt_fmt_bytes(a, sizeof a, (double)d.cfg.memory_budget), d.cfg.worker_path);
     jobs_schedule(&d);

@@ -9,6 +9,7 @@
 
 #include "frame.h"
 #include "log.h"
+#include "memtrain/procstat.h"
 #include "memtrain/wire.h"
 #include "watch.h"
 
@@ -61,24 +62,6 @@ static long oom_kills(void)
         }
     fclose(f);
     return n;
-}
-
-void proc_status_memory(int pid, uint64_t *rss, uint64_t *hwm)
-{
-    char path[64], line[256];
-    *rss = *hwm = 0;
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long kb;
-        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
-            *rss = kb * 1024;
-        else if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
-            *hwm = kb * 1024;
-    }
-    fclose(f);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -170,11 +153,11 @@ static void on_memory(struct workerproc *w, Memtrain__MemorySample *m)
 {
     struct job *j = w->job;
     struct mt_err err = {0};
-    uint64_t rss, hwm;
-    proc_status_memory(w->pid, &rss, &hwm);
-    if (hwm) {
-        m->rss_bytes = rss;
-        m->hwm_bytes = hwm;
+    struct mt_procstat ps;
+    mt_procstat_read(w->pid, &ps, NULL);
+    if (ps.hwm) {
+        m->rss_bytes = ps.rss;
+        m->hwm_bytes = ps.hwm;
     }
     if (!m->time)
         m->time = now_ms();

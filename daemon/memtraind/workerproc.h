@@ -26,7 +26,5 @@ int workerproc_pid(const struct workerproc *w);
 void workerproc_cancel(struct workerproc *w, uint64_t grace_ms);
 /* SIGUSR1 (checkpoint and stop) now, SIGKILL after grace_ms: INTERRUPTED. */
 void workerproc_interrupt(struct workerproc *w, uint64_t grace_ms);
-/* Read VmRSS and VmHWM of a process in bytes (0 when unknown). */
-void proc_status_memory(int pid, uint64_t *rss, uint64_t *hwm);
 
 #endif

@@ -32,34 +32,15 @@ static const char *tiny =
     "name: tiny\ndataset: {name: synthetic, synthetic_train: 256, synthetic_test: 64}\n"
     "model: {input: 16, hidden: [16], classes: 2}\nbatch: 32\nepochs: 1\nthreads: 1\n";
 
-static Memtrain__Response *submit(int fd)
-{
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
-    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
-    s.yaml = (char *)tiny;
-    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
-    q.submit = &s;
-    q.id = 1;
-    return client_call(fd, &q);
-}
-
 /* Watch everything first, so the RUNNING event cannot be missed. */
 static double submit_to_running(const char *sock)
 {
-    int wfd = client_connect(sock), fd = client_connect(sock);
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__WatchRequest w = MEMTRAIN__WATCH_REQUEST__INIT;
-    q.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
-    q.watch = &w;
-    q.id = 2;
-    client_send(wfd, &q);
+    int wfd = client_connect(sock), fd = client_connect(sock), status;
+    client_watch(wfd, 0, 0);
     usleep(20000); /* let the watch register */
     double t0 = now_s(), running = -1;
-    Memtrain__Response *r = submit(fd);
-    uint64_t id = r && r->submit ? r->submit->job->id : 0;
-    if (r)
-        memtrain__response__free_unpacked(r, NULL);
+    uint64_t id = client_submit_id(fd, tiny, NULL, &status);
+    Memtrain__Response *r;
     int done = 0;
     while (!done && (r = client_read(wfd))) {
         if (r->watch && r->watch->job_id == id &&
@@ -85,13 +66,12 @@ struct burst {
 static void *burst_main(void *arg)
 {
     struct burst *b = arg;
-    int fd = client_connect(b->sock);
-    Memtrain__Response *r = fd >= 0 ? submit(fd) : NULL;
-    b->ok = r && r->status == MEMTRAIN__STATUS__OK;
-    if (r)
-        memtrain__response__free_unpacked(r, NULL);
-    if (fd >= 0)
+    int fd = client_connect(b->sock), status = -1;
+    if (fd >= 0) {
+        client_submit_id(fd, tiny, NULL, &status);
         close(fd);
+    }
+    b->ok = status == MEMTRAIN__STATUS__OK;
     return NULL;
 }
 

@@ -80,6 +80,69 @@ int client_ping(const char *sock)
     return ok ? 0 : -1;
 }
 
+Memtrain__Response *client_submit(int fd, const char *yaml, const char *yaml_name)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
+    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
+    s.yaml = (char *)yaml;
+    s.yaml_name = (char *)yaml_name;
+    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+    q.submit = &s;
+    q.id = 1;
+    return client_call(fd, &q);
+}
+
+uint64_t client_submit_id(int fd, const char *yaml, const char *yaml_name, int *status)
+{
+    Memtrain__Response *r = client_submit(fd, yaml, yaml_name);
+    *status = r ? (int)r->status : -1;
+    if (r && r->status != MEMTRAIN__STATUS__OK)
+        fprintf(stderr, "submit: %s\n", r->message);
+    uint64_t id = r && r->submit && r->submit->job ? r->submit->job->id : 0;
+    if (r)
+        memtrain__response__free_unpacked(r, NULL);
+    return id;
+}
+
+int client_watch(int fd, uint64_t job_id, int steps)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__WatchRequest w = MEMTRAIN__WATCH_REQUEST__INIT;
+    w.job_id = job_id;
+    w.steps = steps != 0;
+    q.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
+    q.watch = &w;
+    q.id = 2;
+    return client_send(fd, &q) ? -1 : 0;
+}
+
+int client_follow(int fd, int epochs, struct watch_seen *seen)
+{
+    memset(seen, 0, sizeof *seen);
+    for (;;) {
+        Memtrain__Response *r = client_read(fd);
+        if (!r)
+            return -1;
+        if (r->status != MEMTRAIN__STATUS__OK) {
+            memtrain__response__free_unpacked(r, NULL);
+            return -1;
+        }
+        const Memtrain__WatchEvent *ev = r->watch;
+        if (ev && ev->event_case == MEMTRAIN__WATCH_EVENT__EVENT_EPOCH)
+            seen->epochs++;
+        if (ev && ev->event_case == MEMTRAIN__WATCH_EVENT__EVENT_JOB) {
+            seen->state = ev->job->state;
+            seen->epochs_done = ev->job->epochs_done;
+            snprintf(seen->reason, sizeof seen->reason, "%s", ev->job->reason);
+        }
+        seen->ended = r->end;
+        memtrain__response__free_unpacked(r, NULL);
+        if (seen->ended || (epochs && seen->epochs >= epochs))
+            return 0;
+    }
+}
+
 static int spawn(struct daemonproc *p, const char *const *extra)
 {
     const char *bin = getenv("MEMTRAIN_DAEMON");

@@ -1,5 +1,6 @@
 /* daemonproc.h: start a real memtraind on a temporary socket and database
- * for a test, talk to it with raw frames, and stop it. */
+ * for a test, talk to it with raw frames, and stop it; submit, watch and
+ * follow a job the way every integration test and bench-daemon does. */
 #ifndef MT_TEST_DAEMONPROC_H
 #define MT_TEST_DAEMONPROC_H
 
@@ -32,5 +33,30 @@ Memtrain__Response *client_read(int fd);
 int client_send(int fd, Memtrain__Request *req);
 /* Ping on a fresh connection: 0 when answered OK. */
 int client_ping(const char *sock);
+
+/* Submit a YAML spec; yaml_name is the file name the daemon's messages use
+ * (NULL: none). The Response (caller frees), or NULL when unanswered. */
+Memtrain__Response *client_submit(int fd, const char *yaml, const char *yaml_name);
+/* The same, keeping only the new job's id (0 when refused or unanswered) and
+ * the status in *status (-1 when unanswered). A refusal's message goes to
+ * stderr. */
+uint64_t client_submit_id(int fd, const char *yaml, const char *yaml_name, int *status);
+/* Ask for job_id's watch events on fd (0: every job's), step events too
+ * when steps. The events are then read with client_read or client_follow.
+ * 0 or -1. */
+int client_watch(int fd, uint64_t job_id, int steps);
+
+/* What a watch stream showed. */
+struct watch_seen {
+    int epochs;            /* epoch events read */
+    int state;             /* the last Job event's state; 0 before any */
+    uint32_t epochs_done;  /* that event's epochs done */
+    char reason[512];      /* and its reason */
+    int ended;             /* the stream's last response (end) was read */
+};
+/* Read watch responses on fd into *seen (zeroed first) until the stream
+ * ends, or until `epochs` epoch events have come (0: until the end). 0, or
+ * -1 when a read fails or a response is not OK. */
+int client_follow(int fd, int epochs, struct watch_seen *seen);
 
 #endif

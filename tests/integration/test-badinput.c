@@ -136,19 +136,6 @@ static void test_wrong_version(void **state)
     memtrain__response__free_unpacked(r, NULL);
 }
 
-static Memtrain__Response *submit_yaml(int fd, const char *yaml)
-{
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
-    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
-    s.yaml = (char *)yaml;
-    s.yaml_name = "test.yaml";
-    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
-    q.submit = &s;
-    q.id = 11;
-    return client_call(fd, &q);
-}
-
 static void test_invalid_specs(void **state)
 {
     (void)state;
@@ -181,7 +168,7 @@ static void test_invalid_specs(void **state)
     int fd = client_connect(dp.sock);
     assert_true(fd >= 0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        Memtrain__Response *r = submit_yaml(fd, cases[i].yaml);
+        Memtrain__Response *r = client_submit(fd, cases[i].yaml, "test.yaml");
         show(cases[i].what, r);
         assert_non_null(r);
         assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
@@ -199,48 +186,24 @@ static const char *small_job =
 static void test_disconnect_mid_watch(void **state)
 {
     (void)state;
-    int fd = client_connect(dp.sock);
-    Memtrain__Response *r = submit_yaml(fd, small_job);
-    assert_non_null(r);
-    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
-    uint64_t id = r->submit->job->id;
-    memtrain__response__free_unpacked(r, NULL);
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__WatchRequest w = MEMTRAIN__WATCH_REQUEST__INIT;
-    w.job_id = id;
-    w.steps = 1;
-    q.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
-    q.watch = &w;
-    q.id = 12;
-    assert_int_equal(client_send(fd, &q), 0);
+    int fd = client_connect(dp.sock), status;
+    uint64_t id = client_submit_id(fd, small_job, "test.yaml", &status);
+    assert_int_equal(status, MEMTRAIN__STATUS__OK);
+    assert_int_equal(client_watch(fd, id, 1), 0);
     close(fd); /* gone before reading anything */
     assert_int_equal(client_ping(dp.sock), 0);
 
     /* The job itself runs to the end; watch it properly this time. */
     fd = client_connect(dp.sock);
-    assert_int_equal(client_send(fd, &q), 0);
-    int epochs = 0, final = 0, done = 0;
-    for (;;) {
-        r = client_read(fd);
-        assert_non_null(r);
-        assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
-        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_EPOCH)
-            epochs++;
-        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_JOB) {
-            final = r->watch->job->state;
-            done = (int)r->watch->job->epochs_done;
-        }
-        int end = r->end;
-        memtrain__response__free_unpacked(r, NULL);
-        if (end)
-            break;
-    }
+    assert_int_equal(client_watch(fd, id, 1), 0);
+    struct watch_seen seen;
+    assert_int_equal(client_follow(fd, 0, &seen), 0);
     close(fd);
     /* It may have ended before this watch began: then the final Job is all. */
-    printf("job %llu ended in state %d, %d epochs done (%d epoch events seen)\n",
-           (unsigned long long)id, final, done, epochs);
-    assert_int_equal(final, MEMTRAIN__JOB_STATE__COMPLETED);
-    assert_int_equal(done, 3);
+    printf("job %llu ended in state %d, %u epochs done (%d epoch events seen)\n",
+           (unsigned long long)id, seen.state, seen.epochs_done, seen.epochs);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
+    assert_int_equal(seen.epochs_done, 3);
 }
 
 int main(void)

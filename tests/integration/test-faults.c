@@ -16,63 +16,22 @@
 
 #include "daemonproc.h"
 
-static Memtrain__Response *submit(int fd, const char *yaml)
-{
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
-    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
-    s.yaml = (char *)yaml;
-    s.yaml_name = "faults.yaml";
-    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
-    q.submit = &s;
-    q.id = 1;
-    return client_call(fd, &q);
-}
-
 static uint64_t submit_ok(int fd, const char *yaml)
 {
-    Memtrain__Response *r = submit(fd, yaml);
-    assert_non_null(r);
-    if (r->status != MEMTRAIN__STATUS__OK)
-        fprintf(stderr, "submit: %s\n", r->message);
-    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
-    uint64_t id = r->submit->job->id;
-    memtrain__response__free_unpacked(r, NULL);
+    int status;
+    uint64_t id = client_submit_id(fd, yaml, "faults.yaml", &status);
+    assert_int_equal(status, MEMTRAIN__STATUS__OK);
     return id;
 }
 
-static int start_watch(int fd, uint64_t id)
+/* Watch job id on fd and read its events until `epochs` epoch events have
+ * come (0: until the end). */
+static struct watch_seen follow(int fd, uint64_t id, int epochs)
 {
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__WatchRequest w = MEMTRAIN__WATCH_REQUEST__INIT;
-    w.job_id = id;
-    q.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
-    q.watch = &w;
-    q.id = 2;
-    return client_send(fd, &q);
-}
-
-/* Read watch events until `epochs` epoch events have come (0: until the
- * end). Returns the last Job state seen; *reason gets its reason. */
-static int follow(int fd, int epochs, char *reason, size_t len)
-{
-    int state = 0, seen = 0;
-    for (;;) {
-        Memtrain__Response *r = client_read(fd);
-        assert_non_null(r);
-        assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
-        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_JOB) {
-            state = r->watch->job->state;
-            if (reason)
-                snprintf(reason, len, "%s", r->watch->job->reason);
-        }
-        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_EPOCH)
-            seen++;
-        int end = r->end;
-        memtrain__response__free_unpacked(r, NULL);
-        if (end || (epochs && seen >= epochs))
-            return state;
-    }
+    struct watch_seen seen;
+    assert_int_equal(client_watch(fd, id, 0), 0);
+    assert_int_equal(client_follow(fd, epochs, &seen), 0);
+    return seen;
 }
 
 /* The first child process of pid (the running worker). */
@@ -102,17 +61,15 @@ static void test_worker_killed(void **state)
     assert_int_equal(daemonproc_start(&dp, NULL), 0);
     int fd = client_connect(dp.sock);
     uint64_t id = submit_ok(fd, long_job);
-    assert_int_equal(start_watch(fd, id), 0);
-    follow(fd, 1, NULL, 0);
+    struct watch_seen seen = follow(fd, id, 1);
     pid_t w = child_of(dp.pid);
     assert_true(w > 0);
     kill(w, SIGKILL);
-    char reason[512];
-    int st = follow(fd, 0, reason, sizeof reason);
-    printf("worker of job %llu killed with SIGKILL -> state %d: %s\n", (unsigned long long)id, st,
-           reason);
-    assert_int_equal(st, MEMTRAIN__JOB_STATE__FAILED);
-    assert_non_null(strstr(reason, "signal 9"));
+    assert_int_equal(client_follow(fd, 0, &seen), 0);
+    printf("worker of job %llu killed with SIGKILL -> state %d: %s\n", (unsigned long long)id,
+           seen.state, seen.reason);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__FAILED);
+    assert_non_null(strstr(seen.reason, "signal 9"));
     close(fd);
     assert_int_equal(client_ping(dp.sock), 0);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
@@ -126,7 +83,7 @@ static void test_over_limit_refused(void **state)
     int fd = client_connect(dp.sock);
     char yaml[512];
     snprintf(yaml, sizeof yaml, "%smemory_limit: 1MiB\n", long_job);
-    Memtrain__Response *r = submit(fd, yaml);
+    Memtrain__Response *r = client_submit(fd, yaml, "faults.yaml");
     assert_non_null(r);
     printf("memory_limit 1 MiB -> status %d: %s\n", r->status, r->message);
     assert_int_equal(r->status, MEMTRAIN__STATUS__OVER_LIMIT);
@@ -184,8 +141,7 @@ static void test_daemon_killed_then_resumed(void **state)
     assert_int_equal(daemonproc_start(&dp, NULL), 0);
     int fd = client_connect(dp.sock);
     uint64_t id = submit_ok(fd, long_job);
-    assert_int_equal(start_watch(fd, id), 0);
-    follow(fd, 2, NULL, 0);
+    follow(fd, id, 2);
     close(fd);
     pid_t worker = child_of(dp.pid);
     kill(dp.pid, SIGKILL);
@@ -205,12 +161,11 @@ static void test_daemon_killed_then_resumed(void **state)
     assert_true(nb >= 2);
     assert_true(nc >= 1);
     fd = client_connect(dp.sock);
-    assert_int_equal(start_watch(fd, id), 0);
-    char reason[512];
-    int final = follow(fd, 0, reason, sizeof reason);
+    struct watch_seen seen = follow(fd, id, 0);
     close(fd);
-    printf("job %llu after restart -> state %d (%s)\n", (unsigned long long)id, final, reason);
-    assert_int_equal(final, MEMTRAIN__JOB_STATE__COMPLETED);
+    printf("job %llu after restart -> state %d (%s)\n", (unsigned long long)id, seen.state,
+           seen.reason);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
     int na = read_epochs(dp.sock, id, after, 16);
     assert_int_equal(na, 6);
     for (int i = 0; i < 2; i++) /* what was stored before the kill is untouched */
@@ -225,23 +180,22 @@ static void test_daemon_stopped_then_resumed(void **state)
     assert_int_equal(daemonproc_start(&dp, NULL), 0);
     int fd = client_connect(dp.sock);
     uint64_t id = submit_ok(fd, long_job);
-    assert_int_equal(start_watch(fd, id), 0);
-    follow(fd, 1, NULL, 0);
+    struct watch_seen seen = follow(fd, id, 1);
     /* SIGTERM: the worker writes a mid-epoch checkpoint, the job is
      * INTERRUPTED, the daemon exits 0; the watcher is told. */
     assert_int_equal(daemonproc_stop(&dp, 1), 0);
-    char reason[512];
-    int st = follow(fd, 0, reason, sizeof reason);
+    assert_int_equal(client_follow(fd, 0, &seen), 0);
     close(fd);
-    printf("SIGTERM to memtraind mid-job -> watcher saw state %d (%s)\n", st, reason);
-    assert_int_equal(st, MEMTRAIN__JOB_STATE__INTERRUPTED);
+    printf("SIGTERM to memtraind mid-job -> watcher saw state %d (%s)\n", seen.state,
+           seen.reason);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__INTERRUPTED);
     assert_int_equal(daemonproc_restart(&dp, NULL), 0);
     fd = client_connect(dp.sock);
-    assert_int_equal(start_watch(fd, id), 0);
-    int final = follow(fd, 0, reason, sizeof reason);
+    seen = follow(fd, id, 0);
     close(fd);
-    printf("job %llu after restart -> state %d (%s)\n", (unsigned long long)id, final, reason);
-    assert_int_equal(final, MEMTRAIN__JOB_STATE__COMPLETED);
+    printf("job %llu after restart -> state %d (%s)\n", (unsigned long long)id, seen.state,
+           seen.reason);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
     struct epoch_row rows[16];
     assert_int_equal(read_epochs(dp.sock, id, rows, 16), 6);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);

@@ -33,81 +33,42 @@ static const char *job_yaml =
     "name: load\ndataset: {name: synthetic, synthetic_train: 8192, synthetic_test: 256}\n"
     "model: {input: 32, hidden: [128, 128], classes: 4}\nbatch: 32\nepochs: 4\nthreads: 1\n";
 
-static uint64_t submit(int fd, const char *yaml, int *status)
-{
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
-    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
-    s.yaml = (char *)yaml;
-    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
-    q.submit = &s;
-    q.id = 3;
-    Memtrain__Response *r = client_call(fd, &q);
-    *status = r ? (int)r->status : -1;
-    uint64_t id = r && r->submit && r->submit->job ? r->submit->job->id : 0;
-    if (r)
-        memtrain__response__free_unpacked(r, NULL);
-    return id;
-}
-
 struct watcher {
     pthread_t t;
-    uint64_t job;
     int fd;
-    int epochs, final, ended;
+    struct watch_seen seen;
 };
 
 static void *watch_main(void *arg)
 {
     struct watcher *w = arg;
-    for (;;) {
-        Memtrain__Response *r = client_read(w->fd);
-        if (!r)
-            return NULL;
-        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_EPOCH)
-            w->epochs++;
-        if (r->watch && r->watch->event_case == MEMTRAIN__WATCH_EVENT__EVENT_JOB)
-            w->final = r->watch->job->state;
-        int end = r->end;
-        memtrain__response__free_unpacked(r, NULL);
-        if (end) {
-            w->ended = 1;
-            return NULL;
-        }
-    }
+    client_follow(w->fd, 0, &w->seen);
+    return NULL;
 }
 
 static void test_twenty_watchers(void **state)
 {
     (void)state;
     int fd = client_connect(dp.sock), st;
-    uint64_t id = submit(fd, job_yaml, &st);
+    uint64_t id = client_submit_id(fd, job_yaml, NULL, &st);
     assert_int_equal(st, MEMTRAIN__STATUS__OK);
     close(fd);
     struct watcher w[20];
     memset(w, 0, sizeof w);
     for (int i = 0; i < 20; i++) {
-        w[i].job = id;
         w[i].fd = client_connect(dp.sock);
         assert_true(w[i].fd >= 0);
-        Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-        Memtrain__WatchRequest wr = MEMTRAIN__WATCH_REQUEST__INIT;
-        wr.job_id = id;
-        wr.steps = i % 2;
-        q.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
-        q.watch = &wr;
-        q.id = (uint64_t)i + 100;
-        assert_int_equal(client_send(w[i].fd, &q), 0);
+        assert_int_equal(client_watch(w[i].fd, id, i % 2), 0);
         pthread_create(&w[i].t, NULL, watch_main, &w[i]);
     }
     int min_epochs = 99;
     for (int i = 0; i < 20; i++) {
         pthread_join(w[i].t, NULL);
         close(w[i].fd);
-        assert_true(w[i].ended);
-        assert_int_equal(w[i].final, MEMTRAIN__JOB_STATE__COMPLETED);
-        if (w[i].epochs < min_epochs)
-            min_epochs = w[i].epochs;
+        assert_true(w[i].seen.ended);
+        assert_int_equal(w[i].seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
+        if (w[i].seen.epochs < min_epochs)
+            min_epochs = w[i].seen.epochs;
     }
     printf("20 watchers: all saw job %llu end COMPLETED; fewest epoch events seen: %d\n",
            (unsigned long long)id, min_epochs);
@@ -128,7 +89,7 @@ static void *submit_main(void *arg)
         s->status = -2;
         return NULL;
     }
-    s->id = submit(fd, job_yaml, &s->status);
+    s->id = client_submit_id(fd, job_yaml, NULL, &s->status);
     close(fd);
     return NULL;
 }
