@@ -28,6 +28,7 @@
 #include "blas.h"
 #include "checkpoint.h"
 #include "jobspec.h"
+#include "memtrain/clock.h"
 #include "memtrain/wire.h"
 #include "train.h"
 
@@ -61,13 +62,6 @@ static long mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -174,7 +168,7 @@ static int send_memory(struct worker *w)
     cur.data = st.cur[MT_MEM_DATA];
     cur.peak_total = st.total;
     checkpoint_memory_stats(&peak, &st, hwm);
-    ms.time = unix_ms();
+    ms.time = mt_now_ms();
     ms.current = &cur;
     ms.peak = &peak;
     ms.rss_bytes = rss > 0 ? (uint64_t)rss : 0;

@@ -1,7 +1,7 @@
 /* daemon.h: memtraind's state, owned by the one loop thread.
  *
  * The loop owns the listening socket and its connections (conn.c), the
- * active jobs and their workers (jobs.c, worker.c), the streams clients are
+ * active jobs and their workers (jobs.c, workerproc.c), the streams clients are
  * following (watch.c) and the SQLite handle (store.c). Nothing here is
  * touched from another thread. */
 #ifndef MT_DAEMON_H
@@ -35,8 +35,5 @@ struct daemon {
     int stopping;                 /* SIGTERM seen: no new work, waiting for workers */
     int exit_code;
 };
-
-/* Unix time in milliseconds. */
-int64_t now_ms(void);
 
 #endif

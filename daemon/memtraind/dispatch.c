@@ -9,6 +9,7 @@
 #include "jobs.h"
 #include "jobspec.h"
 #include "log.h"
+#include "memtrain/clock.h"
 #include "rules/rules.h"
 #include "memtrain/wire.h"
 #include "watch.h"
@@ -521,7 +522,7 @@ static void handle_ping(struct conn *c, uint64_t id)
 {
     Memtrain__PingResponse p = MEMTRAIN__PING_RESPONSE__INIT;
     p.version = MEMTRAIN_VERSION;
-    p.uptime_seconds = (uint64_t)((now_ms() - c->d->started_ms) / 1000);
+    p.uptime_seconds = (uint64_t)((mt_now_ms() - c->d->started_ms) / 1000);
     Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
     r.body_case = MEMTRAIN__RESPONSE__BODY_PING;
     r.ping = &p;

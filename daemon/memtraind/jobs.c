@@ -8,6 +8,7 @@
 #include "frame.h"
 #include "jobspec.h"
 #include "log.h"
+#include "memtrain/clock.h"
 #include "train.h"
 #include "watch.h"
 #include "workerproc.h"
@@ -186,7 +187,7 @@ int jobs_load(struct daemon *d, struct mt_err *err)
                 row.state = MEMTRAIN__JOB_STATE__FAILED;
                 free(row.reason);
                 row.reason = strdup("could not be resumed: its stored spec is invalid");
-                row.finished_at = now_ms();
+                row.finished_at = mt_now_ms();
                 store_job_update(d->store, &row, err);
                 store_job_clear(&row);
             }
@@ -262,7 +263,7 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     r->state = MEMTRAIN__JOB_STATE__QUEUED;
     r->reason = strdup("");
     r->priority = priority;
-    r->submitted_at = now_ms();
+    r->submitted_at = mt_now_ms();
     r->rule = strdup(spec->rule.name);
     r->epochs = (uint32_t)spec->epochs;
     r->memory_limit = spec->memory_limit;
@@ -315,7 +316,7 @@ static void start_job(struct daemon *d, struct job *j)
     }
     j->waiting[0] = '\0';
     j->row.state = MEMTRAIN__JOB_STATE__RUNNING;
-    j->row.started_at = now_ms();
+    j->row.started_at = mt_now_ms();
     free(j->row.reason);
     j->row.reason = strdup(resume ? "resumed from a checkpoint" : "");
     if (workerproc_start(d, j, resume, resume_len, &err)) {
@@ -391,7 +392,7 @@ void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
     r->state = state;
     free(r->reason);
     r->reason = strdup(reason ? reason : "");
-    r->finished_at = state == MEMTRAIN__JOB_STATE__INTERRUPTED ? 0 : now_ms();
+    r->finished_at = state == MEMTRAIN__JOB_STATE__INTERRUPTED ? 0 : mt_now_ms();
     if (j->last_epoch)
         r->epochs_done = j->last_epoch->epoch;
     store_row(d, j);

@@ -6,24 +6,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "conn.h"
 #include "daemon.h"
 #include "jobs.h"
 #include "log.h"
+#include "memtrain/clock.h"
 #include "notify.h"
 #include "server.h"
 #include "watch.h"
 
 #define TICK_MS 1000
-
-int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void usage(FILE *f)
 {
@@ -216,7 +209,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     memset(&d, 0, sizeof d);
     d.loop = uv_default_loop();
-    d.started_ms = now_ms();
+    d.started_ms = mt_now_ms();
     if (load_config(&d, &o, &err)) {
         log_err("configuration: %s", err.msg);
         config_free(&d.cfg);

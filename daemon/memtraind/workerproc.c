@@ -9,6 +9,7 @@
 
 #include "frame.h"
 #include "log.h"
+#include "memtrain/clock.h"
 #include "memtrain/wire.h"
 #include "watch.h"
 
@@ -177,7 +178,7 @@ static void on_memory(struct workerproc *w, Memtrain__MemorySample *m)
         m->hwm_bytes = hwm;
     }
     if (!m->time)
-        m->time = now_ms();
+        m->time = mt_now_ms();
     store_err(w, store_memory_add(w->d->store, j->row.id, m, &err), &err);
     if (m->peak) {
         m->peak->rss_peak_bytes = m->hwm_bytes;
@@ -193,7 +194,7 @@ static void on_log(struct workerproc *w, const char *text)
 {
     struct mt_err err = {0};
     struct job *j = w->job;
-    store_err(w, store_log_add(w->d->store, j->row.id, now_ms(), text, &err), &err);
+    store_err(w, store_log_add(w->d->store, j->row.id, mt_now_ms(), text, &err), &err);
     watch_logs_poke(w->d, j->row.id);
 }
 
@@ -245,7 +246,7 @@ static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
             break;
         }
         uint32_t keep = j->spec.keep_checkpoints > 0 ? (uint32_t)j->spec.keep_checkpoints : 0;
-        int rc = store_ckpt_add(d->store, j->row.id, c->epoch, now_ms(), b, n, keep, &err);
+        int rc = store_ckpt_add(d->store, j->row.id, c->epoch, mt_now_ms(), b, n, keep, &err);
         store_err(w, rc, &err);
         free(b);
         if (!rc) {
