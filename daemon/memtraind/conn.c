@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "frame.h"
 #include "log.h"
 #include "watch.h"
 
@@ -157,14 +158,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n < 0) {
         if (n != UV_EOF)
             log_debug("client pid %ld: read: %s", (long)c->pid, uv_strerror((int)n));
-        else if (frame_partial(&c->fr))
+        else if (frame_reader_partial(&c->fr))
             log_info("client pid %ld uid %u: closed in the middle of a frame", (long)c->pid,
                      (unsigned)c->uid);
         conn_close(c);
         return;
     }
     struct mt_err err = {0};
-    int rc = frame_feed(&c->fr, (const uint8_t *)c->rbuf, (size_t)n, on_frame, c, &err);
+    int rc = frame_reader_feed(&c->fr, (const uint8_t *)c->rbuf, (size_t)n, on_frame, c, &err);
     if (rc == MT_E_TOOBIG)
         refuse(c, MEMTRAIN__STATUS__INVALID, err.msg);
     else if (rc == MT_E_NOMEM)

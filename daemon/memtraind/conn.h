@@ -14,7 +14,7 @@
 #include <uv.h>
 
 #include "daemon.h"
-#include "frame.h"
+#include "framereader.h"
 #include "memtrain.pb-c.h"
 
 #define CONN_READ_BUF (64 * 1024)

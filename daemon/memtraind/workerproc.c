@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "framereader.h"
 #include "log.h"
 #include "memtrain/clock.h"
 #include "memtrain/wire.h"
@@ -309,7 +310,7 @@ static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     struct mt_err err = {0};
-    int rc = frame_feed(&w->fr, (const uint8_t *)w->rbuf, (size_t)n, on_frame, w, &err);
+    int rc = frame_reader_feed(&w->fr, (const uint8_t *)w->rbuf, (size_t)n, on_frame, w, &err);
     if (rc < 0) {
         log_err("job %llu: worker output: %s; stopping it", (unsigned long long)w->job->row.id,
                 err.msg);
