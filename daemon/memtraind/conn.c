@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
 #include "frame.h"
 #include "log.h"
-#include "watch.h"
 
 struct write_req {
     uv_write_t req;
@@ -31,7 +29,7 @@ static void on_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     d->n_conns--;
-    watch_drop_conn(d, c);
+    d->conn_handler->closed(c);
     frame_reader_deinit(&c->fr);
     free(c->rbuf);
     free(c);
@@ -137,7 +135,7 @@ static int on_frame(void *ud, const uint8_t *body, size_t len)
         refuse(c, MEMTRAIN__STATUS__INVALID, "malformed request: not a memtrain Request message");
         return 1;
     }
-    dispatch_request(c, req);
+    c->d->conn_handler->request(c, req);
     memtrain__request__free_unpacked(req, NULL);
     return c->closing || c->close_after_write;
 }

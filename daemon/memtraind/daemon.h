@@ -14,6 +14,7 @@
 #include "store.h"
 
 struct conn;
+struct conn_handler;
 struct job;
 struct watch;
 
@@ -26,6 +27,7 @@ struct daemon {
     int listening;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t tick;              /* store flush, memory sampling, shutdown checks */
+    const struct conn_handler *conn_handler; /* what a conn does with a Request (main.c) */
     struct conn *conns;           /* list, newest first */
     int n_conns;
     struct job *jobs;             /* QUEUED and RUNNING jobs, in submit order */
