@@ -104,7 +104,8 @@ static void store_row(struct daemon *d, struct job *j)
         log_err("job %llu: %s", (unsigned long long)j->row.id, err.msg);
 }
 
-void jobs_changed(struct daemon *d, struct job *j)
+/* Store the job's row and tell its watchers its state. */
+static void jobs_changed(struct daemon *d, struct job *j)
 {
     store_row(d, j);
     struct jobmsg m;
@@ -303,6 +304,11 @@ static struct job *queue_head(struct daemon *d)
     return best;
 }
 
+static void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason);
+
+/* What a worker tells the job table. */
+static const struct workerproc_hooks worker_hooks = {jobs_changed, jobs_finish};
+
 static void start_job(struct daemon *d, struct job *j)
 {
     struct mt_err err = {0};
@@ -319,7 +325,7 @@ static void start_job(struct daemon *d, struct job *j)
     j->row.started_at = mt_now_ms();
     free(j->row.reason);
     j->row.reason = strdup(resume ? "resumed from a checkpoint" : "");
-    if (workerproc_start(d, j, resume, resume_len, &err)) {
+    if (workerproc_start(d, j, resume, resume_len, &worker_hooks, &err)) {
         free(resume);
         log_err("job %llu: %s", (unsigned long long)j->row.id, err.msg);
         j->row.state = MEMTRAIN__JOB_STATE__RUNNING; /* jobs_finish expects a started job */
@@ -385,7 +391,10 @@ void jobs_cancel(struct daemon *d, struct job *j)
     workerproc_cancel(j->w, d->cfg.cancel_grace_ms);
 }
 
-void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
+/* The worker of a RUNNING job has ended (or a job is ended before it
+ * started, counted as running): record the state and reason, tell the
+ * watchers, free the job, start the next ones. */
+static void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
 {
     struct store_job *r = &j->row;
     d->running--;

@@ -13,22 +13,9 @@
 #include <sys/types.h>
 
 #include "daemon.h"
+#include "job.h"
 #include "memtrain.pb-c.h"
 #include "spec.h"
-
-struct workerproc;
-
-struct job {
-    struct job *next;
-    struct store_job row;         /* mirror of the store's row */
-    struct mt_spec spec;          /* resolved (spec_finish has run) */
-    uint64_t planned_total;       /* bytes: what admission reserves */
-    struct workerproc *w;             /* while RUNNING */
-    char waiting[256];            /* QUEUED: why it has not started */
-    Memtrain__MemorySample *sample;   /* latest, owned (free_unpacked) */
-    Memtrain__EpochProgress *last_epoch; /* latest, owned */
-    int cancel_requested;
-};
 
 /* At start: RUNNING jobs left by a daemon that died become INTERRUPTED and
  * are queued again (they resume from their newest checkpoint); QUEUED jobs
@@ -52,13 +39,6 @@ void jobs_cancel(struct daemon *d, struct job *j);
 
 /* Start what fits. */
 void jobs_schedule(struct daemon *d);
-
-/* The worker of a RUNNING job has ended: record the state and reason, tell
- * the watchers, free the job, start the next ones. */
-void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason);
-
-/* Store the job's row and tell its watchers its state. */
-void jobs_changed(struct daemon *d, struct job *j);
 
 /* SIGTERM: ask every worker to checkpoint and stop (their jobs end
  * INTERRUPTED and are resumed at the next start). */

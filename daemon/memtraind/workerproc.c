@@ -20,6 +20,7 @@
 struct workerproc {
     struct daemon *d;
     struct job *job;              /* NULL once the job has been finished */
+    const struct workerproc_hooks *hooks;
     uv_process_t proc;
     uv_pipe_t in, out, errp;
     uv_timer_t timer;             /* the grace period before SIGKILL */
@@ -142,7 +143,7 @@ static void finish(struct workerproc *w)
     j->row.exit_code = w->term_signal ? -w->term_signal : (int32_t)w->exit_status;
     j->w = NULL;
     w->job = NULL;
-    jobs_finish(d, j, state, reason);
+    w->hooks->finished(d, j, state, reason);
     close_handle(w, (uv_handle_t *)&w->timer);
     close_handle(w, (uv_handle_t *)&w->proc);
 }
@@ -235,7 +236,7 @@ static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
         we.event_case = MEMTRAIN__WATCH_EVENT__EVENT_EPOCH;
         we.epoch = e;
         watch_event(d, j->row.id, j->row.owner_uid, &we);
-        jobs_changed(d, j);
+        w->hooks->changed(d, j);
         break;
     }
     case MEMTRAIN__WORKER_EVENT__EVENT_CHECKPOINT: {
@@ -423,7 +424,7 @@ static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, si
 }
 
 int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
-                 struct mt_err *err)
+                     const struct workerproc_hooks *hooks, struct mt_err *err)
 {
     struct workerproc *w = calloc(1, sizeof *w);
     if (!w || !(w->rbuf = malloc(WORKER_READ_BUF))) {
@@ -432,6 +433,7 @@ int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, siz
     }
     w->d = d;
     w->job = j;
+    w->hooks = hooks;
     frame_reader_init(&w->fr, MT_FRAME_MAX_WORKER);
     int rc = pack_start(d, j, resume, resume_len, w, err);
     if (rc) {
