@@ -500,11 +500,8 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
     Memtrain__PlanResponse pr = MEMTRAIN__PLAN_RESPONSE__INIT;
     pr.planned = &plan;
     pr.limit = s.memory_limit;
-    uint64_t budget = c->d->cfg.memory_budget;
-    uint64_t cap = c->d->cfg.max_job_memory ? c->d->cfg.max_job_memory : budget;
-    pr.budget = budget;
-    pr.fits = (!s.memory_limit || plan.peak_total <= s.memory_limit) &&
-              (!cap || plan.peak_total <= cap);
+    pr.budget = c->d->cfg.memory_budget;
+    pr.fits = jobs_admit(&c->d->cfg, s.memory_limit, plan.peak_total, NULL) == 0;
     pr.n_rules = k;
     pr.rules = ptrs;
     pr.spec = resolved;

@@ -219,10 +219,25 @@ int jobs_load(struct daemon *d, struct mt_err *err)
     return rc;
 }
 
+int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err)
+{
+    char a[32], b[32];
+    uint64_t cap = cfg->max_job_memory ? cfg->max_job_memory : cfg->memory_budget;
+    if (limit && peak > limit)
+        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes) but the job's memory "
+                          "limit is %s", mt_fmt_bytes(a, sizeof a, (double)peak),
+                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)limit));
+    if (cap && peak > cap)
+        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes), more than the %s "
+                          "memtraind allows a job", mt_fmt_bytes(a, sizeof a, (double)peak),
+                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)cap));
+    return 0;
+}
+
 int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
                 struct job **out, Memtrain__Status *status, struct mt_err *err)
 {
-    char a[32], b[32];
+    char a[32];
     *status = MEMTRAIN__STATUS__INVALID;
     if (spec->memory_limit == 0)
         spec->memory_limit = d->cfg.default_job_memory_limit;
@@ -232,20 +247,9 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     Memtrain__MemoryStats plan;
     if ((rc = jobs_plan(spec, &plan, err)))
         return rc;
-    uint64_t cap = d->cfg.max_job_memory ? d->cfg.max_job_memory : d->cfg.memory_budget;
-    if (spec->memory_limit && plan.peak_total > spec->memory_limit) {
+    if ((rc = jobs_admit(&d->cfg, spec->memory_limit, plan.peak_total, err))) {
         *status = MEMTRAIN__STATUS__OVER_LIMIT;
-        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes) but the job's memory "
-                          "limit is %s", mt_fmt_bytes(a, sizeof a, (double)plan.peak_total),
-                          (unsigned long long)plan.peak_total,
-                          mt_fmt_bytes(b, sizeof b, (double)spec->memory_limit));
-    }
-    if (cap && plan.peak_total > cap) {
-        *status = MEMTRAIN__STATUS__OVER_LIMIT;
-        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes), more than the %s "
-                          "memtraind allows a job", mt_fmt_bytes(a, sizeof a,
-                          (double)plan.peak_total), (unsigned long long)plan.peak_total,
-                          mt_fmt_bytes(b, sizeof b, (double)cap));
+        return rc;
     }
     if (d->stopping) {
         *status = MEMTRAIN__STATUS__UNAVAILABLE;

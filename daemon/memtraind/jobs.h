@@ -26,6 +26,13 @@ int jobs_load(struct daemon *d, struct mt_err *err);
  * for their sizes). */
 int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err *err);
 
+/* Admission: may a job whose plan peaks at `peak` bytes run here? It must
+ * fit its own memory limit (`limit`, 0 = none) and what memtraind allows
+ * one job (max_job_memory, else the whole memory_budget; 0 = no cap).
+ * 0, or MT_E_LIMIT with the reason in err (may be NULL). Submit refuses
+ * with it; plan reports it as `fits`. */
+int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err);
+
 /* Check, plan and queue a spec (not yet resolved). On refusal: *status says
  * why (INVALID, OVER_LIMIT) with the message in err. */
 int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
