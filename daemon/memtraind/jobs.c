@@ -8,6 +8,7 @@
 #include "frame.h"
 #include "jobspec.h"
 #include "log.h"
+#include "memstats.h"
 #include "memtrain/clock.h"
 #include "train.h"
 #include "watch.h"
@@ -31,21 +32,6 @@ int job_state_final(int state)
 {
     return state == MEMTRAIN__JOB_STATE__COMPLETED || state == MEMTRAIN__JOB_STATE__FAILED ||
            state == MEMTRAIN__JOB_STATE__CANCELLED || state == MEMTRAIN__JOB_STATE__OUT_OF_MEMORY;
-}
-
-void memstats_from_plan(Memtrain__MemoryStats *m, const struct mt_mem_plan *p)
-{
-    memtrain__memory_stats__init(m);
-    m->params = p->cat[MT_MEM_PARAMS];
-    m->grads = p->cat[MT_MEM_GRADS];
-    m->optimizer = p->cat[MT_MEM_OPTIM];
-    m->activations = p->cat[MT_MEM_ACTS];
-    m->workspace = p->cat[MT_MEM_WORKSPACE];
-    m->data = p->cat[MT_MEM_DATA];
-    m->peak_total = p->total;
-    m->phase_peak_forward = p->phase[MT_PHASE_FORWARD];
-    m->phase_peak_gradient = p->phase[MT_PHASE_GRADIENT];
-    m->phase_peak_update = p->phase[MT_PHASE_UPDATE];
 }
 
 int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err *err)

@@ -65,10 +65,6 @@ void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row
                  const struct job *live);
 void jobmsg_free(struct jobmsg *m);
 
-/* Fill MemoryStats from an engine plan. */
-struct mt_mem_plan;
-void memstats_from_plan(Memtrain__MemoryStats *m, const struct mt_mem_plan *p);
-
 const char *job_state_name(int state);
 int job_state_final(int state);
 
