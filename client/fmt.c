@@ -103,13 +103,6 @@ char *fmt_time(char *buf, size_t len, int64_t ms)
     return buf;
 }
 
-int64_t fmt_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 char *fmt_percent(char *buf, size_t len, double fraction)
 {
     snprintf(buf, len, "%.2f%%", fraction * 100.0);

@@ -52,9 +52,6 @@ char *fmt_duration(char *buf, size_t len, double seconds);
 /* Unix milliseconds as local "2024-05-01 12:00:03"; "-" for 0. */
 char *fmt_time(char *buf, size_t len, int64_t ms);
 
-/* Unix time now, in milliseconds. */
-int64_t fmt_now_ms(void);
-
 /* "97.85%" for 0.9785. */
 char *fmt_percent(char *buf, size_t len, double fraction);
 

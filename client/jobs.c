@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fmt.h"
+#include "memtrain/clock.h"
 #include "mtctl.h"
 #include "spec.h"
 
@@ -256,7 +257,7 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
                                            "TEST-ACC", "PEAK", "AGE", "NOTE"};
         struct table t;
         table_init(&t, 10, head, "r....rrrr.");
-        int64_t now = fmt_now_ms();
+        int64_t now = mt_now_ms();
         for (size_t i = 0; i < lr->n_jobs; i++)
             ls_row(&t, lr->jobs[i], now);
         if (table_print(&t, stdout)) {
@@ -414,7 +415,7 @@ static void show_memory(const Memtrain__Job *job)
 static void show_job(const Memtrain__Job *job, const Memtrain__JobSpec *spec)
 {
     char a[64], b[64];
-    int64_t now = fmt_now_ms();
+    int64_t now = mt_now_ms();
     printf("job %llu%s%s\n", (unsigned long long)job->id, job->name[0] ? "  " : "", job->name);
     printf("  state         %s%s%s\n", fmt_state(job->state), job->reason[0] ? ": " : "",
            job->reason);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fmt.h"
+#include "memtrain/clock.h"
 #include "mtctl.h"
 
 /* The latest of each kind of event; each Response is owned here. */
@@ -149,7 +150,7 @@ static void draw(struct view *v)
     int n = 0;
 
     double run = job->started_at > 0
-        ? (double)((job->finished_at > 0 ? job->finished_at : fmt_now_ms()) - job->started_at) / 1000.0
+        ? (double)((job->finished_at > 0 ? job->finished_at : mt_now_ms()) - job->started_at) / 1000.0
         : 0;
     snprintf(line, sizeof line, "job %llu %s  %s  rule %s  %s", (unsigned long long)job->id,
              job->name, fmt_state(job->state), job->rule[0] ? job->rule : "-",

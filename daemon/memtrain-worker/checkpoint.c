@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "jobspec.h"
+#include "memstats.h"
 #include "spec.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -297,23 +298,6 @@ int checkpoint_restore(struct mt_trainer *t, const Memtrain__CheckpointData *cd,
 /* ------------------------------------------------------------------------ */
 /* Progress figures                                                         */
 
-void checkpoint_memory_stats(Memtrain__MemoryStats *out, const struct mt_mem_stats *st,
-                             long rss_peak)
-{
-    memtrain__memory_stats__init(out);
-    out->params = st->peak[MT_MEM_PARAMS];
-    out->grads = st->peak[MT_MEM_GRADS];
-    out->optimizer = st->peak[MT_MEM_OPTIM];
-    out->activations = st->peak[MT_MEM_ACTS];
-    out->workspace = st->peak[MT_MEM_WORKSPACE];
-    out->data = st->peak[MT_MEM_DATA];
-    out->peak_total = st->total_peak;
-    out->phase_peak_forward = st->phase_peak[MT_PHASE_FORWARD];
-    out->phase_peak_gradient = st->phase_peak[MT_PHASE_GRADIENT];
-    out->phase_peak_update = st->phase_peak[MT_PHASE_UPDATE];
-    out->rss_peak_bytes = rss_peak > 0 ? (uint64_t)rss_peak : 0;
-}
-
 /* Append one metric to out (up to MT_MAX_RULE_METRICS), the name copied. */
 static void epoch_metric_add(struct epoch_msg *out, const char *name, size_t max_len,
                              double value)
@@ -341,7 +325,7 @@ void checkpoint_epoch_progress(struct epoch_msg *out, const struct mt_epoch_repo
     ep->seconds = rep->seconds;
     ep->samples_per_second = rep->samples_per_second;
     ep->lr = rep->lr;
-    checkpoint_memory_stats(&out->mem, &rep->mem, rep->rss_peak);
+    memstats_from_peaks(&out->mem, &rep->mem, rep->rss_peak);
     ep->memory = &out->mem;
     for (int i = 0; i < rep->n_metrics && i < MT_MAX_RULE_METRICS; i++)
         epoch_metric_add(out, rep->metrics[i].name, sizeof rep->metrics[i].name,
@@ -359,21 +343,7 @@ void checkpoint_epoch_copy(struct epoch_msg *out, const Memtrain__EpochProgress 
     ep->seconds = src->seconds;
     ep->samples_per_second = src->samples_per_second;
     ep->lr = src->lr;
-    memtrain__memory_stats__init(&out->mem);
-    const Memtrain__MemoryStats *m = src->memory;
-    if (m) {
-        out->mem.params = m->params;
-        out->mem.grads = m->grads;
-        out->mem.optimizer = m->optimizer;
-        out->mem.activations = m->activations;
-        out->mem.workspace = m->workspace;
-        out->mem.data = m->data;
-        out->mem.peak_total = m->peak_total;
-        out->mem.phase_peak_forward = m->phase_peak_forward;
-        out->mem.phase_peak_gradient = m->phase_peak_gradient;
-        out->mem.phase_peak_update = m->phase_peak_update;
-        out->mem.rss_peak_bytes = m->rss_peak_bytes;
-    }
+    memstats_copy(&out->mem, src->memory);
     ep->memory = &out->mem;
     for (size_t i = 0; i < src->n_rule_metrics; i++)
         if (src->rule_metrics[i])

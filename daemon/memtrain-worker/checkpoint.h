@@ -55,11 +55,6 @@ void checkpoint_free(Memtrain__CheckpointData *cd);
 int checkpoint_restore(struct mt_trainer *t, const Memtrain__CheckpointData *cd,
                        struct mt_err *err);
 
-/* Fill *out from arena figures: the per-category peaks, the peak total, the
- * phase peaks, and rss_peak (bytes, 0 = unknown). */
-void checkpoint_memory_stats(Memtrain__MemoryStats *out, const struct mt_mem_stats *st,
-                             long rss_peak);
-
 /* An EpochProgress together with what it points to (its memory figures and
  * the rule's metrics), in one block: `ep` comes first, so a pointer to it
  * is a pointer to the whole. */

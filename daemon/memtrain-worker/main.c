@@ -29,6 +29,8 @@
 #include "checkpoint.h"
 #include "jobspec.h"
 #include "memtrain/procstat.h"
+#include "memstats.h"
+#include "memtrain/clock.h"
 #include "memtrain/wire.h"
 #include "train.h"
 
@@ -62,13 +64,6 @@ static long mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -166,16 +161,9 @@ static int send_memory(struct worker *w)
     Memtrain__MemorySample ms = MEMTRAIN__MEMORY_SAMPLE__INIT;
     arena_stats(w->t.arena, &st);
     mt_procstat_read(0, &ps, NULL);
-    memtrain__memory_stats__init(&cur);
-    cur.params = st.cur[MT_MEM_PARAMS];
-    cur.grads = st.cur[MT_MEM_GRADS];
-    cur.optimizer = st.cur[MT_MEM_OPTIM];
-    cur.activations = st.cur[MT_MEM_ACTS];
-    cur.workspace = st.cur[MT_MEM_WORKSPACE];
-    cur.data = st.cur[MT_MEM_DATA];
-    cur.peak_total = st.total;
-    checkpoint_memory_stats(&peak, &st, (long)ps.hwm);
-    ms.time = unix_ms();
+    memstats_from_current(&cur, &st);
+    memstats_from_peaks(&peak, &st, (long)ps.hwm);
+    ms.time = mt_now_ms();
     ms.current = &cur;
     ms.peak = &peak;
     ms.rss_bytes = ps.rss;
@@ -190,17 +178,8 @@ static int send_memory(struct worker *w)
 
 static int send_planned(struct worker *w, const struct mt_mem_plan *p)
 {
-    Memtrain__MemoryStats m = MEMTRAIN__MEMORY_STATS__INIT;
-    m.params = p->cat[MT_MEM_PARAMS];
-    m.grads = p->cat[MT_MEM_GRADS];
-    m.optimizer = p->cat[MT_MEM_OPTIM];
-    m.activations = p->cat[MT_MEM_ACTS];
-    m.workspace = p->cat[MT_MEM_WORKSPACE];
-    m.data = p->cat[MT_MEM_DATA];
-    m.peak_total = p->total;
-    m.phase_peak_forward = p->phase[MT_PHASE_FORWARD];
-    m.phase_peak_gradient = p->phase[MT_PHASE_GRADIENT];
-    m.phase_peak_update = p->phase[MT_PHASE_UPDATE];
+    Memtrain__MemoryStats m;
+    memstats_from_plan(&m, p);
     Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
     ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_PLANNED;
     ev.planned = &m;
@@ -236,7 +215,7 @@ static int send_done(struct worker *w, Memtrain__JobState state, const char *rea
     if (w->have_trainer) {
         struct mt_mem_stats st;
         arena_stats(w->t.arena, &st);
-        checkpoint_memory_stats(&measured, &st, (long)ps.hwm);
+        memstats_from_peaks(&measured, &st, (long)ps.hwm);
     } else {
         measured.rss_peak_bytes = ps.hwm;
     }

@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "frame.h"
 #include "log.h"
-#include "watch.h"
 
 struct write_req {
     uv_write_t req;
@@ -30,7 +29,7 @@ static void on_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     d->n_conns--;
-    watch_drop_conn(d, c);
+    d->conn_handler->closed(c);
     frame_reader_deinit(&c->fr);
     free(c->rbuf);
     free(c);
@@ -136,7 +135,7 @@ static int on_frame(void *ud, const uint8_t *body, size_t len)
         refuse(c, MEMTRAIN__STATUS__INVALID, "malformed request: not a memtrain Request message");
         return 1;
     }
-    dispatch_request(c, req);
+    c->d->conn_handler->request(c, req);
     memtrain__request__free_unpacked(req, NULL);
     return c->closing || c->close_after_write;
 }
@@ -157,14 +156,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n < 0) {
         if (n != UV_EOF)
             log_debug("client pid %ld: read: %s", (long)c->pid, uv_strerror((int)n));
-        else if (frame_partial(&c->fr))
+        else if (frame_reader_partial(&c->fr))
             log_info("client pid %ld uid %u: closed in the middle of a frame", (long)c->pid,
                      (unsigned)c->uid);
         conn_close(c);
         return;
     }
     struct mt_err err = {0};
-    int rc = frame_feed(&c->fr, (const uint8_t *)c->rbuf, (size_t)n, on_frame, c, &err);
+    int rc = frame_reader_feed(&c->fr, (const uint8_t *)c->rbuf, (size_t)n, on_frame, c, &err);
     if (rc == MT_E_TOOBIG)
         refuse(c, MEMTRAIN__STATUS__INVALID, err.msg);
     else if (rc == MT_E_NOMEM)

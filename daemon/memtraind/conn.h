@@ -2,10 +2,11 @@
  *
  * A conn is allocated only after the connection limit is checked
  * (server.c), and freed only in its uv_close callback. Each complete frame
- * is unpacked as a Request and handed to dispatch; a frame that cannot be
- * (over the cap, not a Request) gets an error Response and the connection
- * is closed once that is written. Streams the conn follows (watch.c) end
- * when it closes. */
+ * is unpacked as a Request and handed to the daemon's conn_handler (main.c
+ * sets it: dispatch.c answers); a frame that cannot be (over the cap, not a
+ * Request) gets an error Response and the connection is closed once that is
+ * written. The handler hears of the close before the conn is freed, so what
+ * refers to the conn (its streams, watch.c) can go. */
 #ifndef MT_CONN_H
 #define MT_CONN_H
 
@@ -14,7 +15,7 @@
 #include <uv.h>
 
 #include "daemon.h"
-#include "frame.h"
+#include "framereader.h"
 #include "memtrain.pb-c.h"
 
 #define CONN_READ_BUF (64 * 1024)
@@ -32,6 +33,15 @@ struct conn {
     size_t queued;                /* bytes written but not yet completed */
     int closing;
     int close_after_write;
+};
+
+/* What the daemon does with its connections (d->conn_handler). */
+struct conn_handler {
+    /* Answer one Request (valid during the call only); c may be closing
+     * afterwards. */
+    void (*request)(struct conn *c, const Memtrain__Request *req);
+    /* c is closed and about to be freed: drop every reference to it. */
+    void (*closed)(struct conn *c);
 };
 
 /* Called when a write completes (ok = 0) or fails (negative libuv code);

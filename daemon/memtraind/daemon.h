@@ -1,7 +1,7 @@
 /* daemon.h: memtraind's state, owned by the one loop thread.
  *
  * The loop owns the listening socket and its connections (conn.c), the
- * active jobs and their workers (jobs.c, worker.c), the streams clients are
+ * active jobs and their workers (jobs.c, workerproc.c), the streams clients are
  * following (watch.c) and the SQLite handle (store.c). Nothing here is
  * touched from another thread. */
 #ifndef MT_DAEMON_H
@@ -14,6 +14,7 @@
 #include "store.h"
 
 struct conn;
+struct conn_handler;
 struct job;
 struct watch;
 
@@ -26,6 +27,7 @@ struct daemon {
     int listening;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t tick;              /* store flush, memory sampling, shutdown checks */
+    const struct conn_handler *conn_handler; /* what a conn does with a Request (main.c) */
     struct conn *conns;           /* list, newest first */
     int n_conns;
     struct job *jobs;             /* QUEUED and RUNNING jobs, in submit order */
@@ -35,8 +37,5 @@ struct daemon {
     int stopping;                 /* SIGTERM seen: no new work, waiting for workers */
     int exit_code;
 };
-
-/* Unix time in milliseconds. */
-int64_t now_ms(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include "jobs.h"
 #include "jobspec.h"
 #include "log.h"
+#include "memtrain/clock.h"
 #include "rules/rules.h"
 #include "memtrain/version.h"
 #include "memtrain/wire.h"
@@ -500,11 +501,8 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
     Memtrain__PlanResponse pr = MEMTRAIN__PLAN_RESPONSE__INIT;
     pr.planned = &plan;
     pr.limit = s.memory_limit;
-    uint64_t budget = c->d->cfg.memory_budget;
-    uint64_t cap = c->d->cfg.max_job_memory ? c->d->cfg.max_job_memory : budget;
-    pr.budget = budget;
-    pr.fits = (!s.memory_limit || plan.peak_total <= s.memory_limit) &&
-              (!cap || plan.peak_total <= cap);
+    pr.budget = c->d->cfg.memory_budget;
+    pr.fits = jobs_admit(&c->d->cfg, s.memory_limit, plan.peak_total, NULL) == 0;
     pr.n_rules = k;
     pr.rules = ptrs;
     pr.spec = resolved;
@@ -522,7 +520,7 @@ static void handle_ping(struct conn *c, uint64_t id)
 {
     Memtrain__PingResponse p = MEMTRAIN__PING_RESPONSE__INIT;
     p.version = MT_VERSION;
-    p.uptime_seconds = (uint64_t)((now_ms() - c->d->started_ms) / 1000);
+    p.uptime_seconds = (uint64_t)((mt_now_ms() - c->d->started_ms) / 1000);
     Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
     r.body_case = MEMTRAIN__RESPONSE__BODY_PING;
     r.ping = &p;

@@ -8,6 +8,8 @@
 #include "frame.h"
 #include "jobspec.h"
 #include "log.h"
+#include "memstats.h"
+#include "memtrain/clock.h"
 #include "train.h"
 #include "watch.h"
 #include "workerproc.h"
@@ -30,21 +32,6 @@ int job_state_final(int state)
 {
     return state == MEMTRAIN__JOB_STATE__COMPLETED || state == MEMTRAIN__JOB_STATE__FAILED ||
            state == MEMTRAIN__JOB_STATE__CANCELLED || state == MEMTRAIN__JOB_STATE__OUT_OF_MEMORY;
-}
-
-void memstats_from_plan(Memtrain__MemoryStats *m, const struct mt_mem_plan *p)
-{
-    memtrain__memory_stats__init(m);
-    m->params = p->cat[MT_MEM_PARAMS];
-    m->grads = p->cat[MT_MEM_GRADS];
-    m->optimizer = p->cat[MT_MEM_OPTIM];
-    m->activations = p->cat[MT_MEM_ACTS];
-    m->workspace = p->cat[MT_MEM_WORKSPACE];
-    m->data = p->cat[MT_MEM_DATA];
-    m->peak_total = p->total;
-    m->phase_peak_forward = p->phase[MT_PHASE_FORWARD];
-    m->phase_peak_gradient = p->phase[MT_PHASE_GRADIENT];
-    m->phase_peak_update = p->phase[MT_PHASE_UPDATE];
 }
 
 int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err *err)
@@ -103,7 +90,8 @@ static void store_row(struct daemon *d, struct job *j)
         log_err("job %llu: %s", (unsigned long long)j->row.id, err.msg);
 }
 
-void jobs_changed(struct daemon *d, struct job *j)
+/* Store the job's row and tell its watchers its state. */
+static void jobs_changed(struct daemon *d, struct job *j)
 {
     store_row(d, j);
     struct jobmsg m;
@@ -186,7 +174,7 @@ int jobs_load(struct daemon *d, struct mt_err *err)
                 row.state = MEMTRAIN__JOB_STATE__FAILED;
                 free(row.reason);
                 row.reason = strdup("could not be resumed: its stored spec is invalid");
-                row.finished_at = now_ms();
+                row.finished_at = mt_now_ms();
                 store_job_update(d->store, &row, err);
                 store_job_clear(&row);
             }
@@ -217,10 +205,25 @@ int jobs_load(struct daemon *d, struct mt_err *err)
     return rc;
 }
 
+int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err)
+{
+    char a[32], b[32];
+    uint64_t cap = cfg->max_job_memory ? cfg->max_job_memory : cfg->memory_budget;
+    if (limit && peak > limit)
+        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes) but the job's memory "
+                          "limit is %s", mt_fmt_bytes(a, sizeof a, (double)peak),
+                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)limit));
+    if (cap && peak > cap)
+        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes), more than the %s "
+                          "memtraind allows a job", mt_fmt_bytes(a, sizeof a, (double)peak),
+                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)cap));
+    return 0;
+}
+
 int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
                 struct job **out, Memtrain__Status *status, struct mt_err *err)
 {
-    char a[32], b[32];
+    char a[32];
     *status = MEMTRAIN__STATUS__INVALID;
     if (spec->memory_limit == 0)
         spec->memory_limit = d->cfg.default_job_memory_limit;
@@ -230,20 +233,9 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     Memtrain__MemoryStats plan;
     if ((rc = jobs_plan(spec, &plan, err)))
         return rc;
-    uint64_t cap = d->cfg.max_job_memory ? d->cfg.max_job_memory : d->cfg.memory_budget;
-    if (spec->memory_limit && plan.peak_total > spec->memory_limit) {
+    if ((rc = jobs_admit(&d->cfg, spec->memory_limit, plan.peak_total, err))) {
         *status = MEMTRAIN__STATUS__OVER_LIMIT;
-        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes) but the job's memory "
-                          "limit is %s", mt_fmt_bytes(a, sizeof a, (double)plan.peak_total),
-                          (unsigned long long)plan.peak_total,
-                          mt_fmt_bytes(b, sizeof b, (double)spec->memory_limit));
-    }
-    if (cap && plan.peak_total > cap) {
-        *status = MEMTRAIN__STATUS__OVER_LIMIT;
-        return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes), more than the %s "
-                          "memtraind allows a job", mt_fmt_bytes(a, sizeof a,
-                          (double)plan.peak_total), (unsigned long long)plan.peak_total,
-                          mt_fmt_bytes(b, sizeof b, (double)cap));
+        return rc;
     }
     if (d->stopping) {
         *status = MEMTRAIN__STATUS__UNAVAILABLE;
@@ -262,7 +254,7 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     r->state = MEMTRAIN__JOB_STATE__QUEUED;
     r->reason = strdup("");
     r->priority = priority;
-    r->submitted_at = now_ms();
+    r->submitted_at = mt_now_ms();
     r->rule = strdup(spec->rule.name);
     r->epochs = (uint32_t)spec->epochs;
     r->memory_limit = spec->memory_limit;
@@ -302,6 +294,11 @@ static struct job *queue_head(struct daemon *d)
     return best;
 }
 
+static void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason);
+
+/* What a worker tells the job table. */
+static const struct workerproc_hooks worker_hooks = {jobs_changed, jobs_finish};
+
 static void start_job(struct daemon *d, struct job *j)
 {
     struct mt_err err = {0};
@@ -315,10 +312,10 @@ static void start_job(struct daemon *d, struct job *j)
     }
     j->waiting[0] = '\0';
     j->row.state = MEMTRAIN__JOB_STATE__RUNNING;
-    j->row.started_at = now_ms();
+    j->row.started_at = mt_now_ms();
     free(j->row.reason);
     j->row.reason = strdup(resume ? "resumed from a checkpoint" : "");
-    if (workerproc_start(d, j, resume, resume_len, &err)) {
+    if (workerproc_start(d, j, resume, resume_len, &worker_hooks, &err)) {
         free(resume);
         log_err("job %llu: %s", (unsigned long long)j->row.id, err.msg);
         j->row.state = MEMTRAIN__JOB_STATE__RUNNING; /* jobs_finish expects a started job */
@@ -384,14 +381,17 @@ void jobs_cancel(struct daemon *d, struct job *j)
     workerproc_cancel(j->w, d->cfg.cancel_grace_ms);
 }
 
-void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
+/* The worker of a RUNNING job has ended (or a job is ended before it
+ * started, counted as running): record the state and reason, tell the
+ * watchers, free the job, start the next ones. */
+static void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
 {
     struct store_job *r = &j->row;
     d->running--;
     r->state = state;
     free(r->reason);
     r->reason = strdup(reason ? reason : "");
-    r->finished_at = state == MEMTRAIN__JOB_STATE__INTERRUPTED ? 0 : now_ms();
+    r->finished_at = state == MEMTRAIN__JOB_STATE__INTERRUPTED ? 0 : mt_now_ms();
     if (j->last_epoch)
         r->epochs_done = j->last_epoch->epoch;
     store_row(d, j);

@@ -13,22 +13,9 @@
 #include <sys/types.h>
 
 #include "daemon.h"
+#include "job.h"
 #include "memtrain.pb-c.h"
 #include "spec.h"
-
-struct workerproc;
-
-struct job {
-    struct job *next;
-    struct store_job row;         /* mirror of the store's row */
-    struct mt_spec spec;          /* resolved (spec_finish has run) */
-    uint64_t planned_total;       /* bytes: what admission reserves */
-    struct workerproc *w;             /* while RUNNING */
-    char waiting[256];            /* QUEUED: why it has not started */
-    Memtrain__MemorySample *sample;   /* latest, owned (free_unpacked) */
-    Memtrain__EpochProgress *last_epoch; /* latest, owned */
-    int cancel_requested;
-};
 
 /* At start: RUNNING jobs left by a daemon that died become INTERRUPTED and
  * are queued again (they resume from their newest checkpoint); QUEUED jobs
@@ -38,6 +25,13 @@ int jobs_load(struct daemon *d, struct mt_err *err);
 /* The plan of a resolved spec as MemoryStats (the dataset's files are read
  * for their sizes). */
 int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err *err);
+
+/* Admission: may a job whose plan peaks at `peak` bytes run here? It must
+ * fit its own memory limit (`limit`, 0 = none) and what memtraind allows
+ * one job (max_job_memory, else the whole memory_budget; 0 = no cap).
+ * 0, or MT_E_LIMIT with the reason in err (may be NULL). Submit refuses
+ * with it; plan reports it as `fits`. */
+int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err);
 
 /* Check, plan and queue a spec (not yet resolved). On refusal: *status says
  * why (INVALID, OVER_LIMIT) with the message in err. */
@@ -52,13 +46,6 @@ void jobs_cancel(struct daemon *d, struct job *j);
 
 /* Start what fits. */
 void jobs_schedule(struct daemon *d);
-
-/* The worker of a RUNNING job has ended: record the state and reason, tell
- * the watchers, free the job, start the next ones. */
-void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason);
-
-/* Store the job's row and tell its watchers its state. */
-void jobs_changed(struct daemon *d, struct job *j);
 
 /* SIGTERM: ask every worker to checkpoint and stop (their jobs end
  * INTERRUPTED and are resumed at the next start). */
@@ -77,10 +64,6 @@ struct jobmsg {
 void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row,
                  const struct job *live);
 void jobmsg_free(struct jobmsg *m);
-
-/* Fill MemoryStats from an engine plan. */
-struct mt_mem_plan;
-void memstats_from_plan(Memtrain__MemoryStats *m, const struct mt_mem_plan *p);
 
 const char *job_state_name(int state);
 int job_state_final(int state);

@@ -6,25 +6,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "conn.h"
 #include "daemon.h"
+#include "dispatch.h"
 #include "jobs.h"
 #include "log.h"
 #include "memtrain/version.h"
+#include "memtrain/clock.h"
 #include "notify.h"
 #include "server.h"
 #include "watch.h"
 
 #define TICK_MS 1000
 
-int64_t now_ms(void)
+/* A client's connection is gone: so are the streams it followed. */
+static void on_conn_closed(struct conn *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    watch_drop_conn(c->d, c);
 }
+
+/* Requests go to dispatch.c; conn.c knows neither. */
+static const struct conn_handler conn_handler = {dispatch_request, on_conn_closed};
 
 static void usage(FILE *f)
 {
@@ -217,7 +220,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     memset(&d, 0, sizeof d);
     d.loop = uv_default_loop();
-    d.started_ms = now_ms();
+    d.conn_handler = &conn_handler;
+    d.started_ms = mt_now_ms();
     if (load_config(&d, &o, &err)) {
         log_err("configuration: %s", err.msg);
         config_free(&d.cfg);

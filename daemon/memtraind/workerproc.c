@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "frame.h"
+#include "framereader.h"
 #include "log.h"
 #include "memtrain/procstat.h"
+#include "memtrain/clock.h"
 #include "memtrain/wire.h"
 #include "watch.h"
 
@@ -19,6 +21,7 @@
 struct workerproc {
     struct daemon *d;
     struct job *job;              /* NULL once the job has been finished */
+    const struct workerproc_hooks *hooks;
     uv_process_t proc;
     uv_pipe_t in, out, errp;
     uv_timer_t timer;             /* the grace period before SIGKILL */
@@ -123,7 +126,7 @@ static void finish(struct workerproc *w)
     j->row.exit_code = w->term_signal ? -w->term_signal : (int32_t)w->exit_status;
     j->w = NULL;
     w->job = NULL;
-    jobs_finish(d, j, state, reason);
+    w->hooks->finished(d, j, state, reason);
     close_handle(w, (uv_handle_t *)&w->timer);
     close_handle(w, (uv_handle_t *)&w->proc);
 }
@@ -160,7 +163,7 @@ static void on_memory(struct workerproc *w, Memtrain__MemorySample *m)
         m->hwm_bytes = ps.hwm;
     }
     if (!m->time)
-        m->time = now_ms();
+        m->time = mt_now_ms();
     store_err(w, store_memory_add(w->d->store, j->row.id, m, &err), &err);
     if (m->peak) {
         m->peak->rss_peak_bytes = m->hwm_bytes;
@@ -176,7 +179,7 @@ static void on_log(struct workerproc *w, const char *text)
 {
     struct mt_err err = {0};
     struct job *j = w->job;
-    store_err(w, store_log_add(w->d->store, j->row.id, now_ms(), text, &err), &err);
+    store_err(w, store_log_add(w->d->store, j->row.id, mt_now_ms(), text, &err), &err);
     watch_logs_poke(w->d, j->row.id);
 }
 
@@ -216,7 +219,7 @@ static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
         we.event_case = MEMTRAIN__WATCH_EVENT__EVENT_EPOCH;
         we.epoch = e;
         watch_event(d, j->row.id, j->row.owner_uid, &we);
-        jobs_changed(d, j);
+        w->hooks->changed(d, j);
         break;
     }
     case MEMTRAIN__WORKER_EVENT__EVENT_CHECKPOINT: {
@@ -228,7 +231,7 @@ static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
             break;
         }
         uint32_t keep = j->spec.keep_checkpoints > 0 ? (uint32_t)j->spec.keep_checkpoints : 0;
-        int rc = store_ckpt_add(d->store, j->row.id, c->epoch, now_ms(), b, n, keep, &err);
+        int rc = store_ckpt_add(d->store, j->row.id, c->epoch, mt_now_ms(), b, n, keep, &err);
         store_err(w, rc, &err);
         free(b);
         if (!rc) {
@@ -291,7 +294,7 @@ static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     struct mt_err err = {0};
-    int rc = frame_feed(&w->fr, (const uint8_t *)w->rbuf, (size_t)n, on_frame, w, &err);
+    int rc = frame_reader_feed(&w->fr, (const uint8_t *)w->rbuf, (size_t)n, on_frame, w, &err);
     if (rc < 0) {
         log_err("job %llu: worker output: %s; stopping it", (unsigned long long)w->job->row.id,
                 err.msg);
@@ -404,7 +407,7 @@ static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, si
 }
 
 int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
-                 struct mt_err *err)
+                     const struct workerproc_hooks *hooks, struct mt_err *err)
 {
     struct workerproc *w = calloc(1, sizeof *w);
     if (!w || !(w->rbuf = malloc(WORKER_READ_BUF))) {
@@ -413,6 +416,7 @@ int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, siz
     }
     w->d = d;
     w->job = j;
+    w->hooks = hooks;
     frame_reader_init(&w->fr, MT_FRAME_MAX_WORKER);
     int rc = pack_start(d, j, resume, resume_len, w, err);
     if (rc) {

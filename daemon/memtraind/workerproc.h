@@ -13,14 +13,23 @@
 #include <stdint.h>
 
 #include "daemon.h"
-#include "jobs.h"
+#include "job.h"
 
 struct workerproc;
 
+/* How the job table hears from the worker of one of its jobs. */
+struct workerproc_hooks {
+    /* The job's row changed (an epoch ended): store it, tell the watchers. */
+    void (*changed)(struct daemon *d, struct job *j);
+    /* The worker is gone and its pipes are drained: the job ends in `state`
+     * for `reason` (j->w is already NULL; the job may be freed). */
+    void (*finished)(struct daemon *d, struct job *j, int state, const char *reason);
+};
+
 /* Spawn the worker for j (j->w is set); resume is a packed CheckpointData
- * or NULL. The bytes are copied. */
+ * or NULL. The bytes are copied. `hooks` must outlive the worker. */
 int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
-                 struct mt_err *err);
+                     const struct workerproc_hooks *hooks, struct mt_err *err);
 int workerproc_pid(const struct workerproc *w);
 /* SIGTERM now, SIGKILL after grace_ms: the job ends CANCELLED. */
 void workerproc_cancel(struct workerproc *w, uint64_t grace_ms);

@@ -6,7 +6,8 @@
  * reader checks the length against its cap before allocating anything.
  *
  * These are the blocking helpers mtctl, the worker and the tests use; the
- * daemon's non-blocking reader (daemon/conn.c) shares the header format. */
+ * daemon's non-blocking reader (daemon/memtraind/framereader.c) shares the
+ * header format. */
 #ifndef MEMTRAIN_WIRE_H
 #define MEMTRAIN_WIRE_H
 
