@@ -73,7 +73,7 @@ const char *mt_phase_name(enum mt_phase phase)
     return (unsigned)phase < MT_PHASE_N ? phase_names[phase] : "?";
 }
 
-void mem_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b)
+void arena_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b)
 {
     for (int c = 0; c < MT_MEM_NCAT; c++)
         a->cat[c] += b->cat[c];

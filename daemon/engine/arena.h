@@ -101,6 +101,6 @@ void arena_default_fail_after(long n);
 const char *mt_mem_cat_name(enum mt_mem_cat cat);   /* "params", "grads", ... */
 const char *mt_phase_name(enum mt_phase phase);     /* "forward", ... */
 /* Add b to a, category by category and phase by phase. */
-void mem_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b);
+void arena_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b);
 
 #endif

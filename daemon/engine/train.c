@@ -53,13 +53,13 @@ void trainer_plan_shape(const struct mt_spec *s, const struct mt_data_shape *sha
     memset(plan, 0, sizeof *plan);
     rule->plan(s, &rp);
     size_t P = model_param_count(&s->model);
-    size_t eval_ws = rolling_bytes(&s->model, s->batch);
+    size_t eval_ws = rule_rolling_bytes(&s->model, s->batch);
 
     plan->cat[MT_MEM_PARAMS] = (P + model_stat_count(&s->model)) * F4;
     plan->cat[MT_MEM_OPTIM] = optim_state_bytes(&s->optim, P);
     plan->cat[MT_MEM_DATA] = data_bytes(shape) + batch_bytes(s, shape->train_n);
     size_t base = plan->cat[MT_MEM_PARAMS] + plan->cat[MT_MEM_OPTIM] + plan->cat[MT_MEM_DATA];
-    mem_plan_add(plan, &rp);
+    arena_plan_add(plan, &rp);
     plan->cat[MT_MEM_WORKSPACE] =
         rp.cat[MT_MEM_WORKSPACE] > eval_ws ? rp.cat[MT_MEM_WORKSPACE] : eval_ws;
     for (int p = 0; p < MT_PHASE_N; p++)
@@ -138,10 +138,10 @@ static int init_parts(struct mt_trainer *t, struct mt_err *err)
     if ((rc = check_data(t, err)))
         return rc;
     data_norm_fit(&t->train, t->spec.data.normalize, &t->norm);
-    if ((rc = net_init(&t->net, &t->spec.model, t->arena, err)))
+    if ((rc = model_net_init(&t->net, &t->spec.model, t->arena, err)))
         return rc;
     rng_derive(&wrng, t->spec.seed, 1);
-    net_init_weights(&t->net, &wrng);
+    model_net_init_weights(&t->net, &wrng);
     if ((rc = optim_init(&t->opt, &t->spec.optim, model_param_count(&t->spec.model), t->arena,
                          err)))
         return rc;
@@ -191,7 +191,7 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
 {
     const struct mt_model_desc *md = &t->net.d;
     int B = t->spec.batch, C = md->width[md->n_layers];
-    size_t half = rolling_bytes(md, B) / 2;
+    size_t half = rule_rolling_bytes(md, B) / 2;
     size_t mark = arena_mark(t->arena);
     arena_set_phase(t->arena, MT_PHASE_IDLE);
     float *b0 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err);
@@ -209,8 +209,8 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
             t->eval_idx[i] = (uint32_t)(start + i);
         data_batch(d, &t->norm, t->eval_idx, nb, t->x, t->y);
         const float *logits = t->rule->infer ? t->rule->infer(t, t->x, nb, b0, b1)
-                                             : forward_rolling(&t->net, t->x, nb, b0, b1);
-        sum += softmax_xent(logits, t->y, nb, C, &correct) * nb;
+                                             : rule_forward_rolling(&t->net, t->x, nb, b0, b1);
+        sum += loss_softmax_xent(logits, t->y, nb, C, &correct) * nb;
         hits += correct;
     }
     arena_pop(t->arena, mark);

@@ -96,7 +96,7 @@ static void test_codes_round_trip_through_packing(void **state)
         for (size_t i = 0; i < n; i++)
             codes[i] = (uint8_t)act_code2(-8.0f + 16.0f * (float)((i * 37) % n) / (float)n,
                                           MT_ACT_SILU);
-        unpack_codes(back, packed, n, 2);
+        pack_unpack_codes(back, packed, n, 2);
         assert_memory_equal(back, codes, n);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(pack_get(packed, i, 2), codes[i]);

@@ -149,14 +149,14 @@ static void test_softmax_xent_gradient_is_finite_difference(void **state)
         E[i] = Z[i] * 30; /* large logits: the stable path matters */
     for (int i = 0; i < 20; i++)
         Z[i] = E[i];
-    double loss = softmax_xent_backward(E, y, Bt, C, NULL);
+    double loss = loss_softmax_xent_backward(E, y, Bt, C, NULL);
     assert_true(isfinite(loss));
     for (int i = 0; i < 20; i++) {
         float h = 1e-2f, keep = Z[i];
         Z[i] = keep + h;
-        double lp = softmax_xent(Z, y, Bt, C, NULL);
+        double lp = loss_softmax_xent(Z, y, Bt, C, NULL);
         Z[i] = keep - h;
-        double lm = softmax_xent(Z, y, Bt, C, NULL);
+        double lm = loss_softmax_xent(Z, y, Bt, C, NULL);
         Z[i] = keep;
         assert_float_equal(E[i], (lp - lm) / (2 * h), 2e-3);
     }

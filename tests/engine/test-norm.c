@@ -449,7 +449,7 @@ static void test_bp_gradients_mixed_norms_tanh(void **state)
 
 /* Three BP steps: the running statistics equal the momentum average of
  * each step's batch statistics (from the weights before that step), and
- * evaluation (forward_rolling) uses them. */
+ * evaluation (rule_forward_rolling) uses them. */
 static void test_bp_batchnorm_running_stats_and_evaluation(void **state)
 {
     struct mt_spec s;
@@ -502,7 +502,7 @@ static void test_bp_batchnorm_running_stats_and_evaluation(void **state)
     ref_forward(d, p, t.x, B, lg, rm, rv, NULL, NULL);
     ref_forward(d, p, t.x, B, ptrain, NULL, NULL, NULL, NULL);
     float b0[8 * 7], b1[8 * 7];
-    const float *out = forward_rolling(&t.net, t.x, B, b0, b1);
+    const float *out = rule_forward_rolling(&t.net, t.x, B, b0, b1);
     double differs = 0;
     for (int i = 0; i < B * 4; i++) {
         assert_close(out[i], lg[i], 1e-4, 1e-4, "eval logits", (size_t)i);
@@ -528,10 +528,10 @@ static void test_layernorm_forward_modes_agree(void **state)
     uint32_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     data_batch(&t.train, &t.norm, idx, 8, t.x, t.y);
     float b0[80], b1[80];
-    const float *ev = forward_rolling(&t.net, t.x, 8, b0, b1);
+    const float *ev = rule_forward_rolling(&t.net, t.x, 8, b0, b1);
     struct kept_acts k;
     size_t mark = arena_mark(t.arena);
-    assert_ok(forward_keep(&t, t.x, 8, &k, &err), err);
+    assert_ok(rule_forward_keep(&t, t.x, 8, &k, &err), err);
     assert_memory_equal(ev, k.logits, 8 * 4 * sizeof(float));
     /* What BP keeps for a layer-norm layer: input, output and 1/sigma. */
     assert_non_null(k.A[2]);

@@ -84,12 +84,12 @@ static size_t approxbp_acts_bytes(const struct mt_model_desc *d, int B)
 static void approxbp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t acts = approxbp_acts_bytes(&s->model, s->batch);
-    size_t ws = chain_ws_bytes(&s->model, s->batch);
+    size_t ws = rule_chain_ws_bytes(&s->model, s->batch);
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
-    plan_phases(p, p->cat[MT_MEM_GRADS], acts, acts + ws, 0);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS], acts, acts + ws, 0);
 }
 
 static int approxbp_check(const struct mt_spec *s, struct mt_err *err)
@@ -105,7 +105,7 @@ static int approxbp_check(const struct mt_spec *s, struct mt_err *err)
 
 static int approxbp_init(struct mt_trainer *t, struct mt_err *err)
 {
-    return alloc_full_grads(t, err);
+    return rule_alloc_full_grads(t, err);
 }
 
 static int push_kept(struct mt_trainer *t, int B, struct abp_kept *k, struct mt_err *err)
@@ -199,7 +199,7 @@ static int backward(struct mt_trainer *t, const float *x, int B, const struct ab
     float *delta = k->logits; /* E */
     for (int l = L, which = 0; l >= 1; l--) {
         const float *in = l > 1 ? k->H[l - 1] : x;
-        dense_backward_params(grad_w(t, l), grad_b(t, l), delta, in, B, d->width[l - 1],
+        dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), delta, in, B, d->width[l - 1],
                               d->width[l]);
         if (l == 1)
             break;
@@ -227,14 +227,14 @@ static int approxbp_step(struct mt_trainer *t, const float *x, const uint8_t *y,
         hidden_forward(t, l, in, &k, B);
         in = k.H[l];
     }
-    layer_forward(&t->net, d->n_layers, in, k.logits, B);
-    if ((rc = output_error(t, k.logits, y, B, r, err)))
+    rule_layer_forward(&t->net, d->n_layers, in, k.logits, B);
+    if ((rc = rule_output_error(t, k.logits, y, B, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if ((rc = backward(t, x, B, &k, err)))
         goto out;
     arena_pop(t->arena, mark); /* the kept tensors are dead once gradients exist */
-    update_all(t);
+    rule_update_all(t);
 out:
     arena_pop(t->arena, mark);
     return rc;

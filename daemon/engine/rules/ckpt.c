@@ -20,7 +20,7 @@
  *  - backward (phase GRADIENT), segments last to first: re-run the segment's
  *    forward from its boundary, keeping H_{a_s}..H_{b_s - 1} (and their Z)
  *    as MT_MEM_ACTS, then the same gemm calls in the same order as BP's
- *    backward_chain (common.c); pop the segment's activations. The error
+ *    rule_backward_chain (common.c); pop the segment's activations. The error
  *    between layers lives in the two workspace buffers of the chain, which
  *    outlive the segments.
  *  - update (phase UPDATE): one optimizer pass over the full gradient block,
@@ -95,7 +95,7 @@ static void ckpt_layout(const struct mt_spec *s, int B, struct ckpt_layout *o)
     o->buf_bytes = (size_t)B * model_hidden_max(d) * F4;
     int dropped = L - o->k;         /* hidden outputs that are not boundaries */
     o->fwd_bufs = dropped < 2 ? dropped : 2;
-    o->chain_bufs = L - 1 < 2 ? L - 1 : 2;  /* as backward_chain: chain_ws_bytes */
+    o->chain_bufs = L - 1 < 2 ? L - 1 : 2;  /* as rule_backward_chain: rule_chain_ws_bytes */
 }
 
 /* BP's optimizer recipe, and k = ceil(sqrt(L)) when rule.segments is unset. */
@@ -111,30 +111,30 @@ static void ckpt_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     struct ckpt_layout lo;
     ckpt_layout(s, s->batch, &lo);
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t kept = lo.boundary_bytes + lo.logits_bytes;
     size_t fwd_ws = (size_t)lo.fwd_bufs * lo.buf_bytes;
     size_t chain_ws = (size_t)lo.chain_bufs * lo.buf_bytes;
     p->cat[MT_MEM_ACTS] = kept + lo.segment_max_bytes;
     p->cat[MT_MEM_WORKSPACE] = fwd_ws > chain_ws ? fwd_ws : chain_ws;
-    plan_phases(p, p->cat[MT_MEM_GRADS], kept + fwd_ws, kept + chain_ws + lo.segment_max_bytes,
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS], kept + fwd_ws, kept + chain_ws + lo.segment_max_bytes,
                 0);
 }
 
 static int ckpt_init(struct mt_trainer *t, struct mt_err *err)
 {
-    return alloc_full_grads(t, err);
+    return rule_alloc_full_grads(t, err);
 }
 
-/* Layer l from `in` into `out`, computed as forward_keep computes it: with
+/* Layer l from `in` into `out`, computed as rule_forward_keep computes it: with
  * z != NULL the pre-activation is kept in z and out = f(z) (bit-identical
- * to layer_forward's fused bias and f, both being fl(f(fl(z + b)))). */
+ * to rule_layer_forward's fused bias and f, both being fl(f(fl(z + b)))). */
 static void layer_fwd(const struct mt_net *net, int l, const float *in, float *out, float *z,
                       int B)
 {
     const struct mt_model_desc *d = &net->d;
     if (!z) {
-        layer_forward(net, l, in, out, B);
+        rule_layer_forward(net, l, in, out, B);
         return;
     }
     dense_forward(z, in, net->W[l], B, d->width[l - 1], d->width[l]);
@@ -190,7 +190,7 @@ static int ckpt_forward(struct mt_trainer *t, const struct ckpt_layout *lo, cons
 }
 
 /* Backward through segment [a, b]: replay layers a..b-1 from H[a-1], then
- * backward_chain's loop for layers b..a. *delta (B, n_b) is the error at
+ * rule_backward_chain's loop for layers b..a. *delta (B, n_b) is the error at
  * Z_b on entry and at Z_{a-1} on return; buf are the chain's two buffers. */
 static int ckpt_segment(struct mt_trainer *t, int a, int b, const float *x, int B, float **H,
                         float **Z, float **delta, float **buf, int *which, struct mt_err *err)
@@ -205,7 +205,7 @@ static int ckpt_segment(struct mt_trainer *t, int a, int b, const float *x, int 
 
     for (int l = b; l >= a; l--) {
         const float *in = l > 1 ? H[l - 1] : x;
-        dense_backward_params(grad_w(t, l), grad_b(t, l), *delta, in, B, d->width[l - 1],
+        dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), *delta, in, B, d->width[l - 1],
                               d->width[l]);
         if (l == 1)
             break; /* no input gradient for the data (spec 1(f)) */
@@ -230,7 +230,7 @@ static int ckpt_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
 
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     if ((rc = ckpt_forward(t, &lo, x, B, H, Z, &E, err)) ||
-        (rc = output_error(t, E, y, B, r, err)))
+        (rc = rule_output_error(t, E, y, B, r, err)))
         goto out;
 
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
@@ -252,7 +252,7 @@ static int ckpt_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
             goto out;
     }
     arena_pop(t->arena, mark); /* boundaries, E and the chain's buffers are dead */
-    update_all(t);
+    rule_update_all(t);
 out:
     arena_pop(t->arena, mark);
     return rc;

@@ -18,7 +18,7 @@ static enum mt_normkind norm_of(const struct mt_model_desc *d, int l)
     return l >= 1 && l < d->n_layers ? d->norm[l] : MT_NK_NONE;
 }
 
-size_t kept_acts_bytes(const struct mt_model_desc *d, int B)
+size_t rule_kept_acts_bytes(const struct mt_model_desc *d, int B)
 {
     size_t n = 0, extra = 0;
     for (int l = 1; l < d->n_layers; l++) {
@@ -32,7 +32,7 @@ size_t kept_acts_bytes(const struct mt_model_desc *d, int B)
     return ((size_t)B * n + (size_t)B * d->width[d->n_layers] + extra) * F4;
 }
 
-void layer_forward(const struct mt_net *net, int l, const float *in, float *out, int B)
+void rule_layer_forward(const struct mt_net *net, int l, const float *in, float *out, int B)
 {
     const struct mt_model_desc *d = &net->d;
     int n = d->width[l];
@@ -94,7 +94,7 @@ static float *push_acts(struct mt_trainer *t, size_t floats, struct mt_err *err)
     return arena_push(t->arena, MT_MEM_ACTS, floats * F4, err);
 }
 
-int forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+int rule_forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
                  struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
@@ -121,49 +121,50 @@ int forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *
         hidden_forward_keep(t, l, in, k, B);
         in = k->H[l];
     }
-    layer_forward(&t->net, L, in, k->logits, B);
+    rule_layer_forward(&t->net, L, in, k->logits, B);
     return 0;
 }
 
-size_t rolling_bytes(const struct mt_model_desc *d, int B)
+size_t rule_rolling_bytes(const struct mt_model_desc *d, int B)
 {
     return 2 * (size_t)B * model_max_width(d) * F4;
 }
 
-float *forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0, float *buf1)
+float *rule_forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0,
+                           float *buf1)
 {
     const float *in = x;
     float *out = buf0;
     for (int l = 1; l <= net->d.n_layers; l++) {
-        layer_forward(net, l, in, out, B);
+        rule_layer_forward(net, l, in, out, B);
         in = out;
         out = out == buf0 ? buf1 : buf0;
     }
     return (float *)in;
 }
 
-float *grad_w(const struct mt_trainer *t, int l)
+float *rule_grad_w(const struct mt_trainer *t, int l)
 {
     return t->rs.grads + model_layer_offset(&t->net.d, l);
 }
 
-float *grad_b(const struct mt_trainer *t, int l)
+float *rule_grad_b(const struct mt_trainer *t, int l)
 {
     const struct mt_model_desc *d = &t->net.d;
-    return grad_w(t, l) + (size_t)d->width[l] * d->width[l - 1];
+    return rule_grad_w(t, l) + (size_t)d->width[l] * d->width[l - 1];
 }
 
-float *grad_gamma(const struct mt_trainer *t, int l)
+float *rule_grad_gamma(const struct mt_trainer *t, int l)
 {
-    return grad_b(t, l) + t->net.d.width[l];
+    return rule_grad_b(t, l) + t->net.d.width[l];
 }
 
-float *grad_beta(const struct mt_trainer *t, int l)
+float *rule_grad_beta(const struct mt_trainer *t, int l)
 {
-    return grad_b(t, l) + 2 * (size_t)t->net.d.width[l];
+    return rule_grad_b(t, l) + 2 * (size_t)t->net.d.width[l];
 }
 
-size_t chain_ws_bytes(const struct mt_model_desc *d, int B)
+size_t rule_chain_ws_bytes(const struct mt_model_desc *d, int B)
 {
     int nbuf = d->n_layers - 1 < 2 ? d->n_layers - 1 : 2;
     return (size_t)nbuf * B * model_hidden_max(d) * F4;
@@ -182,11 +183,11 @@ static void hidden_backward(struct mt_trainer *t, int l, float *g, const struct 
     const float *v = k->Z[l] ? k->Z[l] : k->A[l] ? k->A[l] : k->H[l];
     act_backward(g, v, (size_t)B * n, d->act[l]);
     if (k->xhat[l])
-        batchnorm_backward(g, grad_gamma(t, l), grad_beta(t, l), g, k->xhat[l], t->net.gamma[l],
+        batchnorm_backward(g, rule_grad_gamma(t, l), rule_grad_beta(t, l), g, k->xhat[l], t->net.gamma[l],
                            k->rstd[l], B, n);
 }
 
-int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+int rule_backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
                    float *const *fb, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
@@ -206,7 +207,7 @@ int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts
                                     optim_accum_beta(&t->opt), delta, in, B, d->width[l - 1],
                                     d->width[l]);
         } else {
-            dense_backward_params(grad_w(t, l), grad_b(t, l), delta, in, B, d->width[l - 1],
+            dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), delta, in, B, d->width[l - 1],
                                   d->width[l]);
         }
         if (l == 1)
@@ -221,11 +222,11 @@ int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts
     return 0;
 }
 
-int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
+int rule_output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
                  struct mt_step_result *r, struct mt_err *err)
 {
     int C = t->net.d.width[t->net.d.n_layers];
-    r->loss = softmax_xent_backward(logits, y, B, C, &r->correct);
+    r->loss = loss_softmax_xent_backward(logits, y, B, C, &r->correct);
     if (!isfinite(r->loss))
         return mt_err_set(err, MT_E_INVAL,
                           "training diverged: loss is %g at step %ld (learning rate %g too high?)",
@@ -233,15 +234,15 @@ int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
     return 0;
 }
 
-int forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+int rule_forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                       struct kept_acts *k, struct mt_step_result *r, struct mt_err *err)
 {
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
-    int rc = forward_keep(t, x, B, k, err);
-    return rc ? rc : output_error(t, k->logits, y, B, r, err);
+    int rc = rule_forward_keep(t, x, B, k, err);
+    return rc ? rc : rule_output_error(t, k->logits, y, B, r, err);
 }
 
-void update_all(struct mt_trainer *t)
+void rule_update_all(struct mt_trainer *t)
 {
     arena_set_phase(t->arena, MT_PHASE_UPDATE);
     optim_begin_step(&t->opt);
@@ -262,12 +263,28 @@ void rule_optim_defaults(struct mt_spec *s)
         s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
 }
 
-void plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p)
+void rule_plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     p->cat[MT_MEM_GRADS] = model_param_count(&s->model) * F4;
 }
 
-void feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
+int rule_alloc_full_grads(struct mt_trainer *t, struct mt_err *err)
+{
+    t->rs.grads_n = model_param_count(&t->net.d);
+    t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
+    return t->rs.grads ? 0 : err->code;
+}
+
+void rule_plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size_t grad,
+                      size_t upd)
+{
+    p->phase[MT_PHASE_IDLE] = persistent;
+    p->phase[MT_PHASE_FORWARD] = persistent + fwd;
+    p->phase[MT_PHASE_GRADIENT] = persistent + grad;
+    p->phase[MT_PHASE_UPDATE] = persistent + upd;
+}
+
+void rule_feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
                    struct mt_rng *rng)
 {
     size_t n = (size_t)rows * cols;

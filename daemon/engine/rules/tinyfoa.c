@@ -209,7 +209,7 @@ static void tinyfoa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     memset(p, 0, sizeof *p);
     if (L < 2)
         return; /* init refuses it */
-    size_t cls = 0, wb = 0, panel = 0, grads = 0, kept = 0, ws = rolling_bytes(d, B);
+    size_t cls = 0, wb = 0, panel = 0, grads = 0, kept = 0, ws = rule_rolling_bytes(d, B);
     size_t fwd = 0, grad = 0;
     for (int l = 1; l < L; l++) {
         if (l < L - 1)
@@ -231,7 +231,7 @@ static void tinyfoa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     p->cat[MT_MEM_GRADS] = grads;
     p->cat[MT_MEM_ACTS] = kept;
     p->cat[MT_MEM_WORKSPACE] = panel + ws;
-    plan_phases(p, cls + wb + panel + grads, fwd, grad, 0);
+    rule_plan_phases(p, cls + wb + panel + grads, fwd, grad, 0);
 }
 
 static int tinyfoa_check(const struct mt_spec *s, struct mt_err *err)
@@ -477,7 +477,7 @@ static int tinyfoa_step(struct mt_trainer *t, const float *x, const uint8_t *y, 
     tf->live += live;
     tf->elems += (long)out * B;
     arena_pop(t->arena, ws_mark);
-    if ((rc = output_error(t, logits, y, B, r, err)))
+    if ((rc = rule_output_error(t, logits, y, B, r, err)))
         goto out;
 
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
