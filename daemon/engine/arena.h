@@ -79,6 +79,10 @@ size_t arena_mark(const struct mt_arena *a);
 void *arena_push(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes,
                  struct mt_err *err);
 void arena_pop(struct mt_arena *a, size_t mark);
+/* The code of the last arena_alloc or arena_push that returned NULL
+ * (MT_E_LIMIT, MT_E_NOMEM, MT_E_INJECTED, MT_E_INVAL), 0 before any: what a
+ * caller returns after such a NULL, whether or not it passed an `err`. */
+int arena_error(const struct mt_arena *a);
 /* Reserve stack space up front (one chunk), so the first step does not grow it. */
 int arena_reserve_stack(struct mt_arena *a, size_t bytes, struct mt_err *err);
 

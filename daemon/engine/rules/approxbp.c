@@ -159,10 +159,13 @@ static void hidden_forward(struct mt_trainer *t, int l, const float *in, struct 
         layernorm_forward(k->H[l], a, k->rstd[l], B, n);
 }
 
-/* g, the gradient of hidden layer l's output, becomes dZ_l in place. */
-static void hidden_backward(const struct mt_model_desc *d, int l, float *g,
-                            const struct abp_kept *k, int B)
+/* The chain's hook: g, the gradient of hidden layer l's output, becomes
+ * dZ_l in place, from what push_kept kept (c->ctx, struct abp_kept). */
+static void hidden_backward(struct mt_trainer *t, const struct rule_chain *c, int l, float *g,
+                            int B)
 {
+    const struct mt_model_desc *d = &t->net.d;
+    const struct abp_kept *k = c->ctx;
     int n = d->width[l];
     size_t cnt = (size_t)B * n;
     if (d->norm[l] == MT_NK_LAYER)
@@ -186,32 +189,6 @@ static void hidden_backward(const struct mt_model_desc *d, int l, float *g,
     }
 }
 
-static int backward(struct mt_trainer *t, const float *x, int B, const struct abp_kept *k,
-                    struct mt_err *err)
-{
-    const struct mt_model_desc *d = &t->net.d;
-    int L = d->n_layers;
-    float *buf[2] = {NULL, NULL};
-    size_t bytes = (size_t)B * model_hidden_max(d) * F4;
-    for (int i = 0; i < 2 && i < L - 1; i++)
-        if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
-    float *delta = k->logits; /* E */
-    for (int l = L, which = 0; l >= 1; l--) {
-        const float *in = l > 1 ? k->H[l - 1] : x;
-        dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), delta, in, B, d->width[l - 1],
-                              d->width[l]);
-        if (l == 1)
-            break;
-        float *next = buf[which];
-        which ^= 1;
-        dense_backward_input(next, delta, t->net.W[l], B, d->width[l - 1], d->width[l]);
-        hidden_backward(d, l - 1, next, k, B);
-        delta = next;
-    }
-    return 0;
-}
-
 static int approxbp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                          struct mt_step_result *r, struct mt_err *err)
 {
@@ -231,7 +208,8 @@ static int approxbp_step(struct mt_trainer *t, const float *x, const uint8_t *y,
     if ((rc = rule_output_error(t, k.logits, y, B, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
-    if ((rc = backward(t, x, B, &k, err)))
+    struct rule_chain c = {.x = x, .H = k.H, .hidden_backward = hidden_backward, .ctx = &k};
+    if ((rc = rule_backward_chain(t, &c, B, k.logits, err)))
         goto out;
     arena_pop(t->arena, mark); /* the kept tensors are dead once gradients exist */
     rule_update_all(t);

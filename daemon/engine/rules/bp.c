@@ -44,7 +44,7 @@ int backprop_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
     if ((rc = rule_forward_and_error(t, x, y, B, &k, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
-    if ((rc = rule_backward_chain(t, x, B, &k, fb, err)))
+    if ((rc = rule_backward_kept(t, x, B, &k, fb, err)))
         goto out;
     arena_pop(t->arena, mark); /* activations are dead once gradients exist */
     rule_update_all(t);

@@ -19,8 +19,8 @@
  *    workspace buffers and are dropped; logits -> E in place.
  *  - backward (phase GRADIENT), segments last to first: re-run the segment's
  *    forward from its boundary, keeping H_{a_s}..H_{b_s - 1} (and their Z)
- *    as MT_MEM_ACTS, then the same gemm calls in the same order as BP's
- *    rule_backward_chain (common.c); pop the segment's activations. The error
+ *    as MT_MEM_ACTS, then BP's chain (rule_chain_layers, common.c) for
+ *    the segment's layers; pop the segment's activations. The error
  *    between layers lives in the two workspace buffers of the chain, which
  *    outlive the segments.
  *  - update (phase UPDATE): one optimizer pass over the full gradient block,
@@ -95,7 +95,7 @@ static void ckpt_layout(const struct mt_spec *s, int B, struct ckpt_layout *o)
     o->buf_bytes = (size_t)B * model_hidden_max(d) * F4;
     int dropped = L - o->k;         /* hidden outputs that are not boundaries */
     o->fwd_bufs = dropped < 2 ? dropped : 2;
-    o->chain_bufs = L - 1 < 2 ? L - 1 : 2;  /* as rule_backward_chain: rule_chain_ws_bytes */
+    o->chain_bufs = L - 1 < 2 ? L - 1 : 2;  /* as rule_chain_push */
 }
 
 /* BP's optimizer recipe, and k = ceil(sqrt(L)) when rule.segments is unset. */
@@ -189,33 +189,29 @@ static int ckpt_forward(struct mt_trainer *t, const struct ckpt_layout *lo, cons
     return 0;
 }
 
-/* Backward through segment [a, b]: replay layers a..b-1 from H[a-1], then
- * rule_backward_chain's loop for layers b..a. *delta (B, n_b) is the error at
- * Z_b on entry and at Z_{a-1} on return; buf are the chain's two buffers. */
-static int ckpt_segment(struct mt_trainer *t, int a, int b, const float *x, int B, float **H,
-                        float **Z, float **delta, float **buf, int *which, struct mt_err *err)
+/* The chain's hook: f' of hidden layer l from Z (c->ctx, where f' needs
+ * it) or H, as BP's (no norms here). */
+static void ckpt_hidden_backward(struct mt_trainer *t, const struct rule_chain *c, int l,
+                                 float *g, int B)
 {
-    const struct mt_model_desc *d = &t->net.d;
+    float *const *Z = c->ctx;
+    const float *v = Z[l] ? Z[l] : c->H[l];
+    act_backward(g, v, (size_t)B * t->net.d.width[l], t->net.d.act[l]);
+}
+
+/* Backward through segment [a, b]: replay layers a..b-1 from H[a-1], then
+ * the chain (c, over H and Z) for layers b..a. *delta (B, n_b) is the error
+ * at Z_b on entry and at Z_{a-1} on return. */
+static int ckpt_segment(struct mt_trainer *t, struct rule_chain *c, int a, int b, const float *x,
+                        int B, float **H, float **Z, float **delta, struct mt_err *err)
+{
     int rc;
     for (int l = a; l < b; l++)
         if ((rc = push_kept(t, l, B, H, Z, err)))
             return rc;
     for (int l = a; l < b; l++)
         layer_fwd(&t->net, l, l > 1 ? H[l - 1] : x, H[l], Z[l], B);
-
-    for (int l = b; l >= a; l--) {
-        const float *in = l > 1 ? H[l - 1] : x;
-        dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), *delta, in, B, d->width[l - 1],
-                              d->width[l]);
-        if (l == 1)
-            break; /* no input gradient for the data (spec 1(f)) */
-        float *next = buf[*which];
-        *which ^= 1;
-        dense_backward_input(next, *delta, t->net.W[l], B, d->width[l - 1], d->width[l]);
-        const float *v = Z[l - 1] ? Z[l - 1] : H[l - 1];
-        act_backward(next, v, (size_t)B * d->width[l - 1], d->act[l - 1]);
-        *delta = next;
-    }
+    rule_chain_layers(t, c, B, b, a, delta);
     return 0;
 }
 
@@ -234,17 +230,14 @@ static int ckpt_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
         goto out;
 
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
-    float *buf[2] = {NULL, NULL}, *delta = E;
-    for (int i = 0; i < lo.chain_bufs; i++)
-        if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, lo.buf_bytes, err))) {
-            rc = err->code;
-            goto out;
-        }
-    int which = 0;
+    struct rule_chain c = {.x = x, .H = H, .hidden_backward = ckpt_hidden_backward, .ctx = Z};
+    if ((rc = rule_chain_push(t, &c, B, err))) /* lo.chain_bufs of lo.buf_bytes */
+        goto out;
+    float *delta = E;
     for (int s = lo.k - 1; s >= 0; s--) {
         int a = lo.first[s], b = lo.first[s + 1] - 1;
         size_t seg_mark = arena_mark(t->arena);
-        rc = ckpt_segment(t, a, b, x, B, H, Z, &delta, buf, &which, err);
+        rc = ckpt_segment(t, &c, a, b, x, B, H, Z, &delta, err);
         arena_pop(t->arena, seg_mark);
         for (int l = a; l < b; l++)
             H[l] = Z[l] = NULL;

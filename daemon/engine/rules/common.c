@@ -170,56 +170,79 @@ size_t rule_chain_ws_bytes(const struct mt_model_desc *d, int B)
     return (size_t)nbuf * B * model_hidden_max(d) * F4;
 }
 
-/* dOut (B, n_l), the gradient of hidden layer l's output, becomes dZ_l in
- * place: back through layer-norm (from its input), f, then batch-norm
- * (writing the gamma and beta gradients). */
-static void hidden_backward(struct mt_trainer *t, int l, float *g, const struct kept_acts *k,
-                            int B)
+/* BP's hook (struct kept_acts): dOut (B, n_l), the gradient of hidden layer
+ * l's output, becomes dZ_l in place: back through layer-norm (from its
+ * input), f, then batch-norm (writing the gamma and beta gradients). */
+static void kept_hidden_backward(struct mt_trainer *t, const struct rule_chain *c, int l, float *g,
+                                 int B)
 {
     const struct mt_model_desc *d = &t->net.d;
+    const struct kept_acts *k = c->ctx;
     int n = d->width[l];
     if (k->A[l])
         layernorm_backward(g, g, k->A[l], k->rstd[l], B, n);
     const float *v = k->Z[l] ? k->Z[l] : k->A[l] ? k->A[l] : k->H[l];
     act_backward(g, v, (size_t)B * n, d->act[l]);
     if (k->xhat[l])
-        batchnorm_backward(g, rule_grad_gamma(t, l), rule_grad_beta(t, l), g, k->xhat[l], t->net.gamma[l],
-                           k->rstd[l], B, n);
+        batchnorm_backward(g, rule_grad_gamma(t, l), rule_grad_beta(t, l), g, k->xhat[l],
+                           t->net.gamma[l], k->rstd[l], B, n);
 }
 
-int rule_backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
-                   float *const *fb, struct mt_err *err)
+int rule_chain_push(struct mt_trainer *t, struct rule_chain *c, int B, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
-    int L = d->n_layers;
-    float *buf[2] = {NULL, NULL};
     size_t bytes = (size_t)B * model_hidden_max(d) * F4;
-    for (int i = 0; i < 2 && i < L - 1; i++)
-        if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
+    c->buf[0] = c->buf[1] = NULL;
+    c->which = 0;
+    for (int i = 0; i < 2 && i < d->n_layers - 1; i++)
+        if (!(c->buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
+            return arena_error(t->arena);
+    return 0;
+}
 
-    float *delta = k->logits; /* E */
-    for (int l = L, which = 0; l >= 1; l--) {
-        const float *in = l > 1 ? k->H[l - 1] : x;
+void rule_chain_layers(struct mt_trainer *t, struct rule_chain *c, int B, int hi, int lo,
+                       float **delta)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    for (int l = hi; l >= lo; l--) {
+        const float *in = l > 1 ? c->H[l - 1] : c->x;
         if (t->rs.accumulate) {
             float *mw = optim_accum_target(&t->opt, model_layer_offset(d, l));
             dense_accumulate_params(mw, mw + (size_t)d->width[l] * d->width[l - 1],
-                                    optim_accum_beta(&t->opt), delta, in, B, d->width[l - 1],
+                                    optim_accum_beta(&t->opt), *delta, in, B, d->width[l - 1],
                                     d->width[l]);
         } else {
-            dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), delta, in, B, d->width[l - 1],
-                                  d->width[l]);
+            dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), *delta, in, B,
+                                  d->width[l - 1], d->width[l]);
         }
         if (l == 1)
             break; /* no input gradient for the data (spec 1(f)) */
-        float *next = buf[which];
-        which ^= 1;
-        dense_backward_input(next, delta, fb ? fb[l] : t->net.W[l], B, d->width[l - 1],
+        float *next = c->buf[c->which];
+        c->which ^= 1;
+        dense_backward_input(next, *delta, c->fb ? c->fb[l] : t->net.W[l], B, d->width[l - 1],
                              d->width[l]);
-        hidden_backward(t, l - 1, next, k, B);
-        delta = next;
+        c->hidden_backward(t, c, l - 1, next, B);
+        *delta = next;
     }
+}
+
+int rule_backward_chain(struct mt_trainer *t, struct rule_chain *c, int B, float *E,
+                        struct mt_err *err)
+{
+    int rc = rule_chain_push(t, c, B, err);
+    if (rc)
+        return rc;
+    rule_chain_layers(t, c, B, t->net.d.n_layers, 1, &E);
     return 0;
+}
+
+int rule_backward_kept(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                       float *const *fb, struct mt_err *err)
+{
+    struct rule_chain c = {
+        .x = x, .H = k->H, .fb = fb, .hidden_backward = kept_hidden_backward, .ctx = k,
+    };
+    return rule_backward_chain(t, &c, B, k->logits, err);
 }
 
 int rule_output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,

@@ -54,11 +54,46 @@ float *rule_grad_beta(const struct mt_trainer *t, int l);
 
 /* Workspace of the BP chain: min(L-1, 2) buffers of (B, max hidden n). */
 size_t rule_chain_ws_bytes(const struct mt_model_desc *d, int B);
-/* Gradients of every layer from E (in k->logits) down the chain; the error
- * goes down through W_l (fb == NULL) or the fixed matrices fb[l] (FA), and
- * through each layer's norm (writing the batch-norm gamma/beta gradients). */
-int rule_backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
-                   float *const *fb, struct mt_err *err);
+
+/* The backward chain of BP, run by every rule whose error goes down layer
+ * by layer through W_l (or FA's fixed matrices): for l = L..1, layer l's
+ * gradients from delta_l and its input, then (l > 1) the error of layer
+ * l-1's output, delta_l W_l, into a chain buffer, which the rule's per-layer
+ * hook turns into delta_{l-1}, the error at Z_{l-1}. The rules differ only
+ * in what they keep for that hook (BP: struct kept_acts; Approx-BP: codes;
+ * checkpointing: a replayed segment). */
+struct rule_chain;
+/* The per-layer hook: g (B, n_l), the gradient of hidden layer l's output,
+ * becomes dZ_l in place (through the layer's norm and f'). */
+typedef void rule_chain_hook(struct mt_trainer *t, const struct rule_chain *c, int l, float *g,
+                             int B);
+struct rule_chain {
+    const float *x;              /* (B, n_0) the batch, layer 1's input */
+    float *const *H;             /* H[l] (B, n_l): layer l+1's input, l = 1..L-1 */
+    float *const *fb;            /* FA: the error goes down through fb[l]; NULL: through W_l */
+    rule_chain_hook *hidden_backward;
+    const void *ctx;             /* what the hook reads (the rule's kept tensors) */
+    float *buf[2];               /* the chain's workspace: rule_chain_push */
+    int which;                   /* the buffer the next error goes into */
+};
+/* Push the chain's min(L-1, 2) buffers (MT_MEM_WORKSPACE, rule_chain_ws_bytes
+ * in all) and start with the first. */
+int rule_chain_push(struct mt_trainer *t, struct rule_chain *c, int B, struct mt_err *err);
+/* Layers hi down to lo (hi >= lo >= 1) of the chain. *delta is the error at
+ * Z_hi on entry and at Z_{lo-1} on return (lo > 1); it then points into
+ * c->buf. The gradients go into t->rs.grads, or into the momentum buffer
+ * when t->rs.accumulate. */
+void rule_chain_layers(struct mt_trainer *t, struct rule_chain *c, int B, int hi, int lo,
+                       float **delta);
+/* The whole chain from E (B, C), the error at the logits: rule_chain_push,
+ * then layers L..1. Fails only when the buffers cannot be pushed. */
+int rule_backward_chain(struct mt_trainer *t, struct rule_chain *c, int B, float *E,
+                        struct mt_err *err);
+/* BP's chain over struct kept_acts: its hook goes back through the layer's
+ * layer-norm (from its input), f, then batch-norm (writing the gamma and
+ * beta gradients). fb as in struct rule_chain. */
+int rule_backward_kept(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                       float *const *fb, struct mt_err *err);
 
 /* The forward phase of BP, FA and DFA: push and fill the kept activations,
  * then turn the logits into E. */
