@@ -169,13 +169,13 @@ int model_net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_
 {
     float *p = arena_alloc(a, MT_MEM_PARAMS, model_param_count(d) * sizeof(float), err);
     if (!p)
-        return err ? err->code : MT_E_NOMEM;
+        return arena_error(a);
     model_net_point(net, d, p);
     size_t ns = model_stat_count(d);
     if (ns) {
         float *st = arena_alloc(a, MT_MEM_PARAMS, ns * sizeof(float), err);
         if (!st)
-            return err ? err->code : MT_E_NOMEM;
+            return arena_error(a);
         model_net_point_stats(net, st);
     }
     return 0;

@@ -110,7 +110,7 @@ static int alloc_batch(struct mt_trainer *t, struct mt_err *err)
         !(t->y = arena_alloc(a, MT_MEM_DATA, B, err)) ||
         !(t->perm = arena_alloc(a, MT_MEM_DATA, (size_t)t->train.n * 4, err)) ||
         !(t->eval_idx = arena_alloc(a, MT_MEM_DATA, B * 4, err)))
-        return err->code;
+        return arena_error(a);
     for (long i = 0; i < t->train.n; i++)
         t->perm[i] = (uint32_t)i;
     return 0;
@@ -198,7 +198,7 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
     float *b1 = b0 ? arena_push(t->arena, MT_MEM_WORKSPACE, half, err) : NULL;
     if (!b1) {
         arena_pop(t->arena, mark);
-        return err->code;
+        return arena_error(t->arena);
     }
     double sum = 0;
     long hits = 0;
@@ -319,7 +319,8 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
         t->lr = sched_lr(&s->sched, s->optim.lr, t->step, t->steps_per_epoch, s->epochs);
         if ((rc = t->rule->step(t, t->x, t->y, nb, &r, err))) {
             arena_set_phase(t->arena, MT_PHASE_IDLE);
-            return mt_err_prefix(err, "epoch %d, step %ld: ", t->epoch + 1, k + 1);
+            mt_err_prefix(err, "epoch %d, step %ld: ", t->epoch + 1, k + 1);
+            return rc; /* err may be NULL */
         }
         arena_set_phase(t->arena, MT_PHASE_IDLE);
         t->step++;
@@ -339,8 +340,10 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
     t->epoch_seconds += t1 - t0;
     if (stop)
         return mt_err_set(err, MT_E_CANCELLED, "cancelled in epoch %d", t->epoch + 1);
-    if ((rc = trainer_evaluate(t, &t->test, &rep->test_loss, &rep->test_accuracy, err)))
-        return mt_err_prefix(err, "epoch %d, evaluation: ", t->epoch + 1);
+    if ((rc = trainer_evaluate(t, &t->test, &rep->test_loss, &rep->test_accuracy, err))) {
+        mt_err_prefix(err, "epoch %d, evaluation: ", t->epoch + 1);
+        return rc;
+    }
     t->epoch++;
     t->epoch_step = 0;
     rep->epoch = t->epoch;

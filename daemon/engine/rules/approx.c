@@ -231,13 +231,13 @@ static int push_kept(struct mt_trainer *t, int B, int bits, struct approx_kept *
         size_t n = (size_t)d->width[l];
         if (!(k->codes[l] = arena_push(a, MT_MEM_ACTS, pack_bytes((size_t)B * n, bits), err)) ||
             !(k->zero[l] = arena_push(a, MT_MEM_ACTS, n, err)))
-            return err->code;
+            return arena_error(t->arena);
         float **f = is_bn(d, l) ? &k->rstd[l] : &k->step[l];
         if (!(*f = arena_push(a, MT_MEM_ACTS, n * F4, err)))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(k->logits = arena_push(a, MT_MEM_ACTS, (size_t)B * d->width[L] * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 
@@ -277,7 +277,7 @@ int approx_forward(struct mt_trainer *t, const float *x, int B, int bits, struct
     size_t bytes = (size_t)B * model_hidden_max(d) * F4;
     for (int i = 0; i < 2 && i < L - 1; i++)
         if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
 
     const float *in = x;
     for (int l = 1; l < L; l++) {

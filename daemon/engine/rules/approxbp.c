@@ -116,21 +116,21 @@ static int push_kept(struct mt_trainer *t, int B, struct abp_kept *k, struct mt_
     for (int l = 1; l < L; l++) {
         size_t cnt = (size_t)B * d->width[l];
         if (!(k->H[l] = arena_push(t->arena, MT_MEM_ACTS, cnt * F4, err)))
-            return err->code;
+            return arena_error(t->arena);
         enum abp_keep kk = keep_kind(d, l);
         if (kk == ABP_CODE2 || kk == ABP_MASK) {
             if (!(k->code[l] = arena_push(t->arena, MT_MEM_ACTS,
                                           pack_bytes(cnt, kk == ABP_CODE2 ? 2 : 1), err)))
-                return err->code;
+                return arena_error(t->arena);
         } else if (kk == ABP_ACT && !(k->A[l] = arena_push(t->arena, MT_MEM_ACTS, cnt * F4, err))) {
-            return err->code;
+            return arena_error(t->arena);
         }
         if (d->norm[l] == MT_NK_LAYER &&
             !(k->rstd[l] = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * F4, err)))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(k->logits = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * d->width[L] * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 

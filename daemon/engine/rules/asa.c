@@ -257,7 +257,7 @@ static int asa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
     rule_update_all(t);
     goto out;
 fail:
-    rc = err->code;
+    rc = arena_error(t->arena);
 out:
     arena_pop(t->arena, mark);
     return rc;

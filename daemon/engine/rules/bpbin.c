@@ -156,10 +156,10 @@ int bpbin_init(struct mt_trainer *t, struct mt_err *err)
     for (int l = 1; l <= d->n_layers; l++) {
         size_t bytes = pack_bytes((size_t)d->width[l] * d->width[l - 1], 1);
         if (!(pb->wbits[l] = arena_alloc(t->arena, MT_MEM_PARAMS, bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(pb->panel = arena_alloc(t->arena, MT_MEM_WORKSPACE, panel_floats(d) * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 
@@ -218,10 +218,10 @@ static int backward(struct mt_trainer *t, struct bpbin *pb, const float *x, int 
     float *Et, *buf[2] = {NULL, NULL};
     size_t bytes = (size_t)B * model_hidden_max(d) * F4;
     if (!(Et = arena_push(t->arena, MT_MEM_WORKSPACE, (size_t)B * C * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     for (int i = 0; i < 2 && i < L - 1; i++)
         if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
     binary_transpose(Et, E, B, C);
 
     const float *dZt = Et; /* Delta_l^T (n_l, B) */
@@ -266,19 +266,19 @@ int bpbin_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
         size_t bytes = pack_bytes((size_t)B * d->width[l], 1);
         if (!(hbits[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)) ||
             !(ste[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err))) {
-            rc = err->code;
+            rc = arena_error(t->arena);
             goto out;
         }
     }
     if (!(logits = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * C * F4, err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     ws_mark = arena_mark(t->arena);
     for (int i = 0; i < (L == 1 ? 1 : 2); i++)
         if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE,
                                   (size_t)B * model_max_width(d) * F4, err))) {
-            rc = err->code;
+            rc = arena_error(t->arena);
             goto out;
         }
     binary_transpose(logits, forward(t, pb, x, B, buf, hbits, ste), C, B);

@@ -151,10 +151,10 @@ static int push_kept(struct mt_trainer *t, int l, int B, float **H, float **Z,
     const struct mt_model_desc *d = &t->net.d;
     size_t bytes = (size_t)B * d->width[l] * F4;
     if (!(H[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)))
-        return err->code;
+        return arena_error(t->arena);
     if (act_backward_needs_z(d->act[l]) &&
         !(Z[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 
@@ -168,13 +168,13 @@ static int ckpt_forward(struct mt_trainer *t, const struct ckpt_layout *lo, cons
         if ((rc = push_kept(t, lo->first[s] - 1, B, H, Z, err)))
             return rc;
     if (!(*logits = arena_push(t->arena, MT_MEM_ACTS, lo->logits_bytes, err)))
-        return err->code;
+        return arena_error(t->arena);
 
     size_t mark = arena_mark(t->arena);
     float *roll[2] = {NULL, NULL};
     for (int i = 0; i < lo->fwd_bufs; i++)
         if (!(roll[i] = arena_push(t->arena, MT_MEM_WORKSPACE, lo->buf_bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
     const float *in = x;
     for (int l = 1, which = 0; l <= L; l++) {
         float *out = l == L ? *logits : H[l];

@@ -103,18 +103,18 @@ int rule_forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_a
     for (int l = 1; l < L; l++) {
         size_t n = (size_t)d->width[l], cnt = (size_t)B * n;
         if (!(k->H[l] = push_acts(t, cnt, err)))
-            return err->code;
+            return arena_error(t->arena);
         if (act_backward_needs_z(d->act[l]) && !(k->Z[l] = push_acts(t, cnt, err)))
-            return err->code;
+            return arena_error(t->arena);
         if (d->norm[l] == MT_NK_BATCH &&
             (!(k->xhat[l] = push_acts(t, cnt, err)) || !(k->rstd[l] = push_acts(t, n, err))))
-            return err->code;
+            return arena_error(t->arena);
         if (d->norm[l] == MT_NK_LAYER &&
             (!(k->A[l] = push_acts(t, cnt, err)) || !(k->rstd[l] = push_acts(t, (size_t)B, err))))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(k->logits = push_acts(t, (size_t)B * d->width[L], err)))
-        return err->code;
+        return arena_error(t->arena);
 
     const float *in = x;
     for (int l = 1; l < L; l++) {
@@ -295,7 +295,7 @@ int rule_alloc_full_grads(struct mt_trainer *t, struct mt_err *err)
 {
     t->rs.grads_n = model_param_count(&t->net.d);
     t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
-    return t->rs.grads ? 0 : err->code;
+    return t->rs.grads ? 0 : arena_error(t->arena);
 }
 
 void rule_plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size_t grad,

@@ -39,7 +39,7 @@ int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err)
     for (int l = 1; l < d->n_layers; l++) {
         size_t n = (size_t)C * d->width[l];
         if (!(t->rs.fb[l] = arena_alloc(t->arena, MT_MEM_PARAMS, n * sizeof(float), err)))
-            return err->code;
+            return arena_error(t->arena);
         struct mt_rng rng;
         rng_derive(&rng, t->spec.seed, 1000 + (uint64_t)l);
         rule_feedback_fill(t->rs.fb[l], C, d->width[l], C, &t->spec.rule, &rng);
@@ -86,7 +86,7 @@ static int dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if (L > 1 && !(delta = arena_push(t->arena, MT_MEM_WORKSPACE, dfa_ws_bytes(d, B), err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     for (int l = 1; l <= L; l++) {

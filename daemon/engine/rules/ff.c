@@ -185,7 +185,7 @@ static int ff_init(struct mt_trainer *t, struct mt_err *err)
     t->rs.grads_n = ff_grad_floats(d);
     if (!(t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * F4, err)) ||
         !(st->scores = arena_alloc(t->arena, MT_MEM_DATA, (size_t)t->spec.batch * C * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     st->lo = t->norm.shift;
     st->hi = 255.0f * t->norm.scale + t->norm.shift;
     return 0;
@@ -210,7 +210,7 @@ static int ff_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B
     if (!(U = arena_push(t->arena, MT_MEM_ACTS, bytes, err)) ||
         !(H = arena_push(t->arena, MT_MEM_ACTS, bytes, err)) ||
         !(coef = arena_push(t->arena, MT_MEM_WORKSPACE, 2 * (size_t)rows * F4, err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     gsum = coef + rows;

@@ -37,7 +37,7 @@ static int memdfa_init(struct mt_trainer *t, struct mt_err *err)
     t->rs.grads_n = model_max_layer_size(&t->net.d);
     t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
     if (!t->rs.grads)
-        return err->code;
+        return arena_error(t->arena);
     return dfa_feedback_init(t, err);
 }
 
@@ -74,7 +74,7 @@ static int memdfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
     if (!(buf[0] = arena_push(t->arena, MT_MEM_ACTS, half, err)) ||
         !(buf[1] = arena_push(t->arena, MT_MEM_ACTS, half, err)) ||
         !(E = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * C * sizeof(float), err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     /* Pass 1: nothing kept but E. */
@@ -85,7 +85,7 @@ static int memdfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
     /* Pass 2: recompute each layer, update it, move up. */
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if (L > 1 && !(delta = arena_push(t->arena, MT_MEM_WORKSPACE, dfa_ws_bytes(d, B), err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     optim_begin_step(&t->opt);

@@ -213,7 +213,7 @@ static int mezo_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     if (!(b.buf0 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err)) ||
         !(b.buf1 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     rng_derive(&p->gen, t->spec.seed, MEZO_STREAM + (uint64_t)t->step);

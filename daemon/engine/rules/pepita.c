@@ -90,9 +90,9 @@ static int pepita_init(struct mt_trainer *t, struct mt_err *err)
     int n0 = d->width[0], C = d->width[d->n_layers];
     t->rs.grads_n = max_weight_count(d);
     if (!(t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     if (!(t->rs.fb[0] = arena_alloc(t->arena, MT_MEM_PARAMS, (size_t)n0 * C * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     /* F (n_0, C): 0.05 U(+-sqrt(6/n_0)) by default, the authors' He-uniform draw. */
     struct mt_rng rng;
     rng_derive(&rng, t->spec.seed, PEPITA_FB_STREAM);
@@ -164,7 +164,7 @@ static int pepita_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
     }
     goto out;
 fail:
-    rc = err->code;
+    rc = arena_error(t->arena);
 out:
     arena_pop(t->arena, mark);
     return rc;

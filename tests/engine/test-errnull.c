@@ -1,0 +1,121 @@
+/* test-errnull.c: err.h lets a caller pass err = NULL when it does not want
+ * the message. Failing engine calls then return the same code, and crash
+ * nowhere: the arena, the data loaders, the model, and every rule's init
+ * and step (each allocation failed in turn, with err = NULL throughout). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "arena.h"
+#include "data.h"
+#include "model.h"
+#include "rules/rules.h"
+#include "testutil.h"
+
+static void test_arena_failures_without_err(void **state)
+{
+    struct mt_arena *a = arena_new(1024);
+    assert_non_null(a);
+    assert_int_equal(arena_error(a), 0);
+    assert_null(arena_alloc(a, MT_MEM_PARAMS, 4096, NULL));
+    assert_int_equal(arena_error(a), MT_E_LIMIT);
+    assert_null(arena_push(a, MT_MEM_ACTS, 4096, NULL));
+    assert_int_equal(arena_error(a), MT_E_LIMIT);
+    assert_null(arena_push(a, MT_MEM_NCAT, 16, NULL));
+    assert_int_equal(arena_error(a), MT_E_INVAL);
+    arena_fail_after(a, 0);
+    assert_null(arena_push(a, MT_MEM_ACTS, 16, NULL));
+    assert_int_equal(arena_error(a), MT_E_INJECTED);
+    assert_int_equal(arena_reserve_stack(a, 1 << 20, NULL), MT_E_INJECTED);
+    arena_free(a);
+    assert_int_equal(arena_global_reserved(), 0);
+}
+
+static void test_data_and_model_failures_without_err(void **state)
+{
+    struct mt_data_spec ds = {.kind = MT_DATA_MNIST};
+    snprintf(ds.dir, sizeof ds.dir, "/nonexistent/memtrain-errnull");
+    struct mt_data_shape shape;
+    struct mt_dataset train, test;
+    struct mt_arena *a = arena_new(64);
+    assert_int_equal(data_probe(&ds, &shape, NULL), MT_E_IO);
+    assert_int_equal(data_load(&ds, a, &train, &test, NULL), MT_E_IO);
+    /* Synthetic data over the arena's limit. */
+    struct mt_data_spec syn = {.kind = MT_DATA_SYNTHETIC, .synthetic_train = 100,
+                               .synthetic_test = 10, .synthetic_dim = 32,
+                               .synthetic_classes = 4, .synthetic_seed = 1};
+    assert_int_equal(data_load(&syn, a, &train, &test, NULL), MT_E_LIMIT);
+
+    struct mt_spec s;
+    test_spec(&s, "bp", 2, 16, MT_ACT_RELU, 8, 40);
+    struct mt_net net;
+    assert_int_equal(model_net_init(&net, &s.model, a, NULL), MT_E_LIMIT);
+    s.model.n_layers = 0;
+    assert_int_equal(model_validate(&s.model, NULL), MT_E_INVAL);
+    arena_free(a);
+    assert_int_equal(arena_global_reserved(), 0);
+}
+
+/* For every rule: each allocation of trainer_init (data, model, optimizer,
+ * the rule's init), then of a training epoch (the rule's step), failed in
+ * turn with err = NULL gives MT_E_INJECTED; a memory limit below the plan
+ * gives MT_E_LIMIT. */
+static void test_rules_fail_cleanly_without_err(void **state)
+{
+    for (const struct mt_rule *const *r = rule_list(); *r; r++) {
+        struct mt_spec s;
+        struct mt_trainer t;
+        struct mt_epoch_report rep;
+        test_spec(&s, (*r)->name, 2, 16, MT_ACT_RELU, 8, 40);
+        if (!strcmp((*r)->name, "tinyfoa"))
+            s.epochs = 2; /* one stage per hidden layer */
+        long n;
+        for (n = 0; n < 1000; n++) {
+            arena_default_fail_after(n);
+            int rc = trainer_init(&t, &s, NULL);
+            arena_default_fail_after(-1);
+            if (rc == 0)
+                break;
+            if (rc != MT_E_INJECTED)
+                fail_msg("rule %s: setup allocation %ld failed with %d", (*r)->name, n, rc);
+            assert_int_equal(arena_global_reserved(), 0);
+        }
+        assert_true(n > 3);
+        for (n = 0;; n++) {
+            arena_fail_after(t.arena, n);
+            int rc = trainer_run_epoch(&t, NULL, NULL, &rep, NULL);
+            arena_fail_after(t.arena, -1);
+            if (rc == 0)
+                break;
+            if (rc != MT_E_INJECTED)
+                fail_msg("rule %s: step allocation %ld failed with %d", (*r)->name, n, rc);
+        }
+        trainer_fini(&t);
+
+        struct mt_mem_plan plan;
+        assert_int_equal(trainer_plan(&s, &plan, NULL), 0);
+        s.memory_limit = plan.total - 1;
+        int rc = trainer_init(&t, &s, NULL);
+        if (rc == 0) {
+            for (int e = 0; e < s.epochs && !rc; e++)
+                rc = trainer_run_epoch(&t, NULL, NULL, &rep, NULL);
+            trainer_fini(&t);
+        }
+        if (rc != MT_E_LIMIT)
+            fail_msg("rule %s: %d below the plan, want MT_E_LIMIT", (*r)->name, rc);
+        assert_int_equal(arena_global_reserved(), 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_arena_failures_without_err),
+        cmocka_unit_test(test_data_and_model_failures_without_err),
+        cmocka_unit_test(test_rules_fail_cleanly_without_err),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
