@@ -62,51 +62,15 @@ static void test_data_and_model_failures_without_err(void **state)
 /* For every rule: each allocation of trainer_init (data, model, optimizer,
  * the rule's init), then of a training epoch (the rule's step), failed in
  * turn with err = NULL gives MT_E_INJECTED; a memory limit below the plan
- * gives MT_E_LIMIT. */
+ * gives MT_E_LIMIT (testutil.h). */
 static void test_rules_fail_cleanly_without_err(void **state)
 {
     for (const struct mt_rule *const *r = rule_list(); *r; r++) {
         struct mt_spec s;
-        struct mt_trainer t;
-        struct mt_epoch_report rep;
         test_spec(&s, (*r)->name, 2, 16, MT_ACT_RELU, 8, 40);
         if (!strcmp((*r)->name, "tinyfoa"))
             s.epochs = 2; /* one stage per hidden layer */
-        long n;
-        for (n = 0; n < 1000; n++) {
-            arena_default_fail_after(n);
-            int rc = trainer_init(&t, &s, NULL);
-            arena_default_fail_after(-1);
-            if (rc == 0)
-                break;
-            if (rc != MT_E_INJECTED)
-                fail_msg("rule %s: setup allocation %ld failed with %d", (*r)->name, n, rc);
-            assert_int_equal(arena_global_reserved(), 0);
-        }
-        assert_true(n > 3);
-        for (n = 0;; n++) {
-            arena_fail_after(t.arena, n);
-            int rc = trainer_run_epoch(&t, NULL, NULL, &rep, NULL);
-            arena_fail_after(t.arena, -1);
-            if (rc == 0)
-                break;
-            if (rc != MT_E_INJECTED)
-                fail_msg("rule %s: step allocation %ld failed with %d", (*r)->name, n, rc);
-        }
-        trainer_fini(&t);
-
-        struct mt_mem_plan plan;
-        assert_int_equal(trainer_plan(&s, &plan, NULL), 0);
-        s.memory_limit = plan.total - 1;
-        int rc = trainer_init(&t, &s, NULL);
-        if (rc == 0) {
-            for (int e = 0; e < s.epochs && !rc; e++)
-                rc = trainer_run_epoch(&t, NULL, NULL, &rep, NULL);
-            trainer_fini(&t);
-        }
-        if (rc != MT_E_LIMIT)
-            fail_msg("rule %s: %d below the plan, want MT_E_LIMIT", (*r)->name, rc);
-        assert_int_equal(arena_global_reserved(), 0);
+        assert_faults_end_clean_with(&s, 0);
     }
 }
 

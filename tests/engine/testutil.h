@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "spec.h"
@@ -71,21 +72,28 @@ static inline void assert_plan_matches(const struct mt_spec *s, struct mt_mem_st
 /* Fail each allocation of setup, then of a training epoch, in turn (sqlite's
  * faultsim): every failure is a clean MT_E_INJECTED with nothing leaked and
  * the step's transients released. Then the plan's total as the memory limit
- * trains and one byte less fails with MT_E_LIMIT. Returns how many
- * allocations of the epoch were failed (the caller may ask for more). */
-static inline long assert_faults_end_clean(const struct mt_spec *s)
+ * trains (every epoch of s) and one byte less fails with MT_E_LIMIT. With
+ * with_err the messages are checked too ("injected", "epoch 1, ", the
+ * limit's "memory limit exceeded: ... asked ... in use; limit ... (N bytes)");
+ * without, every call gets err = NULL (err.h: the caller may not want the
+ * text). Returns how many allocations of the epoch were failed (the caller
+ * may ask for more). */
+static inline long assert_faults_end_clean_with(const struct mt_spec *s, int with_err)
 {
     struct mt_trainer t;
-    struct mt_err err = {0};
+    struct mt_err e = {0}, *err = with_err ? &e : NULL;
     struct mt_epoch_report rep;
     long n;
     for (n = 0; n < 1000; n++) {
         arena_default_fail_after(n);
-        int rc = trainer_init(&t, s, &err);
+        int rc = trainer_init(&t, s, err);
         arena_default_fail_after(-1);
         if (rc == 0)
             break;
-        assert_int_equal(rc, MT_E_INJECTED);
+        if (rc != MT_E_INJECTED)
+            fail_msg("%s: setup allocation %ld failed with %d", s->rule.name, n, rc);
+        if (with_err)
+            assert_non_null(strstr(e.msg, "injected"));
         assert_int_equal(arena_global_reserved(), 0);
     }
     assert_true(n > 3);
@@ -94,14 +102,19 @@ static inline long assert_faults_end_clean(const struct mt_spec *s)
     arena_stats(t.arena, &before);
     for (n = 0;; n++) {
         arena_fail_after(t.arena, n);
-        int rc = trainer_run_epoch(&t, NULL, NULL, &rep, &err);
+        int rc = trainer_run_epoch(&t, NULL, NULL, &rep, err);
         arena_fail_after(t.arena, -1);
         arena_stats(t.arena, &after);
+        /* Whatever happened, the step's transients are all released. */
         assert_int_equal(after.total, before.total);
         if (rc == 0)
             break;
-        assert_int_equal(rc, MT_E_INJECTED);
-        assert_non_null(strstr(err.msg, "injected"));
+        if (rc != MT_E_INJECTED)
+            fail_msg("%s: step allocation %ld failed with %d", s->rule.name, n, rc);
+        if (with_err) {
+            assert_non_null(strstr(e.msg, "epoch 1, "));
+            assert_non_null(strstr(e.msg, "injected"));
+        }
     }
     assert_true(n > 2);
     long step_faults = n;
@@ -110,20 +123,117 @@ static inline long assert_faults_end_clean(const struct mt_spec *s)
 
     struct mt_spec lim = *s;
     struct mt_mem_plan plan;
-    assert_ok(trainer_plan(&lim, &plan, &err), err);
+    assert_int_equal(trainer_plan(&lim, &plan, err), 0);
     lim.memory_limit = plan.total;
-    assert_ok(trainer_init(&t, &lim, &err), err);
-    assert_ok(trainer_run_epoch(&t, NULL, NULL, &rep, &err), err);
+    assert_ok(trainer_init(&t, &lim, &e), e);
+    for (int ep = 0; ep < lim.epochs; ep++)
+        assert_ok(trainer_run_epoch(&t, NULL, NULL, &rep, &e), e);
     trainer_fini(&t);
     lim.memory_limit = plan.total - 1;
-    int rc = trainer_init(&t, &lim, &err);
+    int rc = trainer_init(&t, &lim, err);
     if (rc == 0) {
-        rc = trainer_run_epoch(&t, NULL, NULL, &rep, &err);
+        for (int ep = 0; ep < lim.epochs && rc == 0; ep++)
+            rc = trainer_run_epoch(&t, NULL, NULL, &rep, err);
         trainer_fini(&t);
     }
-    assert_int_equal(rc, MT_E_LIMIT);
+    if (rc != MT_E_LIMIT)
+        fail_msg("%s: %d one byte below the plan, want MT_E_LIMIT", s->rule.name, rc);
+    if (with_err) {
+        assert_non_null(strstr(e.msg, "memory limit exceeded: "));
+        assert_non_null(strstr(e.msg, " asked "));
+        assert_non_null(strstr(e.msg, " in use; limit "));
+        char bytes[64];
+        snprintf(bytes, sizeof bytes, "(%zu bytes)", plan.total - 1);
+        assert_non_null(strstr(e.msg, bytes));
+    }
     assert_int_equal(arena_global_reserved(), 0);
     return step_faults;
+}
+
+/* assert_faults_end_clean_with(s, 1): the messages checked as well. */
+static inline long assert_faults_end_clean(const struct mt_spec *s)
+{
+    return assert_faults_end_clean_with(s, 1);
+}
+
+/* Train spec sa and spec sb one epoch each and check they end in the same
+ * bits: `steps` steps each, the same weights (and, where both keep a full
+ * gradient block, the same last gradients), the same loss, train accuracy,
+ * test loss and test accuracy; and that the weights moved from sb's
+ * initial ones, so equality is not two untouched copies. The reports go to
+ * ra and rb when not NULL. */
+static inline void assert_train_identically(const struct mt_spec *sa, const struct mt_spec *sb,
+                                            long steps, struct mt_epoch_report *ra,
+                                            struct mt_epoch_report *rb)
+{
+    struct mt_trainer a, b, fresh;
+    struct mt_err err = {0};
+    struct mt_epoch_report r1, r2;
+    assert_ok(trainer_init(&a, sa, &err), err);
+    assert_ok(trainer_init(&b, sb, &err), err);
+    assert_ok(trainer_run_epoch(&a, NULL, NULL, &r1, &err), err);
+    assert_ok(trainer_run_epoch(&b, NULL, NULL, &r2, &err), err);
+    assert_int_equal(a.step, steps);
+    assert_int_equal(b.step, steps);
+    size_t P = model_param_count(&a.net.d);
+    assert_int_equal(model_param_count(&b.net.d), P);
+    if (a.rs.grads && b.rs.grads && a.rs.grads_n == P && b.rs.grads_n == P)
+        assert_memory_equal(a.rs.grads, b.rs.grads, P * sizeof(float));
+    assert_memory_equal(a.net.params, b.net.params, P * sizeof(float));
+    assert_memory_equal(&r1.loss, &r2.loss, sizeof r1.loss);
+    assert_memory_equal(&r1.train_accuracy, &r2.train_accuracy, sizeof r1.train_accuracy);
+    assert_memory_equal(&r1.test_loss, &r2.test_loss, sizeof r1.test_loss);
+    assert_memory_equal(&r1.test_accuracy, &r2.test_accuracy, sizeof r1.test_accuracy);
+    assert_ok(trainer_init(&fresh, sb, &err), err);
+    assert_true(memcmp(fresh.net.params, b.net.params, P * sizeof(float)) != 0);
+    trainer_fini(&fresh);
+    trainer_fini(&a);
+    trainer_fini(&b);
+    if (ra)
+        *ra = r1;
+    if (rb)
+        *rb = r2;
+}
+
+/* A reference loss for finite differences: the mean cross-entropy of the
+ * network d with parameters `params`, parameter i moved by h, on (x, y). */
+typedef double test_loss_fn(const struct mt_model_desc *d, const float *params, const float *x,
+                            const uint8_t *y, int B, size_t i, double h);
+
+/* One step of t (lr 0.1) on its first B (<= 8) training samples, then every
+ * gradient it computed (t->rs.grads, P floats) against central differences
+ * (h = 1e-6) of `loss` at the weights before the step:
+ * |g - fd| <= 1e-5 + 1e-3 |fd|. Prints up to five misses after `what`, and
+ * checks that the step moved the weights (the comparison is not with a copy
+ * of itself). */
+static inline void assert_step_gradients_match_fd(struct mt_trainer *t, int B, test_loss_fn *loss,
+                                                  const char *what)
+{
+    struct mt_err err = {0};
+    uint32_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    assert_true(B <= 8);
+    data_batch(&t->train, &t->norm, idx, B, t->x, t->y);
+    /* The step updates the weights; its gradients belong to the weights before. */
+    size_t P = model_param_count(&t->net.d);
+    float *before = malloc(P * sizeof(float));
+    assert_non_null(before);
+    memcpy(before, t->net.params, P * sizeof(float));
+    struct mt_step_result res;
+    t->lr = 0.1f;
+    assert_ok(t->rule->step(t, t->x, t->y, B, &res, &err), err);
+
+    int bad = 0;
+    for (size_t i = 0; i < P; i++) {
+        double h = 1e-6;
+        double fd = (loss(&t->net.d, before, t->x, t->y, B, i, h) -
+                     loss(&t->net.d, before, t->x, t->y, B, i, -h)) / (2 * h);
+        double g = t->rs.grads[i];
+        if (fabs(g - fd) > 1e-5 + 1e-3 * fabs(fd) && bad++ < 5)
+            print_error("%s: param %zu: backprop %g, finite difference %g\n", what, i, g, fd);
+    }
+    assert_true(memcmp(before, t->net.params, P * sizeof(float)) != 0);
+    free(before);
+    assert_int_equal(bad, 0);
 }
 
 #endif
