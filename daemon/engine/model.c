@@ -165,7 +165,7 @@ void model_net_point_stats(struct mt_net *net, float *stats)
 }
 
 int model_net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
-             struct mt_err *err)
+                   struct mt_err *err)
 {
     float *p = arena_alloc(a, MT_MEM_PARAMS, model_param_count(d) * sizeof(float), err);
     if (!p)

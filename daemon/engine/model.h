@@ -74,7 +74,7 @@ double model_flops_forward(const struct mt_model_desc *d, int batch); /* 2 B P_w
 /* Allocate the parameter block (and the running statistics) from the
  * arena and carve the W/b/gamma/beta pointers. */
 int model_net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
-             struct mt_err *err);
+                   struct mt_err *err);
 /* Point W/b into an existing block of P floats (a copy of another net's);
  * stats (model_stat_count floats) may be NULL when there is no batch-norm. */
 void model_net_point(struct mt_net *net, const struct mt_model_desc *d, float *params);

@@ -118,7 +118,7 @@ static void ckpt_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     p->cat[MT_MEM_ACTS] = kept + lo.segment_max_bytes;
     p->cat[MT_MEM_WORKSPACE] = fwd_ws > chain_ws ? fwd_ws : chain_ws;
     rule_plan_phases(p, p->cat[MT_MEM_GRADS], kept + fwd_ws, kept + chain_ws + lo.segment_max_bytes,
-                0);
+                     0);
 }
 
 static int ckpt_init(struct mt_trainer *t, struct mt_err *err)

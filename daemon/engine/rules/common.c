@@ -95,7 +95,7 @@ static float *push_acts(struct mt_trainer *t, size_t floats, struct mt_err *err)
 }
 
 int rule_forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
-                 struct mt_err *err)
+                      struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
     int L = d->n_layers;
@@ -131,7 +131,7 @@ size_t rule_rolling_bytes(const struct mt_model_desc *d, int B)
 }
 
 float *rule_forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0,
-                           float *buf1)
+                            float *buf1)
 {
     const float *in = x;
     float *out = buf0;
@@ -246,7 +246,7 @@ int rule_backward_kept(struct mt_trainer *t, const float *x, int B, struct kept_
 }
 
 int rule_output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
-                 struct mt_step_result *r, struct mt_err *err)
+                      struct mt_step_result *r, struct mt_err *err)
 {
     int C = t->net.d.width[t->net.d.n_layers];
     r->loss = loss_softmax_xent_backward(logits, y, B, C, &r->correct);
@@ -258,7 +258,7 @@ int rule_output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int
 }
 
 int rule_forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
-                      struct kept_acts *k, struct mt_step_result *r, struct mt_err *err)
+                           struct kept_acts *k, struct mt_step_result *r, struct mt_err *err)
 {
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     int rc = rule_forward_keep(t, x, B, k, err);
@@ -308,7 +308,7 @@ void rule_plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size
 }
 
 void rule_feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
-                   struct mt_rng *rng)
+                        struct mt_rng *rng)
 {
     size_t n = (size_t)rows * cols;
     float scale = rs->feedback_scale;

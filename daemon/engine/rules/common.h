@@ -34,11 +34,11 @@ size_t rule_kept_acts_bytes(const struct mt_model_desc *d, int B);
  * training mode (batch statistics; the running statistics take one momentum
  * step, so call it once per training step). */
 int rule_forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
-                 struct mt_err *err);
+                      struct mt_err *err);
 /* Forward keeping nothing: two rolling buffers of (B, max n) floats; the
  * logits end up in one of them, returned. */
 float *rule_forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0,
-                           float *buf1);
+                            float *buf1);
 /* Z_l = in W_l^T + b_l, then f in place for hidden layers, with the layer's
  * norm in evaluation mode (batch-norm from the running statistics). */
 void rule_layer_forward(const struct mt_net *net, int l, const float *in, float *out, int B);
@@ -98,10 +98,10 @@ int rule_backward_kept(struct mt_trainer *t, const float *x, int B, struct kept_
 /* The forward phase of BP, FA and DFA: push and fill the kept activations,
  * then turn the logits into E. */
 int rule_forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
-                      struct kept_acts *k, struct mt_step_result *r, struct mt_err *err);
+                           struct kept_acts *k, struct mt_step_result *r, struct mt_err *err);
 /* Loss, hits and E in place over the logits; fails on a non-finite loss. */
 int rule_output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
-                 struct mt_step_result *r, struct mt_err *err);
+                      struct mt_step_result *r, struct mt_err *err);
 /* One optimizer pass over the whole parameter block (or, when the rule
  * accumulated into the momentum buffer, the update that finishes it). */
 void rule_update_all(struct mt_trainer *t);
@@ -120,7 +120,7 @@ void rule_plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size
 int rule_alloc_full_grads(struct mt_trainer *t, struct mt_err *err);
 /* Fill feedback matrix m (rows, cols) per the spec's feedback_init/scale. */
 void rule_feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
-                   struct mt_rng *rng);
+                        struct mt_rng *rng);
 
 /* BP's plan and step, shared with FA (bp.c): FA is BP with the error sent
  * down through fixed matrices, so it differs only in `fb` and feedback bytes. */
