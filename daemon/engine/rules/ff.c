@@ -237,7 +237,7 @@ static int ff_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B
         int nin = d->width[l - 1], n = d->width[l];
         float *gw = t->rs.grads, *gb = gw + (size_t)n * nin;
         arena_set_phase(t->arena, MT_PHASE_FORWARD);
-        rule_layer_forward(&t->net, l, U, H, rows);                     /* H (2B, n_l) */
+        rule_layer_forward(&t->net, l, U, H, rows); /* H (2B, n_l) */
 
         arena_set_phase(t->arena, MT_PHASE_GRADIENT);
         double ll = ff_layer_loss(H, rows, B, n, (double)n, coef, ff_counts(d, l) ? gsum : NULL);

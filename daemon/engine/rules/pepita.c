@@ -147,14 +147,14 @@ static int pepita_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
         arena_set_phase(t->arena, MT_PHASE_GRADIENT);
         if (l < L) {
             out = buf[(l - 1) & 1];
-            rule_layer_forward(&t->net, l, in, out, B);            /* H_l' */
+            rule_layer_forward(&t->net, l, in, out, B);       /* H_l' */
             for (size_t i = 0; i < cnt; i++)
                 H[l][i] -= out[i];                            /* H_l - H_l' */
             blas_gemm(1, 0, nout, nin, B, 1.0f / (float)B, H[l], in, 0.0f, gw);
         } else {
             out = E;
-            rule_layer_forward(&t->net, l, in, out, B);            /* Z_L' */
-            loss_softmax_xent_backward(out, y, B, C, NULL);        /* e' / B */
+            rule_layer_forward(&t->net, l, in, out, B);       /* Z_L' */
+            loss_softmax_xent_backward(out, y, B, C, NULL);   /* e' / B */
             blas_gemm(1, 0, nout, nin, B, 1.0f, out, in, 0.0f, gw);
         }
         arena_set_phase(t->arena, MT_PHASE_UPDATE);
