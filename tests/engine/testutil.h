@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "act.h"
+#include "norm.h"
 #include "spec.h"
 #include "train.h"
 
@@ -234,6 +236,142 @@ static inline void assert_step_gradients_match_fd(struct mt_trainer *t, int B, t
     assert_true(memcmp(before, t->net.params, P * sizeof(float)) != 0);
     free(before);
     assert_int_equal(bad, 0);
+}
+
+/* ---- a reference network in double (finite differences, norm checks) ---- */
+
+#define TEST_NORM_EPS ((double)MT_NORM_EPS)
+
+/* y = gamma (z - mean_col) / sqrt(var_col + eps) + beta; mean/var (n) out. */
+static inline void test_ref_bn(double *y, const double *z, const double *gamma,
+                               const double *beta, int B, int n, double *mean, double *var)
+{
+    for (int j = 0; j < n; j++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < B; i++)
+            m += z[i * n + j];
+        m /= B;
+        for (int i = 0; i < B; i++)
+            v += (z[i * n + j] - m) * (z[i * n + j] - m);
+        v /= B;
+        if (mean)
+            mean[j] = m;
+        if (var)
+            var[j] = v;
+        for (int i = 0; i < B; i++)
+            y[i * n + j] = (gamma ? gamma[j] : 1) * (z[i * n + j] - m) / sqrt(v + TEST_NORM_EPS)
+                           + (beta ? beta[j] : 0);
+    }
+}
+
+/* y = (x - mean_row) / sqrt(var_row + eps). */
+static inline void test_ref_ln(double *y, const double *x, int B, int n)
+{
+    for (int i = 0; i < B; i++) {
+        double m = 0, v = 0;
+        for (int j = 0; j < n; j++)
+            m += x[i * n + j];
+        m /= n;
+        for (int j = 0; j < n; j++)
+            v += (x[i * n + j] - m) * (x[i * n + j] - m);
+        v /= n;
+        for (int j = 0; j < n; j++)
+            y[i * n + j] = (x[i * n + j] - m) / sqrt(v + TEST_NORM_EPS);
+    }
+}
+
+/* A malloc'd double copy of a (n). */
+static inline double *test_to_double(const float *a, size_t n)
+{
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = a[i];
+    return d;
+}
+
+/* f in double, for the reference network. */
+static inline double test_ref_act(double z, enum mt_act a)
+{
+    switch (a) {
+    case MT_ACT_RELU: return z > 0 ? z : 0;
+    case MT_ACT_LEAKY_RELU: return z > 0 ? z : MT_LEAKY_SLOPE * z;
+    case MT_ACT_TANH: return tanh(z);
+    case MT_ACT_SIGMOID: return 1 / (1 + exp(-z));
+    case MT_ACT_GELU: return 0.5 * z * (1 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)));
+    case MT_ACT_SILU: return z / (1 + exp(-z));
+    default: return z;
+    }
+}
+
+/* The network's logits in double: batch-norm in training mode (batch
+ * statistics), or with running statistics rm/rv (per layer, NULL =
+ * training); bm/bv (per layer, may be NULL) receive the batch statistics
+ * of each batch-norm layer's input. */
+static inline void test_ref_forward(const struct mt_model_desc *d, const double *p, const float *x,
+                                    int B, double *logits, double *const *rm, double *const *rv,
+                                    double **bm, double **bv)
+{
+    double *in = malloc(sizeof(double) * B * 64), *out = malloc(sizeof(double) * B * 64);
+    for (int k = 0; k < B * d->width[0]; k++)
+        in[k] = x[k];
+    for (int l = 1; l <= d->n_layers; l++) {
+        int I = d->width[l - 1], O = d->width[l];
+        const double *W = p + model_layer_offset(d, l), *bias = W + (size_t)O * I;
+        for (int r = 0; r < B; r++)
+            for (int o = 0; o < O; o++) {
+                double z = bias[o];
+                for (int k = 0; k < I; k++)
+                    z += W[o * I + k] * in[r * I + k];
+                out[r * O + o] = z;
+            }
+        if (l < d->n_layers) {
+            if (d->norm[l] == MT_NK_BATCH) {
+                const double *g = bias + O, *be = bias + 2 * O;
+                if (rm && rm[l]) {
+                    for (int r = 0; r < B; r++)
+                        for (int o = 0; o < O; o++)
+                            out[r * O + o] = g[o] * (out[r * O + o] - rm[l][o]) /
+                                             sqrt(rv[l][o] + TEST_NORM_EPS) + be[o];
+                } else {
+                    test_ref_bn(out, out, g, be, B, O, bm ? bm[l] : NULL, bv ? bv[l] : NULL);
+                }
+            }
+            for (int k = 0; k < B * O; k++)
+                out[k] = test_ref_act(out[k], d->act[l]);
+            if (d->norm[l] == MT_NK_LAYER)
+                test_ref_ln(out, out, B, O);
+        }
+        double *tmp = in;
+        in = out;
+        out = tmp;
+    }
+    memcpy(logits, in, sizeof(double) * B * d->width[d->n_layers]);
+    free(in), free(out);
+}
+
+/* The slow reference: the network's mean cross-entropy on a batch by plain
+ * loops in double precision (batch-norm from batch statistics), with
+ * parameter `i` moved by `h`. Double precision lets h be tiny, so a ReLU
+ * kink is almost never crossed. A test_loss_fn. */
+static inline double test_ref_loss(const struct mt_model_desc *d, const float *params,
+                                   const float *x, const uint8_t *y, int B, size_t i, double h)
+{
+    size_t P = model_param_count(d);
+    double *p = test_to_double(params, P), *lg = malloc(sizeof(double) * B * 64);
+    p[i] += h;
+    test_ref_forward(d, p, x, B, lg, NULL, NULL, NULL, NULL);
+    int C = d->width[d->n_layers];
+    double loss = 0;
+    for (int r = 0; r < B; r++) {
+        double mx = lg[r * C], s = 0;
+        for (int c = 1; c < C; c++)
+            mx = fmax(mx, lg[r * C + c]);
+        for (int c = 0; c < C; c++)
+            s += exp(lg[r * C + c] - mx);
+        loss += mx + log(s) - lg[r * C + y[r]];
+    }
+    free(p), free(lg);
+    return loss / B;
 }
 
 #endif
