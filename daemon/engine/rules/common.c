@@ -1,5 +1,5 @@
-/* common.c: forward passes, the BP/FA backward chain, and plan pieces
- * shared by the rules (common.h). */
+/* common.c: forward passes, the backward chain with its per-layer hook,
+ * and plan pieces shared by the rules (common.h). */
 #include "common.h"
 
 #include <math.h>

@@ -1,5 +1,7 @@
-/* common.h: pieces the rules share: the forward pass that keeps activations,
- * the rolling forward that keeps nothing, and the backward chain of BP/FA.
+/* common.h: pieces the rules share (prefix rule_): the forward pass that
+ * keeps activations, the rolling forward that keeps nothing, the backward
+ * chain of BP with its per-layer hook (BP, FA, Approx-BP, checkpointing),
+ * the output error, the update, and the plan and gradient-block pieces.
  * Shapes follow spec section 0.1; H[l] is (B, n_l), H[0] is the batch x. */
 #ifndef MT_RULES_COMMON_H
 #define MT_RULES_COMMON_H
