@@ -43,6 +43,7 @@ struct mt_arena {
     struct push *pushes;
     size_t npushes, cappushes;
     long fail_after;   /* < 0: off */
+    int last_error;    /* the code of the last failed alloc or push */
 };
 
 static size_t global_reserved;
@@ -65,7 +66,7 @@ const char *mt_phase_name(enum mt_phase phase)
     return (unsigned)phase < MT_PHASE_N ? phase_names[phase] : "?";
 }
 
-void mem_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b)
+void arena_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b)
 {
     for (int c = 0; c < MT_MEM_NCAT; c++)
         a->cat[c] += b->cat[c];
@@ -148,21 +149,27 @@ static void uncharge(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes)
     a->st.total -= bytes;
 }
 
+/* A failed alloc or push: remember its code for arena_error, return NULL. */
+static void *failed(struct mt_arena *a, int code)
+{
+    a->last_error = code;
+    return NULL;
+}
+
 void *arena_alloc(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes, struct mt_err *err)
 {
-    if ((unsigned)cat >= MT_MEM_NCAT) {
-        mt_err_set(err, MT_E_INVAL, "arena_alloc: bad category %d", (int)cat);
-        return NULL;
-    }
-    if (charge_check(a, cat, bytes, err))
-        return NULL;
+    int rc;
+    if ((unsigned)cat >= MT_MEM_NCAT)
+        return failed(a, mt_err_set(err, MT_E_INVAL, "arena_alloc: bad category %d", (int)cat));
+    if ((rc = charge_check(a, cat, bytes, err)))
+        return failed(a, rc);
     size_t mapped = ALIGN + round_up(bytes ? bytes : 1);
     struct block *b = aligned_alloc(ALIGN, mapped);
     if (!b) {
         char asked[32];
-        mt_err_set(err, MT_E_NOMEM, "out of system memory: %s asked %s",
-                   mt_mem_cat_name(cat), mt_fmt_bytes(asked, sizeof asked, (double)bytes));
-        return NULL;
+        return failed(a, mt_err_set(err, MT_E_NOMEM, "out of system memory: %s asked %s",
+                                    mt_mem_cat_name(cat),
+                                    mt_fmt_bytes(asked, sizeof asked, (double)bytes)));
     }
     memset(b, 0, mapped);
     b->bytes = bytes;
@@ -231,6 +238,11 @@ int arena_reserve_stack(struct mt_arena *a, size_t bytes, struct mt_err *err)
     return add_chunk(a, bytes - have, err);
 }
 
+int arena_error(const struct mt_arena *a)
+{
+    return a->last_error;
+}
+
 size_t arena_mark(const struct mt_arena *a)
 {
     return a->npushes;
@@ -238,19 +250,16 @@ size_t arena_mark(const struct mt_arena *a)
 
 void *arena_push(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes, struct mt_err *err)
 {
-    if ((unsigned)cat >= MT_MEM_NCAT) {
-        mt_err_set(err, MT_E_INVAL, "arena_push: bad category %d", (int)cat);
-        return NULL;
-    }
-    if (charge_check(a, cat, bytes, err))
-        return NULL;
+    int rc;
+    if ((unsigned)cat >= MT_MEM_NCAT)
+        return failed(a, mt_err_set(err, MT_E_INVAL, "arena_push: bad category %d", (int)cat));
+    if ((rc = charge_check(a, cat, bytes, err)))
+        return failed(a, rc);
     if (a->npushes == a->cappushes) {
         size_t cap = a->cappushes ? 2 * a->cappushes : 64;
         struct push *p = realloc(a->pushes, cap * sizeof *p);
-        if (!p) {
-            mt_err_set(err, MT_E_NOMEM, "out of system memory: arena push table");
-            return NULL;
-        }
+        if (!p)
+            return failed(a, mt_err_set(err, MT_E_NOMEM, "out of system memory: arena push table"));
         a->pushes = p;
         a->cappushes = cap;
     }
@@ -261,8 +270,8 @@ void *arena_push(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes, struct m
     while (c >= 0 && c < a->nchunks && a->chunks[c].size - a->chunks[c].used < need)
         c++;
     if (c < 0 || c >= a->nchunks) {
-        if (add_chunk(a, need > CHUNK_MIN ? need : CHUNK_MIN, err))
-            return NULL;
+        if ((rc = add_chunk(a, need > CHUNK_MIN ? need : CHUNK_MIN, err)))
+            return failed(a, rc);
         c = a->nchunks - 1;
     }
     struct chunk *ch = &a->chunks[c];

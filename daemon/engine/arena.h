@@ -70,6 +70,10 @@ size_t arena_mark(const struct mt_arena *a);
 void *arena_push(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes,
                  struct mt_err *err);
 void arena_pop(struct mt_arena *a, size_t mark);
+/* The code of the last arena_alloc or arena_push that returned NULL
+ * (MT_E_LIMIT, MT_E_NOMEM, MT_E_INJECTED, MT_E_INVAL), 0 before any: what a
+ * caller returns after such a NULL, whether or not it passed an `err`. */
+int arena_error(const struct mt_arena *a);
 /* Reserve stack space up front (one chunk), so the first step does not grow it. */
 int arena_reserve_stack(struct mt_arena *a, size_t bytes, struct mt_err *err);
 
@@ -91,6 +95,6 @@ void arena_default_fail_after(long n);
 
 const char *mt_phase_name(enum mt_phase phase);     /* "forward", ... */
 /* Add b to a, category by category and phase by phase. */
-void mem_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b);
+void arena_plan_add(struct mt_mem_plan *a, const struct mt_mem_plan *b);
 
 #endif

@@ -403,7 +403,7 @@ static int dataset_alloc(struct mt_arena *a, struct mt_dataset *d, long n, int d
     d->images = arena_alloc(a, MT_MEM_DATA, (size_t)n * (size_t)dim, err);
     if (d->images)
         d->labels = arena_alloc(a, MT_MEM_DATA, (size_t)n, err);
-    return d->images && d->labels ? 0 : err->code;
+    return d->images && d->labels ? 0 : arena_error(a);
 }
 
 /* Both splits' blocks, data_bytes(s) in all. */

@@ -11,7 +11,7 @@ void dense_forward(float *Z, const float *H, const float *W, int B, int IN, int 
     blas_gemm(0, 1, B, OUT, IN, 1.0f, H, W, 0.0f, Z);
 }
 
-void colsum(float *out, const float *A, int rows, int n)
+void dense_colsum(float *out, const float *A, int rows, int n)
 {
     colsum_acc(out, 0.0f, A, rows, n);
 }

@@ -23,7 +23,7 @@ void dense_backward_input(float *dH, const float *dZ, const float *M, int B, int
 /* out (B, N) = E (B, C) D (C, N): DFA's direct projection of the error. */
 void dense_project(float *out, const float *E, const float *D, int B, int C, int N);
 /* Column sums: out (n) = sum over rows of A (rows, n). */
-void colsum(float *out, const float *A, int rows, int n);
+void dense_colsum(float *out, const float *A, int rows, int n);
 /* out = beta out + the column sums of A (beta 0 overwrites). */
 void colsum_acc(float *out, float beta, const float *A, int rows, int n);
 

@@ -21,7 +21,7 @@ static double row_lse(const float *z, int C, int *argmax)
     return mx + log(s);
 }
 
-double softmax_xent(const float *Z, const uint8_t *y, int B, int C, int *correct)
+double loss_softmax_xent(const float *Z, const uint8_t *y, int B, int C, int *correct)
 {
     double loss = 0;
     int hits = 0;
@@ -37,7 +37,7 @@ double softmax_xent(const float *Z, const uint8_t *y, int B, int C, int *correct
     return loss / B;
 }
 
-double softmax_xent_backward(float *Z, const uint8_t *y, int B, int C, int *correct)
+double loss_softmax_xent_backward(float *Z, const uint8_t *y, int B, int C, int *correct)
 {
     double loss = 0;
     int hits = 0;

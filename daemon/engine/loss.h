@@ -6,8 +6,8 @@
 
 /* Over logits Z (B, C) in place: Z becomes E = (softmax(Z) - Y) / B.
  * Returns the mean loss; *correct counts argmax hits. Stable (max-shifted). */
-double softmax_xent_backward(float *Z, const uint8_t *y, int B, int C, int *correct);
+double loss_softmax_xent_backward(float *Z, const uint8_t *y, int B, int C, int *correct);
 /* Loss and hits only, logits untouched (evaluation). */
-double softmax_xent(const float *Z, const uint8_t *y, int B, int C, int *correct);
+double loss_softmax_xent(const float *Z, const uint8_t *y, int B, int C, int *correct);
 
 #endif

@@ -131,7 +131,7 @@ double model_flops_forward(const struct mt_model_desc *d, int batch)
     return 2.0 * batch * (double)model_weight_count(d);
 }
 
-void net_point(struct mt_net *net, const struct mt_model_desc *d, float *params)
+void model_net_point(struct mt_net *net, const struct mt_model_desc *d, float *params)
 {
     memset(net, 0, sizeof *net);
     net->d = *d;
@@ -149,7 +149,7 @@ void net_point(struct mt_net *net, const struct mt_model_desc *d, float *params)
     }
 }
 
-void net_point_stats(struct mt_net *net, float *stats)
+void model_net_point_stats(struct mt_net *net, float *stats)
 {
     const struct mt_model_desc *d = &net->d;
     net->stats = stats;
@@ -164,19 +164,19 @@ void net_point_stats(struct mt_net *net, float *stats)
     }
 }
 
-int net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
-             struct mt_err *err)
+int model_net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
+                   struct mt_err *err)
 {
     float *p = arena_alloc(a, MT_MEM_PARAMS, model_param_count(d) * sizeof(float), err);
     if (!p)
-        return err ? err->code : MT_E_NOMEM;
-    net_point(net, d, p);
+        return arena_error(a);
+    model_net_point(net, d, p);
     size_t ns = model_stat_count(d);
     if (ns) {
         float *st = arena_alloc(a, MT_MEM_PARAMS, ns * sizeof(float), err);
         if (!st)
-            return err ? err->code : MT_E_NOMEM;
-        net_point_stats(net, st);
+            return arena_error(a);
+        model_net_point_stats(net, st);
     }
     return 0;
 }
@@ -187,7 +187,7 @@ static int relu_family(enum mt_act a)
     return a == MT_ACT_RELU || a == MT_ACT_LEAKY_RELU || a == MT_ACT_GELU || a == MT_ACT_SILU;
 }
 
-void net_init_weights(struct mt_net *net, struct mt_rng *rng)
+void model_net_init_weights(struct mt_net *net, struct mt_rng *rng)
 {
     const struct mt_model_desc *d = &net->d;
     for (int l = 1; l <= d->n_layers; l++) {

@@ -73,15 +73,15 @@ double model_flops_forward(const struct mt_model_desc *d, int batch); /* 2 B P_w
 
 /* Allocate the parameter block (and the running statistics) from the
  * arena and carve the W/b/gamma/beta pointers. */
-int net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
-             struct mt_err *err);
+int model_net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,
+                   struct mt_err *err);
 /* Point W/b into an existing block of P floats (a copy of another net's);
  * stats (model_stat_count floats) may be NULL when there is no batch-norm. */
-void net_point(struct mt_net *net, const struct mt_model_desc *d, float *params);
-void net_point_stats(struct mt_net *net, float *stats);
+void model_net_point(struct mt_net *net, const struct mt_model_desc *d, float *params);
+void model_net_point_stats(struct mt_net *net, float *stats);
 /* Kaiming (He) uniform for ReLU-family layers, Xavier (Glorot) uniform
  * otherwise or when d->init says so; biases zero; batch-norm gamma 1, beta 0,
  * running mean 0 and variance 1. */
-void net_init_weights(struct mt_net *net, struct mt_rng *rng);
+void model_net_init_weights(struct mt_net *net, struct mt_rng *rng);
 
 #endif

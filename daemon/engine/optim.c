@@ -60,14 +60,14 @@ int optim_init(struct mt_optim *o, const struct mt_optim_spec *s, size_t n, stru
     if (s->kind == MT_OPT_ADAM || s->kind == MT_OPT_ADAMW || uses_momentum(s)) {
         o->m = arena_alloc(a, MT_MEM_OPTIM, n * sizeof(float), err);
         if (!o->m)
-            return err ? err->code : MT_E_NOMEM;
+            return arena_error(a);
     }
     if (s->kind == MT_OPT_ADAM || s->kind == MT_OPT_ADAMW) {
         o->v = arena_alloc(a, MT_MEM_OPTIM, n * sizeof(float), err);
         if (!o->v) {
             arena_release(a, o->m);
             o->m = NULL;
-            return err ? err->code : MT_E_NOMEM;
+            return arena_error(a);
         }
     }
     return 0;

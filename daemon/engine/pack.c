@@ -17,7 +17,7 @@ void pack_codes(uint8_t *dst, const uint8_t *codes, size_t n, int bits)
         dst[i / per] |= (uint8_t)((codes[i] & mask) << ((i % per) * bits));
 }
 
-void unpack_codes(uint8_t *codes, const uint8_t *src, size_t n, int bits)
+void pack_unpack_codes(uint8_t *codes, const uint8_t *src, size_t n, int bits)
 {
     for (size_t i = 0; i < n; i++)
         codes[i] = (uint8_t)pack_get(src, i, bits);
@@ -40,7 +40,7 @@ void pack_sign(uint8_t *dst, const float *x, size_t n)
     }
 }
 
-void unpack_sign(float *out, const uint8_t *src, size_t n, float one, float zero)
+void pack_unpack_sign(float *out, const uint8_t *src, size_t n, float one, float zero)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = (src[i >> 3] >> (i & 7)) & 1 ? one : zero;

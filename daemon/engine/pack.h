@@ -18,7 +18,7 @@ size_t pack_bytes(size_t n, int bits);
 /* Pack n codes (each < 2^bits, one per byte in `codes`) into dst. */
 void pack_codes(uint8_t *dst, const uint8_t *codes, size_t n, int bits);
 /* Unpack n codes from src into one byte each. */
-void unpack_codes(uint8_t *codes, const uint8_t *src, size_t n, int bits);
+void pack_unpack_codes(uint8_t *codes, const uint8_t *src, size_t n, int bits);
 /* Code i of a packed array. */
 static inline unsigned pack_get(const uint8_t *src, size_t i, int bits)
 {
@@ -28,6 +28,6 @@ static inline unsigned pack_get(const uint8_t *src, size_t i, int bits)
 /* 1-bit: bit i of dst = [x_i > 0]. */
 void pack_sign(uint8_t *dst, const float *x, size_t n);
 /* out_i = bit i ? one : zero. */
-void unpack_sign(float *out, const uint8_t *src, size_t n, float one, float zero);
+void pack_unpack_sign(float *out, const uint8_t *src, size_t n, float one, float zero);
 
 #endif

@@ -37,13 +37,13 @@ void trainer_plan_shape(const struct mt_spec *s, const struct mt_data_shape *sha
     memset(plan, 0, sizeof *plan);
     rule->plan(s, &rp);
     size_t P = model_param_count(&s->model);
-    size_t eval_ws = rolling_bytes(&s->model, s->batch);
+    size_t eval_ws = rule_rolling_bytes(&s->model, s->batch);
 
     plan->cat[MT_MEM_PARAMS] = (P + model_stat_count(&s->model)) * F4;
     plan->cat[MT_MEM_OPTIM] = optim_state_bytes(&s->optim, P);
     plan->cat[MT_MEM_DATA] = data_bytes(shape) + batch_bytes(s, shape->train_n);
     size_t base = plan->cat[MT_MEM_PARAMS] + plan->cat[MT_MEM_OPTIM] + plan->cat[MT_MEM_DATA];
-    mem_plan_add(plan, &rp);
+    arena_plan_add(plan, &rp);
     plan->cat[MT_MEM_WORKSPACE] =
         rp.cat[MT_MEM_WORKSPACE] > eval_ws ? rp.cat[MT_MEM_WORKSPACE] : eval_ws;
     for (int p = 0; p < MT_PHASE_N; p++)
@@ -94,7 +94,7 @@ static int alloc_batch(struct mt_trainer *t, struct mt_err *err)
         !(t->y = arena_alloc(a, MT_MEM_DATA, B, err)) ||
         !(t->perm = arena_alloc(a, MT_MEM_DATA, (size_t)t->train.n * 4, err)) ||
         !(t->eval_idx = arena_alloc(a, MT_MEM_DATA, B * 4, err)))
-        return err->code;
+        return arena_error(a);
     for (long i = 0; i < t->train.n; i++)
         t->perm[i] = (uint32_t)i;
     return 0;
@@ -122,10 +122,10 @@ static int init_parts(struct mt_trainer *t, struct mt_err *err)
     if ((rc = check_data(t, err)))
         return rc;
     data_norm_fit(&t->train, t->spec.data.normalize, &t->norm);
-    if ((rc = net_init(&t->net, &t->spec.model, t->arena, err)))
+    if ((rc = model_net_init(&t->net, &t->spec.model, t->arena, err)))
         return rc;
     rng_derive(&wrng, t->spec.seed, 1);
-    net_init_weights(&t->net, &wrng);
+    model_net_init_weights(&t->net, &wrng);
     if ((rc = optim_init(&t->opt, &t->spec.optim, model_param_count(&t->spec.model), t->arena,
                          err)))
         return rc;
@@ -175,14 +175,14 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
 {
     const struct mt_model_desc *md = &t->net.d;
     int B = t->spec.batch, C = md->width[md->n_layers];
-    size_t half = rolling_bytes(md, B) / 2;
+    size_t half = rule_rolling_bytes(md, B) / 2;
     size_t mark = arena_mark(t->arena);
     arena_set_phase(t->arena, MT_PHASE_IDLE);
     float *b0 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err);
     float *b1 = b0 ? arena_push(t->arena, MT_MEM_WORKSPACE, half, err) : NULL;
     if (!b1) {
         arena_pop(t->arena, mark);
-        return err->code;
+        return arena_error(t->arena);
     }
     double sum = 0;
     long hits = 0;
@@ -193,8 +193,8 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
             t->eval_idx[i] = (uint32_t)(start + i);
         data_batch(d, &t->norm, t->eval_idx, nb, t->x, t->y);
         const float *logits = t->rule->infer ? t->rule->infer(t, t->x, nb, b0, b1)
-                                             : forward_rolling(&t->net, t->x, nb, b0, b1);
-        sum += softmax_xent(logits, t->y, nb, C, &correct) * nb;
+                                             : rule_forward_rolling(&t->net, t->x, nb, b0, b1);
+        sum += loss_softmax_xent(logits, t->y, nb, C, &correct) * nb;
         hits += correct;
     }
     arena_pop(t->arena, mark);
@@ -303,7 +303,8 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
         t->lr = sched_lr(&s->sched, s->optim.lr, t->step, t->steps_per_epoch, s->epochs);
         if ((rc = t->rule->step(t, t->x, t->y, nb, &r, err))) {
             arena_set_phase(t->arena, MT_PHASE_IDLE);
-            return mt_err_prefix(err, "epoch %d, step %ld: ", t->epoch + 1, k + 1);
+            mt_err_prefix(err, "epoch %d, step %ld: ", t->epoch + 1, k + 1);
+            return rc; /* err may be NULL */
         }
         arena_set_phase(t->arena, MT_PHASE_IDLE);
         t->step++;
@@ -323,8 +324,10 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
     t->epoch_seconds += t1 - t0;
     if (stop)
         return mt_err_set(err, MT_E_CANCELLED, "cancelled in epoch %d", t->epoch + 1);
-    if ((rc = trainer_evaluate(t, &t->test, &rep->test_loss, &rep->test_accuracy, err)))
-        return mt_err_prefix(err, "epoch %d, evaluation: ", t->epoch + 1);
+    if ((rc = trainer_evaluate(t, &t->test, &rep->test_loss, &rep->test_accuracy, err))) {
+        mt_err_prefix(err, "epoch %d, evaluation: ", t->epoch + 1);
+        return rc;
+    }
     t->epoch++;
     t->epoch_step = 0;
     rep->epoch = t->epoch;

@@ -190,7 +190,7 @@ static void test_4bit_codes_pack_two_per_byte_and_round_trip(void **state)
     assert_int_equal(packed[10] >> 4, 0);        /* unused high nibble is zero */
     for (int i = 0; i < B * n; i++)
         codes[i] = (uint8_t)ref_code(z[i], step[i % n], zero[i % n], 16);
-    unpack_codes(back, packed, B * n, 4);
+    pack_unpack_codes(back, packed, B * n, 4);
     assert_memory_equal(back, codes, B * n);
     pack_codes(repacked, back, B * n, 4);
     assert_memory_equal(repacked, packed, 11);
@@ -270,7 +270,7 @@ static void check_gradients(const char *rule, int hidden, const int *bn_layers, 
     float *buf[2];
     assert_ok(approx_forward(&t, x, B, bits, &k, buf, &err), err);
     if (!has_bn) {
-        memcpy(exact_logits, forward_rolling(&t.net, x, B, r0, r1), sizeof(float) * B * C);
+        memcpy(exact_logits, rule_forward_rolling(&t.net, x, B, r0, r1), sizeof(float) * B * C);
         assert_memory_equal(exact_logits, k.logits, sizeof(float) * B * C);
     }
 
@@ -321,7 +321,7 @@ static void check_gradients(const char *rule, int hidden, const int *bn_layers, 
 
     /* E, then the rule's backward. */
     struct mt_step_result res;
-    assert_ok(output_error(&t, k.logits, y, B, &res, &err), err);
+    assert_ok(rule_output_error(&t, k.logits, y, B, &res, &err), err);
     double *delta = malloc(sizeof(double) * B * maxw), *prev = malloc(sizeof(double) * B * maxw);
     for (int i = 0; i < B * C; i++)
         delta[i] = k.logits[i];
@@ -337,7 +337,7 @@ static void check_gradients(const char *rule, int hidden, const int *bn_layers, 
                 double v = l > 1 ? ref_vhat(&t, &k, l - 1, bits, e, i) : x[e];
                 hh[e] = l > 1 && (int)pack_get(k.codes[l - 1], e, bits) < k.zero[l - 1][i] ? 0 : v;
             }
-        const float *gw = grad_w(&t, l), *gb = grad_b(&t, l);
+        const float *gw = rule_grad_w(&t, l), *gb = rule_grad_b(&t, l);
         double scale = 0;
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
@@ -375,7 +375,7 @@ static void check_gradients(const char *rule, int hidden, const int *bn_layers, 
             }
         if (d->norm[l - 1] == MT_NK_BATCH) {
             const float *gam = t.net.gamma[l - 1], *bet = t.net.beta[l - 1];
-            const float *dgam = grad_b(&t, l - 1) + m, *dbet = dgam + m;
+            const float *dgam = rule_grad_b(&t, l - 1) + m, *dbet = dgam + m;
             for (int i = 0; i < m; i++) {
                 double sg = 0, sgx = 0, sx = 0, xh[64];
                 for (int b = 0; b < B; b++) {

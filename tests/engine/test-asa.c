@@ -280,7 +280,7 @@ static void test_bias_and_first_layer_gradients_are_exact(void **state)
         size_t off = model_layer_offset(d, l) + (size_t)d->width[l] * d->width[l - 1];
         for (int o = 0; o < d->width[l]; o++) {
             double fd = fd_loss(d, theta, off + o, x, y, B, 1e-6);
-            double g = grad_b(&t, l)[o];
+            double g = rule_grad_b(&t, l)[o];
             if (!close_enough(g, fd, 1e-6, 1e-3))
                 fail_msg("layer %d bias %d: step gives %g, finite difference %g", l, o, g, fd);
         }
@@ -288,7 +288,7 @@ static void test_bias_and_first_layer_gradients_are_exact(void **state)
     /* G_1 = Delta_1^T X is exact too (layer 1 has no sign term). */
     for (int i = 0; i < d->width[1] * d->width[0]; i++) {
         double fd = fd_loss(d, theta, model_layer_offset(d, 1) + i, x, y, B, 1e-6);
-        double g = grad_w(&t, 1)[i];
+        double g = rule_grad_w(&t, 1)[i];
         if (!close_enough(g, fd, 1e-6, 1e-3))
             fail_msg("W_1[%d]: step gives %g, finite difference %g", i, g, fd);
     }
@@ -296,7 +296,7 @@ static void test_bias_and_first_layer_gradients_are_exact(void **state)
     int differs = 0;
     for (int i = 0; i < d->width[2] * d->width[1]; i++) {
         double fd = fd_loss(d, theta, model_layer_offset(d, 2) + i, x, y, B, 1e-6);
-        differs += !close_enough(grad_w(&t, 2)[i], fd, 1e-6, 1e-3);
+        differs += !close_enough(rule_grad_w(&t, 2)[i], fd, 1e-6, 1e-3);
     }
     assert_true(differs > 0);
     free(theta);

@@ -17,35 +17,15 @@
  * one thread) and compare weights, gradients and the reported figures. */
 static void check_equals_bp(int hidden, enum mt_act act, enum mt_optim_kind opt, int segments)
 {
-    struct mt_spec s;
-    struct mt_trainer bp, ck;
-    struct mt_err err = {0};
-    struct mt_epoch_report r1, r2;
-    test_spec(&s, "bp", hidden, 24, act, 20, 1000);
+    struct mt_spec bp, ck;
+    test_spec(&bp, "bp", hidden, 24, act, 20, 1000);
     if (hidden >= 2)
-        s.model.width[2] = 17; /* uneven widths */
-    s.optim.kind = opt;
-    assert_ok(trainer_init(&bp, &s, &err), err);
-    snprintf(s.rule.name, sizeof s.rule.name, "ckpt");
-    s.rule.segments = segments;
-    assert_ok(trainer_init(&ck, &s, &err), err);
-    assert_ok(trainer_run_epoch(&bp, NULL, NULL, &r1, &err), err);
-    assert_ok(trainer_run_epoch(&ck, NULL, NULL, &r2, &err), err);
-    assert_int_equal(bp.step, 50);
-    assert_int_equal(ck.step, 50);
-    size_t P = model_param_count(&bp.net.d);
-    assert_memory_equal(bp.rs.grads, ck.rs.grads, P * sizeof(float));
-    assert_memory_equal(bp.net.params, ck.net.params, P * sizeof(float));
-    assert_memory_equal(&r1.loss, &r2.loss, sizeof r1.loss);
-    assert_memory_equal(&r1.train_accuracy, &r2.train_accuracy, sizeof r1.train_accuracy);
-    assert_memory_equal(&r1.test_loss, &r2.test_loss, sizeof r1.test_loss);
-    /* And the weights did move: equality is not two untouched copies. */
-    struct mt_trainer fresh;
-    assert_ok(trainer_init(&fresh, &s, &err), err);
-    assert_true(memcmp(fresh.net.params, ck.net.params, P * sizeof(float)) != 0);
-    trainer_fini(&fresh);
-    trainer_fini(&bp);
-    trainer_fini(&ck);
+        bp.model.width[2] = 17; /* uneven widths */
+    bp.optim.kind = opt;
+    ck = bp;
+    snprintf(ck.rule.name, sizeof ck.rule.name, "ckpt");
+    ck.rule.segments = segments;
+    assert_train_identically(&bp, &ck, 50, NULL, NULL);
 }
 
 static const int depths[] = {1, 2, 5, 9, 16};

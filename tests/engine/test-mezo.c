@@ -262,7 +262,7 @@ static void test_plan_equals_measured_and_keeps_nothing(void **state)
                 assert_int_equal(st.peak[MT_MEM_GRADS], 0);
                 assert_int_equal(st.peak[MT_MEM_OPTIM], 0);
                 assert_int_equal(st.peak[MT_MEM_WORKSPACE],
-                                 rolling_bytes(&s.model, batches[b]));
+                                 rule_rolling_bytes(&s.model, batches[b]));
             }
 }
 

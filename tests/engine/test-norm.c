@@ -16,7 +16,7 @@
 #include "rules/common.h"
 #include "testutil.h"
 
-#define EPS ((double)MT_NORM_EPS)
+#define EPS TEST_NORM_EPS
 #define MOM ((double)MT_BN_MOMENTUM)
 
 static unsigned long lcg = 12345;
@@ -30,53 +30,6 @@ static void fill(float *a, size_t n, float scale, float shift)
 {
     for (size_t i = 0; i < n; i++)
         a[i] = scale * frand() + shift;
-}
-
-/* ---- reference layers in double ---- */
-
-/* y = gamma (z - mean_col) / sqrt(var_col + eps) + beta; mean/var (n) out. */
-static void ref_bn(double *y, const double *z, const double *gamma, const double *beta, int B,
-                   int n, double *mean, double *var)
-{
-    for (int j = 0; j < n; j++) {
-        double m = 0, v = 0;
-        for (int i = 0; i < B; i++)
-            m += z[i * n + j];
-        m /= B;
-        for (int i = 0; i < B; i++)
-            v += (z[i * n + j] - m) * (z[i * n + j] - m);
-        v /= B;
-        if (mean)
-            mean[j] = m;
-        if (var)
-            var[j] = v;
-        for (int i = 0; i < B; i++)
-            y[i * n + j] = (gamma ? gamma[j] : 1) * (z[i * n + j] - m) / sqrt(v + EPS)
-                           + (beta ? beta[j] : 0);
-    }
-}
-
-static void ref_ln(double *y, const double *x, int B, int n)
-{
-    for (int i = 0; i < B; i++) {
-        double m = 0, v = 0;
-        for (int j = 0; j < n; j++)
-            m += x[i * n + j];
-        m /= n;
-        for (int j = 0; j < n; j++)
-            v += (x[i * n + j] - m) * (x[i * n + j] - m);
-        v /= n;
-        for (int j = 0; j < n; j++)
-            y[i * n + j] = (x[i * n + j] - m) / sqrt(v + EPS);
-    }
-}
-
-static double *to_double(const float *a, size_t n)
-{
-    double *d = malloc(n * sizeof *d);
-    for (size_t i = 0; i < n; i++)
-        d[i] = a[i];
-    return d;
 }
 
 static void assert_close(double got, double want, double atol, double rtol, const char *what,
@@ -105,10 +58,10 @@ static void test_batchnorm_forward_matches_reference(void **state)
     memcpy(rv0, rv, sizeof rv);
     batchnorm_forward_train(y, xh, z, g, b, B, n, mean, rstd, rm, rv);
 
-    double *zd = to_double(z, N), *gd = to_double(g, n), *bd = to_double(b, n);
+    double *zd = test_to_double(z, N), *gd = test_to_double(g, n), *bd = test_to_double(b, n);
     double *yd = malloc(N * sizeof *yd), *xd = malloc(N * sizeof *xd), md[70], vd[70];
-    ref_bn(yd, zd, gd, bd, B, n, md, vd);
-    ref_bn(xd, zd, NULL, NULL, B, n, NULL, NULL);
+    test_ref_bn(yd, zd, gd, bd, B, n, md, vd);
+    test_ref_bn(xd, zd, NULL, NULL, B, n, NULL, NULL);
     for (size_t i = 0; i < N; i++) {
         assert_close(y[i], yd[i], 1e-5, 1e-5, "y", i);
         assert_close(xh[i], xd[i], 1e-5, 1e-5, "xhat", i);
@@ -147,7 +100,7 @@ static double bn_objective(const double *z, const double *g, const double *b, co
                            int B, int n)
 {
     double *y = malloc((size_t)B * n * sizeof *y), s = 0;
-    ref_bn(y, z, g, b, B, n, NULL, NULL);
+    test_ref_bn(y, z, g, b, B, n, NULL, NULL);
     for (int i = 0; i < B * n; i++)
         s += R[i] * y[i];
     free(y);
@@ -168,8 +121,8 @@ static void test_batchnorm_backward_is_finite_difference(void **state)
     batchnorm_forward_train(y, xh, z, g, b, B, n, NULL, rstd, NULL, NULL);
     batchnorm_backward(dz, dg, db, R, xh, g, rstd, B, n);
 
-    double *zd = to_double(z, N), *Rd = to_double(R, N), *gd = to_double(g, n),
-           *bd = to_double(b, n), h = 1e-6;
+    double *zd = test_to_double(z, N), *Rd = test_to_double(R, N), *gd = test_to_double(g, n),
+           *bd = test_to_double(b, n), h = 1e-6;
     for (size_t i = 0; i < N; i++) {
         double keep = zd[i];
         zd[i] = keep + h;
@@ -215,8 +168,8 @@ static void test_batchnorm_running_stats_are_a_momentum_average(void **state)
         rm[j] = 0.0f, rv[j] = 1.0f;
     for (int k = 0; k < K; k++) {
         fill(z, B * n, 2.0f, (float)k * 0.3f);
-        double *zd = to_double(z, B * n), yd[B * n];
-        ref_bn(yd, zd, NULL, NULL, B, n, bm[k], bv[k]);
+        double *zd = test_to_double(z, B * n), yd[B * n];
+        test_ref_bn(yd, zd, NULL, NULL, B, n, bm[k], bv[k]);
         free(zd);
         batchnorm_forward_train(y, NULL, z, NULL, NULL, B, n, NULL, NULL, rm, rv);
     }
@@ -236,7 +189,7 @@ static void test_batchnorm_running_stats_are_a_momentum_average(void **state)
 static double ln_objective(const double *x, const double *R, int B, int n)
 {
     double *y = malloc((size_t)B * n * sizeof *y), s = 0;
-    ref_ln(y, x, B, n);
+    test_ref_ln(y, x, B, n);
     for (int i = 0; i < B * n; i++)
         s += R[i] * y[i];
     free(y);
@@ -252,8 +205,8 @@ static void test_layernorm_forward_and_backward(void **state)
     fill(x, N, 2.0f, 0.7f);
     fill(R, N, 1.0f, 0.0f);
     layernorm_forward(y, x, rstd, B, n);
-    double *xd = to_double(x, N), *Rd = to_double(R, N), *yd = malloc(N * sizeof *yd), h = 1e-6;
-    ref_ln(yd, xd, B, n);
+    double *xd = test_to_double(x, N), *Rd = test_to_double(R, N), *yd = malloc(N * sizeof *yd), h = 1e-6;
+    test_ref_ln(yd, xd, B, n);
     for (size_t i = 0; i < N; i++)
         assert_close(y[i], yd[i], 1e-5, 1e-5, "y", i);
     layernorm_backward(dx, R, x, rstd, B, n);
@@ -300,86 +253,8 @@ static void test_ms_layernorm_backward_equals_ordinary(void **state)
 
 /* ---- BP through norm layers ---- */
 
-static double ref_act(double z, enum mt_act a)
-{
-    switch (a) {
-    case MT_ACT_RELU: return z > 0 ? z : 0;
-    case MT_ACT_TANH: return tanh(z);
-    case MT_ACT_GELU: return 0.5 * z * (1 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)));
-    case MT_ACT_SILU: return z / (1 + exp(-z));
-    default: return z;
-    }
-}
-
-/* The network's logits in double: batch-norm in training mode (batch
- * statistics), or with running statistics rm/rv (per layer, NULL =
- * training); bm/bv (per layer, may be NULL) receive the batch statistics
- * of each batch-norm layer's input. */
-static void ref_forward(const struct mt_model_desc *d, const double *p, const float *x, int B,
-                        double *logits, double *const *rm, double *const *rv, double **bm,
-                        double **bv)
-{
-    double *in = malloc(sizeof(double) * B * 64), *out = malloc(sizeof(double) * B * 64);
-    for (int k = 0; k < B * d->width[0]; k++)
-        in[k] = x[k];
-    for (int l = 1; l <= d->n_layers; l++) {
-        int I = d->width[l - 1], O = d->width[l];
-        const double *W = p + model_layer_offset(d, l), *bias = W + (size_t)O * I;
-        for (int r = 0; r < B; r++)
-            for (int o = 0; o < O; o++) {
-                double z = bias[o];
-                for (int k = 0; k < I; k++)
-                    z += W[o * I + k] * in[r * I + k];
-                out[r * O + o] = z;
-            }
-        if (l < d->n_layers) {
-            if (d->norm[l] == MT_NK_BATCH) {
-                const double *g = bias + O, *be = bias + 2 * O;
-                if (rm && rm[l]) {
-                    for (int r = 0; r < B; r++)
-                        for (int o = 0; o < O; o++)
-                            out[r * O + o] = g[o] * (out[r * O + o] - rm[l][o]) /
-                                             sqrt(rv[l][o] + EPS) + be[o];
-                } else {
-                    ref_bn(out, out, g, be, B, O, bm ? bm[l] : NULL, bv ? bv[l] : NULL);
-                }
-            }
-            for (int k = 0; k < B * O; k++)
-                out[k] = ref_act(out[k], d->act[l]);
-            if (d->norm[l] == MT_NK_LAYER)
-                ref_ln(out, out, B, O);
-        }
-        double *tmp = in;
-        in = out;
-        out = tmp;
-    }
-    memcpy(logits, in, sizeof(double) * B * d->width[d->n_layers]);
-    free(in), free(out);
-}
-
-static double ref_loss(const struct mt_model_desc *d, const float *params, const float *x,
-                       const uint8_t *y, int B, size_t i, double h)
-{
-    size_t P = model_param_count(d);
-    double *p = to_double(params, P), *lg = malloc(sizeof(double) * B * 64);
-    p[i] += h;
-    ref_forward(d, p, x, B, lg, NULL, NULL, NULL, NULL);
-    int C = d->width[d->n_layers];
-    double loss = 0;
-    for (int r = 0; r < B; r++) {
-        double mx = lg[r * C], s = 0;
-        for (int c = 1; c < C; c++)
-            mx = fmax(mx, lg[r * C + c]);
-        for (int c = 0; c < C; c++)
-            s += exp(lg[r * C + c] - mx);
-        loss += mx + log(s) - lg[r * C + y[r]];
-    }
-    free(p), free(lg);
-    return loss / B;
-}
-
 /* One BP step on a tiny net with norms; every gradient (weights, biases,
- * gamma, beta) against central differences of ref_loss. */
+ * gamma, beta) against central differences of test_ref_loss. */
 static void check_bp_norm_gradients(enum mt_act act, enum mt_normkind n1, enum mt_normkind n2)
 {
     struct mt_spec s;
@@ -392,10 +267,6 @@ static void check_bp_norm_gradients(enum mt_act act, enum mt_normkind n1, enum m
     s.optim.kind = MT_OPT_SGD;
     s.optim.lr = 0.1f;
     assert_ok(trainer_init(&t, &s, &err), err);
-    int B = 8;
-    uint32_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    data_batch(&t.train, &t.norm, idx, B, t.x, t.y);
-    size_t P = model_param_count(&t.net.d);
     /* gamma and beta away from 1 and 0, so their gradients are exercised. */
     for (int l = 1; l < t.net.d.n_layers; l++)
         if (t.net.gamma[l])
@@ -403,26 +274,10 @@ static void check_bp_norm_gradients(enum mt_act act, enum mt_normkind n1, enum m
                 t.net.gamma[l][j] = 1.0f + 0.5f * frand();
                 t.net.beta[l][j] = 0.3f * frand();
             }
-    float *before = malloc(P * sizeof(float));
-    memcpy(before, t.net.params, P * sizeof(float));
-    struct mt_step_result res;
-    t.lr = 0.1f;
-    assert_ok(t.rule->step(&t, t.x, t.y, B, &res, &err), err);
-
-    int bad = 0;
-    for (size_t i = 0; i < P; i++) {
-        double h = 1e-6;
-        double fd = (ref_loss(&t.net.d, before, t.x, t.y, B, i, h) -
-                     ref_loss(&t.net.d, before, t.x, t.y, B, i, -h)) / (2 * h);
-        double g = t.rs.grads[i];
-        if (fabs(g - fd) > 1e-5 + 1e-3 * fabs(fd) && bad++ < 5)
-            print_error("%s %s/%s: param %zu: backprop %g, finite difference %g\n", act_name(act),
-                        norm_kind_name(n1), norm_kind_name(n2), i, g, fd);
-    }
-    assert_true(memcmp(before, t.net.params, P * sizeof(float)) != 0);
-    free(before);
+    char what[64];
+    snprintf(what, sizeof what, "%s %s/%s", act_name(act), norm_kind_name(n1), norm_kind_name(n2));
+    assert_step_gradients_match_fd(&t, 8, test_ref_loss, what);
     trainer_fini(&t);
-    assert_int_equal(bad, 0);
 }
 
 static void test_bp_gradients_batchnorm_relu(void **state)
@@ -449,7 +304,7 @@ static void test_bp_gradients_mixed_norms_tanh(void **state)
 
 /* Three BP steps: the running statistics equal the momentum average of
  * each step's batch statistics (from the weights before that step), and
- * evaluation (forward_rolling) uses them. */
+ * evaluation (rule_forward_rolling) uses them. */
 static void test_bp_batchnorm_running_stats_and_evaluation(void **state)
 {
     struct mt_spec s;
@@ -475,8 +330,8 @@ static void test_bp_batchnorm_running_stats_and_evaluation(void **state)
         for (int i = 0; i < B; i++)
             idx[i] = (uint32_t)(8 * step + i);
         data_batch(&t.train, &t.norm, idx, B, t.x, t.y);
-        double *p = to_double(t.net.params, P);
-        ref_forward(d, p, t.x, B, lg, NULL, NULL, bm, bv);
+        double *p = test_to_double(t.net.params, P);
+        test_ref_forward(d, p, t.x, B, lg, NULL, NULL, bm, bv);
         free(p);
         for (int l = 1; l <= 2; l++)
             for (int j = 0; j < d->width[l]; j++) {
@@ -495,14 +350,14 @@ static void test_bp_batchnorm_running_stats_and_evaluation(void **state)
     /* Evaluation mode: the plain forward with the running statistics. */
     double *rm[3] = {NULL, NULL, NULL}, *rv[3] = {NULL, NULL, NULL};
     for (int l = 1; l <= 2; l++) {
-        rm[l] = to_double(t.net.run_mean[l], (size_t)d->width[l]);
-        rv[l] = to_double(t.net.run_var[l], (size_t)d->width[l]);
+        rm[l] = test_to_double(t.net.run_mean[l], (size_t)d->width[l]);
+        rv[l] = test_to_double(t.net.run_var[l], (size_t)d->width[l]);
     }
-    double *p = to_double(t.net.params, P), *ptrain = malloc(sizeof(double) * B * 4);
-    ref_forward(d, p, t.x, B, lg, rm, rv, NULL, NULL);
-    ref_forward(d, p, t.x, B, ptrain, NULL, NULL, NULL, NULL);
+    double *p = test_to_double(t.net.params, P), *ptrain = malloc(sizeof(double) * B * 4);
+    test_ref_forward(d, p, t.x, B, lg, rm, rv, NULL, NULL);
+    test_ref_forward(d, p, t.x, B, ptrain, NULL, NULL, NULL, NULL);
     float b0[8 * 7], b1[8 * 7];
-    const float *out = forward_rolling(&t.net, t.x, B, b0, b1);
+    const float *out = rule_forward_rolling(&t.net, t.x, B, b0, b1);
     double differs = 0;
     for (int i = 0; i < B * 4; i++) {
         assert_close(out[i], lg[i], 1e-4, 1e-4, "eval logits", (size_t)i);
@@ -528,10 +383,10 @@ static void test_layernorm_forward_modes_agree(void **state)
     uint32_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     data_batch(&t.train, &t.norm, idx, 8, t.x, t.y);
     float b0[80], b1[80];
-    const float *ev = forward_rolling(&t.net, t.x, 8, b0, b1);
+    const float *ev = rule_forward_rolling(&t.net, t.x, 8, b0, b1);
     struct kept_acts k;
     size_t mark = arena_mark(t.arena);
-    assert_ok(forward_keep(&t, t.x, 8, &k, &err), err);
+    assert_ok(rule_forward_keep(&t, t.x, 8, &k, &err), err);
     assert_memory_equal(ev, k.logits, 8 * 4 * sizeof(float));
     /* What BP keeps for a layer-norm layer: input, output and 1/sigma. */
     assert_non_null(k.A[2]);

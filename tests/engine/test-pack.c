@@ -81,7 +81,7 @@ static void check_codes_round_trip(int k)
                          packed[nb - 1] >> used);
         }
         memset(back, 0xEE, sizeof back);
-        unpack_codes(back, packed, n, k);
+        pack_unpack_codes(back, packed, n, k);
         assert_memory_equal(back, codes, n);
         assert_int_equal(back[n], 0xEE); /* nothing written past n */
         for (size_t i = 0; i < n; i++)
@@ -137,10 +137,10 @@ static void test_pack_sign_matches_naive_loop(void **state)
         assert_memory_equal(ref, packed, nb);
 
         out[n] = 7.0f;
-        unpack_sign(out, packed, n, 0.25f, -3.0f);
+        pack_unpack_sign(out, packed, n, 0.25f, -3.0f);
         for (size_t i = 0; i < n; i++)
             if (out[i] != (x[i] > 0 ? 0.25f : -3.0f))
-                fail_msg("n=%zu: unpack_sign[%zu] = %g for x = %g", n, i, (double)out[i],
+                fail_msg("n=%zu: pack_unpack_sign[%zu] = %g for x = %g", n, i, (double)out[i],
                          (double)x[i]);
         assert_true(out[n] == 7.0f);
     }

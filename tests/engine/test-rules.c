@@ -46,27 +46,14 @@ static void test_fa_with_forward_weights_is_bp(void **state)
 
 static void check_memdfa_equals_dfa(enum mt_act act, enum mt_optim_kind opt)
 {
-    struct mt_spec s;
-    struct mt_trainer dfa, mem;
-    struct mt_err err = {0};
+    struct mt_spec dfa, mem;
     /* 50 steps of batch 20, one thread. */
-    test_spec(&s, "dfa", 4, 24, act, 20, 1000);
-    s.model.width[2] = 17;
-    s.optim.kind = opt;
-    assert_ok(trainer_init(&dfa, &s, &err), err);
-    snprintf(s.rule.name, sizeof s.rule.name, "memdfa");
-    assert_ok(trainer_init(&mem, &s, &err), err);
-    struct mt_epoch_report r1, r2;
-    assert_ok(trainer_run_epoch(&dfa, NULL, NULL, &r1, &err), err);
-    assert_ok(trainer_run_epoch(&mem, NULL, NULL, &r2, &err), err);
-    assert_int_equal(dfa.step, 50);
-    assert_int_equal(mem.step, 50);
-    size_t P = model_param_count(&dfa.net.d);
-    assert_memory_equal(dfa.net.params, mem.net.params, P * sizeof(float));
-    assert_memory_equal(&r1.loss, &r2.loss, sizeof r1.loss);
-    assert_memory_equal(&r1.test_accuracy, &r2.test_accuracy, sizeof r1.test_accuracy);
-    trainer_fini(&dfa);
-    trainer_fini(&mem);
+    test_spec(&dfa, "dfa", 4, 24, act, 20, 1000);
+    dfa.model.width[2] = 17;
+    dfa.optim.kind = opt;
+    mem = dfa;
+    snprintf(mem.rule.name, sizeof mem.rule.name, "memdfa");
+    assert_train_identically(&dfa, &mem, 50, NULL, NULL);
 }
 
 static void test_memdfa_equals_dfa_after_50_steps_relu_adam(void **state)

@@ -231,13 +231,13 @@ static int push_kept(struct mt_trainer *t, int B, int bits, struct approx_kept *
         size_t n = (size_t)d->width[l];
         if (!(k->codes[l] = arena_push(a, MT_MEM_ACTS, pack_bytes((size_t)B * n, bits), err)) ||
             !(k->zero[l] = arena_push(a, MT_MEM_ACTS, n, err)))
-            return err->code;
+            return arena_error(t->arena);
         float **f = is_bn(d, l) ? &k->rstd[l] : &k->step[l];
         if (!(*f = arena_push(a, MT_MEM_ACTS, n * F4, err)))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(k->logits = arena_push(a, MT_MEM_ACTS, (size_t)B * d->width[L] * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 
@@ -277,7 +277,7 @@ int approx_forward(struct mt_trainer *t, const float *x, int B, int bits, struct
     size_t bytes = (size_t)B * model_hidden_max(d) * F4;
     for (int i = 0; i < 2 && i < L - 1; i++)
         if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
 
     const float *in = x;
     for (int l = 1; l < L; l++) {
@@ -285,7 +285,7 @@ int approx_forward(struct mt_trainer *t, const float *x, int B, int bits, struct
         hidden_forward(t, l, bits, in, out, B, k);
         in = out; /* exact; once layer l+1 has read it only the codes remain */
     }
-    layer_forward(&t->net, L, in, k->logits, B);
+    rule_layer_forward(&t->net, L, in, k->logits, B);
     return 0;
 }
 
@@ -298,7 +298,7 @@ void approx_backward(struct mt_trainer *t, const float *x, int B, int bits,
     for (int l = L; l >= 1; l--) {
         int in_n = d->width[l - 1], out_n = d->width[l];
         if (l == 1) { /* the batch is exact, and needs no input gradient (spec 1(f)) */
-            dense_backward_params(grad_w(t, 1), grad_b(t, 1), delta, x, B, in_n, out_n);
+            dense_backward_params(rule_grad_w(t, 1), rule_grad_b(t, 1), delta, x, B, in_n, out_n);
             break;
         }
         /* The buffer not holding delta: first H_hat_{l-1}, then delta_{l-1}. */
@@ -306,11 +306,11 @@ void approx_backward(struct mt_trainer *t, const float *x, int B, int bits,
         struct approx_win w;
         approx_layer_win(t, k, l - 1, bits, &w);
         approx_decode_relu(h, k->codes[l - 1], &w, B);
-        dense_backward_params(grad_w(t, l), grad_b(t, l), delta, h, B, in_n, out_n);
+        dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), delta, h, B, in_n, out_n);
         dense_backward_input(h, delta, t->net.W[l], B, in_n, out_n);
         if (is_bn(d, l - 1)) {
-            approx_bn_backward(h, grad_gamma(t, l - 1), grad_beta(t, l - 1), k->codes[l - 1],
-                               &w, t->net.beta[l - 1], k->rstd[l - 1], B);
+            approx_bn_backward(h, rule_grad_gamma(t, l - 1), rule_grad_beta(t, l - 1),
+                               k->codes[l - 1], &w, t->net.beta[l - 1], k->rstd[l - 1], B);
         } else {
             approx_mask(h, k->codes[l - 1], &w, B);
         }
@@ -331,12 +331,12 @@ static void approx_plan(const struct mt_spec *s, struct mt_mem_plan *p, int bits
 {
     const struct mt_model_desc *d = &s->model;
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t acts = approx_kept_bytes(d, s->batch, bits);
-    size_t bufs = chain_ws_bytes(d, s->batch); /* the two shared FP32 buffers */
+    size_t bufs = rule_chain_ws_bytes(d, s->batch); /* the two shared FP32 buffers */
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = bufs;
-    plan_phases(p, p->cat[MT_MEM_GRADS], acts + bufs, acts + bufs, 0);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS], acts + bufs, acts + bufs, 0);
 }
 
 static void approx8_plan(const struct mt_spec *s, struct mt_mem_plan *p) { approx_plan(s, p, 8); }
@@ -364,7 +364,7 @@ static int approx_check(const struct mt_spec *s, struct mt_err *err)
 static int approx_init(struct mt_trainer *t, int bits, struct mt_err *err)
 {
     const char *name = t->spec.rule.name;
-    int rc = alloc_full_grads(t, err);
+    int rc = rule_alloc_full_grads(t, err);
     if (rc)
         return rc;
     struct approx_state *st = calloc(1, sizeof *st);
@@ -389,7 +389,7 @@ static int approx_train_step(struct mt_trainer *t, const float *x, const uint8_t
     int rc;
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     if ((rc = approx_forward(t, x, B, st->bits, &k, buf, err)) ||
-        (rc = output_error(t, k.logits, y, B, r, err)))
+        (rc = rule_output_error(t, k.logits, y, B, r, err)))
         goto out;
     for (int l = 1; l < d->n_layers; l++) {
         st->clipped[l] += (double)k.clipped[l];
@@ -398,7 +398,7 @@ static int approx_train_step(struct mt_trainer *t, const float *x, const uint8_t
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     approx_backward(t, x, B, st->bits, &k, buf);
     arena_pop(t->arena, mark); /* the copies are dead once gradients exist */
-    update_all(t);
+    rule_update_all(t);
 out:
     arena_pop(t->arena, mark);
     return rc;

@@ -84,12 +84,12 @@ static size_t approxbp_acts_bytes(const struct mt_model_desc *d, int B)
 static void approxbp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t acts = approxbp_acts_bytes(&s->model, s->batch);
-    size_t ws = chain_ws_bytes(&s->model, s->batch);
+    size_t ws = rule_chain_ws_bytes(&s->model, s->batch);
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
-    plan_phases(p, p->cat[MT_MEM_GRADS], acts, acts + ws, 0);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS], acts, acts + ws, 0);
 }
 
 static int approxbp_check(const struct mt_spec *s, struct mt_err *err)
@@ -105,7 +105,7 @@ static int approxbp_check(const struct mt_spec *s, struct mt_err *err)
 
 static int approxbp_init(struct mt_trainer *t, struct mt_err *err)
 {
-    return alloc_full_grads(t, err);
+    return rule_alloc_full_grads(t, err);
 }
 
 static int push_kept(struct mt_trainer *t, int B, struct abp_kept *k, struct mt_err *err)
@@ -116,21 +116,21 @@ static int push_kept(struct mt_trainer *t, int B, struct abp_kept *k, struct mt_
     for (int l = 1; l < L; l++) {
         size_t cnt = (size_t)B * d->width[l];
         if (!(k->H[l] = arena_push(t->arena, MT_MEM_ACTS, cnt * F4, err)))
-            return err->code;
+            return arena_error(t->arena);
         enum abp_keep kk = keep_kind(d, l);
         if (kk == ABP_CODE2 || kk == ABP_MASK) {
             if (!(k->code[l] = arena_push(t->arena, MT_MEM_ACTS,
                                           pack_bytes(cnt, kk == ABP_CODE2 ? 2 : 1), err)))
-                return err->code;
+                return arena_error(t->arena);
         } else if (kk == ABP_ACT && !(k->A[l] = arena_push(t->arena, MT_MEM_ACTS, cnt * F4, err))) {
-            return err->code;
+            return arena_error(t->arena);
         }
         if (d->norm[l] == MT_NK_LAYER &&
             !(k->rstd[l] = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * F4, err)))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(k->logits = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * d->width[L] * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 
@@ -159,10 +159,13 @@ static void hidden_forward(struct mt_trainer *t, int l, const float *in, struct 
         layernorm_forward(k->H[l], a, k->rstd[l], B, n);
 }
 
-/* g, the gradient of hidden layer l's output, becomes dZ_l in place. */
-static void hidden_backward(const struct mt_model_desc *d, int l, float *g,
-                            const struct abp_kept *k, int B)
+/* The chain's hook: g, the gradient of hidden layer l's output, becomes
+ * dZ_l in place, from what push_kept kept (c->ctx, struct abp_kept). */
+static void hidden_backward(struct mt_trainer *t, const struct rule_chain *c, int l, float *g,
+                            int B)
 {
+    const struct mt_model_desc *d = &t->net.d;
+    const struct abp_kept *k = c->ctx;
     int n = d->width[l];
     size_t cnt = (size_t)B * n;
     if (d->norm[l] == MT_NK_LAYER)
@@ -186,32 +189,6 @@ static void hidden_backward(const struct mt_model_desc *d, int l, float *g,
     }
 }
 
-static int backward(struct mt_trainer *t, const float *x, int B, const struct abp_kept *k,
-                    struct mt_err *err)
-{
-    const struct mt_model_desc *d = &t->net.d;
-    int L = d->n_layers;
-    float *buf[2] = {NULL, NULL};
-    size_t bytes = (size_t)B * model_hidden_max(d) * F4;
-    for (int i = 0; i < 2 && i < L - 1; i++)
-        if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
-    float *delta = k->logits; /* E */
-    for (int l = L, which = 0; l >= 1; l--) {
-        const float *in = l > 1 ? k->H[l - 1] : x;
-        dense_backward_params(grad_w(t, l), grad_b(t, l), delta, in, B, d->width[l - 1],
-                              d->width[l]);
-        if (l == 1)
-            break;
-        float *next = buf[which];
-        which ^= 1;
-        dense_backward_input(next, delta, t->net.W[l], B, d->width[l - 1], d->width[l]);
-        hidden_backward(d, l - 1, next, k, B);
-        delta = next;
-    }
-    return 0;
-}
-
 static int approxbp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                          struct mt_step_result *r, struct mt_err *err)
 {
@@ -227,14 +204,15 @@ static int approxbp_step(struct mt_trainer *t, const float *x, const uint8_t *y,
         hidden_forward(t, l, in, &k, B);
         in = k.H[l];
     }
-    layer_forward(&t->net, d->n_layers, in, k.logits, B);
-    if ((rc = output_error(t, k.logits, y, B, r, err)))
+    rule_layer_forward(&t->net, d->n_layers, in, k.logits, B);
+    if ((rc = rule_output_error(t, k.logits, y, B, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
-    if ((rc = backward(t, x, B, &k, err)))
+    struct rule_chain c = {.x = x, .H = k.H, .hidden_backward = hidden_backward, .ctx = &k};
+    if ((rc = rule_backward_chain(t, &c, B, k.logits, err)))
         goto out;
     arena_pop(t->arena, mark); /* the kept tensors are dead once gradients exist */
-    update_all(t);
+    rule_update_all(t);
 out:
     arena_pop(t->arena, mark);
     return rc;

@@ -84,14 +84,14 @@ static void asa_defaults(struct mt_spec *s)
 static void asa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t acts = asa_kept_bytes(&s->model, s->batch);
     size_t ws = asa_ws_bytes(&s->model, s->batch);
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
     /* Forward: bits + logits + rolling buffers; gradient: bits + E + delta
      * buffers; the update runs after everything transient is popped. */
-    plan_phases(p, p->cat[MT_MEM_GRADS], acts + ws, acts + ws, 0);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS], acts + ws, acts + ws, 0);
 }
 
 static int asa_check(const struct mt_spec *s, struct mt_err *err)
@@ -122,7 +122,7 @@ static int asa_init(struct mt_trainer *t, struct mt_err *err)
     st->eps = eps;
     st->kappa = kappa;
     t->rs.priv = st;
-    return alloc_full_grads(t, err);
+    return rule_alloc_full_grads(t, err);
 }
 
 static void asa_fini(struct mt_trainer *t)
@@ -165,13 +165,13 @@ static float *asa_forward(const struct mt_net *net, float eps, const float *x, i
     for (int l = 1; l <= L; l++) {
         float *out = l == L && logits ? logits : buf[(l - 1) & 1];
         if (l == 1) {
-            layer_forward(net, 1, x, out, B);
+            rule_layer_forward(net, 1, x, out, B);
         } else {
             int n = d->width[l - 1];
             if (bits)
                 pack_sign(bits[l - 1], h, (size_t)B * n);
             add_sign_term(h, B, n, eps, st ? &st->li_sum[l] : NULL, st ? &st->li_n[l] : NULL);
-            layer_forward(net, l, h, out, B);
+            rule_layer_forward(net, l, h, out, B);
         }
         h = out;
     }
@@ -204,16 +204,16 @@ static void asa_backward(struct mt_trainer *t, const float *x, int B, uint8_t *c
     for (int l = d->n_layers; l >= 1; l--) {
         int in = d->width[l - 1], out = d->width[l];
         if (l == 1) {
-            dense_backward_params(grad_w(t, 1), grad_b(t, 1), delta, x, B, in, out);
+            dense_backward_params(rule_grad_w(t, 1), rule_grad_b(t, 1), delta, x, B, in, out);
             break; /* no input gradient for the data (spec 1(f)) */
         }
         size_t cnt = (size_t)B * in;
         float *next = buf[which];
         which ^= 1;
         /* S_{l-1} decoded into the buffer that will hold Delta_{l-1}. */
-        unpack_sign(next, bits[l - 1], cnt, 1.0f, 0.0f);
-        blas_gemm(1, 0, out, in, B, st->kappa * st->eps, delta, next, 0.0f, grad_w(t, l));
-        colsum(grad_b(t, l), delta, B, out);
+        pack_unpack_sign(next, bits[l - 1], cnt, 1.0f, 0.0f);
+        blas_gemm(1, 0, out, in, B, st->kappa * st->eps, delta, next, 0.0f, rule_grad_w(t, l));
+        dense_colsum(rule_grad_b(t, l), delta, B, out);
         dense_backward_input(next, delta, t->net.W[l], B, in, out);
         mask_by_bits(next, bits[l - 1], cnt);
         delta = next;
@@ -245,7 +245,7 @@ static int asa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
             goto fail;
     asa_forward(&t->net, st->eps, x, B, buf[0], buf[1], bits, logits, st);
     arena_pop(t->arena, ws_mark); /* the exact H_l are gone; bits and logits stay */
-    if ((rc = output_error(t, logits, y, B, r, err)))
+    if ((rc = rule_output_error(t, logits, y, B, r, err)))
         goto out;
 
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
@@ -254,10 +254,10 @@ static int asa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
             goto fail;
     asa_backward(t, x, B, bits, logits, buf);
     arena_pop(t->arena, mark);
-    update_all(t);
+    rule_update_all(t);
     goto out;
 fail:
-    rc = err->code;
+    rc = arena_error(t->arena);
 out:
     arena_pop(t->arena, mark);
     return rc;

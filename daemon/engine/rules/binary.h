@@ -104,7 +104,7 @@ int bpbin_init(struct mt_trainer *t, struct mt_err *err);
 int bpbin_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                struct mt_step_result *r, struct mt_err *err);
 /* The binarised forward (beta from the evaluated batch); with binary off,
- * the plain forward (forward_rolling), so bp can use it as its infer hook. */
+ * the plain forward (rule_forward_rolling), so bp can use it as its infer hook. */
 const float *bpbin_infer(struct mt_trainer *t, float *x, int B, float *buf0, float *buf1);
 /* Frees t->rs.priv (accepts NULL), so bp can use it as its fini hook. */
 void bpbin_fini(struct mt_trainer *t);

@@ -11,25 +11,17 @@
 #include "common.h"
 #include "../spec.h"
 
-void plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size_t grad, size_t upd)
-{
-    p->phase[MT_PHASE_IDLE] = persistent;
-    p->phase[MT_PHASE_FORWARD] = persistent + fwd;
-    p->phase[MT_PHASE_GRADIENT] = persistent + grad;
-    p->phase[MT_PHASE_UPDATE] = persistent + upd;
-}
-
 void backprop_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
     if (!backprop_accumulates(s))
-        plan_full_grads(s, p);
+        rule_plan_full_grads(s, p);
     p->cat[MT_MEM_PARAMS] = feedback_bytes;
-    size_t acts = kept_acts_bytes(&s->model, s->batch);
-    size_t ws = chain_ws_bytes(&s->model, s->batch);
+    size_t acts = rule_kept_acts_bytes(&s->model, s->batch);
+    size_t ws = rule_chain_ws_bytes(&s->model, s->batch);
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
-    plan_phases(p, p->cat[MT_MEM_GRADS] + feedback_bytes, acts, acts + ws, 0);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS] + feedback_bytes, acts, acts + ws, 0);
 }
 
 int backprop_accumulates(const struct mt_spec *s)
@@ -37,17 +29,10 @@ int backprop_accumulates(const struct mt_spec *s)
     return optim_accumulates(&s->optim) && !model_has_norm(&s->model);
 }
 
-int alloc_backprop_grads(struct mt_trainer *t, struct mt_err *err)
+int backprop_alloc_grads(struct mt_trainer *t, struct mt_err *err)
 {
     t->rs.accumulate = backprop_accumulates(&t->spec);
-    return t->rs.accumulate ? 0 : alloc_full_grads(t, err);
-}
-
-int alloc_full_grads(struct mt_trainer *t, struct mt_err *err)
-{
-    t->rs.grads_n = model_param_count(&t->net.d);
-    t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
-    return t->rs.grads ? 0 : err->code;
+    return t->rs.accumulate ? 0 : rule_alloc_full_grads(t, err);
 }
 
 int backprop_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
@@ -56,13 +41,13 @@ int backprop_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
     size_t mark = arena_mark(t->arena);
     struct kept_acts k;
     int rc;
-    if ((rc = forward_and_error(t, x, y, B, &k, r, err)))
+    if ((rc = rule_forward_and_error(t, x, y, B, &k, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
-    if ((rc = backward_chain(t, x, B, &k, fb, err)))
+    if ((rc = rule_backward_kept(t, x, B, &k, fb, err)))
         goto out;
     arena_pop(t->arena, mark); /* activations are dead once gradients exist */
-    update_all(t);
+    rule_update_all(t);
 out:
     arena_pop(t->arena, mark);
     return rc;
@@ -80,7 +65,7 @@ static int bp_init(struct mt_trainer *t, struct mt_err *err)
 {
     if (t->spec.rule.binary == 1)
         return bpbin_init(t, err);
-    return alloc_backprop_grads(t, err);
+    return backprop_alloc_grads(t, err);
 }
 
 static int bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,

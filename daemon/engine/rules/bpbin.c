@@ -78,7 +78,7 @@ static size_t fwd_ws_bytes(const struct mt_model_desc *d, int B)
 
 static size_t bwd_ws_bytes(const struct mt_model_desc *d, int B)
 {
-    return (size_t)B * d->width[d->n_layers] * F4 + chain_ws_bytes(d, B);
+    return (size_t)B * d->width[d->n_layers] * F4 + rule_chain_ws_bytes(d, B);
 }
 
 static size_t max3(size_t a, size_t b, size_t c)
@@ -99,15 +99,15 @@ void bpbin_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     const struct mt_model_desc *d = &s->model;
     int B = s->batch;
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t wb = wbits_bytes(d), panel = panel_floats(d) * F4;
     size_t kept = kept_bytes(d, B), fwd = fwd_ws_bytes(d, B), bwd = bwd_ws_bytes(d, B);
     p->cat[MT_MEM_PARAMS] = wb;
     p->cat[MT_MEM_ACTS] = kept;
     /* The panel stays; beside it the forward's, the backward's or the
      * evaluation's rolling buffers (the trainer's, at idle). */
-    p->cat[MT_MEM_WORKSPACE] = panel + max3(fwd, bwd, rolling_bytes(d, B));
-    plan_phases(p, p->cat[MT_MEM_GRADS] + wb + panel, kept + fwd, kept + bwd, 0);
+    p->cat[MT_MEM_WORKSPACE] = panel + max3(fwd, bwd, rule_rolling_bytes(d, B));
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS] + wb + panel, kept + fwd, kept + bwd, 0);
 }
 
 /* Packed signs and alphas from the latent weights. */
@@ -150,16 +150,16 @@ int bpbin_init(struct mt_trainer *t, struct mt_err *err)
         return mt_err_set(err, MT_E_NOMEM, "out of memory for the binary BP state");
     t->rs.priv = pb;
     pb->synced = -1;
-    int rc = alloc_full_grads(t, err);
+    int rc = rule_alloc_full_grads(t, err);
     if (rc)
         return rc;
     for (int l = 1; l <= d->n_layers; l++) {
         size_t bytes = pack_bytes((size_t)d->width[l] * d->width[l - 1], 1);
         if (!(pb->wbits[l] = arena_alloc(t->arena, MT_MEM_PARAMS, bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(pb->panel = arena_alloc(t->arena, MT_MEM_WORKSPACE, panel_floats(d) * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 
@@ -194,7 +194,7 @@ static float *forward(struct mt_trainer *t, struct bpbin *pb, const float *x, in
 const float *bpbin_infer(struct mt_trainer *t, float *x, int B, float *buf0, float *buf1)
 {
     if (t->spec.rule.binary != 1)
-        return forward_rolling(&t->net, x, B, buf0, buf1);
+        return rule_forward_rolling(&t->net, x, B, buf0, buf1);
     struct bpbin *pb = t->rs.priv;
     const struct mt_model_desc *d = &t->net.d;
     float *buf[2] = {buf0, buf1};
@@ -218,16 +218,16 @@ static int backward(struct mt_trainer *t, struct bpbin *pb, const float *x, int 
     float *Et, *buf[2] = {NULL, NULL};
     size_t bytes = (size_t)B * model_hidden_max(d) * F4;
     if (!(Et = arena_push(t->arena, MT_MEM_WORKSPACE, (size_t)B * C * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     for (int i = 0; i < 2 && i < L - 1; i++)
         if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
     binary_transpose(Et, E, B, C);
 
     const float *dZt = Et; /* Delta_l^T (n_l, B) */
     for (int l = L, which = 0; l >= 1; l--) {
         int in = d->width[l - 1], out = d->width[l];
-        float *gw = grad_w(t, l);
+        float *gw = rule_grad_w(t, l);
         if (l == 1) {
             blas_gemm(0, 0, out, in, B, 1.0f, dZt, x, 0.0f, gw);
         } else {
@@ -236,7 +236,7 @@ static int backward(struct mt_trainer *t, struct bpbin *pb, const float *x, int 
             blas_gemm(0, 1, out, in, B, 1.0f, dZt, buf[which], 0.0f, gw);
         }
         binary_weight_ste(gw, t->net.W[l], in, out, in);
-        binary_row_sums(grad_b(t, l), dZt, out, B);
+        binary_row_sums(rule_grad_b(t, l), dZt, out, B);
         if (l == 1)
             break; /* no error for the data (spec 1(f)) */
         float *next = buf[which]; /* H_{l-1} is dead once G_l exists */
@@ -266,31 +266,31 @@ int bpbin_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
         size_t bytes = pack_bytes((size_t)B * d->width[l], 1);
         if (!(hbits[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)) ||
             !(ste[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err))) {
-            rc = err->code;
+            rc = arena_error(t->arena);
             goto out;
         }
     }
     if (!(logits = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * C * F4, err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     ws_mark = arena_mark(t->arena);
     for (int i = 0; i < (L == 1 ? 1 : 2); i++)
         if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE,
                                   (size_t)B * model_max_width(d) * F4, err))) {
-            rc = err->code;
+            rc = arena_error(t->arena);
             goto out;
         }
     binary_transpose(logits, forward(t, pb, x, B, buf, hbits, ste), C, B);
     arena_pop(t->arena, ws_mark);
-    if ((rc = output_error(t, logits, y, B, r, err)))
+    if ((rc = rule_output_error(t, logits, y, B, r, err)))
         goto out;
 
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if ((rc = backward(t, pb, x, B, logits, hbits, ste, err)))
         goto out;
     arena_pop(t->arena, mark); /* bits and E are dead once gradients exist */
-    update_all(t);
+    rule_update_all(t);
     binary_clamp(t->net.params, model_param_count(d));
     sync_binary(t, pb, t->step + 1); /* the trainer counts this step after we return */
 out:

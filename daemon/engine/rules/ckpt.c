@@ -19,8 +19,8 @@
  *    workspace buffers and are dropped; logits -> E in place.
  *  - backward (phase GRADIENT), segments last to first: re-run the segment's
  *    forward from its boundary, keeping H_{a_s}..H_{b_s - 1} (and their Z)
- *    as MT_MEM_ACTS, then the same gemm calls in the same order as BP's
- *    backward_chain (common.c); pop the segment's activations. The error
+ *    as MT_MEM_ACTS, then BP's chain (rule_chain_layers, common.c) for
+ *    the segment's layers; pop the segment's activations. The error
  *    between layers lives in the two workspace buffers of the chain, which
  *    outlive the segments.
  *  - update (phase UPDATE): one optimizer pass over the full gradient block,
@@ -95,7 +95,7 @@ static void ckpt_layout(const struct mt_spec *s, int B, struct ckpt_layout *o)
     o->buf_bytes = (size_t)B * model_hidden_max(d) * F4;
     int dropped = L - o->k;         /* hidden outputs that are not boundaries */
     o->fwd_bufs = dropped < 2 ? dropped : 2;
-    o->chain_bufs = L - 1 < 2 ? L - 1 : 2;  /* as backward_chain: chain_ws_bytes */
+    o->chain_bufs = L - 1 < 2 ? L - 1 : 2;  /* as rule_chain_push */
 }
 
 /* BP's optimizer recipe, and k = ceil(sqrt(L)) when rule.segments is unset. */
@@ -111,30 +111,30 @@ static void ckpt_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     struct ckpt_layout lo;
     ckpt_layout(s, s->batch, &lo);
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t kept = lo.boundary_bytes + lo.logits_bytes;
     size_t fwd_ws = (size_t)lo.fwd_bufs * lo.buf_bytes;
     size_t chain_ws = (size_t)lo.chain_bufs * lo.buf_bytes;
     p->cat[MT_MEM_ACTS] = kept + lo.segment_max_bytes;
     p->cat[MT_MEM_WORKSPACE] = fwd_ws > chain_ws ? fwd_ws : chain_ws;
-    plan_phases(p, p->cat[MT_MEM_GRADS], kept + fwd_ws, kept + chain_ws + lo.segment_max_bytes,
-                0);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS], kept + fwd_ws, kept + chain_ws + lo.segment_max_bytes,
+                     0);
 }
 
 static int ckpt_init(struct mt_trainer *t, struct mt_err *err)
 {
-    return alloc_full_grads(t, err);
+    return rule_alloc_full_grads(t, err);
 }
 
-/* Layer l from `in` into `out`, computed as forward_keep computes it: with
+/* Layer l from `in` into `out`, computed as rule_forward_keep computes it: with
  * z != NULL the pre-activation is kept in z and out = f(z) (bit-identical
- * to layer_forward's fused bias and f, both being fl(f(fl(z + b)))). */
+ * to rule_layer_forward's fused bias and f, both being fl(f(fl(z + b)))). */
 static void layer_fwd(const struct mt_net *net, int l, const float *in, float *out, float *z,
                       int B)
 {
     const struct mt_model_desc *d = &net->d;
     if (!z) {
-        layer_forward(net, l, in, out, B);
+        rule_layer_forward(net, l, in, out, B);
         return;
     }
     dense_forward(z, in, net->W[l], B, d->width[l - 1], d->width[l]);
@@ -151,10 +151,10 @@ static int push_kept(struct mt_trainer *t, int l, int B, float **H, float **Z,
     const struct mt_model_desc *d = &t->net.d;
     size_t bytes = (size_t)B * d->width[l] * F4;
     if (!(H[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)))
-        return err->code;
+        return arena_error(t->arena);
     if (act_backward_needs_z(d->act[l]) &&
         !(Z[l] = arena_push(t->arena, MT_MEM_ACTS, bytes, err)))
-        return err->code;
+        return arena_error(t->arena);
     return 0;
 }
 
@@ -168,13 +168,13 @@ static int ckpt_forward(struct mt_trainer *t, const struct ckpt_layout *lo, cons
         if ((rc = push_kept(t, lo->first[s] - 1, B, H, Z, err)))
             return rc;
     if (!(*logits = arena_push(t->arena, MT_MEM_ACTS, lo->logits_bytes, err)))
-        return err->code;
+        return arena_error(t->arena);
 
     size_t mark = arena_mark(t->arena);
     float *roll[2] = {NULL, NULL};
     for (int i = 0; i < lo->fwd_bufs; i++)
         if (!(roll[i] = arena_push(t->arena, MT_MEM_WORKSPACE, lo->buf_bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
     const float *in = x;
     for (int l = 1, which = 0; l <= L; l++) {
         float *out = l == L ? *logits : H[l];
@@ -189,33 +189,29 @@ static int ckpt_forward(struct mt_trainer *t, const struct ckpt_layout *lo, cons
     return 0;
 }
 
-/* Backward through segment [a, b]: replay layers a..b-1 from H[a-1], then
- * backward_chain's loop for layers b..a. *delta (B, n_b) is the error at
- * Z_b on entry and at Z_{a-1} on return; buf are the chain's two buffers. */
-static int ckpt_segment(struct mt_trainer *t, int a, int b, const float *x, int B, float **H,
-                        float **Z, float **delta, float **buf, int *which, struct mt_err *err)
+/* The chain's hook: f' of hidden layer l from Z (c->ctx, where f' needs
+ * it) or H, as BP's (no norms here). */
+static void ckpt_hidden_backward(struct mt_trainer *t, const struct rule_chain *c, int l,
+                                 float *g, int B)
 {
-    const struct mt_model_desc *d = &t->net.d;
+    float *const *Z = c->ctx;
+    const float *v = Z[l] ? Z[l] : c->H[l];
+    act_backward(g, v, (size_t)B * t->net.d.width[l], t->net.d.act[l]);
+}
+
+/* Backward through segment [a, b]: replay layers a..b-1 from H[a-1], then
+ * the chain (c, over H and Z) for layers b..a. *delta (B, n_b) is the error
+ * at Z_b on entry and at Z_{a-1} on return. */
+static int ckpt_segment(struct mt_trainer *t, struct rule_chain *c, int a, int b, const float *x,
+                        int B, float **H, float **Z, float **delta, struct mt_err *err)
+{
     int rc;
     for (int l = a; l < b; l++)
         if ((rc = push_kept(t, l, B, H, Z, err)))
             return rc;
     for (int l = a; l < b; l++)
         layer_fwd(&t->net, l, l > 1 ? H[l - 1] : x, H[l], Z[l], B);
-
-    for (int l = b; l >= a; l--) {
-        const float *in = l > 1 ? H[l - 1] : x;
-        dense_backward_params(grad_w(t, l), grad_b(t, l), *delta, in, B, d->width[l - 1],
-                              d->width[l]);
-        if (l == 1)
-            break; /* no input gradient for the data (spec 1(f)) */
-        float *next = buf[*which];
-        *which ^= 1;
-        dense_backward_input(next, *delta, t->net.W[l], B, d->width[l - 1], d->width[l]);
-        const float *v = Z[l - 1] ? Z[l - 1] : H[l - 1];
-        act_backward(next, v, (size_t)B * d->width[l - 1], d->act[l - 1]);
-        *delta = next;
-    }
+    rule_chain_layers(t, c, B, b, a, delta);
     return 0;
 }
 
@@ -230,21 +226,18 @@ static int ckpt_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
 
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     if ((rc = ckpt_forward(t, &lo, x, B, H, Z, &E, err)) ||
-        (rc = output_error(t, E, y, B, r, err)))
+        (rc = rule_output_error(t, E, y, B, r, err)))
         goto out;
 
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
-    float *buf[2] = {NULL, NULL}, *delta = E;
-    for (int i = 0; i < lo.chain_bufs; i++)
-        if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, lo.buf_bytes, err))) {
-            rc = err->code;
-            goto out;
-        }
-    int which = 0;
+    struct rule_chain c = {.x = x, .H = H, .hidden_backward = ckpt_hidden_backward, .ctx = Z};
+    if ((rc = rule_chain_push(t, &c, B, err))) /* lo.chain_bufs of lo.buf_bytes */
+        goto out;
+    float *delta = E;
     for (int s = lo.k - 1; s >= 0; s--) {
         int a = lo.first[s], b = lo.first[s + 1] - 1;
         size_t seg_mark = arena_mark(t->arena);
-        rc = ckpt_segment(t, a, b, x, B, H, Z, &delta, buf, &which, err);
+        rc = ckpt_segment(t, &c, a, b, x, B, H, Z, &delta, err);
         arena_pop(t->arena, seg_mark);
         for (int l = a; l < b; l++)
             H[l] = Z[l] = NULL;
@@ -252,7 +245,7 @@ static int ckpt_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
             goto out;
     }
     arena_pop(t->arena, mark); /* boundaries, E and the chain's buffers are dead */
-    update_all(t);
+    rule_update_all(t);
 out:
     arena_pop(t->arena, mark);
     return rc;

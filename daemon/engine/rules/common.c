@@ -1,5 +1,5 @@
-/* common.c: forward passes, the BP/FA backward chain, and plan pieces
- * shared by the rules (common.h). */
+/* common.c: forward passes, the backward chain with its per-layer hook,
+ * and plan pieces shared by the rules (common.h). */
 #include "common.h"
 
 #include <math.h>
@@ -18,7 +18,7 @@ static enum mt_normkind norm_of(const struct mt_model_desc *d, int l)
     return l >= 1 && l < d->n_layers ? d->norm[l] : MT_NK_NONE;
 }
 
-size_t kept_acts_bytes(const struct mt_model_desc *d, int B)
+size_t rule_kept_acts_bytes(const struct mt_model_desc *d, int B)
 {
     size_t n = 0, extra = 0;
     for (int l = 1; l < d->n_layers; l++) {
@@ -32,7 +32,7 @@ size_t kept_acts_bytes(const struct mt_model_desc *d, int B)
     return ((size_t)B * n + (size_t)B * d->width[d->n_layers] + extra) * F4;
 }
 
-void layer_forward(const struct mt_net *net, int l, const float *in, float *out, int B)
+void rule_layer_forward(const struct mt_net *net, int l, const float *in, float *out, int B)
 {
     const struct mt_model_desc *d = &net->d;
     int n = d->width[l];
@@ -94,8 +94,8 @@ static float *push_acts(struct mt_trainer *t, size_t floats, struct mt_err *err)
     return arena_push(t->arena, MT_MEM_ACTS, floats * F4, err);
 }
 
-int forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
-                 struct mt_err *err)
+int rule_forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                      struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
     int L = d->n_layers;
@@ -103,129 +103,153 @@ int forward_keep(struct mt_trainer *t, const float *x, int B, struct kept_acts *
     for (int l = 1; l < L; l++) {
         size_t n = (size_t)d->width[l], cnt = (size_t)B * n;
         if (!(k->H[l] = push_acts(t, cnt, err)))
-            return err->code;
+            return arena_error(t->arena);
         if (act_backward_needs_z(d->act[l]) && !(k->Z[l] = push_acts(t, cnt, err)))
-            return err->code;
+            return arena_error(t->arena);
         if (d->norm[l] == MT_NK_BATCH &&
             (!(k->xhat[l] = push_acts(t, cnt, err)) || !(k->rstd[l] = push_acts(t, n, err))))
-            return err->code;
+            return arena_error(t->arena);
         if (d->norm[l] == MT_NK_LAYER &&
             (!(k->A[l] = push_acts(t, cnt, err)) || !(k->rstd[l] = push_acts(t, (size_t)B, err))))
-            return err->code;
+            return arena_error(t->arena);
     }
     if (!(k->logits = push_acts(t, (size_t)B * d->width[L], err)))
-        return err->code;
+        return arena_error(t->arena);
 
     const float *in = x;
     for (int l = 1; l < L; l++) {
         hidden_forward_keep(t, l, in, k, B);
         in = k->H[l];
     }
-    layer_forward(&t->net, L, in, k->logits, B);
+    rule_layer_forward(&t->net, L, in, k->logits, B);
     return 0;
 }
 
-size_t rolling_bytes(const struct mt_model_desc *d, int B)
+size_t rule_rolling_bytes(const struct mt_model_desc *d, int B)
 {
     return 2 * (size_t)B * model_max_width(d) * F4;
 }
 
-float *forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0, float *buf1)
+float *rule_forward_rolling(const struct mt_net *net, const float *x, int B, float *buf0,
+                            float *buf1)
 {
     const float *in = x;
     float *out = buf0;
     for (int l = 1; l <= net->d.n_layers; l++) {
-        layer_forward(net, l, in, out, B);
+        rule_layer_forward(net, l, in, out, B);
         in = out;
         out = out == buf0 ? buf1 : buf0;
     }
     return (float *)in;
 }
 
-float *grad_w(const struct mt_trainer *t, int l)
+float *rule_grad_w(const struct mt_trainer *t, int l)
 {
     return t->rs.grads + model_layer_offset(&t->net.d, l);
 }
 
-float *grad_b(const struct mt_trainer *t, int l)
+float *rule_grad_b(const struct mt_trainer *t, int l)
 {
     const struct mt_model_desc *d = &t->net.d;
-    return grad_w(t, l) + (size_t)d->width[l] * d->width[l - 1];
+    return rule_grad_w(t, l) + (size_t)d->width[l] * d->width[l - 1];
 }
 
-float *grad_gamma(const struct mt_trainer *t, int l)
+float *rule_grad_gamma(const struct mt_trainer *t, int l)
 {
-    return grad_b(t, l) + t->net.d.width[l];
+    return rule_grad_b(t, l) + t->net.d.width[l];
 }
 
-float *grad_beta(const struct mt_trainer *t, int l)
+float *rule_grad_beta(const struct mt_trainer *t, int l)
 {
-    return grad_b(t, l) + 2 * (size_t)t->net.d.width[l];
+    return rule_grad_b(t, l) + 2 * (size_t)t->net.d.width[l];
 }
 
-size_t chain_ws_bytes(const struct mt_model_desc *d, int B)
+size_t rule_chain_ws_bytes(const struct mt_model_desc *d, int B)
 {
     int nbuf = d->n_layers - 1 < 2 ? d->n_layers - 1 : 2;
     return (size_t)nbuf * B * model_hidden_max(d) * F4;
 }
 
-/* dOut (B, n_l), the gradient of hidden layer l's output, becomes dZ_l in
- * place: back through layer-norm (from its input), f, then batch-norm
- * (writing the gamma and beta gradients). */
-static void hidden_backward(struct mt_trainer *t, int l, float *g, const struct kept_acts *k,
-                            int B)
+/* BP's hook (struct kept_acts): dOut (B, n_l), the gradient of hidden layer
+ * l's output, becomes dZ_l in place: back through layer-norm (from its
+ * input), f, then batch-norm (writing the gamma and beta gradients). */
+static void kept_hidden_backward(struct mt_trainer *t, const struct rule_chain *c, int l, float *g,
+                                 int B)
 {
     const struct mt_model_desc *d = &t->net.d;
+    const struct kept_acts *k = c->ctx;
     int n = d->width[l];
     if (k->A[l])
         layernorm_backward(g, g, k->A[l], k->rstd[l], B, n);
     const float *v = k->Z[l] ? k->Z[l] : k->A[l] ? k->A[l] : k->H[l];
     act_backward(g, v, (size_t)B * n, d->act[l]);
     if (k->xhat[l])
-        batchnorm_backward(g, grad_gamma(t, l), grad_beta(t, l), g, k->xhat[l], t->net.gamma[l],
-                           k->rstd[l], B, n);
+        batchnorm_backward(g, rule_grad_gamma(t, l), rule_grad_beta(t, l), g, k->xhat[l],
+                           t->net.gamma[l], k->rstd[l], B, n);
 }
 
-int backward_chain(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
-                   float *const *fb, struct mt_err *err)
+int rule_chain_push(struct mt_trainer *t, struct rule_chain *c, int B, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
-    int L = d->n_layers;
-    float *buf[2] = {NULL, NULL};
     size_t bytes = (size_t)B * model_hidden_max(d) * F4;
-    for (int i = 0; i < 2 && i < L - 1; i++)
-        if (!(buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
-            return err->code;
-
-    float *delta = k->logits; /* E */
-    for (int l = L, which = 0; l >= 1; l--) {
-        const float *in = l > 1 ? k->H[l - 1] : x;
-        if (t->rs.accumulate) {
-            float *mw = optim_accum_target(&t->opt, model_layer_offset(d, l));
-            dense_accumulate_params(mw, mw + (size_t)d->width[l] * d->width[l - 1],
-                                    optim_accum_beta(&t->opt), delta, in, B, d->width[l - 1],
-                                    d->width[l]);
-        } else {
-            dense_backward_params(grad_w(t, l), grad_b(t, l), delta, in, B, d->width[l - 1],
-                                  d->width[l]);
-        }
-        if (l == 1)
-            break; /* no input gradient for the data (spec 1(f)) */
-        float *next = buf[which];
-        which ^= 1;
-        dense_backward_input(next, delta, fb ? fb[l] : t->net.W[l], B, d->width[l - 1],
-                             d->width[l]);
-        hidden_backward(t, l - 1, next, k, B);
-        delta = next;
-    }
+    c->buf[0] = c->buf[1] = NULL;
+    c->which = 0;
+    for (int i = 0; i < 2 && i < d->n_layers - 1; i++)
+        if (!(c->buf[i] = arena_push(t->arena, MT_MEM_WORKSPACE, bytes, err)))
+            return arena_error(t->arena);
     return 0;
 }
 
-int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
-                 struct mt_step_result *r, struct mt_err *err)
+void rule_chain_layers(struct mt_trainer *t, struct rule_chain *c, int B, int hi, int lo,
+                       float **delta)
+{
+    const struct mt_model_desc *d = &t->net.d;
+    for (int l = hi; l >= lo; l--) {
+        const float *in = l > 1 ? c->H[l - 1] : c->x;
+        if (t->rs.accumulate) {
+            float *mw = optim_accum_target(&t->opt, model_layer_offset(d, l));
+            dense_accumulate_params(mw, mw + (size_t)d->width[l] * d->width[l - 1],
+                                    optim_accum_beta(&t->opt), *delta, in, B, d->width[l - 1],
+                                    d->width[l]);
+        } else {
+            dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), *delta, in, B,
+                                  d->width[l - 1], d->width[l]);
+        }
+        if (l == 1)
+            break; /* no input gradient for the data (spec 1(f)) */
+        float *next = c->buf[c->which];
+        c->which ^= 1;
+        dense_backward_input(next, *delta, c->fb ? c->fb[l] : t->net.W[l], B, d->width[l - 1],
+                             d->width[l]);
+        c->hidden_backward(t, c, l - 1, next, B);
+        *delta = next;
+    }
+}
+
+int rule_backward_chain(struct mt_trainer *t, struct rule_chain *c, int B, float *E,
+                        struct mt_err *err)
+{
+    int rc = rule_chain_push(t, c, B, err);
+    if (rc)
+        return rc;
+    rule_chain_layers(t, c, B, t->net.d.n_layers, 1, &E);
+    return 0;
+}
+
+int rule_backward_kept(struct mt_trainer *t, const float *x, int B, struct kept_acts *k,
+                       float *const *fb, struct mt_err *err)
+{
+    struct rule_chain c = {
+        .x = x, .H = k->H, .fb = fb, .hidden_backward = kept_hidden_backward, .ctx = k,
+    };
+    return rule_backward_chain(t, &c, B, k->logits, err);
+}
+
+int rule_output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
+                      struct mt_step_result *r, struct mt_err *err)
 {
     int C = t->net.d.width[t->net.d.n_layers];
-    r->loss = softmax_xent_backward(logits, y, B, C, &r->correct);
+    r->loss = loss_softmax_xent_backward(logits, y, B, C, &r->correct);
     if (!isfinite(r->loss))
         return mt_err_set(err, MT_E_INVAL,
                           "training diverged: loss is %g at step %ld (learning rate %g too high?)",
@@ -233,15 +257,15 @@ int output_error(struct mt_trainer *t, float *logits, const uint8_t *y, int B,
     return 0;
 }
 
-int forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
-                      struct kept_acts *k, struct mt_step_result *r, struct mt_err *err)
+int rule_forward_and_error(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                           struct kept_acts *k, struct mt_step_result *r, struct mt_err *err)
 {
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
-    int rc = forward_keep(t, x, B, k, err);
-    return rc ? rc : output_error(t, k->logits, y, B, r, err);
+    int rc = rule_forward_keep(t, x, B, k, err);
+    return rc ? rc : rule_output_error(t, k->logits, y, B, r, err);
 }
 
-void update_all(struct mt_trainer *t)
+void rule_update_all(struct mt_trainer *t)
 {
     arena_set_phase(t->arena, MT_PHASE_UPDATE);
     optim_begin_step(&t->opt);
@@ -262,13 +286,29 @@ void rule_optim_defaults(struct mt_spec *s)
         s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
 }
 
-void plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p)
+void rule_plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     p->cat[MT_MEM_GRADS] = model_param_count(&s->model) * F4;
 }
 
-void feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
-                   struct mt_rng *rng)
+int rule_alloc_full_grads(struct mt_trainer *t, struct mt_err *err)
+{
+    t->rs.grads_n = model_param_count(&t->net.d);
+    t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
+    return t->rs.grads ? 0 : arena_error(t->arena);
+}
+
+void rule_plan_phases(struct mt_mem_plan *p, size_t persistent, size_t fwd, size_t grad,
+                      size_t upd)
+{
+    p->phase[MT_PHASE_IDLE] = persistent;
+    p->phase[MT_PHASE_FORWARD] = persistent + fwd;
+    p->phase[MT_PHASE_GRADIENT] = persistent + grad;
+    p->phase[MT_PHASE_UPDATE] = persistent + upd;
+}
+
+void rule_feedback_fill(float *m, int rows, int cols, int fan_in, const struct mt_rule_spec *rs,
+                        struct mt_rng *rng)
 {
     size_t n = (size_t)rows * cols;
     float scale = rs->feedback_scale;

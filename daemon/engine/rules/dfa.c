@@ -39,10 +39,10 @@ int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err)
     for (int l = 1; l < d->n_layers; l++) {
         size_t n = (size_t)C * d->width[l];
         if (!(t->rs.fb[l] = arena_alloc(t->arena, MT_MEM_PARAMS, n * sizeof(float), err)))
-            return err->code;
+            return arena_error(t->arena);
         struct mt_rng rng;
         rng_derive(&rng, t->spec.seed, 1000 + (uint64_t)l);
-        feedback_fill(t->rs.fb[l], C, d->width[l], C, &t->spec.rule, &rng);
+        rule_feedback_fill(t->rs.fb[l], C, d->width[l], C, &t->spec.rule, &rng);
     }
     return 0;
 }
@@ -57,19 +57,19 @@ void dfa_delta(float *delta, const float *E, const float *D, const float *v, int
 static void dfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
-    plan_full_grads(s, p);
+    rule_plan_full_grads(s, p);
     size_t fb = dfa_feedback_bytes(&s->model);
-    size_t acts = kept_acts_bytes(&s->model, s->batch);
+    size_t acts = rule_kept_acts_bytes(&s->model, s->batch);
     size_t ws = dfa_ws_bytes(&s->model, s->batch);
     p->cat[MT_MEM_PARAMS] = fb;
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
-    plan_phases(p, p->cat[MT_MEM_GRADS] + fb, acts, acts + ws, 0);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS] + fb, acts, acts + ws, 0);
 }
 
 static int dfa_init(struct mt_trainer *t, struct mt_err *err)
 {
-    int rc = alloc_full_grads(t, err);
+    int rc = rule_alloc_full_grads(t, err);
     return rc ? rc : dfa_feedback_init(t, err);
 }
 
@@ -82,11 +82,11 @@ static int dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
     struct kept_acts k;
     float *delta = NULL;
     int rc;
-    if ((rc = forward_and_error(t, x, y, B, &k, r, err)))
+    if ((rc = rule_forward_and_error(t, x, y, B, &k, r, err)))
         goto out;
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if (L > 1 && !(delta = arena_push(t->arena, MT_MEM_WORKSPACE, dfa_ws_bytes(d, B), err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     for (int l = 1; l <= L; l++) {
@@ -97,11 +97,11 @@ static int dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
                       d->act[l]);
             dl = delta;
         }
-        dense_backward_params(grad_w(t, l), grad_b(t, l), dl, in, B, d->width[l - 1],
+        dense_backward_params(rule_grad_w(t, l), rule_grad_b(t, l), dl, in, B, d->width[l - 1],
                               d->width[l]);
     }
     arena_pop(t->arena, mark);
-    update_all(t);
+    rule_update_all(t);
 out:
     arena_pop(t->arena, mark);
     return rc;

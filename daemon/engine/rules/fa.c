@@ -34,17 +34,17 @@ static void fa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 static int fa_init(struct mt_trainer *t, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
-    int rc = alloc_backprop_grads(t, err);
+    int rc = backprop_alloc_grads(t, err);
     if (rc)
         return rc;
     for (int l = 2; l <= d->n_layers; l++) {
         size_t n = (size_t)d->width[l] * d->width[l - 1];
         if (!(t->rs.fb[l] = arena_alloc(t->arena, MT_MEM_PARAMS, n * sizeof(float), err)))
-            return err->code;
+            return arena_error(t->arena);
         struct mt_rng rng;
         rng_derive(&rng, t->spec.seed, 1000 + (uint64_t)l);
-        feedback_fill(t->rs.fb[l], d->width[l], d->width[l - 1], d->width[l - 1], &t->spec.rule,
-                      &rng);
+        rule_feedback_fill(t->rs.fb[l], d->width[l], d->width[l - 1], d->width[l - 1],
+                           &t->spec.rule, &rng);
     }
     return 0;
 }

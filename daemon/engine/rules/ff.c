@@ -133,7 +133,7 @@ static void ff_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
     p->cat[MT_MEM_DATA] = scores;
-    plan_phases(p, grads + scores, acts + ws, acts + ws, acts + ws);
+    rule_plan_phases(p, grads + scores, acts + ws, acts + ws, acts + ws);
 }
 
 /* Adam 1e-3 with a cosine decay when the spec names no optimizer (chosen on
@@ -185,7 +185,7 @@ static int ff_init(struct mt_trainer *t, struct mt_err *err)
     t->rs.grads_n = ff_grad_floats(d);
     if (!(t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * F4, err)) ||
         !(st->scores = arena_alloc(t->arena, MT_MEM_DATA, (size_t)t->spec.batch * C * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     st->lo = t->norm.shift;
     st->hi = 255.0f * t->norm.scale + t->norm.shift;
     return 0;
@@ -210,7 +210,7 @@ static int ff_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B
     if (!(U = arena_push(t->arena, MT_MEM_ACTS, bytes, err)) ||
         !(H = arena_push(t->arena, MT_MEM_ACTS, bytes, err)) ||
         !(coef = arena_push(t->arena, MT_MEM_WORKSPACE, 2 * (size_t)rows * F4, err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     gsum = coef + rows;
@@ -237,7 +237,7 @@ static int ff_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B
         int nin = d->width[l - 1], n = d->width[l];
         float *gw = t->rs.grads, *gb = gw + (size_t)n * nin;
         arena_set_phase(t->arena, MT_PHASE_FORWARD);
-        layer_forward(&t->net, l, U, H, rows);                     /* H (2B, n_l) */
+        rule_layer_forward(&t->net, l, U, H, rows); /* H (2B, n_l) */
 
         arena_set_phase(t->arena, MT_PHASE_GRADIENT);
         double ll = ff_layer_loss(H, rows, B, n, (double)n, coef, ff_counts(d, l) ? gsum : NULL);
@@ -301,7 +301,7 @@ static const float *ff_infer(struct mt_trainer *t, float *x, int B, float *buf0,
         for (int l = 1; l < L; l++) {
             int n = d->width[l];
             if (l > 1) {
-                layer_forward(&t->net, l, cur, other, B);
+                rule_layer_forward(&t->net, l, cur, other, B);
                 float *tmp = cur;
                 cur = other;
                 other = tmp;

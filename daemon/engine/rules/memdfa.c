@@ -15,7 +15,7 @@
 
 static size_t memdfa_acts_bytes(const struct mt_model_desc *d, int B)
 {
-    return rolling_bytes(d, B) + (size_t)B * d->width[d->n_layers] * sizeof(float);
+    return rule_rolling_bytes(d, B) + (size_t)B * d->width[d->n_layers] * sizeof(float);
 }
 
 static void memdfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
@@ -29,7 +29,7 @@ static void memdfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     p->cat[MT_MEM_PARAMS] = fb;
     p->cat[MT_MEM_ACTS] = acts;
     p->cat[MT_MEM_WORKSPACE] = ws;
-    plan_phases(p, p->cat[MT_MEM_GRADS] + fb, acts, acts + ws, acts + ws);
+    rule_plan_phases(p, p->cat[MT_MEM_GRADS] + fb, acts, acts + ws, acts + ws);
 }
 
 static int memdfa_init(struct mt_trainer *t, struct mt_err *err)
@@ -37,7 +37,7 @@ static int memdfa_init(struct mt_trainer *t, struct mt_err *err)
     t->rs.grads_n = model_max_layer_size(&t->net.d);
     t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
     if (!t->rs.grads)
-        return err->code;
+        return arena_error(t->arena);
     return dfa_feedback_init(t, err);
 }
 
@@ -55,7 +55,7 @@ static void hidden_pass2(struct mt_trainer *t, int l, const float *in, float *ou
         for (size_t i = 0; i < cnt; i++)
             out[i] = act_f(out[i], d->act[l]);
     } else {
-        layer_forward(&t->net, l, in, out, B);
+        rule_layer_forward(&t->net, l, in, out, B);
         dfa_delta(delta, E, t->rs.fb[l], out, B, C, n, d->act[l]);
     }
 }
@@ -66,7 +66,7 @@ static int memdfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
     const struct mt_model_desc *d = &t->net.d;
     int L = d->n_layers, C = d->width[L];
     size_t mark = arena_mark(t->arena);
-    size_t half = rolling_bytes(d, B) / 2;
+    size_t half = rule_rolling_bytes(d, B) / 2;
     float *buf[2], *E, *delta = NULL;
     int rc = 0;
 
@@ -74,18 +74,18 @@ static int memdfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
     if (!(buf[0] = arena_push(t->arena, MT_MEM_ACTS, half, err)) ||
         !(buf[1] = arena_push(t->arena, MT_MEM_ACTS, half, err)) ||
         !(E = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * C * sizeof(float), err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     /* Pass 1: nothing kept but E. */
-    memcpy(E, forward_rolling(&t->net, x, B, buf[0], buf[1]), (size_t)B * C * sizeof(float));
-    if ((rc = output_error(t, E, y, B, r, err)))
+    memcpy(E, rule_forward_rolling(&t->net, x, B, buf[0], buf[1]), (size_t)B * C * sizeof(float));
+    if ((rc = rule_output_error(t, E, y, B, r, err)))
         goto out;
 
     /* Pass 2: recompute each layer, update it, move up. */
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
     if (L > 1 && !(delta = arena_push(t->arena, MT_MEM_WORKSPACE, dfa_ws_bytes(d, B), err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     optim_begin_step(&t->opt);

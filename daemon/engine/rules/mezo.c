@@ -6,7 +6,7 @@
  *  - forward (phase FORWARD): for j < m, seed s_j from this step's generator;
  *    theta += eps z, l+ = loss; theta -= 2 eps z, l- = loss; theta += eps z
  *    (mezo_estimate). The loss is the batch's mean cross-entropy through the
- *    plain forward (forward_rolling, two workspace buffers): no activation
+ *    plain forward (rule_forward_rolling, two workspace buffers): no activation
  *    is kept, no gradient buffer exists.
  *  - gradient (phase GRADIENT): g_j = (l+ - l-) / (2 eps), scalars only.
  *  - update (phase UPDATE): theta -= (lr / m) sum_j g_j z(s_j).
@@ -118,8 +118,8 @@ static int batch_loss(void *ud, const float *theta, size_t n, double *loss, stru
     const struct mt_model_desc *d = &t->net.d;
     int hits = 0;
     (void)theta, (void)n;
-    const float *logits = forward_rolling(&t->net, b->x, b->B, b->buf0, b->buf1);
-    *loss = softmax_xent(logits, b->y, b->B, d->width[d->n_layers], &hits);
+    const float *logits = rule_forward_rolling(&t->net, b->x, b->B, b->buf0, b->buf1);
+    *loss = loss_softmax_xent(logits, b->y, b->B, d->width[d->n_layers], &hits);
     if (b->count) {
         b->correct = hits;
         b->count = 0;
@@ -147,9 +147,9 @@ static void mezo_defaults(struct mt_spec *s)
 static void mezo_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
-    size_t ws = rolling_bytes(&s->model, s->batch);
+    size_t ws = rule_rolling_bytes(&s->model, s->batch);
     p->cat[MT_MEM_WORKSPACE] = ws;
-    plan_phases(p, 0, ws, 0, 0);
+    rule_plan_phases(p, 0, ws, 0, 0);
 }
 
 static void mezo_fini(struct mt_trainer *t)
@@ -205,7 +205,7 @@ static int mezo_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
 {
     struct mezo_state *p = t->rs.priv;
     size_t P = model_param_count(&t->net.d);
-    size_t half = rolling_bytes(&t->net.d, B) / 2;
+    size_t half = rule_rolling_bytes(&t->net.d, B) / 2;
     size_t mark = arena_mark(t->arena);
     struct mezo_batch b = {.t = t, .x = x, .y = y, .B = B, .count = 1};
     int rc = 0;
@@ -213,7 +213,7 @@ static int mezo_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     if (!(b.buf0 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err)) ||
         !(b.buf1 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     rng_derive(&p->gen, t->spec.seed, MEZO_STREAM + (uint64_t)t->step);

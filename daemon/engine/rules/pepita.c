@@ -60,7 +60,7 @@ static void pepita_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     p->cat[MT_MEM_PARAMS] = fb;
     p->cat[MT_MEM_GRADS] = grads;
     p->cat[MT_MEM_ACTS] = pass1 + pass2;
-    plan_phases(p, fb + grads, pass1, pass1 + pass2, pass1 + pass2);
+    rule_plan_phases(p, fb + grads, pass1, pass1 + pass2, pass1 + pass2);
 }
 
 /* SGD with momentum 0.9, lr 0.01 and a cosine decay when the spec names no
@@ -90,13 +90,13 @@ static int pepita_init(struct mt_trainer *t, struct mt_err *err)
     int n0 = d->width[0], C = d->width[d->n_layers];
     t->rs.grads_n = max_weight_count(d);
     if (!(t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     if (!(t->rs.fb[0] = arena_alloc(t->arena, MT_MEM_PARAMS, (size_t)n0 * C * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     /* F (n_0, C): 0.05 U(+-sqrt(6/n_0)) by default, the authors' He-uniform draw. */
     struct mt_rng rng;
     rng_derive(&rng, t->spec.seed, PEPITA_FB_STREAM);
-    feedback_fill(t->rs.fb[0], n0, C, n0, &t->spec.rule, &rng);
+    rule_feedback_fill(t->rs.fb[0], n0, C, n0, &t->spec.rule, &rng);
     return 0;
 }
 
@@ -121,10 +121,10 @@ static int pepita_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
         goto fail;
     for (int l = 1; l <= L; l++) {
         float *out = l < L ? H[l] : E;
-        layer_forward(&t->net, l, in, out, B);
+        rule_layer_forward(&t->net, l, in, out, B);
         in = out;
     }
-    if ((rc = output_error(t, E, y, B, r, err)))   /* E = (softmax - Y) / B */
+    if ((rc = rule_output_error(t, E, y, B, r, err)))   /* E = (softmax - Y) / B */
         goto out;
 
     /* X' (B, n_0) = X + e F^T, with e = B E. */
@@ -147,14 +147,14 @@ static int pepita_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
         arena_set_phase(t->arena, MT_PHASE_GRADIENT);
         if (l < L) {
             out = buf[(l - 1) & 1];
-            layer_forward(&t->net, l, in, out, B);            /* H_l' */
+            rule_layer_forward(&t->net, l, in, out, B);       /* H_l' */
             for (size_t i = 0; i < cnt; i++)
                 H[l][i] -= out[i];                            /* H_l - H_l' */
             blas_gemm(1, 0, nout, nin, B, 1.0f / (float)B, H[l], in, 0.0f, gw);
         } else {
             out = E;
-            layer_forward(&t->net, l, in, out, B);            /* Z_L' */
-            softmax_xent_backward(out, y, B, C, NULL);        /* e' / B */
+            rule_layer_forward(&t->net, l, in, out, B);       /* Z_L' */
+            loss_softmax_xent_backward(out, y, B, C, NULL);   /* e' / B */
             blas_gemm(1, 0, nout, nin, B, 1.0f, out, in, 0.0f, gw);
         }
         arena_set_phase(t->arena, MT_PHASE_UPDATE);
@@ -164,7 +164,7 @@ static int pepita_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
     }
     goto out;
 fail:
-    rc = err->code;
+    rc = arena_error(t->arena);
 out:
     arena_pop(t->arena, mark);
     return rc;

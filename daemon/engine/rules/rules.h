@@ -67,7 +67,7 @@ struct mt_rule {
 
     /* Logits (B, C) of the model as this rule trains it, for evaluation
      * (binary forward, embedded labels, ...). NULL = the plain forward,
-     * forward_rolling. buf0 and buf1 hold B * model_max_width floats each;
+     * rule_forward_rolling. buf0 and buf1 hold B * model_max_width floats each;
      * x (B, n_0) is the trainer's batch buffer and may be overwritten.
      * Returns a pointer into buf0, buf1 or the rule's own state. */
     const float *(*infer)(struct mt_trainer *t, float *x, int B, float *buf0, float *buf1);

@@ -209,7 +209,7 @@ static void tinyfoa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     memset(p, 0, sizeof *p);
     if (L < 2)
         return; /* init refuses it */
-    size_t cls = 0, wb = 0, panel = 0, grads = 0, kept = 0, ws = rolling_bytes(d, B);
+    size_t cls = 0, wb = 0, panel = 0, grads = 0, kept = 0, ws = rule_rolling_bytes(d, B);
     size_t fwd = 0, grad = 0;
     for (int l = 1; l < L; l++) {
         if (l < L - 1)
@@ -231,7 +231,7 @@ static void tinyfoa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     p->cat[MT_MEM_GRADS] = grads;
     p->cat[MT_MEM_ACTS] = kept;
     p->cat[MT_MEM_WORKSPACE] = panel + ws;
-    plan_phases(p, cls + wb + panel + grads, fwd, grad, 0);
+    rule_plan_phases(p, cls + wb + panel + grads, fwd, grad, 0);
 }
 
 static int tinyfoa_check(const struct mt_spec *s, struct mt_err *err)
@@ -299,17 +299,17 @@ static int tinyfoa_init(struct mt_trainer *t, struct mt_err *err)
     t->rs.grads_n = grads;
     if (!(t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, grads * F4, err)) ||
         !(tf->panel = arena_alloc(t->arena, MT_MEM_WORKSPACE, panel * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     for (int l = 1; l < L; l++) {
         size_t bytes = pack_bytes((size_t)d->width[l] * d->width[l - 1], 1);
         if (!(tf->wbits[l] = arena_alloc(t->arena, MT_MEM_PARAMS, bytes, err)))
-            return err->code;
+            return arena_error(t->arena);
         /* D_l; the last hidden layer's is W_L, whose bias stays 0. */
         float *D = l < L - 1 ? arena_alloc(t->arena, MT_MEM_PARAMS, (size_t)C * d->width[l] * F4,
                                            err)
                              : t->net.W[L];
         if (!D)
-            return err->code;
+            return arena_error(t->arena);
         struct mt_rng rng;
         rng_derive(&rng, t->spec.seed, TINYFOA_STREAM + (uint64_t)l);
         float std = sqrtf(2.0f / (float)d->width[l]);
@@ -387,7 +387,7 @@ static int block_gradient(struct mt_trainer *t, int l, int i, int j, const float
     if (!(Dj = arena_push(t->arena, MT_MEM_WORKSPACE, (size_t)C * cj_max * F4, err)) ||
         !(dZ = arena_push(t->arena, MT_MEM_WORKSPACE, (size_t)cj_max * B * F4, err)) ||
         !(Hi = arena_push(t->arena, MT_MEM_WORKSPACE, (size_t)ci_max * B * F4, err)))
-        return err->code;
+        return arena_error(t->arena);
     const float *D = t->rs.fb[l];
     for (int c = 0; c < C; c++)
         memcpy(Dj + (size_t)c * cj, D + (size_t)c * out + j0, (size_t)cj * F4);
@@ -462,14 +462,14 @@ static int tinyfoa_step(struct mt_trainer *t, const float *x, const uint8_t *y, 
                                          pack_bytes((size_t)B * in, 1), err))) ||
         !(ste = arena_push(t->arena, MT_MEM_ACTS, pack_bytes((size_t)B * out, 1), err)) ||
         !(logits = arena_push(t->arena, MT_MEM_ACTS, (size_t)B * C * F4, err))) {
-        rc = err->code;
+        rc = arena_error(t->arena);
         goto out;
     }
     ws_mark = arena_mark(t->arena);
     for (int b = 0; b < (l == 1 ? 1 : 2); b++)
         if (!(buf[b] = arena_push(t->arena, MT_MEM_WORKSPACE,
                                   (size_t)B * stage_width(d, l) * F4, err))) {
-            rc = err->code;
+            rc = arena_error(t->arena);
             goto out;
         }
     const float *H = forward(t, tf, l, x, B, buf, inbits, &beta_in, ste, &live);
@@ -477,7 +477,7 @@ static int tinyfoa_step(struct mt_trainer *t, const float *x, const uint8_t *y, 
     tf->live += live;
     tf->elems += (long)out * B;
     arena_pop(t->arena, ws_mark);
-    if ((rc = output_error(t, logits, y, B, r, err)))
+    if ((rc = rule_output_error(t, logits, y, B, r, err)))
         goto out;
 
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
