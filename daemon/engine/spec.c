@@ -26,6 +26,7 @@
 
 #include <yaml.h>
 
+#include "memtrain/bytesize.h"
 #include "rules/rules.h"
 
 #define SPEC_MAX_BYTES (1u << 20)  /* spec text larger than this is refused */
@@ -138,66 +139,6 @@ static int parse_bool(const char *t)
     return -1;
 }
 
-long long spec_parse_bytes(const char *text)
-{
-    static const struct {
-        const char *suffix;
-        long long mult;
-    } units[] = {
-        {"", 1}, {"B", 1},
-        {"kB", 1000LL}, {"KB", 1000LL}, {"MB", 1000000LL}, {"GB", 1000000000LL},
-        {"TB", 1000000000000LL},
-        {"KiB", 1LL << 10}, {"MiB", 1LL << 20}, {"GiB", 1LL << 30}, {"TiB", 1LL << 40},
-    };
-    if (!text)
-        return -1;
-    /* digits [. digits] [e [sign] digits], then optional spaces and a unit */
-    const char *p = text;
-    size_t digits = strspn(p, "0123456789");
-    int whole = 1;
-    p += digits;
-    if (*p == '.') {
-        size_t frac = strspn(p + 1, "0123456789");
-        digits += frac;
-        p += 1 + frac;
-        whole = 0;
-    }
-    if (digits == 0)
-        return -1;
-    if (*p == 'e' || *p == 'E') {
-        const char *q = p + 1 + (p[1] == '+' || p[1] == '-');
-        size_t exp = strspn(q, "0123456789");
-        if (exp == 0)
-            return -1;
-        p = q + exp;
-        whole = 0;
-    }
-    size_t num_len = (size_t)(p - text);
-    p += strspn(p, " ");
-    long long mult = 0;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(p, units[i].suffix) == 0)
-            mult = units[i].mult;
-    if (mult == 0)
-        return -1;
-    if (whole) {
-        errno = 0;
-        long long v = strtoll(text, NULL, 10);
-        if (errno || v > LLONG_MAX / mult)
-            return -1;
-        return v * mult;
-    }
-    char num[64];
-    if (num_len >= sizeof num)
-        return -1;
-    memcpy(num, text, num_len);
-    num[num_len] = '\0';
-    double v = strtod(num, NULL) * (double)mult;
-    if (!(v >= 0.0 && v < 9223372036854775807.0))
-        return -1;
-    return (long long)v;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Key tables                                                               */
 
@@ -210,7 +151,7 @@ enum ktype {
     K_U64,    /* uint64_t */
     K_FLOAT,  /* float */
     K_BOOL,   /* int 0/1 */
-    K_BYTES,  /* size_t from spec_parse_bytes */
+    K_BYTES,  /* size_t from mt_bytesize_parse */
     K_ENUM,   /* an enum stored as int, read with from_name */
     K_FN,     /* the key's own parser */
 };
@@ -369,7 +310,7 @@ static const char *expected(const struct key *k)
     case K_BOOL:
         return "true or false";
     case K_BYTES:
-        return "a byte count such as 512MiB";
+        return MT_BYTESIZE_FORMS;
     case K_ENUM:
     case K_FN:
         break;
@@ -689,9 +630,10 @@ static int set_value(struct parse *ps, const struct key *k)
             return bad_value(ps, what, t, n);
         *(int *)(void *)dst = iv;
     } else { /* K_BYTES */
-        long long b = spec_parse_bytes(t);
-        if (b < 0)
-            return bad_value(ps, what, t, n);
+        struct mt_err berr;
+        uint64_t b;
+        if (mt_bytesize_parse(t, &b, &berr))
+            return fail(ps, ev_line(ps), "%s", berr.msg);
         *(size_t *)(void *)dst = (size_t)b;
     }
     return 0;

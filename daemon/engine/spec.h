@@ -69,7 +69,5 @@ int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_
 /* Check cross-field rules and fill rule defaults (after parsing or after
  * building a spec from protobuf). */
 int spec_finish(struct mt_spec *s, struct mt_err *err);
-/* Parse "512MiB", "2GiB", "1e9", "123456" into bytes; -1 on error. */
-long long spec_parse_bytes(const char *text);
 
 #endif

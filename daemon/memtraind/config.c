@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "memtrain/bytesize.h"
+
 #ifndef MT_LIBEXECDIR
 #define MT_LIBEXECDIR "/usr/local/libexec"
 #endif
@@ -259,116 +261,14 @@ int config_finish(struct mt_config *c, struct mt_err *err)
 /* ------------------------------------------------------------------------ */
 /* Sizes and durations                                                      */
 
-/* Split "2.5 GiB" into a number and a unit. *whole is 1 when the number is
- * plain digits (exact integer arithmetic then). MT_E_INVAL when there is no
- * number. */
-static int split_number(const char *text, double *value, unsigned long long *ivalue,
-                        int *whole, const char **unit)
-{
-    const char *p = text;
-    size_t digits = strspn(p, "0123456789");
-    p += digits;
-    *whole = 1;
-    if (*p == '.') {
-        size_t frac = strspn(p + 1, "0123456789");
-        digits += frac;
-        p += 1 + frac;
-        *whole = 0;
-    }
-    if (digits == 0)
-        return MT_E_INVAL;
-    if (*p == 'e' || *p == 'E') {
-        const char *q = p + 1 + (p[1] == '+' || p[1] == '-');
-        size_t exp = strspn(q, "0123456789");
-        if (exp == 0)
-            return MT_E_INVAL;
-        p = q + exp;
-        *whole = 0;
-    }
-    char num[64];
-    size_t n = (size_t)(p - text);
-    if (n >= sizeof num)
-        return MT_E_INVAL;
-    memcpy(num, text, n);
-    num[n] = '\0';
-    errno = 0;
-    if (*whole) {
-        *ivalue = strtoull(num, NULL, 10);
-        if (errno)
-            return MT_E_INVAL;
-        *value = (double)*ivalue;
-    } else {
-        *value = strtod(num, NULL);
-        *ivalue = 0;
-        if (errno || !isfinite(*value))
-            return MT_E_INVAL;
-    }
-    *unit = p + strspn(p, " ");
-    return 0;
-}
-
-/* value * mult as an exact or rounded integer no larger than `max`. */
-static int scale(double value, unsigned long long ivalue, int whole, uint64_t mult,
-                 uint64_t max, uint64_t *out)
-{
-    if (whole) {
-        if (ivalue > max / mult)
-            return MT_E_INVAL;
-        *out = ivalue * mult;
-        return 0;
-    }
-    double v = nearbyint(value * (double)mult);
-    if (!(v >= 0.0) || v > (double)max)
-        return MT_E_INVAL;
-    *out = (uint64_t)v;
-    return 0;
-}
-
-int config_parse_size(const char *text, uint64_t *bytes)
-{
-    static const struct {
-        const char *unit;
-        uint64_t mult;
-    } units[] = {
-        {"", 1}, {"B", 1},
-        {"k", 1ull << 10}, {"K", 1ull << 10}, {"KiB", 1ull << 10},
-        {"M", 1ull << 20}, {"MiB", 1ull << 20},
-        {"G", 1ull << 30}, {"GiB", 1ull << 30},
-        {"T", 1ull << 40}, {"TiB", 1ull << 40},
-        {"kB", 1000ull}, {"KB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull},
-        {"TB", 1000000000000ull},
-    };
-    double v;
-    unsigned long long iv;
-    int whole;
-    const char *unit;
-    if (!text || split_number(text, &v, &iv, &whole, &unit) != 0)
-        return MT_E_INVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(unit, units[i].unit) == 0)
-            return scale(v, iv, whole, units[i].mult, (uint64_t)INT64_MAX, bytes);
-    return MT_E_INVAL;
-}
-
 int config_parse_duration(const char *text, uint64_t *ms)
 {
-    static const struct {
-        const char *unit;
-        uint64_t mult;   /* in milliseconds */
-    } units[] = {
+    static const struct mt_unit units[] = {   /* in milliseconds */
         {"", 1}, {"ms", 1}, {"s", 1000}, {"sec", 1000}, {"m", 60000}, {"min", 60000},
         {"h", 3600000},
     };
-    double v;
-    unsigned long long iv;
-    int whole;
-    const char *unit;
-    if (!text || split_number(text, &v, &iv, &whole, &unit) != 0)
-        return MT_E_INVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(unit, units[i].unit) == 0)
-            return scale(v, iv, whole, units[i].mult, UINT32_MAX, ms);
-    return MT_E_INVAL;
+    return mt_unit_parse(text, units, sizeof units / sizeof units[0], UINT32_MAX, ms)
+               ? MT_E_INVAL : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -376,7 +276,7 @@ int config_parse_duration(const char *text, uint64_t *ms)
 
 enum ktype {
     K_PATH,      /* a non-empty string */
-    K_SIZE,      /* bytes, config_parse_size */
+    K_SIZE,      /* bytes, mt_bytesize_parse */
     K_DURATION,  /* milliseconds into a uint32_t */
     K_COUNT,     /* an integer in [min, max] into a uint32_t */
     K_THREADS,   /* K_COUNT or "auto" */
@@ -509,7 +409,7 @@ static const char *expected(const struct key *k)
 {
     switch (k->type) {
     case K_PATH: return "a path";
-    case K_SIZE: return "a size such as 512M, 16G, 2.5GiB or a number of bytes";
+    case K_SIZE: return MT_BYTESIZE_FORMS;
     case K_DURATION: return "a duration such as 10s, 500ms or a number of milliseconds";
     case K_THREADS: return "a positive integer or auto";
     case K_COUNT: return k->min > 0 ? "a positive integer" : "a non-negative integer";
@@ -546,6 +446,7 @@ static int set_value(struct parse *ps, struct mt_config *c, const struct key *k,
     char *field = (char *)c + k->offset;
     uint64_t v = 0;
     char a[32], b[32];
+    struct mt_err perr;
     switch (k->type) {
     case K_PATH: {
         if (len == 0)
@@ -559,8 +460,8 @@ static int set_value(struct parse *ps, struct mt_config *c, const struct key *k,
         return 0;
     }
     case K_SIZE:
-        if (config_parse_size(t, &v) != 0)
-            return fail(ps, line, k->name, "expected %s, got '%s'", expected(k), shown);
+        if (mt_bytesize_parse(t, &v, &perr) != 0)
+            return fail(ps, line, k->name, "%s", perr.msg);
         if (v < k->min || v > k->max)
             return fail(ps, line, k->name, "%s is outside %s to %s", shown,
                         mt_fmt_bytes(a, sizeof a, (double)k->min),
