@@ -12,7 +12,6 @@
 #include <string.h>
 
 #define NUM_LEN 64   /* longest number with a fraction or exponent */
-#define SHOW_LEN 48  /* bytes of a bad value quoted in a message */
 
 /* The number at the start of text: its end, whether it is plain digits,
  * and its value (exact in *ivalue for plain digits that fit, else in
@@ -97,20 +96,6 @@ int mt_unit_parse(const char *text, const struct mt_unit *units, size_t n_units,
     return 0;
 }
 
-/* Copy at most SHOW_LEN bytes of text for a message, control characters
- * replaced, "..." when cut. */
-static void show(char *out, size_t cap, const char *text)
-{
-    size_t n = 0;
-    for (; text[n] && n < SHOW_LEN && n + 4 < cap; n++)
-        out[n] = ((unsigned char)text[n] < 0x20 || text[n] == 0x7f) ? '?' : text[n];
-    if (text[n]) {
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    out[n] = '\0';
-}
-
 int mt_bytesize_parse(const char *text, uint64_t *bytes, struct mt_err *err)
 {
     static const struct mt_unit units[] = {
@@ -123,8 +108,8 @@ int mt_bytesize_parse(const char *text, uint64_t *bytes, struct mt_err *err)
         {"K", 1ull << 10}, {"k", 1ull << 10}, {"M", 1ull << 20}, {"m", 1ull << 20},
         {"G", 1ull << 30}, {"g", 1ull << 30}, {"T", 1ull << 40}, {"t", 1ull << 40},
     };
-    char shown[SHOW_LEN + 4];
-    show(shown, sizeof shown, text ? text : "");
+    char shown[MT_SHOW_LEN + 4];
+    mt_err_show(shown, sizeof shown, text ? text : "", text ? strlen(text) : 0);
     switch (mt_unit_parse(text, units, sizeof units / sizeof units[0], (uint64_t)INT64_MAX,
                           bytes)) {
     case 0:

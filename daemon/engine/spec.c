@@ -26,12 +26,12 @@
 
 #include <yaml.h>
 
+#include "memtrain/yamlwalk.h"
+
 #include "memtrain/bytesize.h"
 #include "rules/rules.h"
 
 #define SPEC_MAX_BYTES (1u << 20)  /* spec text larger than this is refused */
-#define SHOW_LEN 48                /* bytes of a bad value quoted in a message */
-#define FILE_LEN 256               /* bytes of the file name kept for messages */
 #define NAMED_CLASSES 10           /* classes of every named dataset */
 
 #define ACT_NAMES "relu, leaky_relu, tanh, sigmoid, gelu, identity, silu"
@@ -338,26 +338,6 @@ static long long int_max(enum ktype t)
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
 
-/* Copy at most SHOW_LEN bytes of text for a message: control characters
- * become '?', a cut value ends in "..." without a broken UTF-8 sequence. */
-static void show(char *out, size_t cap, const char *text, size_t len)
-{
-    size_t n = 0, i;
-    for (i = 0; i < len && n < SHOW_LEN && n + 4 < cap; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (i < len) {
-        while (n > 0 && ((unsigned char)out[n - 1] & 0xc0) == 0x80)
-            n--;
-        if (n > 0 && (unsigned char)out[n - 1] >= 0xc0)
-            n--;
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    out[n] = '\0';
-}
-
 /* Where a cross-field error points: the file and the lines of the sections
  * (0 = unknown), or nothing when the spec did not come from a file. */
 struct where {
@@ -389,14 +369,8 @@ static int where_fail(struct mt_err *err, const struct where *w, size_t line, co
 /* The event walk                                                           */
 
 struct parse {
-    yaml_parser_t yp;
-    yaml_event_t ev;                       /* the current event */
-    int have_ev;
-    char file[FILE_LEN];                   /* sanitised, for messages */
+    struct mt_yaml y;                      /* the walk: event, file, path, err */
     struct mt_spec *s;
-    struct mt_err *err;
-    char path[192];                        /* dotted key path of the current value */
-    size_t plen;
     int n_hidden;
     int layer;                             /* hidden layer being read, 1-based */
     int act_default;                       /* model.activation */
@@ -410,134 +384,17 @@ struct parse {
     size_t rule_line[NKEYS(rule_keys)];    /* line of each rule key; 0 = not given */
 };
 
-static size_t ev_line(const struct parse *ps)
-{
-    return ps->ev.start_mark.line + 1;
-}
-
-static int fail(struct parse *ps, size_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct parse *ps, size_t line, const char *fmt, ...)
-{
-    char text[MT_ERR_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (ps->plen)
-        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %s: %.400s", ps->file, line, ps->path, text);
-    else
-        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %.400s", ps->file, line, text);
-    return MT_E_INVAL;   /* a constant, so the compiler sees that callers return early */
-}
-
-static size_t path_push(struct parse *ps, const char *key, size_t len)
-{
-    size_t old = ps->plen;
-    char shown[SHOW_LEN + 4];
-    show(shown, sizeof shown, key, len);
-    snprintf(ps->path + old, sizeof ps->path - old, "%s%s", old ? "." : "", shown);
-    ps->plen = strlen(ps->path);
-    return old;
-}
-
-static size_t path_index(struct parse *ps, int i)
-{
-    size_t old = ps->plen;
-    snprintf(ps->path + old, sizeof ps->path - old, "[%d]", i);
-    ps->plen = strlen(ps->path);
-    return old;
-}
-
-static void path_pop(struct parse *ps, size_t old)
-{
-    ps->plen = old;
-    ps->path[old] = '\0';
-}
-
-static int syntax_error(struct parse *ps)
-{
-    const yaml_parser_t *p = &ps->yp;
-    const char *problem = p->problem ? p->problem : "unknown problem";
-    if (p->error == YAML_MEMORY_ERROR)
-        return mt_err_set(ps->err, MT_E_NOMEM, "%s: out of memory while parsing", ps->file);
-    if (p->error == YAML_READER_ERROR)
-        return mt_err_set(ps->err, MT_E_INVAL, "%s: YAML error: %s at byte %zu", ps->file,
-                          problem, p->problem_offset);
-    if (p->context)
-        return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s (%s at line %zu)",
-                          ps->file, p->problem_mark.line + 1, problem, p->context,
-                          p->context_mark.line + 1);
-    return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s", ps->file,
-                      p->problem_mark.line + 1, problem);
-}
-
-/* Advance to the next event; aliases are refused (no expansion bombs). */
-static int next(struct parse *ps)
-{
-    if (ps->have_ev) {
-        yaml_event_delete(&ps->ev);
-        ps->have_ev = 0;
-    }
-    if (!yaml_parser_parse(&ps->yp, &ps->ev))
-        return syntax_error(ps);
-    ps->have_ev = 1;
-    if (ps->ev.type == YAML_ALIAS_EVENT)
-        return fail(ps, ev_line(ps), "aliases are not supported");
-    return 0;
-}
-
-static const char *ev_kind(const yaml_event_t *e)
-{
-    switch (e->type) {
-    case YAML_MAPPING_START_EVENT: return "a mapping";
-    case YAML_SEQUENCE_START_EVENT: return "a list";
-    case YAML_SCALAR_EVENT: return "a scalar";
-    default: return "nothing";
-    }
-}
-
-/* The current event as text, or an error saying what was expected. */
-static int want_scalar(struct parse *ps, const char *what, const char **text, size_t *len)
-{
-    *text = "";
-    *len = 0;
-    if (ps->ev.type != YAML_SCALAR_EVENT)
-        return fail(ps, ev_line(ps), "expected %s, got %s", what, ev_kind(&ps->ev));
-    *text = (const char *)ps->ev.data.scalar.value;
-    *len = ps->ev.data.scalar.length;
-    if (memchr(*text, '\0', *len))
-        return fail(ps, ev_line(ps), "expected %s, got a value with a NUL byte", what);
-    return 0;
-}
-
-static int bad_value(struct parse *ps, const char *what, const char *text, size_t len)
-{
-    char shown[SHOW_LEN + 4];
-    show(shown, sizeof shown, text, len);
-    return fail(ps, ev_line(ps), "expected %s, got '%s'", what, shown);
-}
-
-/* An unquoted empty value, ~ or null. */
-static int is_null(const struct parse *ps)
-{
-    const char *t = (const char *)ps->ev.data.scalar.value;
-    return ps->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-        && (t[0] == '\0' || strcmp(t, "~") == 0 || strcasecmp(t, "null") == 0);
-}
-
 static int want_ll(struct parse *ps, enum ktype type, enum krange r, const char *what,
                    long long *out)
 {
     const char *t;
     size_t n;
-    int rc = want_scalar(ps, what, &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, what, &t, &n);
     if (rc)
         return rc;
     long long v;
     if (parse_ll(t, &v) || v > int_max(type) || v < -int_max(type) - 1 || !in_range((double)v, r))
-        return bad_value(ps, what, t, n);
+        return mt_yaml_bad_value(&ps->y, what, t, n);
     *out = v;
     return 0;
 }
@@ -549,14 +406,14 @@ static int want_enum(struct parse *ps, int (*from_name)(const char *), const cha
     size_t n;
     char what[160];
     snprintf(what, sizeof what, "one of: %s", names);
-    int rc = want_scalar(ps, what, &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, what, &t, &n);
     if (rc)
         return rc;
     int v = from_name(t);
     if (v < 0) {
-        char shown[SHOW_LEN + 4];
-        show(shown, sizeof shown, t, n);
-        return fail(ps, ev_line(ps), "unknown value '%s' (expected one of: %s)", shown, names);
+        char shown[MT_SHOW_LEN + 4];
+        mt_err_show(shown, sizeof shown, t, n);
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "unknown value '%s' (expected one of: %s)", shown, names);
     }
     *out = v;
     return 0;
@@ -566,18 +423,18 @@ static int set_string(struct parse *ps, const struct key *k, char *dst)
 {
     const char *t;
     size_t n;
-    int rc = want_scalar(ps, expected(k), &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, expected(k), &t, &n);
     if (rc)
         return rc;
-    if (is_null(ps))
+    if (mt_yaml_is_null(&ps->y))
         n = 0;
     if (n >= k->size)
-        return fail(ps, ev_line(ps), "too long (%zu bytes, at most %zu)", n, k->size - 1);
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "too long (%zu bytes, at most %zu)", n, k->size - 1);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
-            return fail(ps, ev_line(ps), "contains a control character");
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "contains a control character");
     if (k->range == R_POS && n == 0)
-        return bad_value(ps, expected(k), t, 0);
+        return mt_yaml_bad_value(&ps->y, expected(k), t, 0);
     memcpy(dst, t, n);
     dst[n] = '\0';
     return 0;
@@ -613,51 +470,30 @@ static int set_value(struct parse *ps, const struct key *k)
     default:
         break;
     }
-    if ((rc = want_scalar(ps, what, &t, &n)))
+    if ((rc = mt_yaml_scalar(&ps->y, what, &t, &n)))
         return rc;
     if (k->type == K_U64) {
         uint64_t u;
         if (parse_u64(t, &u))
-            return bad_value(ps, what, t, n);
+            return mt_yaml_bad_value(&ps->y, what, t, n);
         memcpy(dst, &u, sizeof u);
     } else if (k->type == K_FLOAT) {
         double d;
         if (parse_double(t, &d) || fabs(d) > FLT_MAX || !in_range((float)d, k->range))
-            return bad_value(ps, what, t, n);
+            return mt_yaml_bad_value(&ps->y, what, t, n);
         *(float *)(void *)dst = (float)d;
     } else if (k->type == K_BOOL) {
         if ((iv = parse_bool(t)) < 0)
-            return bad_value(ps, what, t, n);
+            return mt_yaml_bad_value(&ps->y, what, t, n);
         *(int *)(void *)dst = iv;
     } else { /* K_BYTES */
         struct mt_err berr;
         uint64_t b;
         if (mt_bytesize_parse(t, &b, &berr))
-            return fail(ps, ev_line(ps), "%s", berr.msg);
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%s", berr.msg);
         *(size_t *)(void *)dst = (size_t)b;
     }
     return 0;
-}
-
-static const struct key *find_key(const struct key *keys, size_t nkeys, const char *name,
-                                  size_t len, size_t *index)
-{
-    for (size_t i = 0; i < nkeys; i++)
-        if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0) {
-            *index = i;
-            return &keys[i];
-        }
-    return NULL;
-}
-
-static int unknown_key(struct parse *ps, size_t line, const struct key *keys, size_t nkeys)
-{
-    char list[400];
-    size_t n = 0;
-    list[0] = '\0';
-    for (size_t i = 0; i < nkeys && n < sizeof list; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", keys[i].name);
-    return fail(ps, line, "unknown key (expected one of: %s)", list);
 }
 
 /* Walk a mapping (the current event is its start) through a key table.
@@ -665,39 +501,27 @@ static int unknown_key(struct parse *ps, size_t line, const struct key *keys, si
  * goes into missing-key messages. */
 static int parse_map(struct parse *ps, const struct key *keys, size_t nkeys, size_t map_line)
 {
-    uint64_t seen = 0;
-    for (;;) {
-        int rc = next(ps);
-        if (rc)
-            return rc;
-        if (ps->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        if (ps->ev.type != YAML_SCALAR_EVENT)
-            return fail(ps, ev_line(ps), "expected a key, got %s", ev_kind(&ps->ev));
-        const char *name = (const char *)ps->ev.data.scalar.value;
-        size_t len = ps->ev.data.scalar.length, line = ev_line(ps), i = 0;
-        const struct key *k = find_key(keys, nkeys, name, len, &i);
-        size_t old = path_push(ps, name, len);
-        if (!k)
-            return unknown_key(ps, line, keys, nkeys);
-        if (seen & (1ull << i))
-            return fail(ps, line, "duplicate key");
-        seen |= 1ull << i;
-        ps->key_line = line;
+    struct mt_yaml_map m;
+    int rc;
+    mt_yaml_map_begin(&m, keys, nkeys, sizeof keys[0]);
+    while ((rc = mt_yaml_map_next(&ps->y, &m)) == 1) {
+        ps->key_line = m.line;
         if (keys == rule_keys)
-            ps->rule_line[i] = line;
-        if ((rc = next(ps)) || (rc = set_value(ps, k)))
+            ps->rule_line[m.index] = m.line;
+        if ((rc = set_value(ps, &keys[m.index])))
             return rc;
-        path_pop(ps, old);
     }
+    if (rc)
+        return rc;
     for (size_t i = 0; i < nkeys; i++) {
-        if (!keys[i].required || (seen & (1ull << i)))
+        if (!keys[i].required || m.seen[i])
             continue;
+        const char *path = ps->y.path, *dot = ps->y.plen ? "." : "";
         if (map_line)
-            return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: missing required key '%s%s%s'",
-                              ps->file, map_line, ps->path, ps->plen ? "." : "", keys[i].name);
-        return mt_err_set(ps->err, MT_E_INVAL, "%s: missing required key '%s%s%s'", ps->file,
-                          ps->path, ps->plen ? "." : "", keys[i].name);
+            return mt_err_set(ps->y.err, MT_E_INVAL, "%s:%zu: missing required key '%s%s%s'",
+                              ps->y.file, map_line, path, dot, keys[i].name);
+        return mt_err_set(ps->y.err, MT_E_INVAL, "%s: missing required key '%s%s%s'",
+                          ps->y.file, path, dot, keys[i].name);
     }
     return 0;
 }
@@ -705,10 +529,10 @@ static int parse_map(struct parse *ps, const struct key *keys, size_t nkeys, siz
 /* A section that is either a mapping or, as a shorthand, just its name. */
 static int parse_section(struct parse *ps, const struct key *keys, size_t nkeys)
 {
-    if (ps->ev.type == YAML_SCALAR_EVENT)
+    if (ps->y.ev.type == YAML_SCALAR_EVENT)
         return set_value(ps, &keys[0]);
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a name or a mapping, got %s", ev_kind(&ps->ev));
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a name or a mapping, got %s", mt_yaml_kind(&ps->y));
     return parse_map(ps, keys, nkeys, ps->key_line);
 }
 
@@ -738,28 +562,28 @@ static int set_rule_name(struct parse *ps)
 {
     const char *t;
     size_t n;
-    int rc = want_scalar(ps, "a rule name", &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, "a rule name", &t, &n);
     if (rc)
         return rc;
     if (n < sizeof ps->s->rule.name && rule_find(t)) {
         memcpy(ps->s->rule.name, t, n + 1);
         return 0;
     }
-    char names[160], shown[SHOW_LEN + 4];
+    char names[160], shown[MT_SHOW_LEN + 4];
     size_t used = 0;
     names[0] = '\0';
     const struct mt_rule *const *list = rule_list();
     for (int i = 0; list && list[i] && used < sizeof names; i++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                  list[i]->name);
-    show(shown, sizeof shown, t, n);
-    return fail(ps, ev_line(ps), "unknown rule '%s' (expected one of: %s)", shown, names);
+    mt_err_show(shown, sizeof shown, t, n);
+    return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "unknown rule '%s' (expected one of: %s)", shown, names);
 }
 
 static int parse_model(struct parse *ps)
 {
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a mapping, got %s", ev_kind(&ps->ev));
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a mapping, got %s", mt_yaml_kind(&ps->y));
     ps->line_model = ps->key_line;
     int rc = parse_map(ps, model_keys, NKEYS(model_keys), ps->line_model);
     if (rc)
@@ -779,32 +603,32 @@ static int parse_model(struct parse *ps)
 
 static int parse_layer(struct parse *ps)
 {
-    if (ps->ev.type == YAML_SCALAR_EVENT)
+    if (ps->y.ev.type == YAML_SCALAR_EVENT)
         return set_layer_width(ps);
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps),
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y),
                     "expected a width or a mapping {width, activation, norm}, got %s",
-                    ev_kind(&ps->ev));
-    return parse_map(ps, layer_keys, NKEYS(layer_keys), ev_line(ps));
+                    mt_yaml_kind(&ps->y));
+    return parse_map(ps, layer_keys, NKEYS(layer_keys), mt_yaml_line(&ps->y));
 }
 
 static int parse_hidden(struct parse *ps)
 {
-    if (ps->ev.type != YAML_SEQUENCE_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a list of layers, got %s", ev_kind(&ps->ev));
+    if (ps->y.ev.type != YAML_SEQUENCE_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a list of layers, got %s", mt_yaml_kind(&ps->y));
     for (;;) {
-        int rc = next(ps);
+        int rc = mt_yaml_next(&ps->y);
         if (rc)
             return rc;
-        if (ps->ev.type == YAML_SEQUENCE_END_EVENT)
+        if (ps->y.ev.type == YAML_SEQUENCE_END_EVENT)
             return 0;
         if (ps->n_hidden >= MT_MAX_LAYERS - 1)
-            return fail(ps, ev_line(ps), "more than %d hidden layers", MT_MAX_LAYERS - 1);
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "more than %d hidden layers", MT_MAX_LAYERS - 1);
         ps->layer = ++ps->n_hidden;
-        size_t old = path_index(ps, ps->n_hidden - 1);
+        size_t old = mt_yaml_path_index(&ps->y, ps->n_hidden - 1);
         if ((rc = parse_layer(ps)))
             return rc;
-        path_pop(ps, old);
+        mt_yaml_path_pop(&ps->y, old);
     }
 }
 
@@ -994,7 +818,7 @@ static int check_rule_fit(const struct mt_spec *s, const struct parse *ps, struc
     const struct mt_rule *r = rule_find(s->rule.name);
     if (!r)
         return 0;   /* check_fields reports it */
-    struct where w = {ps ? ps->file : NULL, 0, 0};
+    struct where w = {ps ? ps->y.file : NULL, 0, 0};
     const struct where *wp = ps ? &w : NULL;
     char path[64], rules[256];
     for (size_t i = 0; i < NKEYS(rule_keys); i++) {
@@ -1094,15 +918,6 @@ void spec_init(struct mt_spec *s)
     s->keep_checkpoints = 3;
 }
 
-/* Copy a name for messages, control characters replaced. */
-static void sanitise(char *out, size_t cap, const char *in)
-{
-    size_t n = 0;
-    for (; in[n] && n + 1 < cap; n++)
-        out[n] = ((unsigned char)in[n] < 0x20 || in[n] == 0x7f) ? '?' : in[n];
-    out[n] = '\0';
-}
-
 /* The default job name: the file name without directory and extension. */
 static void name_from_file(char *out, size_t cap, const char *file)
 {
@@ -1123,26 +938,21 @@ static void name_from_file(char *out, size_t cap, const char *file)
 
 static int parse_document(struct parse *ps)
 {
-    int rc;
-    if ((rc = next(ps)) || (rc = next(ps)))    /* stream start, document start */
+    int rc, empty;
+    if ((rc = mt_yaml_doc_begin(&ps->y, &empty)))
         return rc;
-    if (ps->ev.type == YAML_STREAM_END_EVENT)
-        return mt_err_set(ps->err, MT_E_INVAL, "%s: empty spec", ps->file);
-    if ((rc = next(ps)))
+    if (empty)
+        return mt_err_set(ps->y.err, MT_E_INVAL, "%s: empty spec", ps->y.file);
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y),
+                            "expected a mapping of keys at the top level, got %s",
+                            mt_yaml_kind(&ps->y));
+    if ((rc = parse_map(ps, top_keys, NKEYS(top_keys), 0)) || (rc = mt_yaml_doc_end(&ps->y)))
         return rc;
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a mapping of keys at the top level, got %s",
-                    ev_kind(&ps->ev));
-    if ((rc = parse_map(ps, top_keys, NKEYS(top_keys), 0)))
+    struct where w = {ps->y.file, ps->line_dataset, ps->line_model};
+    if ((rc = check_cross(ps->s, &w, ps->y.err)))
         return rc;
-    if ((rc = next(ps)) || (rc = next(ps)))    /* document end, stream end */
-        return rc;
-    if (ps->ev.type != YAML_STREAM_END_EVENT)
-        return fail(ps, ev_line(ps), "more than one YAML document");
-    struct where w = {ps->file, ps->line_dataset, ps->line_model};
-    if ((rc = check_cross(ps->s, &w, ps->err)))
-        return rc;
-    return check_rule_fit(ps->s, ps, ps->err);
+    return check_rule_fit(ps->s, ps, ps->y.err);
 }
 
 int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_spec *s,
@@ -1159,25 +969,19 @@ int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_
         free(tmp);
         return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", name);
     }
-    sanitise(ps->file, sizeof ps->file, name);
     ps->s = tmp;
-    ps->err = err;
     ps->act_default = MT_ACT_RELU;
     ps->norm_default = MT_NK_NONE;
     spec_init(tmp);
     name_from_file(tmp->name, sizeof tmp->name, name);
     int rc;
     if (len > SPEC_MAX_BYTES) {
-        rc = mt_err_set(err, MT_E_INVAL, "%s: spec is %zu bytes, at most %u allowed", ps->file,
-                        len, SPEC_MAX_BYTES);
-    } else if (!yaml_parser_initialize(&ps->yp)) {
-        rc = mt_err_set(err, MT_E_NOMEM, "%s: out of memory", ps->file);
-    } else {
-        yaml_parser_set_input_string(&ps->yp, (const unsigned char *)(yaml ? yaml : ""), len);
+        char file[MT_YAML_FILE_LEN];
+        rc = mt_err_set(err, MT_E_INVAL, "%s: spec is %zu bytes, at most %u allowed",
+                        mt_err_show(file, sizeof file, name, strlen(name)), len, SPEC_MAX_BYTES);
+    } else if ((rc = mt_yaml_init_string(&ps->y, name, yaml, len, err)) == 0) {
         rc = parse_document(ps);
-        if (ps->have_ev)
-            yaml_event_delete(&ps->ev);
-        yaml_parser_delete(&ps->yp);
+        mt_yaml_deinit(&ps->y);
     }
     if (rc == 0)
         *s = *tmp;

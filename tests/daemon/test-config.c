@@ -369,7 +369,11 @@ static void expect_error(const char *yaml, int code, const char *want)
 static void test_unknown_key_names_key_and_line(void **state)
 {
     expect_error("slots: 1\n\nbudget: 16G\n", MT_E_INVAL,
-                 "memtraind.yaml:3: budget: unknown key");
+                 "memtraind.yaml:3: budget: unknown key (expected one of: socket_path, db_path, "
+                 "worker_path, slots, threads_per_job, memory_budget, max_job_memory, "
+                 "default_job_memory_limit, hard_limit_margin, frame_max, max_connections, "
+                 "cancel_grace_ms, step_every, memory_sample_ms, keep_checkpoints, "
+                 "checkpoint_every)");
 }
 
 static void test_bad_integer_names_key_and_line(void **state)
@@ -415,7 +419,8 @@ static void test_bad_structure_is_refused(void **state)
     expect_error("- slots\n", MT_E_INVAL, "memtraind.yaml:1: expected a mapping of settings");
     expect_error("slots: \"1\n", MT_E_INVAL, "YAML syntax error");
     expect_error("slots: &x 1\nstep_every: *x\n", MT_E_INVAL, "aliases are not supported");
-    expect_error("slots: 1\n---\nslots: 2\n", MT_E_INVAL, "expected one YAML document");
+    expect_error("slots: 1\n---\nslots: 2\n", MT_E_INVAL,
+                 "memtraind.yaml:2: more than one YAML document");
     expect_error("socket_path: ''\n", MT_E_INVAL, "socket_path: expected a path, got ''");
     expect_error("memory_budget: 1G\nmax_job_memory: 2G\n", MT_E_INVAL,
                  "max_job_memory: 2.00 GiB is above memory_budget 1.00 GiB");

@@ -688,7 +688,7 @@ static void test_rule_settings_bad_values(void **state)
     expect_error("dataset: mnist\nrule: {binary: maybe}\n",
                  "spec.yaml:2: rule.binary: expected true or false, got 'maybe'");
     expect_error("dataset: mnist\nrule: {name: bp, binary: true, binary: false}\n",
-                 "spec.yaml:2: rule.binary: duplicate key");
+                 "spec.yaml:2: rule.binary: given twice (first at line 2)");
     expect_error("dataset: mnist\nrule: {eps: 1}\n",
                  "spec.yaml:2: rule.eps: unknown key (expected one of: name, feedback_init, "
                  "feedback_scale, binary, epsilon, kappa, groups, segments, samples)");
@@ -939,7 +939,7 @@ static void test_error_idx_missing_paths(void **state)
 static void test_error_structure(void **state)
 {
     (void)state;
-    expect_error("dataset: mnist\nbatch: 1\nbatch: 2\n", "spec.yaml:3: batch: duplicate key");
+    expect_error("dataset: mnist\nbatch: 1\nbatch: 2\n", "spec.yaml:3: batch: given twice (first at line 2)");
     expect_error("dataset: &d mnist\nname: *d\n", "spec.yaml:2: name: aliases are not supported");
     expect_error("", "spec.yaml: empty spec");
     expect_error("dataset: mnist\nmodel: {hidden: [3]}\nbatch: 1\nepochs: 1\n---\nbatch: 2\n",
