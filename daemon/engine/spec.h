@@ -1,7 +1,9 @@
 /* spec.h: a training job's specification, parsed from YAML (libyaml).
  *
  * The same fields travel as protobuf JobSpec (proto/memtrain.proto); the
- * YAML keys are the proto field names. Unset optional numbers are NAN or -1
+ * YAML keys are the proto field names. One table (specfield.h, rows in
+ * spec.c) drives the YAML reader, the checks and the JobSpec bridge: a new
+ * setting is a field here, a row there and a proto field. Unset optional numbers are NAN or -1
  * until spec_finish fills them from the rule's defaults, so "the user said
  * 0" and "the user said nothing" stay distinct. */
 #ifndef MT_SPEC_H

@@ -19,6 +19,7 @@
 
 #include "rules/rules.h"
 #include "spec.h"
+#include "specfield.h"
 
 #define FILE_NAME "spec.yaml"
 
@@ -1146,6 +1147,40 @@ static void test_mutated_specs_never_crash(void **state)
     free(buf);
 }
 
+/* The registry's enum rows list their names in value order (the JobSpec
+ * bridge writes names from the list), each name reads back as its value,
+ * and every section row's table is walked. */
+static void check_enum_rows(const struct spec_section *sec, int *n_enums)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        const struct spec_key *k = &sec->keys[i];
+        if (k->sub)
+            check_enum_rows(k->sub, n_enums);
+        if (k->type != SK_ENUM)
+            continue;
+        ++*n_enums;
+        char name[32];
+        for (int v = 0; v < k->n_values; v++) {
+            if (!spec_key_enum_name(k, v, name, sizeof name))
+                fail_msg("%s.%s: no name for value %d", sec->path, k->name, v);
+            if (k->from_name(name) != v)
+                fail_msg("%s.%s: '%s' reads as %d, not %d", sec->path, k->name, name,
+                         k->from_name(name), v);
+        }
+        assert_null(spec_key_enum_name(k, k->n_values, name, sizeof name));
+        assert_null(spec_key_enum_name(k, -1, name, sizeof name));
+    }
+}
+
+static void test_registry_enum_names_in_value_order(void **state)
+{
+    (void)state;
+    int n = 0;
+    check_enum_rows(&spec_fields, &n);
+    assert_int_equal(n, 6);   /* dataset name, normalize; model init; feedback_init; optimizer,
+                                 schedule names */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1171,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_error_unknown_rule),
         cmocka_unit_test(test_error_missing_required),
         cmocka_unit_test(test_error_yaml_syntax),
+        cmocka_unit_test(test_registry_enum_names_in_value_order),
         cmocka_unit_test(test_error_map_where_scalar_expected),
         cmocka_unit_test(test_error_too_long_string),
         cmocka_unit_test(test_error_idx_missing_paths),
