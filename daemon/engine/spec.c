@@ -1028,6 +1028,7 @@ void spec_set_rule(struct mt_spec *s, const char *name)
     const struct mt_rule *r = rule_find(name);
     unsigned f = r ? r->flags : 0;
     snprintf(s->rule.name, sizeof s->rule.name, "%s", name);
+    s->resolved = 0;
     if (!(f & MT_RULE_FEEDBACK)) {
         s->rule.feedback_init = MT_FB_DEFAULT;
         s->rule.feedback_scale = NAN;
@@ -1051,6 +1052,7 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
     int rc;
     if (!s)
         return mt_err_set(err, MT_E_INVAL, "spec: missing");
+    s->resolved = 0;
     if ((rc = check_fields(s, err)) || (rc = check_cross(s, NULL, err))
         || (rc = check_rule_fit(s, NULL, err)))
         return rc;
@@ -1074,5 +1076,8 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
         return mt_err_set(err, MT_E_INVAL,
                           "optimizer.lr: not given, and rule '%s' has no default", s->rule.name);
     optim_fallbacks(&s->optim);
-    return r->check ? r->check(s, err) : 0;
+    if (r->check && (rc = r->check(s, err)))
+        return rc;
+    s->resolved = 1;
+    return 0;
 }

@@ -55,6 +55,7 @@ struct mt_spec {
     size_t memory_limit;            /* bytes; 0 = none */
     int checkpoint_every;           /* epochs; 0 = only at the end (daemon) */
     int keep_checkpoints;           /* keep-last-N (daemon) */
+    int resolved;                   /* spec_finish has run and passed; not carried in a JobSpec */
 };
 
 /* Defaults for every field; rule "bp", unset optimizer. */
@@ -68,8 +69,13 @@ void spec_set_rule(struct mt_spec *s, const char *name);
 int spec_parse_file(const char *path, struct mt_spec *s, struct mt_err *err);
 int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_spec *s,
                       struct mt_err *err);
-/* Check cross-field rules and fill rule defaults (after parsing or after
- * building a spec from protobuf). */
+/* Resolve a spec: the one function that checks every field and the rules
+ * across fields and fills in what the rule and the dataset decide (after
+ * parsing, or after building a spec from protobuf). On success it sets
+ * s->resolved, and trainer_plan and trainer_init take such a spec as it is
+ * rather than resolving it again; a caller that changes a resolved spec's
+ * model, dataset or rule calls spec_finish again (spec_set_rule clears the
+ * flag). */
 int spec_finish(struct mt_spec *s, struct mt_err *err);
 
 #endif
