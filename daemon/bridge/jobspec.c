@@ -126,20 +126,30 @@ static void join(char *out, const struct spec_section *sec, const char *name)
     snprintf(out, PATH_LEN, "%s%s%s", sec->path, *sec->path ? "." : "", name);
 }
 
+/* Row i of sec, its dotted path and its field in d: 1 for a row mapped by
+ * hand (no field), 0 with *f set, or MT_E_INVAL when d has no such field. */
+static int row_field(const ProtobufCMessageDescriptor *d, const struct spec_section *sec,
+                     size_t i, char *path, const ProtobufCFieldDescriptor **f,
+                     struct mt_err *err)
+{
+    const struct spec_key *k = &sec->keys[i];
+    join(path, sec, k->name);
+    if (k->type == SK_FN && !k->sub)
+        return 1;
+    *f = field_of(d, k);
+    return *f ? 0 : missing_field(path, err);
+}
+
 static int check_section(const ProtobufCMessageDescriptor *d, const struct spec_section *sec,
                          struct mt_err *err)
 {
     for (size_t i = 0; i < sec->n; i++) {
-        const struct spec_key *k = &sec->keys[i];
         char path[PATH_LEN];
-        join(path, sec, k->name);
-        if (k->type == SK_FN && !k->sub)
-            continue;   /* by hand */
-        const ProtobufCFieldDescriptor *f = field_of(d, k);
-        if (!f)
-            return missing_field(path, err);
-        int rc = k->sub ? check_section(f->descriptor, k->sub, err) : 0;
-        if (rc)
+        const ProtobufCFieldDescriptor *f = NULL;
+        int rc = row_field(d, sec, i, path, &f, err);
+        if (rc == 0 && sec->keys[i].sub)
+            rc = check_section(f->descriptor, sec->keys[i].sub, err);
+        if (rc < 0)
             return rc;
     }
     return 0;
@@ -225,13 +235,12 @@ static int in_section(const ProtobufCMessage *m, const ProtobufCMessageDescripto
     for (size_t i = 0; i < sec->n; i++) {
         const struct spec_key *k = &sec->keys[i];
         char path[PATH_LEN];
-        join(path, sec, k->name);
-        if (k->type == SK_FN && !k->sub)
+        const ProtobufCFieldDescriptor *f = NULL;
+        int rc = row_field(d, sec, i, path, &f, err);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
             continue;   /* by hand */
-        const ProtobufCFieldDescriptor *f = field_of(d, k);
-        if (!f)
-            return missing_field(path, err);
-        int rc;
         if (!k->sub)
             rc = in_key(m, f, k, path, s, err);
         else   /* an absent section reads as all fields absent */
@@ -457,13 +466,12 @@ static int out_section(struct carve *c, ProtobufCMessage *m, const struct spec_s
     for (size_t i = 0; i < sec->n; i++) {
         const struct spec_key *k = &sec->keys[i];
         char path[PATH_LEN];
-        join(path, sec, k->name);
-        if (k->type == SK_FN && !k->sub)
+        const ProtobufCFieldDescriptor *f = NULL;
+        int rc = row_field(m->descriptor, sec, i, path, &f, err);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
             continue;   /* by hand */
-        const ProtobufCFieldDescriptor *f = field_of(m->descriptor, k);
-        if (!f)
-            return missing_field(path, err);
-        int rc;
         if (k->sub) {
             ProtobufCMessage *sub = new_message(c, f->descriptor);
             if (!sub)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "memtrain/bytesize.h"
+#include "rng.h"
 
 static void test_every_form_gives_exact_bytes(void **state)
 {
@@ -134,26 +135,17 @@ static void test_units_table_parses_durations(void **state)
     assert_int_equal(mt_unit_parse("2h", units, 3, UINT32_MAX, &v), MT_UNIT_BAD);
 }
 
-static uint64_t rng_state;
-
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-
 static void test_random_text_never_crashes(void **state)
 {
     (void)state;
     static const char alphabet[] = "0123456789.eE+-KMGTPiBbkgmt x";
     char buf[40];
-    rng_state = 777;
+    struct mt_rng rng;
+    rng_seed(&rng, 777);
     for (int i = 0; i < 20000; i++) {
-        size_t len = rnd() % (sizeof buf - 1);
+        size_t len = rng_below(&rng, sizeof buf - 1);
         for (size_t j = 0; j < len; j++)
-            buf[j] = alphabet[rnd() % (sizeof alphabet - 1)];
+            buf[j] = alphabet[rng_below(&rng, sizeof alphabet - 1)];
         buf[len] = '\0';
         uint64_t v = 0;
         struct mt_err err = {0};
