@@ -23,8 +23,6 @@
 
 #include "specfield.h"
 
-#define ACT_NAMES "relu, leaky_relu, tanh, sigmoid, gelu, identity, silu"
-#define NORM_NAMES "batchnorm, layernorm, none"
 #define ENUM_LEN 32   /* longest enum-like name read */
 #define PATH_LEN 64
 
@@ -253,15 +251,16 @@ static int in_section(const ProtobufCMessage *m, const ProtobufCMessageDescripto
     return 0;
 }
 
-/* An enum-like name of the model's; "" leaves *out alone (the default). */
-static int get_enum(int *out, const char *name, int (*from_name)(const char *), const char *names,
-                    const char *path, struct mt_err *err)
+/* An enum name for a by-hand row (its from_name and names); "" leaves *out
+ * alone (the default). */
+static int get_enum(int *out, const char *name, const struct spec_key *k, const char *path,
+                    struct mt_err *err)
 {
     if (!name || !*name)
         return 0;
-    int v = strnlen(name, ENUM_LEN) < ENUM_LEN ? from_name(name) : -1;
+    int v = strnlen(name, ENUM_LEN) < ENUM_LEN ? k->from_name(name) : -1;
     if (v < 0)
-        return fail(err, path, "unknown value '%.48s' (expected one of: %s)", name, names);
+        return fail(err, path, "unknown value '%.48s' (expected one of: %s)", name, k->names);
     *out = v;
     return 0;
 }
@@ -281,16 +280,17 @@ static int get_int(int *dst, uint64_t v, long long min, const char *path, struct
 static int in_model_shape(const Memtrain__ModelSpec *ms, struct mt_model_desc *m,
                           struct mt_err *err)
 {
+    const struct spec_section *model = spec_key_find(&spec_fields, "model")->sub;
+    const struct spec_key *act_key = spec_key_find(model, "activation");
+    const struct spec_key *norm_key = spec_key_find(model, "norm");
     int act_default = MT_ACT_RELU, norm_default = MT_NK_NONE, rc;
     char path[48];
     if (!ms)
         return fail(err, "model", "missing");
     if (ms->n_hidden > MT_MAX_LAYERS - 1)
         return fail(err, "model.hidden", "more than %d hidden layers", MT_MAX_LAYERS - 1);
-    if ((rc = get_enum(&act_default, ms->activation, act_from_name, ACT_NAMES,
-                       "model.activation", err))
-        || (rc = get_enum(&norm_default, ms->norm, norm_kind_from_name, NORM_NAMES,
-                          "model.norm", err)))
+    if ((rc = get_enum(&act_default, ms->activation, act_key, "model.activation", err))
+        || (rc = get_enum(&norm_default, ms->norm, norm_key, "model.norm", err)))
         return rc;
     int hidden = (int)ms->n_hidden;
     for (int i = 0; i < hidden; i++) {
@@ -303,10 +303,12 @@ static int in_model_shape(const Memtrain__ModelSpec *ms, struct mt_model_desc *m
         if ((rc = get_int(&m->width[i + 1], ls->width, 1, path, err)))
             return rc;
         snprintf(path, sizeof path, "model.hidden[%d].activation", i);
-        if ((rc = get_enum(&act, ls->activation, act_from_name, ACT_NAMES, path, err)))
+        if ((rc = get_enum(&act, ls->activation, spec_key_find(&spec_layer_fields, "activation"),
+                           path, err)))
             return rc;
         snprintf(path, sizeof path, "model.hidden[%d].norm", i);
-        if ((rc = get_enum(&norm, ls->norm, norm_kind_from_name, NORM_NAMES, path, err)))
+        if ((rc = get_enum(&norm, ls->norm, spec_key_find(&spec_layer_fields, "norm"), path,
+                           err)))
             return rc;
         m->act[i + 1] = (enum mt_act)act;
         m->norm[i + 1] = (enum mt_normkind)norm;

@@ -152,6 +152,9 @@ static int parse_bool(const char *t)
     {.name = n, .type = SK_ENUM, FIELD(f), .from_name = fn, .names = list, \
      .n_values = count, .unset_ok = unset}
 #define KFN(n, func, req) {.name = n, .type = SK_FN, .fn = func, .required = req}
+/* A by-hand key whose value is an enum name (its names for the bridge). */
+#define KFNE(n, func, fn_from, list) \
+    {.name = n, .type = SK_FN, .fn = func, .from_name = fn_from, .names = list}
 /* A rule setting: optional, and refused for rules whose flags lack `flag`. */
 #define KRULE(n, t, r, f, flag) \
     {.name = n, .type = t, .range = r, FIELD(f), .unset_ok = 1, .rule_flag = flag}
@@ -214,16 +217,16 @@ static const struct spec_key dataset_keys[] = {
 static const struct spec_key model_keys[] = {
     KOPT("input", SK_INT, SR_POS, model.width[0]),
     KFN("hidden", parse_hidden, 1),
-    KFN("activation", set_default_act, 0),
+    KFNE("activation", set_default_act, act_from_name, ACT_NAMES),
     KFN("classes", set_classes, 0),
     KENUM("init", model.init, init_from_name, "kaiming, xavier", MT_INIT_XAVIER + 1, 0),
-    KFN("norm", set_default_norm, 0),
+    KFNE("norm", set_default_norm, norm_kind_from_name, NORM_NAMES),
 };
 
 static const struct spec_key layer_keys[] = {
     KFN("width", set_layer_width, 1),
-    KFN("activation", set_layer_act, 0),
-    KFN("norm", set_layer_norm, 0),
+    KFNE("activation", set_layer_act, act_from_name, ACT_NAMES),
+    KFNE("norm", set_layer_norm, norm_kind_from_name, NORM_NAMES),
 };
 
 /* Every key but `name` is a rule setting (struct mt_rule_spec). */
@@ -262,6 +265,7 @@ static const struct spec_key sched_keys[] = {
 };
 
 static const struct spec_section dataset_section = {"dataset", dataset_keys, NKEYS(dataset_keys)};
+const struct spec_section spec_layer_fields = {"model.hidden[]", layer_keys, NKEYS(layer_keys)};
 static const struct spec_section model_section = {"model", model_keys, NKEYS(model_keys)};
 static const struct spec_section rule_section = {"rule", rule_keys, NKEYS(rule_keys)};
 static const struct spec_section optim_section = {"optimizer", optim_keys, NKEYS(optim_keys)};
@@ -849,6 +853,14 @@ static int check_fields(const struct mt_spec *s, struct mt_err *err)
 {
     int rc = check_section(s, &spec_fields, err);
     return rc ? rc : check_model(&s->model, err);
+}
+
+const struct spec_key *spec_key_find(const struct spec_section *sec, const char *name)
+{
+    for (size_t i = 0; i < sec->n; i++)
+        if (strcmp(sec->keys[i].name, name) == 0)
+            return &sec->keys[i];
+    return NULL;
 }
 
 const char *spec_key_enum_name(const struct spec_key *k, int v, char *buf, size_t cap)

@@ -51,9 +51,10 @@ struct spec_key {
     unsigned rule_flag;                /* rule settings: the MT_RULE_* flag of the rules that
                                           read it (rules.h); 0 elsewhere */
     int required;
-    int (*from_name)(const char *);    /* SK_ENUM: -1 when unknown */
-    const char *names;                 /* SK_ENUM: the names of values 0 .. n_values-1, in order,
-                                          ", "-separated (messages print it as is) */
+    int (*from_name)(const char *);    /* SK_ENUM (and by-hand enum names): -1 when unknown */
+    const char *names;                 /* SK_ENUM (and by-hand enum names): the names of values
+                                          0 .. n_values-1, in order, ", "-separated (messages
+                                          print it as is) */
     int n_values;                      /* SK_ENUM */
     int (*fn)(struct spec_parse *ps);  /* SK_FN */
     const struct spec_section *sub;    /* SK_FN: the nested section's rows; NULL = by hand */
@@ -67,6 +68,11 @@ struct spec_section {
 
 /* The top-level section; every other section hangs from it through `sub`. */
 extern const struct spec_section spec_fields;
+/* The rows of one hidden layer (model.hidden[i]: width, activation, norm). */
+extern const struct spec_section spec_layer_fields;
+
+/* The row called `name` in sec, or NULL. */
+const struct spec_key *spec_key_find(const struct spec_section *sec, const char *name);
 
 /* What a value of the row must be, for messages: "a positive integer". */
 const char *spec_key_expected(const struct spec_key *k);
