@@ -304,6 +304,27 @@ static void test_memory_limit_forms(void **state)
                  "bytes)");
 }
 
+/* spec_finish is the one step that resolves a spec and says so: the
+ * trainer then takes the spec as it is. Changing the rule, or a failed
+ * finish, leaves it unresolved. */
+static void test_finish_marks_resolved(void **state)
+{
+    (void)state;
+    struct mt_spec s;
+    struct mt_err err;
+    assert_int_equal(parse(small_yaml, &s, &err), 0);
+    assert_false(s.resolved);
+    assert_int_equal(spec_finish(&s, &err), 0);
+    assert_true(s.resolved);
+    spec_set_rule(&s, "dfa");
+    assert_false(s.resolved);
+    assert_int_equal(spec_finish(&s, &err), 0);
+    assert_true(s.resolved);
+    s.batch = 0;
+    assert_int_equal(spec_finish(&s, &err), MT_E_INVAL);
+    assert_false(s.resolved);
+}
+
 static void test_finish_fills_rule_defaults(void **state)
 {
     (void)state;
@@ -1190,6 +1211,7 @@ int main(void)
         cmocka_unit_test(test_defaults_before_finish),
         cmocka_unit_test(test_memory_limit_forms),
         cmocka_unit_test(test_finish_fills_rule_defaults),
+        cmocka_unit_test(test_finish_marks_resolved),
         cmocka_unit_test(test_finish_dataset_sizes),
         cmocka_unit_test(test_finish_checks_built_specs),
         cmocka_unit_test(test_rule_settings_unset_by_default),
