@@ -368,16 +368,22 @@ static void test_small_job_completes_with_events(void **state)
     run_free(&r);
 }
 
+/* small_yaml's spec and its plan. */
+static void small_job_planned(struct mt_spec *s, struct mt_mem_plan *plan)
+{
+    struct mt_err err = {0};
+    jobspec_free(job_from_yaml(small_yaml, s));
+    if (trainer_plan(s, plan, &err))
+        fail_msg("plan: %s", err.msg);
+}
+
 static void test_limit_below_plan_is_out_of_memory(void **state)
 {
     struct mt_spec s;
     struct mt_mem_plan plan;
-    struct mt_err err = {0};
     struct run r;
     (void)state;
-    jobspec_free(job_from_yaml(small_yaml, &s));
-    if (trainer_plan(&s, &plan, &err))
-        fail_msg("plan: %s", err.msg);
+    small_job_planned(&s, &plan);
     s.memory_limit = plan.total / 2;
     run_job(&s, NULL, 0, 0, NULL, &r);
     assert_int_equal(r.exit_status, 0);
@@ -391,21 +397,15 @@ static void test_limit_below_plan_is_out_of_memory(void **state)
     run_free(&r);
 }
 
-/* RLIMIT_DATA: a generous one lets the job run; one below what the worker
- * already maps is refused up front, never left to fail (or, inside
- * OpenBLAS, spin) at some later allocation. */
 /* The daemon planned the job at submit: the worker reports that plan as it
  * came (a marked figure shows it did not plan again) and trains. */
 static void test_worker_takes_the_daemons_plan(void **state)
 {
     struct mt_spec s;
     struct mt_mem_plan plan;
-    struct mt_err err = {0};
     struct run r;
     (void)state;
-    jobspec_free(job_from_yaml(small_yaml, &s));
-    if (trainer_plan(&s, &plan, &err))
-        fail_msg("plan: %s", err.msg);
+    small_job_planned(&s, &plan);
     Memtrain__MemoryStats given = MEMTRAIN__MEMORY_STATS__INIT;
     given.params = 12345;   /* a mark no plan of this job has */
     given.peak_total = plan.total;
@@ -421,6 +421,9 @@ static void test_worker_takes_the_daemons_plan(void **state)
     run_free(&r);
 }
 
+/* RLIMIT_DATA: a generous one lets the job run; one below what the worker
+ * already maps is refused up front, never left to fail (or, inside
+ * OpenBLAS, spin) at some later allocation. */
 static void test_hard_limit(void **state)
 {
     struct mt_spec s;
