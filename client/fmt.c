@@ -109,44 +109,6 @@ char *fmt_percent(char *buf, size_t len, double fraction)
     return buf;
 }
 
-int fmt_parse_size(const char *text, uint64_t *bytes)
-{
-    static const struct {
-        const char *suffix;
-        double mult;
-    } units[] = {
-        {"", 1}, {"B", 1},
-        {"K", 1024.0}, {"k", 1024.0}, {"KiB", 1024.0},
-        {"M", 1048576.0}, {"m", 1048576.0}, {"MiB", 1048576.0},
-        {"G", 1073741824.0}, {"g", 1073741824.0}, {"GiB", 1073741824.0},
-        {"T", 1099511627776.0}, {"t", 1099511627776.0}, {"TiB", 1099511627776.0},
-        {"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-    };
-    /* digits [. digits]: strtod alone would take signs, hex, inf and nan */
-    const char *p = text;
-    size_t whole = strspn(p, "0123456789"), frac = 0;
-    p += whole;
-    if (*p == '.') {
-        frac = strspn(p + 1, "0123456789");
-        p += 1 + frac;
-    }
-    if (whole + frac == 0)
-        return -1;
-    double v = strtod(text, NULL);
-    while (*p == ' ')
-        p++;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(p, units[i].suffix) != 0)
-            continue;
-        double b = nearbyint(v * units[i].mult);
-        if (!(b < 18446744073709551615.0))
-            return -1;
-        *bytes = (uint64_t)b;
-        return 0;
-    }
-    return -1;
-}
-
 const char *fmt_user(uint32_t uid, char *buf, size_t len)
 {
     static struct {

@@ -55,11 +55,6 @@ char *fmt_time(char *buf, size_t len, int64_t ms);
 /* "97.85%" for 0.9785. */
 char *fmt_percent(char *buf, size_t len, double fraction);
 
-/* Parse a byte count: plain bytes, or a number with K/M/G/T (or KiB..TiB,
- * powers of 1024) or kB/MB/GB/TB (powers of 1000); a trailing "B" is
- * optional. 0 on success, -1 if the text is not a size. */
-int fmt_parse_size(const char *text, uint64_t *bytes);
-
 /* A model's shape: "784-256-256-10 relu, kaiming init" ("in"/"out" when the
  * dataset decides; a layer's own activation in brackets). Returns buf. */
 char *fmt_model(char *buf, size_t len, const Memtrain__ModelSpec *m);

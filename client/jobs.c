@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fmt.h"
+#include "memtrain/bytesize.h"
 #include "memtrain/clock.h"
 #include "mtctl.h"
 #include "spec.h"
@@ -27,7 +28,7 @@ static const char submit_help[] =
     "  -m, --mem-limit SIZE   the job's memory limit (instead of memory_limit:);\n"
     "                         SIZE is bytes, or a number with K, M, G or T (powers\n"
     "                         of 1024, also KiB, MiB, ...) or kB, MB, GB, TB\n"
-    "                         (powers of 1000): 2G, 512M, 1.5GiB, 100000000\n"
+    "                         (powers of 1000): 2G, 512M, 1.5GiB, 1e9, 100000000\n"
     "  -f, --follow           then follow the job as `mtctl watch` does and exit\n"
     "                         with its final state's status\n"
     "      --steps            with --follow: also show every training step\n"
@@ -56,6 +57,7 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
     const char *name = NULL;
     long priority = 0;
     uint64_t limit = 0;
+    struct mt_err perr;
     int follow = 0, steps = 0, opt;
     char *end;
     mtctl_getopt_reset(c, argv, "submit");
@@ -70,9 +72,10 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
                 return mtctl_usage_error(c, "--priority '%s' is not an integer", optarg);
             break;
         case 'm':
-            if (fmt_parse_size(optarg, &limit) || limit == 0)
-                return mtctl_usage_error(c, "--mem-limit '%s' is not a size such as 2G, 512M "
-                                         "or a byte count", optarg);
+            if (mt_bytesize_parse(optarg, &limit, &perr))
+                return mtctl_usage_error(c, "--mem-limit: %s", perr.msg);
+            if (limit == 0)
+                return mtctl_usage_error(c, "--mem-limit: expected more than 0 bytes");
             break;
         case 'f':
             follow = 1;

@@ -1,9 +1,17 @@
 /* jobspec.c: struct mt_spec <-> protobuf JobSpec (see jobspec.h).
  *
- * Going out, one allocation holds the message, its nested messages and
- * copies of every string, so jobspec_free is one free(). Coming in, every
- * field is checked against the bounds the YAML parser applies (spec.c), as
- * the bytes come from clients. */
+ * Both directions walk the spec's field registry (specfield.h) and find
+ * each row's protobuf field by name through protobuf-c's reflection: the
+ * descriptor gives the field's offset, its type and, for the `oneof opt_x`
+ * wrappers that mark optional settings, where its presence is kept. So a
+ * new setting needs no code here. Only the model's shape (hidden layers,
+ * per-layer activation and norm, classes: arrays in struct mt_model_desc)
+ * is mapped by hand.
+ *
+ * Coming in, every value is checked as the YAML reader checks it
+ * (spec_key_check), as the bytes come from clients. Going out, one
+ * allocation holds the message, its nested messages and copies of every
+ * string (carved in order), so jobspec_free is one free(). */
 #include "jobspec.h"
 
 #include <limits.h>
@@ -13,45 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules/rules.h"
+#include "specfield.h"
 
-#define ACT_NAMES "relu, leaky_relu, tanh, sigmoid, gelu, identity, silu"
-#define NORM_NAMES "batchnorm, layernorm, none"
-#define ENUM_LEN 32   /* longest enum-like name kept */
-
-/* Names of the enums spec.h and model.h define without name functions. */
-static const char *const feedback_names[] = {"uniform", "normal", "kaiming"};
-static const char *const init_names[] = {"kaiming", "xavier"};
-
-static int feedback_from_name(const char *name)
-{
-    for (int i = 0; i < 3; i++)
-        if (strcmp(feedback_names[i], name) == 0)
-            return i;
-    return -1;
-}
-
-static int init_from_name(const char *name)
-{
-    for (int i = 0; i < 2; i++)
-        if (strcmp(init_names[i], name) == 0)
-            return i;
-    return -1;
-}
-
-/* A oneof-wrapped optional field (proto3 `optional` without protoc-c 1.5):
- * PREFIX is the message's constant prefix, F and f the field's name. */
-#define CASE_PASTE(PREFIX, F) PREFIX##__OPT_##F##_##F
-#define CASE_OF(PREFIX, F) CASE_PASTE(PREFIX, F)
-#define OPT_SET(m, PREFIX, F, f, v) \
-    do { (m)->opt_##f##_case = CASE_OF(PREFIX, F); (m)->f = (v); } while (0)
-#define OPT_HAS(m, PREFIX, F, f) ((m)->opt_##f##_case == CASE_OF(PREFIX, F))
-
-#define DS MEMTRAIN__DATASET_SPEC
-#define RS MEMTRAIN__RULE_SPEC
-#define OS MEMTRAIN__OPTIMIZER_SPEC
-#define SS MEMTRAIN__SCHEDULE_SPEC
-#define JS MEMTRAIN__JOB_SPEC
+#define ENUM_LEN 32   /* longest enum-like name read */
+#define PATH_LEN 64
 
 static int fail(struct mt_err *err, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -67,319 +40,257 @@ static int fail(struct mt_err *err, const char *path, const char *fmt, ...)
     return MT_E_INVAL;   /* a constant, so the compiler sees that callers return early */
 }
 
-/* ------------------------------------------------------------------------ */
-/* mt_spec -> JobSpec                                                       */
-
-struct bundle {
-    Memtrain__JobSpec js;                 /* first: jobspec_free frees the bundle through it */
-    Memtrain__DatasetSpec ds;
-    Memtrain__ModelSpec ms;
-    Memtrain__RuleSpec rs;
-    Memtrain__OptimizerSpec os;
-    Memtrain__ScheduleSpec ss;
-    Memtrain__LayerSpec layer[MT_MAX_LAYERS];
-    Memtrain__LayerSpec *layer_ptr[MT_MAX_LAYERS];
-    char name[MT_NAME_LEN];
-    char dir[MT_PATH_LEN], train_images[MT_PATH_LEN], train_labels[MT_PATH_LEN];
-    char test_images[MT_PATH_LEN], test_labels[MT_PATH_LEN];
-    char kind[ENUM_LEN], normalize[ENUM_LEN], init[ENUM_LEN], act[MT_MAX_LAYERS][ENUM_LEN];
-    char norm[MT_MAX_LAYERS][ENUM_LEN];
-    char rule[ENUM_LEN], feedback_init[ENUM_LEN], optim[ENUM_LEN], sched[ENUM_LEN];
-};
-
-/* Bounded copy; returns dst for assignment to a message's char *. */
-static char *put(char *dst, size_t cap, const char *src)
+/* spec_key_check, its message prefixed as ours are. */
+static int check(const struct spec_key *k, const char *path, const struct mt_spec *s,
+                 struct mt_err *err)
 {
-    size_t n = src ? strnlen(src, cap - 1) : 0;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
-    return dst;
-}
-
-/* Enums and counts a JobSpec cannot express. */
-static int check_out(const struct mt_spec *s, struct mt_err *err)
-{
-    const struct mt_model_desc *m = &s->model;
-    if ((int)s->data.kind < 0 || s->data.kind > MT_DATA_SYNTHETIC)
-        return fail(err, "dataset.name", "invalid kind %d", (int)s->data.kind);
-    if ((int)s->data.normalize < 0 || s->data.normalize > MT_NORM_NONE)
-        return fail(err, "dataset.normalize", "invalid value %d", (int)s->data.normalize);
-    if (s->data.train_limit < 0 || s->data.test_limit < 0 || s->data.synthetic_train < 0
-        || s->data.synthetic_test < 0)
-        return fail(err, "dataset", "negative sample count");
-    if (m->n_layers < 1 || m->n_layers > MT_MAX_LAYERS)
-        return fail(err, "model.hidden", "invalid layer count %d", m->n_layers);
-    for (int l = 0; l <= m->n_layers; l++)
-        if (m->width[l] < 0 || (l > 0 && l < m->n_layers && (m->width[l] == 0
-            || (int)m->act[l] < 0 || m->act[l] >= MT_ACT_N
-            || (int)m->norm[l] < 0 || m->norm[l] >= MT_NK_N)))
-            return fail(err, "model.hidden", "invalid layer %d", l);
-    if ((int)m->init < 0 || m->init > MT_INIT_XAVIER)
-        return fail(err, "model.init", "invalid value %d", (int)m->init);
-    const struct mt_rule_spec *r = &s->rule;
-    if ((int)r->feedback_init < MT_FB_DEFAULT || r->feedback_init > MT_FB_KAIMING)
-        return fail(err, "rule.feedback_init", "invalid value %d", (int)r->feedback_init);
-    if (r->binary < -1 || r->binary > 1)
-        return fail(err, "rule.binary", "invalid value %d", r->binary);
-    if (r->groups < -1 || r->segments < -1 || r->samples < -1)
-        return fail(err, "rule", "negative count");
-    if ((int)s->optim.kind < MT_OPT_DEFAULT || s->optim.kind > MT_OPT_ADAMW)
-        return fail(err, "optimizer.name", "invalid kind %d", (int)s->optim.kind);
-    if ((int)s->sched.kind < 0 || s->sched.kind > MT_SCHED_COSINE)
-        return fail(err, "schedule.name", "invalid kind %d", (int)s->sched.kind);
-    if (s->batch < 0 || s->epochs < 0 || s->threads < 0 || s->checkpoint_every < 0
-        || s->keep_checkpoints < 0 || s->sched.step_epochs < 0)
-        return fail(err, "JobSpec", "negative count");
-    return 0;
-}
-
-static void out_dataset(struct bundle *b, const struct mt_data_spec *d)
-{
-    Memtrain__DatasetSpec *ds = &b->ds;
-    memtrain__dataset_spec__init(ds);
-    ds->name = put(b->kind, ENUM_LEN, data_kind_name(d->kind));
-    ds->dir = put(b->dir, MT_PATH_LEN, d->dir);
-    ds->train_images = put(b->train_images, MT_PATH_LEN, d->train_images);
-    ds->train_labels = put(b->train_labels, MT_PATH_LEN, d->train_labels);
-    ds->test_images = put(b->test_images, MT_PATH_LEN, d->test_images);
-    ds->test_labels = put(b->test_labels, MT_PATH_LEN, d->test_labels);
-    ds->normalize = put(b->normalize, ENUM_LEN, data_normalize_name(d->normalize));
-    ds->train_limit = (uint64_t)d->train_limit;
-    ds->test_limit = (uint64_t)d->test_limit;
-    OPT_SET(ds, DS, SYNTHETIC_TRAIN, synthetic_train, (uint64_t)d->synthetic_train);
-    OPT_SET(ds, DS, SYNTHETIC_TEST, synthetic_test, (uint64_t)d->synthetic_test);
-    OPT_SET(ds, DS, SYNTHETIC_SEED, synthetic_seed, d->synthetic_seed);
-}
-
-static void out_model(struct bundle *b, const struct mt_model_desc *m)
-{
-    Memtrain__ModelSpec *ms = &b->ms;
-    memtrain__model_spec__init(ms);
-    int hidden = m->n_layers - 1;
-    for (int i = 0; i < hidden; i++) {
-        memtrain__layer_spec__init(&b->layer[i]);
-        b->layer[i].width = (uint32_t)m->width[i + 1];
-        b->layer[i].activation = put(b->act[i], ENUM_LEN, act_name(m->act[i + 1]));
-        /* "" for none, so specs without norm layers look as they always did */
-        b->layer[i].norm = put(b->norm[i], ENUM_LEN, m->norm[i + 1] == MT_NK_NONE ? ""
-                               : norm_kind_name(m->norm[i + 1]));
-        b->layer_ptr[i] = &b->layer[i];
-    }
-    ms->input = (uint32_t)m->width[0];
-    ms->n_hidden = (size_t)hidden;
-    ms->hidden = b->layer_ptr;
-    ms->classes = (uint32_t)m->width[m->n_layers];
-    ms->init = put(b->init, ENUM_LEN, init_names[m->init]);
-}
-
-static void out_rule_optim(struct bundle *b, const struct mt_spec *s)
-{
-    Memtrain__RuleSpec *rs = &b->rs;
-    memtrain__rule_spec__init(rs);
-    rs->name = put(b->rule, sizeof s->rule.name, s->rule.name);
-    rs->feedback_init = put(b->feedback_init, ENUM_LEN, s->rule.feedback_init < 0 ? ""
-                            : feedback_names[s->rule.feedback_init]);
-    if (!isnan(s->rule.feedback_scale))
-        OPT_SET(rs, RS, FEEDBACK_SCALE, feedback_scale, s->rule.feedback_scale);
-    if (s->rule.binary >= 0)
-        OPT_SET(rs, RS, BINARY, binary, s->rule.binary != 0);
-    if (!isnan(s->rule.epsilon))
-        OPT_SET(rs, RS, EPSILON, epsilon, s->rule.epsilon);
-    if (!isnan(s->rule.kappa))
-        OPT_SET(rs, RS, KAPPA, kappa, s->rule.kappa);
-    if (s->rule.groups >= 0)
-        OPT_SET(rs, RS, GROUPS, groups, (uint32_t)s->rule.groups);
-    if (s->rule.segments >= 0)
-        OPT_SET(rs, RS, SEGMENTS, segments, (uint32_t)s->rule.segments);
-    if (s->rule.samples >= 0)
-        OPT_SET(rs, RS, SAMPLES, samples, (uint32_t)s->rule.samples);
-
-    const struct mt_optim_spec *o = &s->optim;
-    Memtrain__OptimizerSpec *os = &b->os;
-    memtrain__optimizer_spec__init(os);
-    os->name = put(b->optim, ENUM_LEN, o->kind < 0 ? "" : optim_kind_name(o->kind));
-    if (!isnan(o->lr))
-        OPT_SET(os, OS, LR, lr, o->lr);
-    if (!isnan(o->momentum))
-        OPT_SET(os, OS, MOMENTUM, momentum, o->momentum);
-    if (o->nesterov >= 0)
-        OPT_SET(os, OS, NESTEROV, nesterov, o->nesterov != 0);
-    if (!isnan(o->beta1))
-        OPT_SET(os, OS, BETA1, beta1, o->beta1);
-    if (!isnan(o->beta2))
-        OPT_SET(os, OS, BETA2, beta2, o->beta2);
-    if (!isnan(o->eps))
-        OPT_SET(os, OS, EPS, eps, o->eps);
-    if (!isnan(o->weight_decay))
-        OPT_SET(os, OS, WEIGHT_DECAY, weight_decay, o->weight_decay);
-
-    const struct mt_sched_spec *sc = &s->sched;
-    Memtrain__ScheduleSpec *ss = &b->ss;
-    memtrain__schedule_spec__init(ss);
-    ss->name = put(b->sched, ENUM_LEN, sched_kind_name(sc->kind));
-    OPT_SET(ss, SS, WARMUP_EPOCHS, warmup_epochs, sc->warmup_epochs);
-    OPT_SET(ss, SS, STEP_EPOCHS, step_epochs, (uint32_t)sc->step_epochs);
-    OPT_SET(ss, SS, GAMMA, gamma, sc->gamma);
-    OPT_SET(ss, SS, MIN_LR, min_lr, sc->min_lr);
-}
-
-int jobspec_from_spec(const struct mt_spec *s, Memtrain__JobSpec **out, struct mt_err *err)
-{
-    int rc = check_out(s, err);
+    int rc = spec_key_check(k, path, s, err);
     if (rc)
-        return rc;
-    struct bundle *b = calloc(1, sizeof *b);
-    if (!b)
-        return mt_err_set(err, MT_E_NOMEM, "JobSpec: out of memory");
-    Memtrain__JobSpec *js = &b->js;
-    memtrain__job_spec__init(js);
-    out_dataset(b, &s->data);
-    out_model(b, &s->model);
-    out_rule_optim(b, s);
-    js->name = put(b->name, MT_NAME_LEN, s->name);
-    js->dataset = &b->ds;
-    js->model = &b->ms;
-    js->rule = &b->rs;
-    js->optimizer = &b->os;
-    js->schedule = &b->ss;
-    js->batch = (uint32_t)s->batch;
-    js->epochs = (uint32_t)s->epochs;
-    OPT_SET(js, JS, SEED, seed, s->seed);
-    js->threads = (uint32_t)s->threads;
-    js->memory_limit = s->memory_limit;
-    js->checkpoint_every = (uint32_t)s->checkpoint_every;
-    OPT_SET(js, JS, KEEP_CHECKPOINTS, keep_checkpoints, (uint32_t)s->keep_checkpoints);
-    *out = js;
+        mt_err_prefix(err, "JobSpec: ");
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rows and protobuf fields                                                 */
+
+/* The protobuf field of a row, and whether its type can hold the row's. */
+static const ProtobufCFieldDescriptor *field_of(const ProtobufCMessageDescriptor *d,
+                                                const struct spec_key *k)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d,
+                                                                                        k->name);
+    if (!f || f->label == PROTOBUF_C_LABEL_REPEATED)
+        return NULL;
+    ProtobufCType t = f->type;
+    switch (k->type) {
+    case SK_STR:
+    case SK_ENUM:
+    case SK_RULE:
+        return t == PROTOBUF_C_TYPE_STRING ? f : NULL;
+    case SK_INT:
+        return t == PROTOBUF_C_TYPE_UINT32 ? f : NULL;
+    case SK_LONG:
+    case SK_U64:
+    case SK_BYTES:
+        return t == PROTOBUF_C_TYPE_UINT64 ? f : NULL;
+    case SK_FLOAT:
+        return t == PROTOBUF_C_TYPE_FLOAT ? f : NULL;
+    case SK_BOOL:
+        return t == PROTOBUF_C_TYPE_BOOL ? f : NULL;
+    case SK_FN:
+        return (!k->sub || t == PROTOBUF_C_TYPE_MESSAGE) ? f : NULL;
+    }
+    return NULL;
+}
+
+static int is_oneof(const ProtobufCFieldDescriptor *f)
+{
+    return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0;
+}
+
+/* A scalar field is present: a oneof-wrapped optional that is set, or a
+ * plain proto3 field (always, zero when not sent). */
+static int present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    if (!m)
+        return 0;
+    if (is_oneof(f))
+        return *(const uint32_t *)(const void *)((const char *)m + f->quantifier_offset)
+               == f->id;
+    return 1;
+}
+
+static void set_present(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    if (is_oneof(f))
+        *(uint32_t *)(void *)((char *)m + f->quantifier_offset) = f->id;
+}
+
+/* A string field's value, "" when absent. */
+static const char *str_of(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    const char *v = m ? *(char *const *)(const void *)((const char *)m + f->offset) : NULL;
+    return v ? v : "";
+}
+
+static int missing_field(const char *path, struct mt_err *err)
+{
+    return mt_err_set(err, MT_E_INVAL, "JobSpec: %s: no such field of the right type in "
+                      "proto/memtrain.proto", path);
+}
+
+static void join(char *out, const struct spec_section *sec, const char *name)
+{
+    snprintf(out, PATH_LEN, "%s%s%s", sec->path, *sec->path ? "." : "", name);
+}
+
+/* Row i of sec, its dotted path and its field in d: 1 for a row mapped by
+ * hand (no field), 0 with *f set, or MT_E_INVAL when d has no such field. */
+static int row_field(const ProtobufCMessageDescriptor *d, const struct spec_section *sec,
+                     size_t i, char *path, const ProtobufCFieldDescriptor **f,
+                     struct mt_err *err)
+{
+    const struct spec_key *k = &sec->keys[i];
+    join(path, sec, k->name);
+    if (k->type == SK_FN && !k->sub)
+        return 1;
+    *f = field_of(d, k);
+    return *f ? 0 : missing_field(path, err);
+}
+
+static int check_section(const ProtobufCMessageDescriptor *d, const struct spec_section *sec,
+                         struct mt_err *err)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        char path[PATH_LEN];
+        const ProtobufCFieldDescriptor *f = NULL;
+        int rc = row_field(d, sec, i, path, &f, err);
+        if (rc == 0 && sec->keys[i].sub)
+            rc = check_section(f->descriptor, sec->keys[i].sub, err);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
-void jobspec_free(Memtrain__JobSpec *js)
+int jobspec_check_registry(struct mt_err *err)
 {
-    free(js);   /* the bundle starts with the message */
+    return check_section(&memtrain__job_spec__descriptor, &spec_fields, err);
 }
 
 /* ------------------------------------------------------------------------ */
 /* JobSpec -> mt_spec                                                       */
 
-static int get_str(char *dst, size_t cap, const char *src, const char *path,
-                   struct mt_err *err)
+/* One row from message m (NULL: an absent section, every field absent)
+ * into s. */
+static int in_key(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                  const struct spec_key *k, const char *path, struct mt_spec *s,
+                  struct mt_err *err)
 {
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap)
-        return fail(err, path, "too long (%zu bytes, at most %zu)", n, cap - 1);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
-            return fail(err, path, "contains a control character");
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
+    char *dst = (char *)s + k->off;
+    const char *src = m ? (const char *)m + f->offset : NULL;
+    if (k->type == SK_STR || k->type == SK_RULE || k->type == SK_ENUM) {
+        const char *v = str_of(m, f);
+        size_t n = strlen(v);
+        if (n == 0)   /* "" = the default */
+            return k->required ? fail(err, path, "missing") : 0;
+        if (k->type == SK_ENUM) {
+            int e = n < ENUM_LEN ? k->from_name(v) : -1;
+            if (e < 0)
+                return fail(err, path, "unknown value '%.48s' (expected one of: %s)", v,
+                            k->names);
+            memcpy(dst, &e, sizeof e);
+            return 0;
+        }
+        if (n >= k->size)
+            return fail(err, path, "too long (%zu bytes, at most %zu)", n, k->size - 1);
+        memcpy(dst, v, n + 1);
+        return check(k, path, s, err);
+    }
+    if (!present(m, f))
+        return 0;
+    uint64_t u = 0;
+    float x;
+    switch (k->type) {
+    case SK_INT:
+    case SK_LONG:
+        u = k->type == SK_INT ? *(const uint32_t *)(const void *)src
+                              : *(const uint64_t *)(const void *)src;
+        if (u > (uint64_t)(k->type == SK_INT ? INT_MAX : LONG_MAX))
+            return fail(err, path, "expected %s, got %llu", spec_key_expected(k),
+                        (unsigned long long)u);
+        if (k->type == SK_INT)
+            *(int *)(void *)dst = (int)u;
+        else
+            *(long *)(void *)dst = (long)u;
+        return check(k, path, s, err);
+    case SK_U64:
+        memcpy(dst, src, sizeof(uint64_t));
+        return 0;
+    case SK_BYTES:
+        u = *(const uint64_t *)(const void *)src;
+        if (u > (uint64_t)LLONG_MAX || (uint64_t)(size_t)u != u)
+            return fail(err, path, "too large");
+        *(size_t *)(void *)dst = (size_t)u;
+        return 0;
+    case SK_FLOAT:
+        x = *(const float *)(const void *)src;
+        if (!isfinite(x))   /* a NAN would read as "not given" */
+            return fail(err, path, "expected %s, got %g", spec_key_expected(k), (double)x);
+        *(float *)(void *)dst = x;
+        return check(k, path, s, err);
+    case SK_BOOL:
+        *(int *)(void *)dst = *(const protobuf_c_boolean *)(const void *)src != 0;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int in_section(const ProtobufCMessage *m, const ProtobufCMessageDescriptor *d,
+                      const struct spec_section *sec, struct mt_spec *s, struct mt_err *err)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        const struct spec_key *k = &sec->keys[i];
+        char path[PATH_LEN];
+        const ProtobufCFieldDescriptor *f = NULL;
+        int rc = row_field(d, sec, i, path, &f, err);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            continue;   /* by hand */
+        if (!k->sub)
+            rc = in_key(m, f, k, path, s, err);
+        else   /* an absent section reads as all fields absent */
+            rc = in_section(m ? *(ProtobufCMessage *const *)(const void *)((const char *)m
+                                                                           + f->offset) : NULL,
+                            f->descriptor, k->sub, s, err);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 
-/* An enum-like name; "" leaves *out alone (the default). */
-static int get_enum(int *out, const char *name, int (*from_name)(const char *), const char *names,
-                    const char *path, struct mt_err *err)
+/* An enum name for a by-hand row (its from_name and names); "" leaves *out
+ * alone (the default). */
+static int get_enum(int *out, const char *name, const struct spec_key *k, const char *path,
+                    struct mt_err *err)
 {
     if (!name || !*name)
         return 0;
-    int v = strnlen(name, ENUM_LEN) < ENUM_LEN ? from_name(name) : -1;
+    int v = strnlen(name, ENUM_LEN) < ENUM_LEN ? k->from_name(name) : -1;
     if (v < 0)
-        return fail(err, path, "unknown value '%.48s' (expected one of: %s)", name, names);
+        return fail(err, path, "unknown value '%.48s' (expected one of: %s)", name, k->names);
     *out = v;
     return 0;
 }
 
-enum range { POS, NONNEG, UNIT };
-
-static int get_float(float *dst, float v, enum range r, const char *path, struct mt_err *err)
-{
-    static const char *const what[] = {"a positive number", "a non-negative number",
-                                       "a number in [0, 1)"};
-    int ok = isfinite(v) && (r == POS ? v > 0 : r == NONNEG ? v >= 0 : (v >= 0 && v < 1));
-    if (!ok)
-        return fail(err, path, "expected %s, got %g", what[r], (double)v);
-    *dst = v;
-    return 0;
-}
-
-/* An unsigned count into an int (or long) no larger than max, at least min. */
-static int get_count(long long *dst, uint64_t v, long long min, long long max, const char *path,
-                     struct mt_err *err)
-{
-    if (v > (uint64_t)max || (long long)v < min)
-        return fail(err, path, "expected %s integer, got %llu",
-                    min > 0 ? "a positive" : "a non-negative", (unsigned long long)v);
-    *dst = (long long)v;
-    return 0;
-}
-
+/* A count into an int, at least min. */
 static int get_int(int *dst, uint64_t v, long long min, const char *path, struct mt_err *err)
 {
-    long long x = 0;
-    int rc = get_count(&x, v, min, INT_MAX, path, err);
-    if (rc == 0)
-        *dst = (int)x;
-    return rc;
-}
-
-static int get_long(long *dst, uint64_t v, long long min, const char *path, struct mt_err *err)
-{
-    long long x = 0;
-    int rc = get_count(&x, v, min, LONG_MAX, path, err);
-    if (rc == 0)
-        *dst = (long)x;
-    return rc;
-}
-
-static int in_dataset(const Memtrain__DatasetSpec *ds, struct mt_data_spec *d, struct mt_err *err)
-{
-    int kind = -1, norm = (int)d->normalize, rc;
-    if (!ds || !ds->name || !*ds->name)
-        return fail(err, "dataset.name", "missing");
-    if ((rc = get_enum(&kind, ds->name, data_kind_from_name,
-                       "mnist, fashion-mnist, cifar10, idx, synthetic", "dataset.name", err))
-        || (rc = get_enum(&norm, ds->normalize, data_normalize_from_name,
-                          "standard, scale, none", "dataset.normalize", err))
-        || (rc = get_str(d->dir, MT_PATH_LEN, ds->dir, "dataset.dir", err))
-        || (rc = get_str(d->train_images, MT_PATH_LEN, ds->train_images, "dataset.train_images",
-                         err))
-        || (rc = get_str(d->train_labels, MT_PATH_LEN, ds->train_labels, "dataset.train_labels",
-                         err))
-        || (rc = get_str(d->test_images, MT_PATH_LEN, ds->test_images, "dataset.test_images",
-                         err))
-        || (rc = get_str(d->test_labels, MT_PATH_LEN, ds->test_labels, "dataset.test_labels",
-                         err))
-        || (rc = get_long(&d->train_limit, ds->train_limit, 0, "dataset.train_limit", err))
-        || (rc = get_long(&d->test_limit, ds->test_limit, 0, "dataset.test_limit", err)))
-        return rc;
-    d->kind = (enum mt_data_kind)kind;
-    d->normalize = (enum mt_normalize)norm;
-    if (OPT_HAS(ds, DS, SYNTHETIC_TRAIN, synthetic_train)
-        && (rc = get_long(&d->synthetic_train, ds->synthetic_train, 1, "dataset.synthetic_train",
-                          err)))
-        return rc;
-    if (OPT_HAS(ds, DS, SYNTHETIC_TEST, synthetic_test)
-        && (rc = get_long(&d->synthetic_test, ds->synthetic_test, 1, "dataset.synthetic_test",
-                          err)))
-        return rc;
-    if (OPT_HAS(ds, DS, SYNTHETIC_SEED, synthetic_seed))
-        d->synthetic_seed = ds->synthetic_seed;
+    if (v > (uint64_t)INT_MAX || (long long)v < min)
+        return fail(err, path, "expected %s integer, got %llu",
+                    min > 0 ? "a positive" : "a non-negative", (unsigned long long)v);
+    *dst = (int)v;
     return 0;
 }
 
-static int in_model(const Memtrain__ModelSpec *ms, struct mt_model_desc *m, struct mt_err *err)
+/* The model's shape: the rows read by hand (hidden, activation, classes,
+ * norm); input and init came through the table. */
+static int in_model_shape(const Memtrain__ModelSpec *ms, struct mt_model_desc *m,
+                          struct mt_err *err)
 {
-    int act_default = MT_ACT_RELU, norm_default = MT_NK_NONE, init = (int)m->init, rc;
+    const struct spec_section *model = spec_key_find(&spec_fields, "model")->sub;
+    const struct spec_key *act_key = spec_key_find(model, "activation");
+    const struct spec_key *norm_key = spec_key_find(model, "norm");
+    int act_default = MT_ACT_RELU, norm_default = MT_NK_NONE, rc;
     char path[48];
     if (!ms)
         return fail(err, "model", "missing");
     if (ms->n_hidden > MT_MAX_LAYERS - 1)
         return fail(err, "model.hidden", "more than %d hidden layers", MT_MAX_LAYERS - 1);
-    if ((rc = get_enum(&act_default, ms->activation, act_from_name, ACT_NAMES,
-                       "model.activation", err))
-        || (rc = get_enum(&norm_default, ms->norm, norm_kind_from_name, NORM_NAMES,
-                          "model.norm", err))
-        || (rc = get_enum(&init, ms->init, init_from_name, "kaiming, xavier", "model.init", err))
-        || (rc = get_int(&m->width[0], ms->input, 0, "model.input", err)))
+    if ((rc = get_enum(&act_default, ms->activation, act_key, "model.activation", err))
+        || (rc = get_enum(&norm_default, ms->norm, norm_key, "model.norm", err)))
         return rc;
     int hidden = (int)ms->n_hidden;
     for (int i = 0; i < hidden; i++) {
@@ -392,127 +303,19 @@ static int in_model(const Memtrain__ModelSpec *ms, struct mt_model_desc *m, stru
         if ((rc = get_int(&m->width[i + 1], ls->width, 1, path, err)))
             return rc;
         snprintf(path, sizeof path, "model.hidden[%d].activation", i);
-        if ((rc = get_enum(&act, ls->activation, act_from_name, ACT_NAMES, path, err)))
+        if ((rc = get_enum(&act, ls->activation, spec_key_find(&spec_layer_fields, "activation"),
+                           path, err)))
             return rc;
         snprintf(path, sizeof path, "model.hidden[%d].norm", i);
-        if ((rc = get_enum(&norm, ls->norm, norm_kind_from_name, NORM_NAMES, path, err)))
+        if ((rc = get_enum(&norm, ls->norm, spec_key_find(&spec_layer_fields, "norm"), path,
+                           err)))
             return rc;
         m->act[i + 1] = (enum mt_act)act;
         m->norm[i + 1] = (enum mt_normkind)norm;
     }
     m->n_layers = hidden + 1;
     m->act[m->n_layers] = MT_ACT_IDENTITY;
-    m->init = (enum mt_init)init;
     return get_int(&m->width[m->n_layers], ms->classes, 0, "model.classes", err);
-}
-
-static int in_rule(const Memtrain__RuleSpec *rs, struct mt_rule_spec *r, struct mt_err *err)
-{
-    int fb = MT_FB_DEFAULT, rc;
-    if (!rs)
-        return 0;
-    if (rs->name && *rs->name) {
-        if (strnlen(rs->name, sizeof r->name) == sizeof r->name || !rule_find(rs->name))
-            return fail(err, "rule.name", "unknown rule '%.48s'", rs->name);
-        snprintf(r->name, sizeof r->name, "%s", rs->name);
-    }
-    if ((rc = get_enum(&fb, rs->feedback_init, feedback_from_name, "uniform, normal, kaiming",
-                       "rule.feedback_init", err)))
-        return rc;
-    r->feedback_init = (enum mt_feedback_init)fb;
-    if (OPT_HAS(rs, RS, BINARY, binary))
-        r->binary = rs->binary != 0;
-    if ((OPT_HAS(rs, RS, FEEDBACK_SCALE, feedback_scale)
-         && (rc = get_float(&r->feedback_scale, rs->feedback_scale, POS, "rule.feedback_scale",
-                            err)))
-        || (OPT_HAS(rs, RS, EPSILON, epsilon)
-            && (rc = get_float(&r->epsilon, rs->epsilon, POS, "rule.epsilon", err)))
-        || (OPT_HAS(rs, RS, KAPPA, kappa)
-            && (rc = get_float(&r->kappa, rs->kappa, POS, "rule.kappa", err)))
-        || (OPT_HAS(rs, RS, GROUPS, groups)
-            && (rc = get_int(&r->groups, rs->groups, 1, "rule.groups", err)))
-        || (OPT_HAS(rs, RS, SEGMENTS, segments)
-            && (rc = get_int(&r->segments, rs->segments, 1, "rule.segments", err)))
-        || (OPT_HAS(rs, RS, SAMPLES, samples)
-            && (rc = get_int(&r->samples, rs->samples, 1, "rule.samples", err))))
-        return rc;
-    return 0;
-}
-
-static int in_optim(const Memtrain__OptimizerSpec *os, struct mt_optim_spec *o,
-                    struct mt_err *err)
-{
-    int kind = MT_OPT_DEFAULT, rc = 0;
-    if (!os)
-        return 0;
-    if ((rc = get_enum(&kind, os->name, optim_kind_from_name, "sgd, adam, adamw",
-                       "optimizer.name", err)))
-        return rc;
-    o->kind = (enum mt_optim_kind)kind;
-    if (OPT_HAS(os, OS, NESTEROV, nesterov))
-        o->nesterov = os->nesterov != 0;
-    if ((OPT_HAS(os, OS, LR, lr) && (rc = get_float(&o->lr, os->lr, POS, "optimizer.lr", err)))
-        || (OPT_HAS(os, OS, MOMENTUM, momentum)
-            && (rc = get_float(&o->momentum, os->momentum, UNIT, "optimizer.momentum", err)))
-        || (OPT_HAS(os, OS, BETA1, beta1)
-            && (rc = get_float(&o->beta1, os->beta1, UNIT, "optimizer.beta1", err)))
-        || (OPT_HAS(os, OS, BETA2, beta2)
-            && (rc = get_float(&o->beta2, os->beta2, UNIT, "optimizer.beta2", err)))
-        || (OPT_HAS(os, OS, EPS, eps)
-            && (rc = get_float(&o->eps, os->eps, POS, "optimizer.eps", err)))
-        || (OPT_HAS(os, OS, WEIGHT_DECAY, weight_decay)
-            && (rc = get_float(&o->weight_decay, os->weight_decay, NONNEG,
-                               "optimizer.weight_decay", err))))
-        return rc;
-    return 0;
-}
-
-static int in_sched(const Memtrain__ScheduleSpec *ss, struct mt_sched_spec *sc,
-                    struct mt_err *err)
-{
-    int kind = (int)sc->kind, rc = 0;
-    if (!ss)
-        return 0;
-    if ((rc = get_enum(&kind, ss->name, sched_kind_from_name, "constant, step, cosine",
-                       "schedule.name", err)))
-        return rc;
-    sc->kind = (enum mt_sched_kind)kind;
-    if ((OPT_HAS(ss, SS, WARMUP_EPOCHS, warmup_epochs)
-         && (rc = get_float(&sc->warmup_epochs, ss->warmup_epochs, NONNEG,
-                            "schedule.warmup_epochs", err)))
-        || (OPT_HAS(ss, SS, STEP_EPOCHS, step_epochs)
-            && (rc = get_int(&sc->step_epochs, ss->step_epochs, 1, "schedule.step_epochs", err)))
-        || (OPT_HAS(ss, SS, GAMMA, gamma)
-            && (rc = get_float(&sc->gamma, ss->gamma, POS, "schedule.gamma", err)))
-        || (OPT_HAS(ss, SS, MIN_LR, min_lr)
-            && (rc = get_float(&sc->min_lr, ss->min_lr, NONNEG, "schedule.min_lr", err))))
-        return rc;
-    return 0;
-}
-
-static int in_job(const Memtrain__JobSpec *js, struct mt_spec *s, struct mt_err *err)
-{
-    int rc;
-    if (js->name && *js->name && (rc = get_str(s->name, MT_NAME_LEN, js->name, "name", err)))
-        return rc;
-    if ((rc = in_dataset(js->dataset, &s->data, err)) || (rc = in_model(js->model, &s->model, err))
-        || (rc = in_rule(js->rule, &s->rule, err)) || (rc = in_optim(js->optimizer, &s->optim, err))
-        || (rc = in_sched(js->schedule, &s->sched, err))
-        || (rc = get_int(&s->batch, js->batch, 1, "batch", err))
-        || (rc = get_int(&s->epochs, js->epochs, 1, "epochs", err))
-        || (rc = get_int(&s->threads, js->threads, 0, "threads", err))
-        || (rc = get_int(&s->checkpoint_every, js->checkpoint_every, 0, "checkpoint_every", err)))
-        return rc;
-    if (OPT_HAS(js, JS, KEEP_CHECKPOINTS, keep_checkpoints)
-        && (rc = get_int(&s->keep_checkpoints, js->keep_checkpoints, 1, "keep_checkpoints", err)))
-        return rc;
-    if (OPT_HAS(js, JS, SEED, seed))
-        s->seed = js->seed;
-    if (js->memory_limit > (uint64_t)LLONG_MAX
-        || (uint64_t)(size_t)js->memory_limit != js->memory_limit)
-        return fail(err, "memory_limit", "too large");
-    s->memory_limit = (size_t)js->memory_limit;
-    return 0;
 }
 
 int jobspec_to_spec(const Memtrain__JobSpec *js, struct mt_spec *s, struct mt_err *err)
@@ -523,11 +326,219 @@ int jobspec_to_spec(const Memtrain__JobSpec *js, struct mt_spec *s, struct mt_er
     if (!tmp)
         return mt_err_set(err, MT_E_NOMEM, "JobSpec: out of memory");
     spec_init(tmp);
-    int rc = in_job(js, tmp, err);
+    int rc = in_section(&js->base, &memtrain__job_spec__descriptor, &spec_fields, tmp, err);
+    if (rc == 0)
+        rc = in_model_shape(js->model, &tmp->model, err);
     if (rc == 0)
         *s = *tmp;
     free(tmp);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* mt_spec -> JobSpec                                                       */
+
+/* The model's counts and per-layer enums, which the table does not see. */
+static int check_model_out(const struct mt_model_desc *m, struct mt_err *err)
+{
+    if (m->n_layers < 1 || m->n_layers > MT_MAX_LAYERS)
+        return fail(err, "model.hidden", "invalid layer count %d", m->n_layers);
+    for (int l = 0; l <= m->n_layers; l++)
+        if (m->width[l] < 0 || (l > 0 && l < m->n_layers && (m->width[l] == 0
+            || (int)m->act[l] < 0 || m->act[l] >= MT_ACT_N
+            || (int)m->norm[l] < 0 || m->norm[l] >= MT_NK_N)))
+            return fail(err, "model.hidden", "invalid layer %d", l);
+    return 0;
+}
+
+/* One block that the outgoing message, its parts and strings are carved
+ * from; the message comes first, so free() of it frees them all. */
+struct carve {
+    char *base;
+    size_t used, cap;
+};
+
+#define CARVE_CAP (sizeof(struct mt_spec) + 65536)
+
+static void *carve(struct carve *c, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n > c->cap - c->used)
+        return NULL;
+    void *p = c->base + c->used;
+    c->used += n;
+    return p;
+}
+
+static char *carve_str(struct carve *c, const char *text, size_t cap)
+{
+    size_t n = strnlen(text, cap);
+    char *v = carve(c, n + 1);
+    if (v) {
+        memcpy(v, text, n);
+        v[n] = '\0';
+    }
+    return v;
+}
+
+/* Store a copy of text in a string field. */
+static int put_str(struct carve *c, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                   const char *text, size_t cap)
+{
+    char *v = carve_str(c, text, cap);
+    if (!v)
+        return MT_E_NOMEM;
+    *(char **)(void *)((char *)m + f->offset) = v;
+    return 0;
+}
+
+/* One row from s into message m; a "not given" value stays absent. */
+static int out_key(struct carve *c, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                   const struct spec_key *k, const char *path, const struct mt_spec *s,
+                   struct mt_err *err)
+{
+    const char *src = (const char *)s + k->off;
+    char *dst = (char *)m + f->offset;
+    char name[ENUM_LEN];
+    int iv = 0;
+    long long ll;
+    float x;
+    switch (k->type) {
+    case SK_STR:
+    case SK_RULE:
+        return put_str(c, m, f, src, k->size - 1);
+    case SK_ENUM:
+        memcpy(&iv, src, sizeof iv);
+        if (k->unset_ok && iv == -1)
+            return put_str(c, m, f, "", 0);
+        if (!spec_key_enum_name(k, iv, name, sizeof name))
+            return check(k, path, s, err);
+        return put_str(c, m, f, name, sizeof name);
+    case SK_INT:
+    case SK_LONG:
+        ll = k->type == SK_INT ? *(const int *)(const void *)src
+                               : *(const long *)(const void *)src;
+        if (k->unset_ok && ll == (k->rule_flag ? -1 : 0))
+            return 0;
+        if (ll < 0)
+            return check(k, path, s, err);
+        if (k->type == SK_INT)
+            *(uint32_t *)(void *)dst = (uint32_t)ll;
+        else
+            *(uint64_t *)(void *)dst = (uint64_t)ll;
+        break;
+    case SK_U64:
+        memcpy(dst, src, sizeof(uint64_t));
+        break;
+    case SK_BYTES:
+        *(uint64_t *)(void *)dst = *(const size_t *)(const void *)src;
+        break;
+    case SK_FLOAT:
+        x = *(const float *)(const void *)src;
+        if (k->unset_ok && isnan(x))
+            return 0;
+        *(float *)(void *)dst = x;
+        break;
+    case SK_BOOL:
+        memcpy(&iv, src, sizeof iv);
+        if (k->unset_ok && iv == -1)
+            return 0;
+        if (iv != 0 && iv != 1)
+            return check(k, path, s, err);
+        *(protobuf_c_boolean *)(void *)dst = iv;
+        break;
+    case SK_FN:
+        return 0;
+    }
+    set_present(m, f);
+    return 0;
+}
+
+static ProtobufCMessage *new_message(struct carve *c, const ProtobufCMessageDescriptor *d)
+{
+    ProtobufCMessage *m = carve(c, d->sizeof_message);
+    if (m)
+        protobuf_c_message_init(d, m);
+    return m;
+}
+
+static int out_section(struct carve *c, ProtobufCMessage *m, const struct spec_section *sec,
+                       const struct mt_spec *s, struct mt_err *err)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        const struct spec_key *k = &sec->keys[i];
+        char path[PATH_LEN];
+        const ProtobufCFieldDescriptor *f = NULL;
+        int rc = row_field(m->descriptor, sec, i, path, &f, err);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            continue;   /* by hand */
+        if (k->sub) {
+            ProtobufCMessage *sub = new_message(c, f->descriptor);
+            if (!sub)
+                return MT_E_NOMEM;
+            *(ProtobufCMessage **)(void *)((char *)m + f->offset) = sub;
+            rc = out_section(c, sub, k->sub, s, err);
+        } else {
+            rc = out_key(c, m, f, k, path, s, err);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int out_model_shape(struct carve *c, Memtrain__ModelSpec *ms,
+                           const struct mt_model_desc *m)
+{
+    int hidden = m->n_layers - 1;
+    ms->classes = (uint32_t)m->width[m->n_layers];
+    if (hidden == 0)
+        return 0;
+    ms->hidden = carve(c, (size_t)hidden * sizeof *ms->hidden);
+    if (!ms->hidden)
+        return MT_E_NOMEM;
+    for (int i = 0; i < hidden; i++) {
+        Memtrain__LayerSpec *ls = carve(c, sizeof *ls);
+        if (!ls)
+            return MT_E_NOMEM;
+        memtrain__layer_spec__init(ls);
+        ms->hidden[i] = ls;
+        ms->n_hidden = (size_t)i + 1;
+        ls->width = (uint32_t)m->width[i + 1];
+        /* "" for none, so specs without norm layers look as they always did */
+        if (!(ls->activation = carve_str(c, act_name(m->act[i + 1]), ENUM_LEN))
+            || !(ls->norm = carve_str(c, m->norm[i + 1] == MT_NK_NONE ? ""
+                                      : norm_kind_name(m->norm[i + 1]), ENUM_LEN)))
+            return MT_E_NOMEM;
+    }
+    return 0;
+}
+
+int jobspec_from_spec(const struct mt_spec *s, Memtrain__JobSpec **out, struct mt_err *err)
+{
+    int rc = check_model_out(&s->model, err);
+    if (rc)
+        return rc;
+    struct carve c = {calloc(1, CARVE_CAP), 0, CARVE_CAP};
+    if (!c.base)
+        return mt_err_set(err, MT_E_NOMEM, "JobSpec: out of memory");
+    Memtrain__JobSpec *js = (Memtrain__JobSpec *)new_message(&c, &memtrain__job_spec__descriptor);
+    rc = out_section(&c, &js->base, &spec_fields, s, err);
+    if (rc == 0)
+        rc = out_model_shape(&c, js->model, &s->model);
+    if (rc) {
+        jobspec_free(js);
+        return rc == MT_E_NOMEM ? mt_err_set(err, MT_E_NOMEM, "JobSpec: out of memory") : rc;
+    }
+    *out = js;
+    return 0;
+}
+
+void jobspec_free(Memtrain__JobSpec *js)
+{
+    free(js);   /* the block starts with the message */
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /* jobspec.h: the bridge between the engine's struct mt_spec and protobuf
- * JobSpec (proto/memtrain.proto).
+ * JobSpec (proto/memtrain.proto), driven by the spec's field registry
+ * (daemon/engine/specfield.h): each row maps to the proto field of its name.
  *
  * Settings left unset in a spec (NAN floats, -1 enums) travel as absent
  * optional fields and come back unset, so the learning rule still fills
@@ -21,8 +22,9 @@
 #include "spec.h"
 
 /* Build a JobSpec from `s` into *out; free it with jobspec_free (and only
- * with it: the message and its strings are one allocation). MT_E_INVAL when
- * `s` holds an out-of-range enum or layer count, MT_E_NOMEM. */
+ * with it: the message and its strings are one allocation). MT_E_INVAL
+ * when `s` holds an out-of-range enum, a negative count or a bad layer
+ * count, MT_E_NOMEM. */
 int jobspec_from_spec(const struct mt_spec *s, Memtrain__JobSpec **out, struct mt_err *err);
 /* Frees a message from jobspec_from_spec. Accepts NULL. Messages from
  * memtrain__job_spec__unpack go to memtrain__job_spec__free_unpacked. */
@@ -31,6 +33,10 @@ void jobspec_free(Memtrain__JobSpec *js);
 /* Fill *s (spec_init first) from a JobSpec, checking every field; *s is
  * untouched on error (MT_E_INVAL). */
 int jobspec_to_spec(const Memtrain__JobSpec *js, struct mt_spec *s, struct mt_err *err);
+
+/* Every row of the registry names a JobSpec field of a type that can hold
+ * it (tests call this). MT_E_INVAL naming the first row that does not. */
+int jobspec_check_registry(struct mt_err *err);
 
 /* Serialise `s` as a JobSpec: *buf is malloc'd (caller frees), *len its size. */
 int jobspec_pack(const struct mt_spec *s, uint8_t **buf, size_t *len, struct mt_err *err);

@@ -84,3 +84,22 @@ char *mt_fmt_bytes(char *buf, size_t len, double bytes)
         snprintf(buf, len, "%.2f %s", bytes, unit[u]);
     return buf;
 }
+
+char *mt_err_show(char *out, size_t cap, const char *text, size_t len)
+{
+    size_t n = 0, i;
+    for (i = 0; i < len && n < MT_SHOW_LEN && n + 4 < cap; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (i < len) {
+        while (n > 0 && ((unsigned char)out[n - 1] & 0xc0) == 0x80)
+            n--;
+        if (n > 0 && (unsigned char)out[n - 1] >= 0xc0)
+            n--;
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}

@@ -11,7 +11,7 @@
  * fixed buffer after a length check and quotes bad values only in a
  * shortened, sanitised form. Every error names the file, the line and the
  * dotted key path ("spec.yaml:12: model.hidden[1].width: ..."). */
-#include "spec.h"
+#include "specfield.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,11 +26,12 @@
 
 #include <yaml.h>
 
+#include "memtrain/yamlwalk.h"
+
+#include "memtrain/bytesize.h"
 #include "rules/rules.h"
 
 #define SPEC_MAX_BYTES (1u << 20)  /* spec text larger than this is refused */
-#define SHOW_LEN 48                /* bytes of a bad value quoted in a message */
-#define FILE_LEN 256               /* bytes of the file name kept for messages */
 #define NAMED_CLASSES 10           /* classes of every named dataset */
 
 #define ACT_NAMES "relu, leaky_relu, tanh, sigmoid, gelu, identity, silu"
@@ -138,284 +139,186 @@ static int parse_bool(const char *t)
     return -1;
 }
 
-long long spec_parse_bytes(const char *text)
-{
-    static const struct {
-        const char *suffix;
-        long long mult;
-    } units[] = {
-        {"", 1}, {"B", 1},
-        {"kB", 1000LL}, {"KB", 1000LL}, {"MB", 1000000LL}, {"GB", 1000000000LL},
-        {"TB", 1000000000000LL},
-        {"KiB", 1LL << 10}, {"MiB", 1LL << 20}, {"GiB", 1LL << 30}, {"TiB", 1LL << 40},
-    };
-    if (!text)
-        return -1;
-    /* digits [. digits] [e [sign] digits], then optional spaces and a unit */
-    const char *p = text;
-    size_t digits = strspn(p, "0123456789");
-    int whole = 1;
-    p += digits;
-    if (*p == '.') {
-        size_t frac = strspn(p + 1, "0123456789");
-        digits += frac;
-        p += 1 + frac;
-        whole = 0;
-    }
-    if (digits == 0)
-        return -1;
-    if (*p == 'e' || *p == 'E') {
-        const char *q = p + 1 + (p[1] == '+' || p[1] == '-');
-        size_t exp = strspn(q, "0123456789");
-        if (exp == 0)
-            return -1;
-        p = q + exp;
-        whole = 0;
-    }
-    size_t num_len = (size_t)(p - text);
-    p += strspn(p, " ");
-    long long mult = 0;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(p, units[i].suffix) == 0)
-            mult = units[i].mult;
-    if (mult == 0)
-        return -1;
-    if (whole) {
-        errno = 0;
-        long long v = strtoll(text, NULL, 10);
-        if (errno || v > LLONG_MAX / mult)
-            return -1;
-        return v * mult;
-    }
-    char num[64];
-    if (num_len >= sizeof num)
-        return -1;
-    memcpy(num, text, num_len);
-    num[num_len] = '\0';
-    double v = strtod(num, NULL) * (double)mult;
-    if (!(v >= 0.0 && v < 9223372036854775807.0))
-        return -1;
-    return (long long)v;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Key tables                                                               */
 
-struct parse;
-
-enum ktype {
-    K_STR,    /* char[size] */
-    K_INT,    /* int */
-    K_LONG,   /* long */
-    K_U64,    /* uint64_t */
-    K_FLOAT,  /* float */
-    K_BOOL,   /* int 0/1 */
-    K_BYTES,  /* size_t from spec_parse_bytes */
-    K_ENUM,   /* an enum stored as int, read with from_name */
-    K_FN,     /* the key's own parser */
-};
-
-enum krange {
-    R_ANY,
-    R_NONNEG,  /* >= 0 */
-    R_POS,     /* > 0; for strings: non-empty */
-    R_UNIT,    /* 0 <= x < 1 */
-};
-
-struct key {
-    const char *name;
-    enum ktype type;
-    enum krange range;
-    size_t off, size;                  /* the field inside struct mt_spec */
-    int unset_ok;                      /* the field may be "not given": NAN (floats), -1 (enums,
-                                          bools), 0 (ints) or -1 (ints of rule settings) */
-    unsigned rule_flag;                /* rule settings: the MT_RULE_* flag of the rules that
-                                          read it (rules.h); 0 elsewhere */
-    int required;
-    int (*from_name)(const char *);    /* K_ENUM: -1 when unknown */
-    const char *names;                 /* K_ENUM: accepted names, for messages */
-    int n_values;                      /* K_ENUM: values are 0 .. n_values-1 */
-    int (*fn)(struct parse *ps);       /* K_FN */
-};
-
+#define NKEYS(t) (sizeof t / sizeof t[0])
 #define FIELD(f) .off = offsetof(struct mt_spec, f), .size = sizeof(((struct mt_spec *)0)->f)
-#define KSTR(n, r, f) {.name = n, .type = K_STR, .range = r, FIELD(f)}
+#define KSTR(n, r, f) {.name = n, .type = SK_STR, .range = r, FIELD(f)}
 #define KNUM(n, t, r, f) {.name = n, .type = t, .range = r, FIELD(f)}
 #define KOPT(n, t, r, f) {.name = n, .type = t, .range = r, FIELD(f), .unset_ok = 1}
 #define KREQ(n, t, r, f) {.name = n, .type = t, .range = r, FIELD(f), .required = 1}
 #define KENUM(n, f, fn, list, count, unset) \
-    {.name = n, .type = K_ENUM, FIELD(f), .from_name = fn, .names = list, \
+    {.name = n, .type = SK_ENUM, FIELD(f), .from_name = fn, .names = list, \
      .n_values = count, .unset_ok = unset}
-#define KFN(n, func, req) {.name = n, .type = K_FN, .fn = func, .required = req}
+#define KFN(n, func, req) {.name = n, .type = SK_FN, .fn = func, .required = req}
+/* A by-hand key whose value is an enum name (its names for the bridge). */
+#define KFNE(n, func, fn_from, list) \
+    {.name = n, .type = SK_FN, .fn = func, .from_name = fn_from, .names = list}
 /* A rule setting: optional, and refused for rules whose flags lack `flag`. */
 #define KRULE(n, t, r, f, flag) \
     {.name = n, .type = t, .range = r, FIELD(f), .unset_ok = 1, .rule_flag = flag}
 
-static int parse_dataset(struct parse *ps);
-static int parse_model(struct parse *ps);
-static int parse_rule(struct parse *ps);
-static int parse_optimizer(struct parse *ps);
-static int parse_schedule(struct parse *ps);
-static int parse_hidden(struct parse *ps);
-static int set_rule_name(struct parse *ps);
-static int set_default_act(struct parse *ps);
-static int set_classes(struct parse *ps);
-static int set_layer_width(struct parse *ps);
-static int set_layer_act(struct parse *ps);
-static int set_default_norm(struct parse *ps);
-static int set_layer_norm(struct parse *ps);
+static int parse_dataset(struct spec_parse *ps);
+static int parse_model(struct spec_parse *ps);
+static int parse_rule(struct spec_parse *ps);
+static int parse_optimizer(struct spec_parse *ps);
+static int parse_schedule(struct spec_parse *ps);
+static int parse_hidden(struct spec_parse *ps);
+static int set_rule_name(struct spec_parse *ps);
+static int set_default_act(struct spec_parse *ps);
+static int set_classes(struct spec_parse *ps);
+static int set_layer_width(struct spec_parse *ps);
+static int set_layer_act(struct spec_parse *ps);
+static int set_default_norm(struct spec_parse *ps);
+static int set_layer_norm(struct spec_parse *ps);
 
-static const struct key top_keys[] = {
-    KSTR("name", R_POS, name),
-    KFN("dataset", parse_dataset, 1),
-    KFN("model", parse_model, 1),
-    KFN("rule", parse_rule, 0),
-    KFN("optimizer", parse_optimizer, 0),
-    KFN("schedule", parse_schedule, 0),
-    KREQ("batch", K_INT, R_POS, batch),
-    KREQ("epochs", K_INT, R_POS, epochs),
-    KNUM("seed", K_U64, R_ANY, seed),
-    KNUM("threads", K_INT, R_NONNEG, threads),
-    KNUM("memory_limit", K_BYTES, R_ANY, memory_limit),
-    KNUM("checkpoint_every", K_INT, R_NONNEG, checkpoint_every),
-    KNUM("keep_checkpoints", K_INT, R_POS, keep_checkpoints),
+/* A section: its YAML reader and its rows. */
+#define KSUB(n, func, req, section) \
+    {.name = n, .type = SK_FN, .fn = func, .required = req, .sub = &section}
+
+static const struct spec_section dataset_section, model_section, rule_section, optim_section,
+    sched_section;
+
+static const struct spec_key top_keys[] = {
+    KSTR("name", SR_POS, name),
+    KSUB("dataset", parse_dataset, 1, dataset_section),
+    KSUB("model", parse_model, 1, model_section),
+    KSUB("rule", parse_rule, 0, rule_section),
+    KSUB("optimizer", parse_optimizer, 0, optim_section),
+    KSUB("schedule", parse_schedule, 0, sched_section),
+    KREQ("batch", SK_INT, SR_POS, batch),
+    KREQ("epochs", SK_INT, SR_POS, epochs),
+    KNUM("seed", SK_U64, SR_ANY, seed),
+    KNUM("threads", SK_INT, SR_NONNEG, threads),
+    KNUM("memory_limit", SK_BYTES, SR_ANY, memory_limit),
+    KNUM("checkpoint_every", SK_INT, SR_NONNEG, checkpoint_every),
+    KNUM("keep_checkpoints", SK_INT, SR_POS, keep_checkpoints),
 };
 
-static const struct key dataset_keys[] = {
-    {.name = "name", .type = K_ENUM, FIELD(data.kind), .required = 1,
+static const struct spec_key dataset_keys[] = {
+    {.name = "name", .type = SK_ENUM, FIELD(data.kind), .required = 1,
      .from_name = data_kind_from_name, .names = "mnist, fashion-mnist, cifar10, idx, synthetic",
      .n_values = MT_DATA_SYNTHETIC + 1},
-    KSTR("dir", R_ANY, data.dir),
-    KSTR("train_images", R_ANY, data.train_images),
-    KSTR("train_labels", R_ANY, data.train_labels),
-    KSTR("test_images", R_ANY, data.test_images),
-    KSTR("test_labels", R_ANY, data.test_labels),
+    KSTR("dir", SR_ANY, data.dir),
+    KSTR("train_images", SR_ANY, data.train_images),
+    KSTR("train_labels", SR_ANY, data.train_labels),
+    KSTR("test_images", SR_ANY, data.test_images),
+    KSTR("test_labels", SR_ANY, data.test_labels),
     KENUM("normalize", data.normalize, data_normalize_from_name, "standard, scale, none",
           MT_NORM_NONE + 1, 0),
-    KNUM("train_limit", K_LONG, R_NONNEG, data.train_limit),
-    KNUM("test_limit", K_LONG, R_NONNEG, data.test_limit),
-    KNUM("synthetic_train", K_LONG, R_POS, data.synthetic_train),
-    KNUM("synthetic_test", K_LONG, R_POS, data.synthetic_test),
-    KNUM("synthetic_seed", K_U64, R_ANY, data.synthetic_seed),
+    KNUM("train_limit", SK_LONG, SR_NONNEG, data.train_limit),
+    KNUM("test_limit", SK_LONG, SR_NONNEG, data.test_limit),
+    KNUM("synthetic_train", SK_LONG, SR_POS, data.synthetic_train),
+    KNUM("synthetic_test", SK_LONG, SR_POS, data.synthetic_test),
+    KNUM("synthetic_seed", SK_U64, SR_ANY, data.synthetic_seed),
 };
 
-static const struct key model_keys[] = {
-    KOPT("input", K_INT, R_POS, model.width[0]),
+static const struct spec_key model_keys[] = {
+    KOPT("input", SK_INT, SR_POS, model.width[0]),
     KFN("hidden", parse_hidden, 1),
-    KFN("activation", set_default_act, 0),
+    KFNE("activation", set_default_act, act_from_name, ACT_NAMES),
     KFN("classes", set_classes, 0),
     KENUM("init", model.init, init_from_name, "kaiming, xavier", MT_INIT_XAVIER + 1, 0),
-    KFN("norm", set_default_norm, 0),
+    KFNE("norm", set_default_norm, norm_kind_from_name, NORM_NAMES),
 };
 
-static const struct key layer_keys[] = {
+static const struct spec_key layer_keys[] = {
     KFN("width", set_layer_width, 1),
-    KFN("activation", set_layer_act, 0),
-    KFN("norm", set_layer_norm, 0),
+    KFNE("activation", set_layer_act, act_from_name, ACT_NAMES),
+    KFNE("norm", set_layer_norm, norm_kind_from_name, NORM_NAMES),
 };
 
 /* Every key but `name` is a rule setting (struct mt_rule_spec). */
-static const struct key rule_keys[] = {
-    KFN("name", set_rule_name, 0),
-    {.name = "feedback_init", .type = K_ENUM, FIELD(rule.feedback_init),
+static const struct spec_key rule_keys[] = {
+    {.name = "name", .type = SK_RULE, .range = SR_POS, FIELD(rule.name)},
+    {.name = "feedback_init", .type = SK_ENUM, FIELD(rule.feedback_init),
      .from_name = feedback_init_from_name, .names = "uniform, normal, kaiming",
      .n_values = MT_FB_KAIMING + 1, .unset_ok = 1, .rule_flag = MT_RULE_FEEDBACK},
-    KRULE("feedback_scale", K_FLOAT, R_POS, rule.feedback_scale, MT_RULE_FEEDBACK),
-    KRULE("binary", K_BOOL, R_ANY, rule.binary, MT_RULE_BINARY),
-    KRULE("epsilon", K_FLOAT, R_POS, rule.epsilon, MT_RULE_EPSILON),
-    KRULE("kappa", K_FLOAT, R_POS, rule.kappa, MT_RULE_KAPPA),
-    KRULE("groups", K_INT, R_POS, rule.groups, MT_RULE_GROUPS),
-    KRULE("segments", K_INT, R_POS, rule.segments, MT_RULE_SEGMENTS),
-    KRULE("samples", K_INT, R_POS, rule.samples, MT_RULE_SAMPLES),
+    KRULE("feedback_scale", SK_FLOAT, SR_POS, rule.feedback_scale, MT_RULE_FEEDBACK),
+    KRULE("binary", SK_BOOL, SR_ANY, rule.binary, MT_RULE_BINARY),
+    KRULE("epsilon", SK_FLOAT, SR_POS, rule.epsilon, MT_RULE_EPSILON),
+    KRULE("kappa", SK_FLOAT, SR_POS, rule.kappa, MT_RULE_KAPPA),
+    KRULE("groups", SK_INT, SR_POS, rule.groups, MT_RULE_GROUPS),
+    KRULE("segments", SK_INT, SR_POS, rule.segments, MT_RULE_SEGMENTS),
+    KRULE("samples", SK_INT, SR_POS, rule.samples, MT_RULE_SAMPLES),
 };
 
-static const struct key optim_keys[] = {
+static const struct spec_key optim_keys[] = {
     KENUM("name", optim.kind, optim_kind_from_name, "sgd, adam, adamw", MT_OPT_ADAMW + 1, 1),
-    KOPT("lr", K_FLOAT, R_POS, optim.lr),
-    KOPT("momentum", K_FLOAT, R_UNIT, optim.momentum),
-    KOPT("nesterov", K_BOOL, R_ANY, optim.nesterov),
-    KOPT("beta1", K_FLOAT, R_UNIT, optim.beta1),
-    KOPT("beta2", K_FLOAT, R_UNIT, optim.beta2),
-    KOPT("eps", K_FLOAT, R_POS, optim.eps),
-    KOPT("weight_decay", K_FLOAT, R_NONNEG, optim.weight_decay),
+    KOPT("lr", SK_FLOAT, SR_POS, optim.lr),
+    KOPT("momentum", SK_FLOAT, SR_UNIT, optim.momentum),
+    KOPT("nesterov", SK_BOOL, SR_ANY, optim.nesterov),
+    KOPT("beta1", SK_FLOAT, SR_UNIT, optim.beta1),
+    KOPT("beta2", SK_FLOAT, SR_UNIT, optim.beta2),
+    KOPT("eps", SK_FLOAT, SR_POS, optim.eps),
+    KOPT("weight_decay", SK_FLOAT, SR_NONNEG, optim.weight_decay),
 };
 
-static const struct key sched_keys[] = {
+static const struct spec_key sched_keys[] = {
     KENUM("name", sched.kind, sched_kind_from_name, "constant, step, cosine",
           MT_SCHED_COSINE + 1, 0),
-    KNUM("warmup_epochs", K_FLOAT, R_NONNEG, sched.warmup_epochs),
-    KNUM("step_epochs", K_INT, R_POS, sched.step_epochs),
-    KNUM("gamma", K_FLOAT, R_POS, sched.gamma),
-    KNUM("min_lr", K_FLOAT, R_NONNEG, sched.min_lr),
+    KNUM("warmup_epochs", SK_FLOAT, SR_NONNEG, sched.warmup_epochs),
+    KNUM("step_epochs", SK_INT, SR_POS, sched.step_epochs),
+    KNUM("gamma", SK_FLOAT, SR_POS, sched.gamma),
+    KNUM("min_lr", SK_FLOAT, SR_NONNEG, sched.min_lr),
 };
 
-#define NKEYS(t) (sizeof t / sizeof t[0])
+static const struct spec_section dataset_section = {"dataset", dataset_keys, NKEYS(dataset_keys)};
+const struct spec_section spec_layer_fields = {"model.hidden[]", layer_keys, NKEYS(layer_keys)};
+static const struct spec_section model_section = {"model", model_keys, NKEYS(model_keys)};
+static const struct spec_section rule_section = {"rule", rule_keys, NKEYS(rule_keys)};
+static const struct spec_section optim_section = {"optimizer", optim_keys, NKEYS(optim_keys)};
+static const struct spec_section sched_section = {"schedule", sched_keys, NKEYS(sched_keys)};
+const struct spec_section spec_fields = {"", top_keys, NKEYS(top_keys)};
 
-static const char *expected(const struct key *k)
+const char *spec_key_expected(const struct spec_key *k)
 {
     switch (k->type) {
-    case K_STR:
-        return k->range == R_POS ? "a non-empty string" : "a string";
-    case K_INT:
-    case K_LONG:
-        return k->range == R_POS ? "a positive integer"
-             : k->range == R_NONNEG ? "a non-negative integer" : "an integer";
-    case K_U64:
+    case SK_STR:
+        return k->range == SR_POS ? "a non-empty string" : "a string";
+    case SK_INT:
+    case SK_LONG:
+        return k->range == SR_POS ? "a positive integer"
+             : k->range == SR_NONNEG ? "a non-negative integer" : "an integer";
+    case SK_U64:
         return "a non-negative integer";
-    case K_FLOAT:
-        return k->range == R_POS ? "a positive number"
-             : k->range == R_NONNEG ? "a non-negative number"
-             : k->range == R_UNIT ? "a number in [0, 1)" : "a number";
-    case K_BOOL:
+    case SK_FLOAT:
+        return k->range == SR_POS ? "a positive number"
+             : k->range == SR_NONNEG ? "a non-negative number"
+             : k->range == SR_UNIT ? "a number in [0, 1)" : "a number";
+    case SK_BOOL:
         return "true or false";
-    case K_BYTES:
-        return "a byte count such as 512MiB";
-    case K_ENUM:
-    case K_FN:
+    case SK_BYTES:
+        return MT_BYTESIZE_FORMS;
+    case SK_RULE:
+        return "a rule name";
+    case SK_ENUM:
+    case SK_FN:
         break;
     }
     return "a value";
 }
 
-static int in_range(double v, enum krange r)
+static int in_range(double v, enum spec_range r)
 {
     switch (r) {
-    case R_NONNEG: return v >= 0;
-    case R_POS: return v > 0;
-    case R_UNIT: return v >= 0 && v < 1;
-    case R_ANY: break;
+    case SR_NONNEG: return v >= 0;
+    case SR_POS: return v > 0;
+    case SR_UNIT: return v >= 0 && v < 1;
+    case SR_ANY: break;
     }
     return 1;
 }
 
 /* Longest value a key of this integer type may hold. */
-static long long int_max(enum ktype t)
+static long long int_max(enum spec_ktype t)
 {
-    return t == K_INT ? INT_MAX : LONG_MAX;
+    return t == SK_INT ? INT_MAX : LONG_MAX;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
-
-/* Copy at most SHOW_LEN bytes of text for a message: control characters
- * become '?', a cut value ends in "..." without a broken UTF-8 sequence. */
-static void show(char *out, size_t cap, const char *text, size_t len)
-{
-    size_t n = 0, i;
-    for (i = 0; i < len && n < SHOW_LEN && n + 4 < cap; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (i < len) {
-        while (n > 0 && ((unsigned char)out[n - 1] & 0xc0) == 0x80)
-            n--;
-        if (n > 0 && (unsigned char)out[n - 1] >= 0xc0)
-            n--;
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    out[n] = '\0';
-}
 
 /* Where a cross-field error points: the file and the lines of the sections
  * (0 = unknown), or nothing when the spec did not come from a file. */
@@ -447,15 +350,9 @@ static int where_fail(struct mt_err *err, const struct where *w, size_t line, co
 /* ------------------------------------------------------------------------ */
 /* The event walk                                                           */
 
-struct parse {
-    yaml_parser_t yp;
-    yaml_event_t ev;                       /* the current event */
-    int have_ev;
-    char file[FILE_LEN];                   /* sanitised, for messages */
+struct spec_parse {
+    struct mt_yaml y;                      /* the walk: event, file, path, err */
     struct mt_spec *s;
-    struct mt_err *err;
-    char path[192];                        /* dotted key path of the current value */
-    size_t plen;
     int n_hidden;
     int layer;                             /* hidden layer being read, 1-based */
     int act_default;                       /* model.activation */
@@ -469,202 +366,87 @@ struct parse {
     size_t rule_line[NKEYS(rule_keys)];    /* line of each rule key; 0 = not given */
 };
 
-static size_t ev_line(const struct parse *ps)
-{
-    return ps->ev.start_mark.line + 1;
-}
-
-static int fail(struct parse *ps, size_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct parse *ps, size_t line, const char *fmt, ...)
-{
-    char text[MT_ERR_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (ps->plen)
-        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %s: %.400s", ps->file, line, ps->path, text);
-    else
-        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %.400s", ps->file, line, text);
-    return MT_E_INVAL;   /* a constant, so the compiler sees that callers return early */
-}
-
-static size_t path_push(struct parse *ps, const char *key, size_t len)
-{
-    size_t old = ps->plen;
-    char shown[SHOW_LEN + 4];
-    show(shown, sizeof shown, key, len);
-    snprintf(ps->path + old, sizeof ps->path - old, "%s%s", old ? "." : "", shown);
-    ps->plen = strlen(ps->path);
-    return old;
-}
-
-static size_t path_index(struct parse *ps, int i)
-{
-    size_t old = ps->plen;
-    snprintf(ps->path + old, sizeof ps->path - old, "[%d]", i);
-    ps->plen = strlen(ps->path);
-    return old;
-}
-
-static void path_pop(struct parse *ps, size_t old)
-{
-    ps->plen = old;
-    ps->path[old] = '\0';
-}
-
-static int syntax_error(struct parse *ps)
-{
-    const yaml_parser_t *p = &ps->yp;
-    const char *problem = p->problem ? p->problem : "unknown problem";
-    if (p->error == YAML_MEMORY_ERROR)
-        return mt_err_set(ps->err, MT_E_NOMEM, "%s: out of memory while parsing", ps->file);
-    if (p->error == YAML_READER_ERROR)
-        return mt_err_set(ps->err, MT_E_INVAL, "%s: YAML error: %s at byte %zu", ps->file,
-                          problem, p->problem_offset);
-    if (p->context)
-        return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s (%s at line %zu)",
-                          ps->file, p->problem_mark.line + 1, problem, p->context,
-                          p->context_mark.line + 1);
-    return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s", ps->file,
-                      p->problem_mark.line + 1, problem);
-}
-
-/* Advance to the next event; aliases are refused (no expansion bombs). */
-static int next(struct parse *ps)
-{
-    if (ps->have_ev) {
-        yaml_event_delete(&ps->ev);
-        ps->have_ev = 0;
-    }
-    if (!yaml_parser_parse(&ps->yp, &ps->ev))
-        return syntax_error(ps);
-    ps->have_ev = 1;
-    if (ps->ev.type == YAML_ALIAS_EVENT)
-        return fail(ps, ev_line(ps), "aliases are not supported");
-    return 0;
-}
-
-static const char *ev_kind(const yaml_event_t *e)
-{
-    switch (e->type) {
-    case YAML_MAPPING_START_EVENT: return "a mapping";
-    case YAML_SEQUENCE_START_EVENT: return "a list";
-    case YAML_SCALAR_EVENT: return "a scalar";
-    default: return "nothing";
-    }
-}
-
-/* The current event as text, or an error saying what was expected. */
-static int want_scalar(struct parse *ps, const char *what, const char **text, size_t *len)
-{
-    *text = "";
-    *len = 0;
-    if (ps->ev.type != YAML_SCALAR_EVENT)
-        return fail(ps, ev_line(ps), "expected %s, got %s", what, ev_kind(&ps->ev));
-    *text = (const char *)ps->ev.data.scalar.value;
-    *len = ps->ev.data.scalar.length;
-    if (memchr(*text, '\0', *len))
-        return fail(ps, ev_line(ps), "expected %s, got a value with a NUL byte", what);
-    return 0;
-}
-
-static int bad_value(struct parse *ps, const char *what, const char *text, size_t len)
-{
-    char shown[SHOW_LEN + 4];
-    show(shown, sizeof shown, text, len);
-    return fail(ps, ev_line(ps), "expected %s, got '%s'", what, shown);
-}
-
-/* An unquoted empty value, ~ or null. */
-static int is_null(const struct parse *ps)
-{
-    const char *t = (const char *)ps->ev.data.scalar.value;
-    return ps->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-        && (t[0] == '\0' || strcmp(t, "~") == 0 || strcasecmp(t, "null") == 0);
-}
-
-static int want_ll(struct parse *ps, enum ktype type, enum krange r, const char *what,
+static int want_ll(struct spec_parse *ps, enum spec_ktype type, enum spec_range r, const char *what,
                    long long *out)
 {
     const char *t;
     size_t n;
-    int rc = want_scalar(ps, what, &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, what, &t, &n);
     if (rc)
         return rc;
     long long v;
     if (parse_ll(t, &v) || v > int_max(type) || v < -int_max(type) - 1 || !in_range((double)v, r))
-        return bad_value(ps, what, t, n);
+        return mt_yaml_bad_value(&ps->y, what, t, n);
     *out = v;
     return 0;
 }
 
-static int want_enum(struct parse *ps, int (*from_name)(const char *), const char *names,
+static int want_enum(struct spec_parse *ps, int (*from_name)(const char *), const char *names,
                      int *out)
 {
     const char *t;
     size_t n;
     char what[160];
     snprintf(what, sizeof what, "one of: %s", names);
-    int rc = want_scalar(ps, what, &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, what, &t, &n);
     if (rc)
         return rc;
     int v = from_name(t);
     if (v < 0) {
-        char shown[SHOW_LEN + 4];
-        show(shown, sizeof shown, t, n);
-        return fail(ps, ev_line(ps), "unknown value '%s' (expected one of: %s)", shown, names);
+        char shown[MT_SHOW_LEN + 4];
+        mt_err_show(shown, sizeof shown, t, n);
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "unknown value '%s' (expected one of: %s)", shown, names);
     }
     *out = v;
     return 0;
 }
 
-static int set_string(struct parse *ps, const struct key *k, char *dst)
+static int set_string(struct spec_parse *ps, const struct spec_key *k, char *dst)
 {
     const char *t;
     size_t n;
-    int rc = want_scalar(ps, expected(k), &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, spec_key_expected(k), &t, &n);
     if (rc)
         return rc;
-    if (is_null(ps))
+    if (mt_yaml_is_null(&ps->y))
         n = 0;
     if (n >= k->size)
-        return fail(ps, ev_line(ps), "too long (%zu bytes, at most %zu)", n, k->size - 1);
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "too long (%zu bytes, at most %zu)", n, k->size - 1);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
-            return fail(ps, ev_line(ps), "contains a control character");
-    if (k->range == R_POS && n == 0)
-        return bad_value(ps, expected(k), t, 0);
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "contains a control character");
+    if (k->range == SR_POS && n == 0)
+        return mt_yaml_bad_value(&ps->y, spec_key_expected(k), t, 0);
     memcpy(dst, t, n);
     dst[n] = '\0';
     return 0;
 }
 
 /* Store the current value into the key's field. */
-static int set_value(struct parse *ps, const struct key *k)
+static int set_value(struct spec_parse *ps, const struct spec_key *k)
 {
     char *dst = (char *)ps->s + k->off;
-    const char *what = expected(k), *t;
+    const char *what = spec_key_expected(k), *t;
     size_t n;
     long long ll = 0;
     int rc, iv = 0;
     switch (k->type) {
-    case K_FN:
+    case SK_FN:
         return k->fn(ps);
-    case K_STR:
+    case SK_RULE:
+        return set_rule_name(ps);
+    case SK_STR:
         return set_string(ps, k, dst);
-    case K_INT:
-    case K_LONG:
+    case SK_INT:
+    case SK_LONG:
         if ((rc = want_ll(ps, k->type, k->range, what, &ll)))
             return rc;
-        if (k->type == K_INT)
+        if (k->type == SK_INT)
             *(int *)(void *)dst = (int)ll;
         else
             *(long *)(void *)dst = (long)ll;
         return 0;
-    case K_ENUM:
+    case SK_ENUM:
         if ((rc = want_enum(ps, k->from_name, k->names, &iv)))
             return rc;
         memcpy(dst, &iv, sizeof iv);
@@ -672,152 +454,120 @@ static int set_value(struct parse *ps, const struct key *k)
     default:
         break;
     }
-    if ((rc = want_scalar(ps, what, &t, &n)))
+    if ((rc = mt_yaml_scalar(&ps->y, what, &t, &n)))
         return rc;
-    if (k->type == K_U64) {
+    if (k->type == SK_U64) {
         uint64_t u;
         if (parse_u64(t, &u))
-            return bad_value(ps, what, t, n);
+            return mt_yaml_bad_value(&ps->y, what, t, n);
         memcpy(dst, &u, sizeof u);
-    } else if (k->type == K_FLOAT) {
+    } else if (k->type == SK_FLOAT) {
         double d;
         if (parse_double(t, &d) || fabs(d) > FLT_MAX || !in_range((float)d, k->range))
-            return bad_value(ps, what, t, n);
+            return mt_yaml_bad_value(&ps->y, what, t, n);
         *(float *)(void *)dst = (float)d;
-    } else if (k->type == K_BOOL) {
+    } else if (k->type == SK_BOOL) {
         if ((iv = parse_bool(t)) < 0)
-            return bad_value(ps, what, t, n);
+            return mt_yaml_bad_value(&ps->y, what, t, n);
         *(int *)(void *)dst = iv;
-    } else { /* K_BYTES */
-        long long b = spec_parse_bytes(t);
-        if (b < 0)
-            return bad_value(ps, what, t, n);
+    } else { /* SK_BYTES */
+        struct mt_err berr;
+        uint64_t b;
+        if (mt_bytesize_parse(t, &b, &berr))
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%s", berr.msg);
         *(size_t *)(void *)dst = (size_t)b;
     }
     return 0;
 }
 
-static const struct key *find_key(const struct key *keys, size_t nkeys, const char *name,
-                                  size_t len, size_t *index)
-{
-    for (size_t i = 0; i < nkeys; i++)
-        if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0) {
-            *index = i;
-            return &keys[i];
-        }
-    return NULL;
-}
-
-static int unknown_key(struct parse *ps, size_t line, const struct key *keys, size_t nkeys)
-{
-    char list[400];
-    size_t n = 0;
-    list[0] = '\0';
-    for (size_t i = 0; i < nkeys && n < sizeof list; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", keys[i].name);
-    return fail(ps, line, "unknown key (expected one of: %s)", list);
-}
-
 /* Walk a mapping (the current event is its start) through a key table.
  * map_line (the line of the key that holds the mapping, 0 at the top level)
  * goes into missing-key messages. */
-static int parse_map(struct parse *ps, const struct key *keys, size_t nkeys, size_t map_line)
+static int parse_map(struct spec_parse *ps, const struct spec_key *keys, size_t nkeys, size_t map_line)
 {
-    uint64_t seen = 0;
-    for (;;) {
-        int rc = next(ps);
-        if (rc)
-            return rc;
-        if (ps->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        if (ps->ev.type != YAML_SCALAR_EVENT)
-            return fail(ps, ev_line(ps), "expected a key, got %s", ev_kind(&ps->ev));
-        const char *name = (const char *)ps->ev.data.scalar.value;
-        size_t len = ps->ev.data.scalar.length, line = ev_line(ps), i = 0;
-        const struct key *k = find_key(keys, nkeys, name, len, &i);
-        size_t old = path_push(ps, name, len);
-        if (!k)
-            return unknown_key(ps, line, keys, nkeys);
-        if (seen & (1ull << i))
-            return fail(ps, line, "duplicate key");
-        seen |= 1ull << i;
-        ps->key_line = line;
+    struct mt_yaml_map m;
+    int rc;
+    mt_yaml_map_begin(&m, keys, nkeys, sizeof keys[0]);
+    while ((rc = mt_yaml_map_next(&ps->y, &m)) == 1) {
+        ps->key_line = m.line;
         if (keys == rule_keys)
-            ps->rule_line[i] = line;
-        if ((rc = next(ps)) || (rc = set_value(ps, k)))
+            ps->rule_line[m.index] = m.line;
+        if ((rc = set_value(ps, &keys[m.index])))
             return rc;
-        path_pop(ps, old);
     }
+    if (rc)
+        return rc;
     for (size_t i = 0; i < nkeys; i++) {
-        if (!keys[i].required || (seen & (1ull << i)))
+        if (!keys[i].required || m.seen[i])
             continue;
+        const char *path = ps->y.path, *dot = ps->y.plen ? "." : "";
         if (map_line)
-            return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: missing required key '%s%s%s'",
-                              ps->file, map_line, ps->path, ps->plen ? "." : "", keys[i].name);
-        return mt_err_set(ps->err, MT_E_INVAL, "%s: missing required key '%s%s%s'", ps->file,
-                          ps->path, ps->plen ? "." : "", keys[i].name);
+            return mt_err_set(ps->y.err, MT_E_INVAL, "%s:%zu: missing required key '%s%s%s'",
+                              ps->y.file, map_line, path, dot, keys[i].name);
+        return mt_err_set(ps->y.err, MT_E_INVAL, "%s: missing required key '%s%s%s'",
+                          ps->y.file, path, dot, keys[i].name);
     }
     return 0;
 }
 
 /* A section that is either a mapping or, as a shorthand, just its name. */
-static int parse_section(struct parse *ps, const struct key *keys, size_t nkeys)
+static int parse_section(struct spec_parse *ps, const struct spec_key *keys, size_t nkeys)
 {
-    if (ps->ev.type == YAML_SCALAR_EVENT)
+    if (ps->y.ev.type == YAML_SCALAR_EVENT)
         return set_value(ps, &keys[0]);
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a name or a mapping, got %s", ev_kind(&ps->ev));
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a name or a mapping, got %s", mt_yaml_kind(&ps->y));
     return parse_map(ps, keys, nkeys, ps->key_line);
 }
 
-static int parse_dataset(struct parse *ps)
+static int parse_dataset(struct spec_parse *ps)
 {
     ps->line_dataset = ps->key_line;
     return parse_section(ps, dataset_keys, NKEYS(dataset_keys));
 }
 
-static int parse_rule(struct parse *ps)
+static int parse_rule(struct spec_parse *ps)
 {
     return parse_section(ps, rule_keys, NKEYS(rule_keys));
 }
 
-static int parse_optimizer(struct parse *ps)
+static int parse_optimizer(struct spec_parse *ps)
 {
     return parse_section(ps, optim_keys, NKEYS(optim_keys));
 }
 
-static int parse_schedule(struct parse *ps)
+static int parse_schedule(struct spec_parse *ps)
 {
     return parse_section(ps, sched_keys, NKEYS(sched_keys));
 }
 
 /* Rule names come from the rule table, so the message lists what exists. */
-static int set_rule_name(struct parse *ps)
+static int set_rule_name(struct spec_parse *ps)
 {
     const char *t;
     size_t n;
-    int rc = want_scalar(ps, "a rule name", &t, &n);
+    int rc = mt_yaml_scalar(&ps->y, "a rule name", &t, &n);
     if (rc)
         return rc;
     if (n < sizeof ps->s->rule.name && rule_find(t)) {
         memcpy(ps->s->rule.name, t, n + 1);
         return 0;
     }
-    char names[160], shown[SHOW_LEN + 4];
+    char names[160], shown[MT_SHOW_LEN + 4];
     size_t used = 0;
     names[0] = '\0';
     const struct mt_rule *const *list = rule_list();
     for (int i = 0; list && list[i] && used < sizeof names; i++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                  list[i]->name);
-    show(shown, sizeof shown, t, n);
-    return fail(ps, ev_line(ps), "unknown rule '%s' (expected one of: %s)", shown, names);
+    mt_err_show(shown, sizeof shown, t, n);
+    return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "unknown rule '%s' (expected one of: %s)", shown, names);
 }
 
-static int parse_model(struct parse *ps)
+static int parse_model(struct spec_parse *ps)
 {
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a mapping, got %s", ev_kind(&ps->ev));
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a mapping, got %s", mt_yaml_kind(&ps->y));
     ps->line_model = ps->key_line;
     int rc = parse_map(ps, model_keys, NKEYS(model_keys), ps->line_model);
     if (rc)
@@ -835,47 +585,47 @@ static int parse_model(struct parse *ps)
     return 0;
 }
 
-static int parse_layer(struct parse *ps)
+static int parse_layer(struct spec_parse *ps)
 {
-    if (ps->ev.type == YAML_SCALAR_EVENT)
+    if (ps->y.ev.type == YAML_SCALAR_EVENT)
         return set_layer_width(ps);
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps),
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y),
                     "expected a width or a mapping {width, activation, norm}, got %s",
-                    ev_kind(&ps->ev));
-    return parse_map(ps, layer_keys, NKEYS(layer_keys), ev_line(ps));
+                    mt_yaml_kind(&ps->y));
+    return parse_map(ps, layer_keys, NKEYS(layer_keys), mt_yaml_line(&ps->y));
 }
 
-static int parse_hidden(struct parse *ps)
+static int parse_hidden(struct spec_parse *ps)
 {
-    if (ps->ev.type != YAML_SEQUENCE_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a list of layers, got %s", ev_kind(&ps->ev));
+    if (ps->y.ev.type != YAML_SEQUENCE_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a list of layers, got %s", mt_yaml_kind(&ps->y));
     for (;;) {
-        int rc = next(ps);
+        int rc = mt_yaml_next(&ps->y);
         if (rc)
             return rc;
-        if (ps->ev.type == YAML_SEQUENCE_END_EVENT)
+        if (ps->y.ev.type == YAML_SEQUENCE_END_EVENT)
             return 0;
         if (ps->n_hidden >= MT_MAX_LAYERS - 1)
-            return fail(ps, ev_line(ps), "more than %d hidden layers", MT_MAX_LAYERS - 1);
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "more than %d hidden layers", MT_MAX_LAYERS - 1);
         ps->layer = ++ps->n_hidden;
-        size_t old = path_index(ps, ps->n_hidden - 1);
+        size_t old = mt_yaml_path_index(&ps->y, ps->n_hidden - 1);
         if ((rc = parse_layer(ps)))
             return rc;
-        path_pop(ps, old);
+        mt_yaml_path_pop(&ps->y, old);
     }
 }
 
-static int set_layer_width(struct parse *ps)
+static int set_layer_width(struct spec_parse *ps)
 {
     long long v = 0;
-    int rc = want_ll(ps, K_INT, R_POS, "a positive integer", &v);
+    int rc = want_ll(ps, SK_INT, SR_POS, "a positive integer", &v);
     if (rc == 0)
         ps->s->model.width[ps->layer] = (int)v;
     return rc;
 }
 
-static int set_layer_act(struct parse *ps)
+static int set_layer_act(struct spec_parse *ps)
 {
     int a = 0, rc = want_enum(ps, act_from_name, ACT_NAMES, &a);
     if (rc == 0) {
@@ -885,12 +635,12 @@ static int set_layer_act(struct parse *ps)
     return rc;
 }
 
-static int set_default_act(struct parse *ps)
+static int set_default_act(struct spec_parse *ps)
 {
     return want_enum(ps, act_from_name, ACT_NAMES, &ps->act_default);
 }
 
-static int set_layer_norm(struct parse *ps)
+static int set_layer_norm(struct spec_parse *ps)
 {
     int k = 0, rc = want_enum(ps, norm_kind_from_name, NORM_NAMES, &k);
     if (rc == 0) {
@@ -900,16 +650,16 @@ static int set_layer_norm(struct parse *ps)
     return rc;
 }
 
-static int set_default_norm(struct parse *ps)
+static int set_default_norm(struct spec_parse *ps)
 {
     ps->line_norm = ps->key_line;
     return want_enum(ps, norm_kind_from_name, NORM_NAMES, &ps->norm_default);
 }
 
-static int set_classes(struct parse *ps)
+static int set_classes(struct spec_parse *ps)
 {
     long long v = 0;
-    int rc = want_ll(ps, K_INT, R_POS, "a positive integer", &v);
+    int rc = want_ll(ps, SK_INT, SR_POS, "a positive integer", &v);
     if (rc == 0)
         ps->classes = (int)v;
     return rc;
@@ -948,46 +698,47 @@ static int check_cross(const struct mt_spec *s, const struct where *w, struct mt
     return 0;
 }
 
-/* One table-described field of a spec, checked against its key. */
-static int check_field(const struct mt_spec *s, const char *section, const struct key *k,
-                       struct mt_err *err)
+int spec_key_check(const struct spec_key *k, const char *path, const struct mt_spec *s,
+                   struct mt_err *err)
 {
     const char *src = (const char *)s + k->off;
-    char path[64];
-    snprintf(path, sizeof path, "%s%s%s", section, *section ? "." : "", k->name);
     long long ll = 0;
     int iv;
     float f;
     switch (k->type) {
-    case K_STR:
+    case SK_STR:
         if (strnlen(src, k->size) == k->size)
             return where_fail(err, NULL, 0, path, "not terminated");
         for (const char *p = src; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f)
                 return where_fail(err, NULL, 0, path, "contains a control character");
-        if (k->range == R_POS && !*src)
-            return where_fail(err, NULL, 0, path, "expected %s", expected(k));
+        if (k->range == SR_POS && !*src)
+            return where_fail(err, NULL, 0, path, "expected %s", spec_key_expected(k));
         return 0;
-    case K_INT:
-    case K_LONG:
-        ll = k->type == K_INT ? *(const int *)(const void *)src : *(const long *)(const void *)src;
+    case SK_RULE:
+        if (strnlen(src, k->size) == k->size || !rule_find(src))
+            return where_fail(err, NULL, 0, path, "unknown rule '%.31s'", src);
+        return 0;
+    case SK_INT:
+    case SK_LONG:
+        ll = k->type == SK_INT ? *(const int *)(const void *)src : *(const long *)(const void *)src;
         if ((k->unset_ok && ll == (k->rule_flag ? -1 : 0)) || in_range((double)ll, k->range))
             return 0;
-        return where_fail(err, NULL, 0, path, "expected %s, got %lld", expected(k), ll);
-    case K_FLOAT:
+        return where_fail(err, NULL, 0, path, "expected %s, got %lld", spec_key_expected(k), ll);
+    case SK_FLOAT:
         f = *(const float *)(const void *)src;
         if ((k->unset_ok && isnan(f)) || (isfinite(f) && in_range(f, k->range)))
             return 0;
-        return where_fail(err, NULL, 0, path, "expected %s, got %g", expected(k), (double)f);
-    case K_BOOL:
-    case K_ENUM:
+        return where_fail(err, NULL, 0, path, "expected %s, got %g", spec_key_expected(k), (double)f);
+    case SK_BOOL:
+    case SK_ENUM:
         memcpy(&iv, src, sizeof iv);
-        if ((k->unset_ok && iv == -1) || (iv >= 0 && iv < (k->type == K_BOOL ? 2 : k->n_values)))
+        if ((k->unset_ok && iv == -1) || (iv >= 0 && iv < (k->type == SK_BOOL ? 2 : k->n_values)))
             return 0;
         return where_fail(err, NULL, 0, path, "invalid value %d", iv);
-    case K_U64:
-    case K_BYTES:
-    case K_FN:
+    case SK_U64:
+    case SK_BYTES:
+    case SK_FN:
         break;
     }
     return 0;
@@ -1016,16 +767,16 @@ static int check_model(const struct mt_model_desc *m, struct mt_err *err)
 }
 
 /* A rule setting left at its "not given" value (spec.h). */
-static int rule_setting_unset(const struct mt_spec *s, const struct key *k)
+static int rule_setting_unset(const struct mt_spec *s, const struct spec_key *k)
 {
     const char *src = (const char *)s + k->off;
     float f;
     int iv;
-    if (k->type == K_FLOAT) {
+    if (k->type == SK_FLOAT) {
         memcpy(&f, src, sizeof f);
         return isnan(f);
     }
-    memcpy(&iv, src, sizeof iv);   /* K_INT, K_BOOL, K_ENUM: -1 */
+    memcpy(&iv, src, sizeof iv);   /* SK_INT, SK_BOOL, SK_ENUM: -1 */
     return iv == -1;
 }
 
@@ -1047,16 +798,16 @@ static void rules_with(char *out, size_t cap, unsigned flag)
 /* The rule takes every setting given and the model's norm layers: a setting
  * the rule does not read, or a norm layer it cannot train, is refused
  * rather than ignored. `ps` (NULL for a spec from elsewhere) gives lines. */
-static int check_rule_fit(const struct mt_spec *s, const struct parse *ps, struct mt_err *err)
+static int check_rule_fit(const struct mt_spec *s, const struct spec_parse *ps, struct mt_err *err)
 {
     const struct mt_rule *r = rule_find(s->rule.name);
     if (!r)
         return 0;   /* check_fields reports it */
-    struct where w = {ps ? ps->file : NULL, 0, 0};
+    struct where w = {ps ? ps->y.file : NULL, 0, 0};
     const struct where *wp = ps ? &w : NULL;
     char path[64], rules[256];
     for (size_t i = 0; i < NKEYS(rule_keys); i++) {
-        const struct key *k = &rule_keys[i];
+        const struct spec_key *k = &rule_keys[i];
         if (!k->rule_flag || (r->flags & k->rule_flag) || rule_setting_unset(s, k))
             continue;
         rules_with(rules, sizeof rules, k->rule_flag);
@@ -1084,30 +835,47 @@ static int check_rule_fit(const struct mt_spec *s, const struct parse *ps, struc
     return 0;
 }
 
+static int check_section(const struct mt_spec *s, const struct spec_section *sec,
+                         struct mt_err *err)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        const struct spec_key *k = &sec->keys[i];
+        char path[64];
+        snprintf(path, sizeof path, "%s%s%s", sec->path, *sec->path ? "." : "", k->name);
+        int rc = k->sub ? check_section(s, k->sub, err) : spec_key_check(k, path, s, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int check_fields(const struct mt_spec *s, struct mt_err *err)
 {
-    static const struct {
-        const char *name;
-        const struct key *keys;
-        size_t n;
-    } sections[] = {
-        {"", top_keys, NKEYS(top_keys)},
-        {"dataset", dataset_keys, NKEYS(dataset_keys)},
-        {"model", model_keys, NKEYS(model_keys)},
-        {"rule", rule_keys, NKEYS(rule_keys)},
-        {"optimizer", optim_keys, NKEYS(optim_keys)},
-        {"schedule", sched_keys, NKEYS(sched_keys)},
-    };
-    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
-        for (size_t j = 0; j < sections[i].n; j++) {
-            int rc = check_field(s, sections[i].name, &sections[i].keys[j], err);
-            if (rc)
-                return rc;
-        }
-    if (strnlen(s->rule.name, sizeof s->rule.name) == sizeof s->rule.name
-        || !rule_find(s->rule.name))
-        return where_fail(err, NULL, 0, "rule.name", "unknown rule '%.31s'", s->rule.name);
-    return check_model(&s->model, err);
+    int rc = check_section(s, &spec_fields, err);
+    return rc ? rc : check_model(&s->model, err);
+}
+
+const struct spec_key *spec_key_find(const struct spec_section *sec, const char *name)
+{
+    for (size_t i = 0; i < sec->n; i++)
+        if (strcmp(sec->keys[i].name, name) == 0)
+            return &sec->keys[i];
+    return NULL;
+}
+
+const char *spec_key_enum_name(const struct spec_key *k, int v, char *buf, size_t cap)
+{
+    if (k->type != SK_ENUM || v < 0 || v >= k->n_values)
+        return NULL;
+    const char *p = k->names;
+    for (int i = 0; i < v && p; i++)
+        if ((p = strchr(p, ',')))
+            p += 2;   /* ", " */
+    if (!p)
+        return NULL;
+    size_t n = strcspn(p, ",");
+    snprintf(buf, cap, "%.*s", (int)n, p);
+    return buf;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1152,15 +920,6 @@ void spec_init(struct mt_spec *s)
     s->keep_checkpoints = 3;
 }
 
-/* Copy a name for messages, control characters replaced. */
-static void sanitise(char *out, size_t cap, const char *in)
-{
-    size_t n = 0;
-    for (; in[n] && n + 1 < cap; n++)
-        out[n] = ((unsigned char)in[n] < 0x20 || in[n] == 0x7f) ? '?' : in[n];
-    out[n] = '\0';
-}
-
 /* The default job name: the file name without directory and extension. */
 static void name_from_file(char *out, size_t cap, const char *file)
 {
@@ -1179,28 +938,23 @@ static void name_from_file(char *out, size_t cap, const char *file)
     out[n] = '\0';
 }
 
-static int parse_document(struct parse *ps)
+static int parse_document(struct spec_parse *ps)
 {
-    int rc;
-    if ((rc = next(ps)) || (rc = next(ps)))    /* stream start, document start */
+    int rc, empty;
+    if ((rc = mt_yaml_doc_begin(&ps->y, &empty)))
         return rc;
-    if (ps->ev.type == YAML_STREAM_END_EVENT)
-        return mt_err_set(ps->err, MT_E_INVAL, "%s: empty spec", ps->file);
-    if ((rc = next(ps)))
+    if (empty)
+        return mt_err_set(ps->y.err, MT_E_INVAL, "%s: empty spec", ps->y.file);
+    if (ps->y.ev.type != YAML_MAPPING_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y),
+                            "expected a mapping of keys at the top level, got %s",
+                            mt_yaml_kind(&ps->y));
+    if ((rc = parse_map(ps, top_keys, NKEYS(top_keys), 0)) || (rc = mt_yaml_doc_end(&ps->y)))
         return rc;
-    if (ps->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(ps, ev_line(ps), "expected a mapping of keys at the top level, got %s",
-                    ev_kind(&ps->ev));
-    if ((rc = parse_map(ps, top_keys, NKEYS(top_keys), 0)))
+    struct where w = {ps->y.file, ps->line_dataset, ps->line_model};
+    if ((rc = check_cross(ps->s, &w, ps->y.err)))
         return rc;
-    if ((rc = next(ps)) || (rc = next(ps)))    /* document end, stream end */
-        return rc;
-    if (ps->ev.type != YAML_STREAM_END_EVENT)
-        return fail(ps, ev_line(ps), "more than one YAML document");
-    struct where w = {ps->file, ps->line_dataset, ps->line_model};
-    if ((rc = check_cross(ps->s, &w, ps->err)))
-        return rc;
-    return check_rule_fit(ps->s, ps, ps->err);
+    return check_rule_fit(ps->s, ps, ps->y.err);
 }
 
 int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_spec *s,
@@ -1210,32 +964,26 @@ int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_
         name = "spec";
     if (!s || (!yaml && len))
         return mt_err_set(err, MT_E_INVAL, "%s: no spec text", name);
-    struct parse *ps = calloc(1, sizeof *ps);
+    struct spec_parse *ps = calloc(1, sizeof *ps);
     struct mt_spec *tmp = malloc(sizeof *tmp);
     if (!ps || !tmp) {
         free(ps);
         free(tmp);
         return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", name);
     }
-    sanitise(ps->file, sizeof ps->file, name);
     ps->s = tmp;
-    ps->err = err;
     ps->act_default = MT_ACT_RELU;
     ps->norm_default = MT_NK_NONE;
     spec_init(tmp);
     name_from_file(tmp->name, sizeof tmp->name, name);
     int rc;
     if (len > SPEC_MAX_BYTES) {
-        rc = mt_err_set(err, MT_E_INVAL, "%s: spec is %zu bytes, at most %u allowed", ps->file,
-                        len, SPEC_MAX_BYTES);
-    } else if (!yaml_parser_initialize(&ps->yp)) {
-        rc = mt_err_set(err, MT_E_NOMEM, "%s: out of memory", ps->file);
-    } else {
-        yaml_parser_set_input_string(&ps->yp, (const unsigned char *)(yaml ? yaml : ""), len);
+        char file[MT_YAML_FILE_LEN];
+        rc = mt_err_set(err, MT_E_INVAL, "%s: spec is %zu bytes, at most %u allowed",
+                        mt_err_show(file, sizeof file, name, strlen(name)), len, SPEC_MAX_BYTES);
+    } else if ((rc = mt_yaml_init_string(&ps->y, name, yaml, len, err)) == 0) {
         rc = parse_document(ps);
-        if (ps->have_ev)
-            yaml_event_delete(&ps->ev);
-        yaml_parser_delete(&ps->yp);
+        mt_yaml_deinit(&ps->y);
     }
     if (rc == 0)
         *s = *tmp;
@@ -1292,6 +1040,7 @@ void spec_set_rule(struct mt_spec *s, const char *name)
     const struct mt_rule *r = rule_find(name);
     unsigned f = r ? r->flags : 0;
     snprintf(s->rule.name, sizeof s->rule.name, "%s", name);
+    s->resolved = 0;
     if (!(f & MT_RULE_FEEDBACK)) {
         s->rule.feedback_init = MT_FB_DEFAULT;
         s->rule.feedback_scale = NAN;
@@ -1315,6 +1064,7 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
     int rc;
     if (!s)
         return mt_err_set(err, MT_E_INVAL, "spec: missing");
+    s->resolved = 0;
     if ((rc = check_fields(s, err)) || (rc = check_cross(s, NULL, err))
         || (rc = check_rule_fit(s, NULL, err)))
         return rc;
@@ -1338,5 +1088,8 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
         return mt_err_set(err, MT_E_INVAL,
                           "optimizer.lr: not given, and rule '%s' has no default", s->rule.name);
     optim_fallbacks(&s->optim);
-    return r->check ? r->check(s, err) : 0;
+    if (r->check && (rc = r->check(s, err)))
+        return rc;
+    s->resolved = 1;
+    return 0;
 }

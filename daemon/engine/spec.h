@@ -1,7 +1,9 @@
 /* spec.h: a training job's specification, parsed from YAML (libyaml).
  *
  * The same fields travel as protobuf JobSpec (proto/memtrain.proto); the
- * YAML keys are the proto field names. Unset optional numbers are NAN or -1
+ * YAML keys are the proto field names. One table (specfield.h, rows in
+ * spec.c) drives the YAML reader, the checks and the JobSpec bridge: a new
+ * setting is a field here, a row there and a proto field. Unset optional numbers are NAN or -1
  * until spec_finish fills them from the rule's defaults, so "the user said
  * 0" and "the user said nothing" stay distinct. */
 #ifndef MT_SPEC_H
@@ -53,6 +55,7 @@ struct mt_spec {
     size_t memory_limit;            /* bytes; 0 = none */
     int checkpoint_every;           /* epochs; 0 = only at the end (daemon) */
     int keep_checkpoints;           /* keep-last-N (daemon) */
+    int resolved;                   /* spec_finish has run and passed; not carried in a JobSpec */
 };
 
 /* Defaults for every field; rule "bp", unset optimizer. */
@@ -66,10 +69,13 @@ void spec_set_rule(struct mt_spec *s, const char *name);
 int spec_parse_file(const char *path, struct mt_spec *s, struct mt_err *err);
 int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_spec *s,
                       struct mt_err *err);
-/* Check cross-field rules and fill rule defaults (after parsing or after
- * building a spec from protobuf). */
+/* Resolve a spec: the one function that checks every field and the rules
+ * across fields and fills in what the rule and the dataset decide (after
+ * parsing, or after building a spec from protobuf). On success it sets
+ * s->resolved, and trainer_plan and trainer_init take such a spec as it is
+ * rather than resolving it again; a caller that changes a resolved spec's
+ * model, dataset or rule calls spec_finish again (spec_set_rule clears the
+ * flag). */
 int spec_finish(struct mt_spec *s, struct mt_err *err);
-/* Parse "512MiB", "2GiB", "1e9", "123456" into bytes; -1 on error. */
-long long spec_parse_bytes(const char *text);
 
 #endif

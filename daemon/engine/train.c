@@ -59,7 +59,7 @@ int trainer_plan(const struct mt_spec *spec, struct mt_mem_plan *plan, struct mt
 {
     struct mt_spec s = *spec;
     struct mt_data_shape shape;
-    int rc = spec_finish(&s, err);
+    int rc = s.resolved ? 0 : spec_finish(&s, err);
     if (rc)
         return rc;
     if ((rc = data_probe(&s.data, &shape, err)))
@@ -104,12 +104,16 @@ static int alloc_batch(struct mt_trainer *t, struct mt_err *err)
  * transient, plus the 64-byte rounding of each push. */
 static int reserve_stack(struct mt_trainer *t, struct mt_err *err)
 {
-    struct mt_data_shape shape = {t->train.n, t->test.n, t->train.dim};
-    struct mt_mem_plan plan;
     struct mt_mem_stats st;
-    trainer_plan_shape(&t->spec, &shape, &plan);
+    size_t total = t->plan_total;
+    if (!total) {
+        struct mt_data_shape shape = {t->train.n, t->test.n, t->train.dim};
+        struct mt_mem_plan plan;
+        trainer_plan_shape(&t->spec, &shape, &plan);
+        total = plan.total;
+    }
     arena_stats(t->arena, &st);
-    size_t transient = plan.total > st.total ? plan.total - st.total : 0;
+    size_t transient = total > st.total ? total - st.total : 0;
     return arena_reserve_stack(t->arena, transient + 64 * (2 * (size_t)MT_MAX_LAYERS + 8), err);
 }
 
@@ -138,9 +142,16 @@ static int init_parts(struct mt_trainer *t, struct mt_err *err)
 
 int trainer_init(struct mt_trainer *t, const struct mt_spec *spec, struct mt_err *err)
 {
+    return trainer_init_planned(t, spec, 0, err);
+}
+
+int trainer_init_planned(struct mt_trainer *t, const struct mt_spec *spec, size_t plan_total,
+                         struct mt_err *err)
+{
     memset(t, 0, sizeof *t);
     t->spec = *spec;
-    int rc = spec_finish(&t->spec, err);
+    t->plan_total = plan_total;
+    int rc = t->spec.resolved ? 0 : spec_finish(&t->spec, err);
     if (rc)
         return rc;
     t->rule = rule_find(t->spec.rule.name);

@@ -77,6 +77,7 @@ struct mt_trainer {
     struct mt_rng epoch_rng;
     mt_step_fn step_fn;              /* trainer_set_step_fn; NULL = none */
     void *step_ud;
+    size_t plan_total;               /* trainer_init_planned's; 0 = planned in trainer_init */
 };
 
 /* Where a job stands, as a checkpoint records it. */
@@ -110,9 +111,15 @@ struct mt_epoch_report {
  * stops the epoch with MT_E_CANCELLED. */
 typedef int (*mt_progress_fn)(void *ud, long step_in_epoch, long steps, double running_loss);
 
-/* Resolve the spec (spec_finish), build the arena with its limit, load the
- * data, initialise weights and the rule. On error everything is released. */
+/* Resolve the spec (spec_finish, unless spec->resolved), build the arena
+ * with its limit, load the data, initialise weights and the rule. On error
+ * everything is released. */
 int trainer_init(struct mt_trainer *t, const struct mt_spec *spec, struct mt_err *err);
+/* The same for a job already planned (the daemon's plan at submit): the
+ * stack is reserved from plan_total (trainer_plan's total) instead of
+ * planning again; 0 = plan here. */
+int trainer_init_planned(struct mt_trainer *t, const struct mt_spec *spec, size_t plan_total,
+                         struct mt_err *err);
 /* Train the epoch in progress to its end, then evaluate on the test split
  * and fill *rep. An epoch not yet begun is shuffled first; one stopped
  * earlier (MT_E_CANCELLED, or placed by trainer_seek) goes on from its next
@@ -145,7 +152,8 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
 void trainer_fini(struct mt_trainer *t);
 
 /* The whole job's plan: the rule's part plus parameters, optimizer state and
- * data (dataset sizes read from the file headers). */
+ * data (dataset sizes read from the file headers). The spec is resolved
+ * first unless spec->resolved. */
 int trainer_plan(const struct mt_spec *spec, struct mt_mem_plan *plan, struct mt_err *err);
 /* The same with the dataset shape given (no file access). */
 void trainer_plan_shape(const struct mt_spec *spec, const struct mt_data_shape *shape,

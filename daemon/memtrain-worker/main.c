@@ -176,13 +176,15 @@ static int send_memory(struct worker *w)
     return send_event(w, &ev);
 }
 
-static int send_planned(struct worker *w, const struct mt_mem_plan *p)
+/* The plan: the daemon's as it sent it (`given`), else the worker's own. */
+static int send_planned(struct worker *w, const struct mt_mem_plan *p,
+                        Memtrain__MemoryStats *given)
 {
     Memtrain__MemoryStats m;
     memstats_from_plan(&m, p);
     Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
     ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_PLANNED;
-    ev.planned = &m;
+    ev.planned = given ? given : &m;
     return send_event(w, &ev);
 }
 
@@ -455,11 +457,14 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
             return send_error(w, &err);
     }
 
-    struct mt_mem_plan plan;
-    if (trainer_plan(&w->spec, &plan, &err))
+    /* the daemon planned the job at submit; plan here only without its plan */
+    struct mt_mem_plan plan = {0};
+    if (ws->planned)
+        plan.total = ws->planned->peak_total;
+    else if (trainer_plan(&w->spec, &plan, &err))
         return send_error(w, &err);
-    send_planned(w, &plan);
-    if (trainer_init(&w->t, &w->spec, &err))
+    send_planned(w, &plan, ws->planned);
+    if (trainer_init_planned(&w->t, &w->spec, plan.total, &err))
         return w->broken ? 1 : send_error(w, &err);
     w->have_trainer = 1;
     trainer_set_step_fn(&w->t, on_step, w);

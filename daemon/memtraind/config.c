@@ -21,12 +21,14 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "memtrain/bytesize.h"
+#include "memtrain/yamlwalk.h"
+
 #ifndef MT_LIBEXECDIR
 #define MT_LIBEXECDIR "/usr/local/libexec"
 #endif
 
 #define WORKER_NAME "memtrain-worker"
-#define SHOW_LEN 60   /* a bad value is quoted up to this many bytes */
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -259,116 +261,14 @@ int config_finish(struct mt_config *c, struct mt_err *err)
 /* ------------------------------------------------------------------------ */
 /* Sizes and durations                                                      */
 
-/* Split "2.5 GiB" into a number and a unit. *whole is 1 when the number is
- * plain digits (exact integer arithmetic then). MT_E_INVAL when there is no
- * number. */
-static int split_number(const char *text, double *value, unsigned long long *ivalue,
-                        int *whole, const char **unit)
-{
-    const char *p = text;
-    size_t digits = strspn(p, "0123456789");
-    p += digits;
-    *whole = 1;
-    if (*p == '.') {
-        size_t frac = strspn(p + 1, "0123456789");
-        digits += frac;
-        p += 1 + frac;
-        *whole = 0;
-    }
-    if (digits == 0)
-        return MT_E_INVAL;
-    if (*p == 'e' || *p == 'E') {
-        const char *q = p + 1 + (p[1] == '+' || p[1] == '-');
-        size_t exp = strspn(q, "0123456789");
-        if (exp == 0)
-            return MT_E_INVAL;
-        p = q + exp;
-        *whole = 0;
-    }
-    char num[64];
-    size_t n = (size_t)(p - text);
-    if (n >= sizeof num)
-        return MT_E_INVAL;
-    memcpy(num, text, n);
-    num[n] = '\0';
-    errno = 0;
-    if (*whole) {
-        *ivalue = strtoull(num, NULL, 10);
-        if (errno)
-            return MT_E_INVAL;
-        *value = (double)*ivalue;
-    } else {
-        *value = strtod(num, NULL);
-        *ivalue = 0;
-        if (errno || !isfinite(*value))
-            return MT_E_INVAL;
-    }
-    *unit = p + strspn(p, " ");
-    return 0;
-}
-
-/* value * mult as an exact or rounded integer no larger than `max`. */
-static int scale(double value, unsigned long long ivalue, int whole, uint64_t mult,
-                 uint64_t max, uint64_t *out)
-{
-    if (whole) {
-        if (ivalue > max / mult)
-            return MT_E_INVAL;
-        *out = ivalue * mult;
-        return 0;
-    }
-    double v = nearbyint(value * (double)mult);
-    if (!(v >= 0.0) || v > (double)max)
-        return MT_E_INVAL;
-    *out = (uint64_t)v;
-    return 0;
-}
-
-int config_parse_size(const char *text, uint64_t *bytes)
-{
-    static const struct {
-        const char *unit;
-        uint64_t mult;
-    } units[] = {
-        {"", 1}, {"B", 1},
-        {"k", 1ull << 10}, {"K", 1ull << 10}, {"KiB", 1ull << 10},
-        {"M", 1ull << 20}, {"MiB", 1ull << 20},
-        {"G", 1ull << 30}, {"GiB", 1ull << 30},
-        {"T", 1ull << 40}, {"TiB", 1ull << 40},
-        {"kB", 1000ull}, {"KB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull},
-        {"TB", 1000000000000ull},
-    };
-    double v;
-    unsigned long long iv;
-    int whole;
-    const char *unit;
-    if (!text || split_number(text, &v, &iv, &whole, &unit) != 0)
-        return MT_E_INVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(unit, units[i].unit) == 0)
-            return scale(v, iv, whole, units[i].mult, (uint64_t)INT64_MAX, bytes);
-    return MT_E_INVAL;
-}
-
 int config_parse_duration(const char *text, uint64_t *ms)
 {
-    static const struct {
-        const char *unit;
-        uint64_t mult;   /* in milliseconds */
-    } units[] = {
+    static const struct mt_unit units[] = {   /* in milliseconds */
         {"", 1}, {"ms", 1}, {"s", 1000}, {"sec", 1000}, {"m", 60000}, {"min", 60000},
         {"h", 3600000},
     };
-    double v;
-    unsigned long long iv;
-    int whole;
-    const char *unit;
-    if (!text || split_number(text, &v, &iv, &whole, &unit) != 0)
-        return MT_E_INVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(unit, units[i].unit) == 0)
-            return scale(v, iv, whole, units[i].mult, UINT32_MAX, ms);
-    return MT_E_INVAL;
+    return mt_unit_parse(text, units, sizeof units / sizeof units[0], UINT32_MAX, ms)
+               ? MT_E_INVAL : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -376,7 +276,7 @@ int config_parse_duration(const char *text, uint64_t *ms)
 
 enum ktype {
     K_PATH,      /* a non-empty string */
-    K_SIZE,      /* bytes, config_parse_size */
+    K_SIZE,      /* bytes, mt_bytesize_parse */
     K_DURATION,  /* milliseconds into a uint32_t */
     K_COUNT,     /* an integer in [min, max] into a uint32_t */
     K_THREADS,   /* K_COUNT or "auto" */
@@ -413,103 +313,14 @@ static const struct key keys[] = {
 
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const struct key *find_key(const char *name)
-{
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
-    return NULL;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Reading the file                                                         */
-
-struct parse {
-    const char *file;
-    yaml_parser_t yp;
-    yaml_event_t ev;
-    int have_ev;
-    struct mt_err *err;
-};
-
-static size_t ev_line(const struct parse *ps)
-{
-    return ps->ev.start_mark.line + 1;
-}
-
-/* A value as shown in a message: at most SHOW_LEN bytes, control bytes as '?'. */
-static void show(char *out, size_t size, const char *text, size_t len)
-{
-    size_t n = len < SHOW_LEN ? len : SHOW_LEN;
-    if (n > size - 4)
-        n = size - 4;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
-    if (n < len)
-        memcpy(out + n, "...", 4);
-    else
-        out[n] = '\0';
-}
-
-static int fail(struct parse *ps, size_t line, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(struct parse *ps, size_t line, const char *key, const char *fmt, ...)
-{
-    char text[MT_ERR_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (key)
-        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %s: %.400s", ps->file, line, key, text);
-    else
-        mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: %.400s", ps->file, line, text);
-    return MT_E_INVAL;
-}
-
-static int syntax_error(struct parse *ps)
-{
-    const yaml_parser_t *p = &ps->yp;
-    const char *problem = p->problem ? p->problem : "unknown problem";
-    if (p->error == YAML_MEMORY_ERROR)
-        return mt_err_set(ps->err, MT_E_NOMEM, "%s: out of memory while parsing", ps->file);
-    if (p->error == YAML_READER_ERROR)
-        return mt_err_set(ps->err, MT_E_INVAL, "%s: YAML error: %s at byte %zu", ps->file,
-                          problem, p->problem_offset);
-    return mt_err_set(ps->err, MT_E_INVAL, "%s:%zu: YAML syntax error: %s", ps->file,
-                      p->problem_mark.line + 1, problem);
-}
-
-static int next(struct parse *ps)
-{
-    if (ps->have_ev) {
-        yaml_event_delete(&ps->ev);
-        ps->have_ev = 0;
-    }
-    if (!yaml_parser_parse(&ps->yp, &ps->ev))
-        return syntax_error(ps);
-    ps->have_ev = 1;
-    if (ps->ev.type == YAML_ALIAS_EVENT)
-        return fail(ps, ev_line(ps), NULL, "aliases are not supported");
-    return 0;
-}
-
-static const char *ev_kind(const yaml_event_t *e)
-{
-    switch (e->type) {
-    case YAML_MAPPING_START_EVENT: return "a mapping";
-    case YAML_SEQUENCE_START_EVENT: return "a list";
-    case YAML_SCALAR_EVENT: return "a scalar";
-    default: return "nothing";
-    }
-}
 
 static const char *expected(const struct key *k)
 {
     switch (k->type) {
     case K_PATH: return "a path";
-    case K_SIZE: return "a size such as 512M, 16G, 2.5GiB or a number of bytes";
+    case K_SIZE: return MT_BYTESIZE_FORMS;
     case K_DURATION: return "a duration such as 10s, 500ms or a number of milliseconds";
     case K_THREADS: return "a positive integer or auto";
     case K_COUNT: return k->min > 0 ? "a positive integer" : "a non-negative integer";
@@ -530,48 +341,48 @@ static int parse_count(const char *t, uint64_t *out)
     return 0;
 }
 
-/* Store the current scalar event in the field `k` names. */
-static int set_value(struct parse *ps, struct mt_config *c, const struct key *k, size_t line)
+/* Store the current value in the field `k` names; `line` is the key's. */
+static int set_value(struct mt_yaml *y, struct mt_config *c, const struct key *k, size_t line)
 {
-    char shown[SHOW_LEN + 4];
-    if (ps->ev.type != YAML_SCALAR_EVENT)
-        return fail(ps, line, k->name, "expected %s, got %s", expected(k), ev_kind(&ps->ev));
-    const char *t = (const char *)ps->ev.data.scalar.value;
-    size_t len = ps->ev.data.scalar.length;
-    show(shown, sizeof shown, t, len);
-    if (len == 0 && ps->ev.data.scalar.plain_implicit)
-        return fail(ps, line, k->name, "expected %s, got nothing", expected(k));
-    if (memchr(t, '\0', len))
-        return fail(ps, line, k->name, "expected %s, got a value with a NUL byte", expected(k));
+    char shown[MT_SHOW_LEN + 4];
+    const char *t;
+    size_t len;
+    int rc = mt_yaml_scalar(y, expected(k), &t, &len);
+    if (rc)
+        return rc;
+    mt_err_show(shown, sizeof shown, t, len);
+    if (len == 0 && y->ev.data.scalar.plain_implicit)
+        return mt_yaml_fail(y, line, "expected %s, got nothing", expected(k));
     char *field = (char *)c + k->offset;
     uint64_t v = 0;
     char a[32], b[32];
+    struct mt_err perr;
     switch (k->type) {
     case K_PATH: {
         if (len == 0)
-            return fail(ps, line, k->name, "expected %s, got ''", expected(k));
+            return mt_yaml_fail(y, line, "expected %s, got ''", expected(k));
         char *s = strdup(t);
         if (!s)
-            return mt_err_set(ps->err, MT_E_NOMEM, "%s: out of memory", ps->file);
+            return mt_err_set(y->err, MT_E_NOMEM, "%s: out of memory", y->file);
         char **dst = (char **)(void *)field;
         free(*dst);
         *dst = s;
         return 0;
     }
     case K_SIZE:
-        if (config_parse_size(t, &v) != 0)
-            return fail(ps, line, k->name, "expected %s, got '%s'", expected(k), shown);
+        if (mt_bytesize_parse(t, &v, &perr) != 0)
+            return mt_yaml_fail(y, line, "%s", perr.msg);
         if (v < k->min || v > k->max)
-            return fail(ps, line, k->name, "%s is outside %s to %s", shown,
+            return mt_yaml_fail(y, line, "%s is outside %s to %s", shown,
                         mt_fmt_bytes(a, sizeof a, (double)k->min),
                         mt_fmt_bytes(b, sizeof b, (double)k->max));
         *(uint64_t *)(void *)field = v;
         return 0;
     case K_DURATION:
         if (config_parse_duration(t, &v) != 0)
-            return fail(ps, line, k->name, "expected %s, got '%s'", expected(k), shown);
+            return mt_yaml_fail(y, line, "expected %s, got '%s'", expected(k), shown);
         if (v < k->min || v > k->max)
-            return fail(ps, line, k->name, "%s is outside %llu ms to %llu ms", shown,
+            return mt_yaml_fail(y, line, "%s is outside %llu ms to %llu ms", shown,
                         (unsigned long long)k->min, (unsigned long long)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
@@ -582,9 +393,9 @@ static int set_value(struct parse *ps, struct mt_config *c, const struct key *k,
             return 0;
         }
         if (parse_count(t, &v) != 0 || (k->min > 0 && v == 0))
-            return fail(ps, line, k->name, "expected %s, got '%s'", expected(k), shown);
+            return mt_yaml_fail(y, line, "expected %s, got '%s'", expected(k), shown);
         if (v < k->min || v > k->max)
-            return fail(ps, line, k->name, "%s is outside %llu to %llu", shown,
+            return mt_yaml_fail(y, line, "%s is outside %llu to %llu", shown,
                         (unsigned long long)k->min, (unsigned long long)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         if (k->type == K_THREADS)
@@ -595,64 +406,34 @@ static int set_value(struct parse *ps, struct mt_config *c, const struct key *k,
 }
 
 /* The top-level mapping: key, value, key, value, ... */
-static int parse_mapping(struct parse *ps, struct mt_config *c)
+static int parse_mapping(struct mt_yaml *y, struct mt_config *c)
 {
-    size_t seen[NKEYS] = {0};   /* line of each key's first appearance */
+    struct mt_yaml_map m;
     int rc;
-    for (;;) {
-        if ((rc = next(ps)))
+    mt_yaml_map_begin(&m, keys, NKEYS, sizeof keys[0]);
+    while ((rc = mt_yaml_map_next(y, &m)) == 1)
+        if ((rc = set_value(y, c, &keys[m.index], m.line)))
             return rc;
-        if (ps->ev.type == YAML_MAPPING_END_EVENT)
-            return 0;
-        size_t line = ev_line(ps);
-        if (ps->ev.type != YAML_SCALAR_EVENT)
-            return fail(ps, line, NULL, "expected a key, got %s", ev_kind(&ps->ev));
-        char shown[SHOW_LEN + 4];
-        show(shown, sizeof shown, (const char *)ps->ev.data.scalar.value,
-             ps->ev.data.scalar.length);
-        const struct key *k = find_key((const char *)ps->ev.data.scalar.value);
-        if (!k || strlen((const char *)ps->ev.data.scalar.value) != ps->ev.data.scalar.length)
-            return fail(ps, line, shown, "unknown key (memtraind.yaml takes socket_path, db_path, "
-                        "worker_path, slots, threads_per_job, memory_budget, max_job_memory, "
-                        "default_job_memory_limit, hard_limit_margin, frame_max, "
-                        "max_connections, cancel_grace_ms, step_every, memory_sample_ms, "
-                        "keep_checkpoints, checkpoint_every)");
-        size_t i = (size_t)(k - keys);
-        if (seen[i])
-            return fail(ps, line, k->name, "given twice (first at line %zu)", seen[i]);
-        seen[i] = line;
-        if ((rc = next(ps)) || (rc = set_value(ps, c, k, line)))
-            return rc;
-    }
+    return rc;
 }
 
-static int parse_stream(struct parse *ps, struct mt_config *c)
+static int parse_stream(struct mt_yaml *y, struct mt_config *c)
 {
-    int rc;
-    if ((rc = next(ps)))   /* STREAM-START */
+    int rc, empty;
+    if ((rc = mt_yaml_doc_begin(y, &empty)))
         return rc;
-    if ((rc = next(ps)))
-        return rc;
-    if (ps->ev.type == YAML_STREAM_END_EVENT)
+    if (empty)
         return 0;   /* an empty file, or only comments */
-    if ((rc = next(ps)))   /* past DOCUMENT-START */
-        return rc;
-    if (ps->ev.type == YAML_SCALAR_EVENT && ps->ev.data.scalar.length == 0
-        && ps->ev.data.scalar.plain_implicit) {
+    if (y->ev.type == YAML_SCALAR_EVENT && y->ev.data.scalar.length == 0
+        && y->ev.data.scalar.plain_implicit) {
         /* "---" alone: an empty document */
-    } else if (ps->ev.type != YAML_MAPPING_START_EVENT) {
-        return fail(ps, ev_line(ps), NULL, "expected a mapping of settings, got %s",
-                    ev_kind(&ps->ev));
-    } else if ((rc = parse_mapping(ps, c))) {
+    } else if (y->ev.type != YAML_MAPPING_START_EVENT) {
+        return mt_yaml_fail(y, mt_yaml_line(y), "expected a mapping of settings, got %s",
+                            mt_yaml_kind(y));
+    } else if ((rc = parse_mapping(y, c))) {
         return rc;
     }
-    if ((rc = next(ps)))   /* DOCUMENT-END */
-        return rc;
-    if ((rc = next(ps)))
-        return rc;
-    if (ps->ev.type != YAML_STREAM_END_EVENT)
-        return fail(ps, ev_line(ps), NULL, "expected one YAML document, found more");
-    return 0;
+    return mt_yaml_doc_end(y);
 }
 
 int config_load_file(struct mt_config *c, const char *path, struct mt_err *err)
@@ -680,16 +461,14 @@ int config_load_file(struct mt_config *c, const char *path, struct mt_err *err)
         fclose(f);
         return mt_err_set(err, MT_E_IO, "%s: not a regular file", file);
     }
-    struct parse ps = {.file = file, .err = err};
-    if (!yaml_parser_initialize(&ps.yp)) {
+    struct mt_yaml y;
+    int rc = mt_yaml_init_file(&y, file, f, err);
+    if (rc) {
         fclose(f);
-        return mt_err_set(err, MT_E_NOMEM, "%s: out of memory", file);
+        return rc;
     }
-    yaml_parser_set_input_file(&ps.yp, f);
-    int rc = parse_stream(&ps, c);
-    if (ps.have_ev)
-        yaml_event_delete(&ps.ev);
-    yaml_parser_delete(&ps.yp);
+    rc = parse_stream(&y, c);
+    mt_yaml_deinit(&y);
     if (ferror(f) && rc == 0)
         rc = mt_err_set(err, MT_E_IO, "%s: read error", file);
     fclose(f);

@@ -75,7 +75,8 @@ int config_defaults(struct mt_config *c);
 
 /* Overlay the YAML file at `path` on c: a flat mapping of the field names
  * above (the path fields included; threads_per_job also takes "auto").
- * Sizes take config_parse_size's forms, durations config_parse_duration's.
+ * Sizes take mt_bytesize_parse's forms (memtrain/bytesize.h), durations
+ * config_parse_duration's.
  * A path naming a file other than c->config_path is stored there and is
  * required (missing = error); NULL or c->config_path itself reads
  * c->config_path (nothing when NULL) under c->config_required, so the
@@ -111,14 +112,9 @@ int config_apply_reload(struct mt_config *live, const struct mt_config *fresh,
 /* Release the owned strings and zero the struct. Accepts a zeroed struct. */
 void config_free(struct mt_config *c);
 
-/* "16G", "512M", "2.5GiB", "100kB", "1e9", "4096" into bytes. K, M, G, T
- * (with or without "iB") are powers of 1024; kB, MB, GB, TB powers of 1000;
- * no unit or "B" is bytes. 0 or MT_E_INVAL (empty, negative, unknown unit,
- * overflow). */
-int config_parse_size(const char *text, uint64_t *bytes);
-
 /* "10s", "500ms", "1.5s", "2min", "1h", "250" (no unit: milliseconds) into
- * milliseconds, rounded to the nearest. Units: ms, s, m or min, h. 0 or
+ * milliseconds, rounded to the nearest (the number grammar of byte sizes,
+ * memtrain/bytesize.h). Units: ms, s, m or min, h. 0 or
  * MT_E_INVAL (empty, negative, unknown unit, over UINT32_MAX ms). */
 int config_parse_duration(const char *text, uint64_t *ms);
 

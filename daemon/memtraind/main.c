@@ -17,6 +17,7 @@
 #include "notify.h"
 #include "server.h"
 #include "watch.h"
+#include "memtrain/bytesize.h"
 
 #define TICK_MS 1000
 
@@ -119,9 +120,8 @@ static int load_config(struct daemon *d, const struct opts *o, struct mt_err *er
             return mt_err_set(err, MT_E_INVAL, "--slots: expected 1 to 1024, got '%s'", o->slots);
         d->cfg.slots = (uint32_t)n;
     }
-    if (o->budget && config_parse_size(o->budget, &d->cfg.memory_budget))
-        return mt_err_set(err, MT_E_INVAL, "--budget: expected a size such as 16G, got '%s'",
-                          o->budget);
+    if (o->budget && mt_bytesize_parse(o->budget, &d->cfg.memory_budget, err))
+        return mt_err_prefix(err, "--budget: ");
     return config_finish(&d->cfg, err);
 }
 

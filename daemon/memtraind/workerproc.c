@@ -391,6 +391,8 @@ static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, si
     st.spec = js;
     st.resume.data = (uint8_t *)resume;
     st.resume.len = resume ? resume_len : 0;
+    st.planned = j->row.planned   /* the plan made at submit: the worker does not plan again */
+        ? memtrain__memory_stats__unpack(NULL, j->row.planned_len, j->row.planned) : NULL;
     st.step_every = (uint32_t)d->cfg.step_every;
     st.memory_every_ms = (uint32_t)d->cfg.memory_sample_ms;
     st.threads = j->spec.threads > 0 ? 0 : (uint32_t)d->cfg.threads_per_job;
@@ -403,6 +405,8 @@ static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, si
         : 0;
     w->start_buf = frame_pack(&st.base, &w->start_len);
     memtrain__job_spec__free_unpacked(js, NULL);
+    if (st.planned)
+        memtrain__memory_stats__free_unpacked(st.planned, NULL);
     return w->start_buf ? 0 : mt_err_set(err, MT_E_NOMEM, "out of memory for the start message");
 }
 

@@ -53,4 +53,10 @@ const char *mt_strerror(int code);
 /* Format a byte count for humans: "1.50 MiB". Writes into buf, returns buf. */
 char *mt_fmt_bytes(char *buf, size_t len, double bytes);
 
+/* A user's value as quoted in a message: at most MT_SHOW_LEN bytes of
+ * text[0..len), control bytes as '?', "..." when cut (never inside a UTF-8
+ * sequence). `cap` of MT_SHOW_LEN + 4 is always enough. Returns out. */
+#define MT_SHOW_LEN 48
+char *mt_err_show(char *out, size_t cap, const char *text, size_t len);
+
 #endif

@@ -369,7 +369,11 @@ static void expect_error(const char *yaml, int code, const char *want)
 static void test_unknown_key_names_key_and_line(void **state)
 {
     expect_error("slots: 1\n\nbudget: 16G\n", MT_E_INVAL,
-                 "memtraind.yaml:3: budget: unknown key");
+                 "memtraind.yaml:3: budget: unknown key (expected one of: socket_path, db_path, "
+                 "worker_path, slots, threads_per_job, memory_budget, max_job_memory, "
+                 "default_job_memory_limit, hard_limit_margin, frame_max, max_connections, "
+                 "cancel_grace_ms, step_every, memory_sample_ms, keep_checkpoints, "
+                 "checkpoint_every)");
 }
 
 static void test_bad_integer_names_key_and_line(void **state)
@@ -391,13 +395,13 @@ static void test_bad_integer_names_key_and_line(void **state)
 static void test_bad_size_names_key_and_line(void **state)
 {
     expect_error("slots: 2\nmemory_budget: 16Q\n", MT_E_INVAL,
-                 "memtraind.yaml:2: memory_budget: expected a size such as 512M");
+                 "memtraind.yaml:2: memory_budget: expected a byte count such as 512MiB, 2G "
+                 "or 1e9, got '16Q'");
     expect_error("memory_budget: 0\n", MT_E_INVAL, "memtraind.yaml:1: memory_budget: 0 is "
                  "outside");
     expect_error("frame_max: 4G\n", MT_E_INVAL, "frame_max: 4G is outside 1.00 KiB to 1.00 GiB");
     expect_error("memory_budget: [1, 2]\n", MT_E_INVAL,
-                 "memory_budget: expected a size such as 512M, 16G, 2.5GiB or a number of "
-                 "bytes, got a list");
+                 "memory_budget: expected a byte count such as 512MiB, 2G or 1e9, got a list");
 }
 
 static void test_bad_duration_names_key_and_line(void **state)
@@ -415,7 +419,8 @@ static void test_bad_structure_is_refused(void **state)
     expect_error("- slots\n", MT_E_INVAL, "memtraind.yaml:1: expected a mapping of settings");
     expect_error("slots: \"1\n", MT_E_INVAL, "YAML syntax error");
     expect_error("slots: &x 1\nstep_every: *x\n", MT_E_INVAL, "aliases are not supported");
-    expect_error("slots: 1\n---\nslots: 2\n", MT_E_INVAL, "expected one YAML document");
+    expect_error("slots: 1\n---\nslots: 2\n", MT_E_INVAL,
+                 "memtraind.yaml:2: more than one YAML document");
     expect_error("socket_path: ''\n", MT_E_INVAL, "socket_path: expected a path, got ''");
     expect_error("memory_budget: 1G\nmax_job_memory: 2G\n", MT_E_INVAL,
                  "max_job_memory: 2.00 GiB is above memory_budget 1.00 GiB");
@@ -427,31 +432,35 @@ static void test_bad_structure_is_refused(void **state)
 /* ------------------------------------------------------------------------ */
 /* Sizes and durations                                                      */
 
+/* Sizes use the one byte-count grammar (memtrain/bytesize.h, tested in
+ * tests/engine/test-bytesize.c): a sample of its forms through a file. */
 static void test_sizes_parse(void **state)
 {
     static const struct {
         const char *text;
         uint64_t bytes;
     } good[] = {
-        {"0", 0}, {"4096", 4096}, {"16G", 16ull << 30}, {"512M", 512ull << 20},
-        {"2.5GiB", 2684354560ull}, {"1K", 1024}, {"1k", 1024}, {"1KiB", 1024},
-        {"100kB", 100000}, {"3MB", 3000000}, {"1GB", 1000000000}, {"1T", 1ull << 40},
-        {"1e9", 1000000000}, {"1.5 K", 1536}, {"7B", 7}, {"0.7", 1} /* rounds */,
+        {"4096", 4096}, {"16G", 16ull << 30}, {"16g", 16ull << 30}, {"512M", 512ull << 20},
+        {"2.5GiB", 2684354560ull}, {"1K", 1024}, {"100kB", 100000}, {"1e9", 1000000000},
+        {"1.5 K", 1536}, {"7B", 7}, {"0.7", 1} /* rounds */,
     };
-    static const char *const bad[] = {
-        "", "-1", "G", "16Q", "16g", "1.2.3", "99999999999T", "1e", "16 G B", " 16G", "0x10",
-    };
-    uint64_t v;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        v = 12345;
-        if (config_parse_size(good[i].text, &v) != 0 || v != good[i].bytes)
-            fail_msg("'%s': got %llu, wanted %llu", good[i].text, (unsigned long long)v,
+        struct mt_config c;
+        struct mt_err err = {0};
+        char path[256], yaml[64];
+        snprintf(yaml, sizeof yaml, "hard_limit_margin: %s\n", good[i].text);
+        write_file(path, sizeof path, "sizes.yaml", yaml);
+        assert_int_equal(config_defaults(&c), 0);
+        if (config_load_file(&c, path, &err) != 0 || c.hard_limit_margin != good[i].bytes)
+            fail_msg("'%s': got %llu (%s), wanted %llu", good[i].text,
+                     (unsigned long long)c.hard_limit_margin, err.msg,
                      (unsigned long long)good[i].bytes);
+        config_free(&c);
     }
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (config_parse_size(bad[i], &v) != MT_E_INVAL)
-            fail_msg("'%s' was accepted as %llu", bad[i], (unsigned long long)v);
-    assert_int_equal(config_parse_size(NULL, &v), MT_E_INVAL);
+    expect_error("hard_limit_margin: 20EiB\n", MT_E_INVAL, "memtraind.yaml:1: "
+                 "hard_limit_margin: '20EiB' is too large (at most 9223372036854775807 bytes)");
+    expect_error("hard_limit_margin: -1\n", MT_E_INVAL, "memtraind.yaml:1: "
+                 "hard_limit_margin: expected a byte count such as 512MiB, 2G or 1e9, got '-1'");
 }
 
 static void test_durations_parse(void **state)
@@ -829,7 +838,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_size_names_key_and_line, each_setup),
         cmocka_unit_test_setup(test_bad_duration_names_key_and_line, each_setup),
         cmocka_unit_test_setup(test_bad_structure_is_refused, each_setup),
-        cmocka_unit_test(test_sizes_parse),
+        cmocka_unit_test_setup(test_sizes_parse, each_setup),
         cmocka_unit_test(test_durations_parse),
         cmocka_unit_test_setup(test_reload_applies_only_live_fields, each_setup),
         cmocka_unit_test_setup(test_ensure_dir_creates_with_mode_and_refuses_unsafe, each_setup),

@@ -361,7 +361,17 @@ static void test_message_fields(void **state)
     bad = in;
     bad.rule.segments = -3;
     assert_int_equal(jobspec_from_spec(&bad, &js, &err), MT_E_INVAL);
-    assert_string_equal(err.msg, "JobSpec: rule: negative count");
+    assert_string_equal(err.msg, "JobSpec: rule.segments: expected a positive integer, got -3");
+}
+
+/* Every row of the spec's field registry names a JobSpec field of a fitting
+ * type, so the table-driven mapping copies every setting. */
+static void test_registry_matches_proto(void **state)
+{
+    (void)state;
+    struct mt_err err = {0};
+    if (jobspec_check_registry(&err) != 0)
+        fail_msg("%s", err.msg);
 }
 
 /* Absent parts of a client's JobSpec take the same defaults as a YAML file. */
@@ -615,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_keeps_unset),
         cmocka_unit_test(test_roundtrip_after_finish),
         cmocka_unit_test(test_message_fields),
+        cmocka_unit_test(test_registry_matches_proto),
         cmocka_unit_test(test_to_spec_applies_defaults),
         cmocka_unit_test(test_to_spec_rejects_bad_fields),
         cmocka_unit_test(test_finish_refuses_unread_setting),

@@ -154,6 +154,10 @@ static Memtrain__JobSpec *job_from_yaml(const char *yaml, struct mt_spec *s)
     return js;
 }
 
+/* The plan send_start passes on as the daemon's (WorkerStart.planned); NULL
+ * = none, the worker plans. */
+static Memtrain__MemoryStats *start_planned;
+
 static void send_start(struct worker_proc *w, const struct mt_spec *s, const uint8_t *resume,
                        size_t resume_len, unsigned step_every, uint64_t hard_limit)
 {
@@ -166,6 +170,7 @@ static void send_start(struct worker_proc *w, const struct mt_spec *s, const uin
     ws.hard_limit = hard_limit;
     ws.resume.data = (uint8_t *)resume;
     ws.resume.len = resume_len;
+    ws.planned = start_planned;
     size_t len = memtrain__worker_start__get_packed_size(&ws);
     uint8_t *buf = malloc(len);
     assert_non_null(buf);
@@ -363,16 +368,22 @@ static void test_small_job_completes_with_events(void **state)
     run_free(&r);
 }
 
+/* small_yaml's spec and its plan. */
+static void small_job_planned(struct mt_spec *s, struct mt_mem_plan *plan)
+{
+    struct mt_err err = {0};
+    jobspec_free(job_from_yaml(small_yaml, s));
+    if (trainer_plan(s, plan, &err))
+        fail_msg("plan: %s", err.msg);
+}
+
 static void test_limit_below_plan_is_out_of_memory(void **state)
 {
     struct mt_spec s;
     struct mt_mem_plan plan;
-    struct mt_err err = {0};
     struct run r;
     (void)state;
-    jobspec_free(job_from_yaml(small_yaml, &s));
-    if (trainer_plan(&s, &plan, &err))
-        fail_msg("plan: %s", err.msg);
+    small_job_planned(&s, &plan);
     s.memory_limit = plan.total / 2;
     run_job(&s, NULL, 0, 0, NULL, &r);
     assert_int_equal(r.exit_status, 0);
@@ -383,6 +394,30 @@ static void test_limit_below_plan_is_out_of_memory(void **state)
     assert_int_equal(r.n_planned, 1);
     assert_int_equal(r.planned.peak_total, plan.total);
     assert_int_equal(r.n_epochs, 0);
+    run_free(&r);
+}
+
+/* The daemon planned the job at submit: the worker reports that plan as it
+ * came (a marked figure shows it did not plan again) and trains. */
+static void test_worker_takes_the_daemons_plan(void **state)
+{
+    struct mt_spec s;
+    struct mt_mem_plan plan;
+    struct run r;
+    (void)state;
+    small_job_planned(&s, &plan);
+    Memtrain__MemoryStats given = MEMTRAIN__MEMORY_STATS__INIT;
+    given.params = 12345;   /* a mark no plan of this job has */
+    given.peak_total = plan.total;
+    start_planned = &given;
+    run_job(&s, NULL, 0, 0, NULL, &r);
+    start_planned = NULL;
+    assert_int_equal(r.exit_status, 0);
+    if (r.state != MEMTRAIN__JOB_STATE__COMPLETED)
+        fail_msg("ended in state %d: %s", (int)r.state, r.reason);
+    assert_int_equal(r.n_planned, 1);
+    assert_int_equal(r.planned.params, 12345);
+    assert_int_equal(r.planned.peak_total, plan.total);
     run_free(&r);
 }
 
@@ -813,6 +848,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_job_completes_with_events),
         cmocka_unit_test(test_limit_below_plan_is_out_of_memory),
+        cmocka_unit_test(test_worker_takes_the_daemons_plan),
         cmocka_unit_test(test_hard_limit),
         cmocka_unit_test(test_missing_data_file_fails_naming_it),
         cmocka_unit_test(test_sigterm_cancels_mid_run),
