@@ -26,12 +26,12 @@ int optim_kind_from_name(const char *name)
     return -1;
 }
 
-const char *sched_kind_name(enum mt_sched_kind k)
+const char *optim_sched_kind_name(enum mt_sched_kind k)
 {
     return (unsigned)k < 3 ? sched_names[k] : "?";
 }
 
-int sched_kind_from_name(const char *name)
+int optim_sched_kind_from_name(const char *name)
 {
     for (int i = 0; i < 3; i++)
         if (strcmp(name, sched_names[i]) == 0)
@@ -170,7 +170,7 @@ void optim_update_accumulated(struct mt_optim *o, float lr, float *w, size_t off
     blas_axpy(n, -lr, o->m + off, w);
 }
 
-float sched_lr(const struct mt_sched_spec *s, float base_lr, long step, long steps_per_epoch,
+float optim_sched_lr(const struct mt_sched_spec *s, float base_lr, long step, long steps_per_epoch,
                int epochs)
 {
     long warm = (long)(s->warmup_epochs * (float)steps_per_epoch);

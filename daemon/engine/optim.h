@@ -52,8 +52,8 @@ struct mt_optim {
 
 const char *optim_kind_name(enum mt_optim_kind k);
 int optim_kind_from_name(const char *name);      /* -1 when unknown */
-const char *sched_kind_name(enum mt_sched_kind k);
-int sched_kind_from_name(const char *name);      /* -1 when unknown */
+const char *optim_sched_kind_name(enum mt_sched_kind k);
+int optim_sched_kind_from_name(const char *name);      /* -1 when unknown */
 
 /* Bytes of optimizer state for n parameters. */
 size_t optim_state_bytes(const struct mt_optim_spec *s, size_t n);
@@ -75,7 +75,7 @@ float *optim_accum_target(const struct mt_optim *o, size_t off);
 float optim_accum_beta(const struct mt_optim *o);
 void optim_update_accumulated(struct mt_optim *o, float lr, float *w, size_t off, size_t n);
 /* Learning rate at a step: step counts from 0, steps_per_epoch > 0. */
-float sched_lr(const struct mt_sched_spec *s, float base_lr, long step, long steps_per_epoch,
+float optim_sched_lr(const struct mt_sched_spec *s, float base_lr, long step, long steps_per_epoch,
                int epochs);
 
 #endif

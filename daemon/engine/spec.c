@@ -256,7 +256,7 @@ static const struct spec_key optim_keys[] = {
 };
 
 static const struct spec_key sched_keys[] = {
-    KENUM("name", sched.kind, sched_kind_from_name, "constant, step, cosine",
+    KENUM("name", sched.kind, optim_sched_kind_from_name, "constant, step, cosine",
           MT_SCHED_COSINE + 1, 0),
     KNUM("warmup_epochs", SK_FLOAT, SR_NONNEG, sched.warmup_epochs),
     KNUM("step_epochs", SK_INT, SR_POS, sched.step_epochs),

@@ -283,7 +283,7 @@ int trainer_seek(struct mt_trainer *t, const struct mt_train_pos *pos, struct mt
         t->epoch_rng = t->shuffle_rng;
         data_shuffle(t->perm, n, &t->shuffle_rng);
     }
-    t->lr = pos->step > 0 ? sched_lr(&t->spec.sched, t->spec.optim.lr, pos->step - 1, spe,
+    t->lr = pos->step > 0 ? optim_sched_lr(&t->spec.sched, t->spec.optim.lr, pos->step - 1, spe,
                                      t->spec.epochs)
                           : 0.0f;
     return 0;
@@ -311,7 +311,7 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
         int nb = n - k * B < B ? (int)(n - k * B) : B;
         struct mt_step_result r = {0};
         data_batch(&t->train, &t->norm, t->perm + k * B, nb, t->x, t->y);
-        t->lr = sched_lr(&s->sched, s->optim.lr, t->step, t->steps_per_epoch, s->epochs);
+        t->lr = optim_sched_lr(&s->sched, s->optim.lr, t->step, t->steps_per_epoch, s->epochs);
         if ((rc = t->rule->step(t, t->x, t->y, nb, &r, err))) {
             arena_set_phase(t->arena, MT_PHASE_IDLE);
             mt_err_prefix(err, "epoch %d, step %ld: ", t->epoch + 1, k + 1);

@@ -73,7 +73,7 @@ void entry_describe_optim(char *buf, size_t len, const struct mt_spec *s)
     if (op->weight_decay > 0 && n > 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, " wd %g", (double)op->weight_decay);
     if (n > 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, ", %s", sched_kind_name(s->sched.kind));
+        snprintf(buf + n, len - (size_t)n, ", %s", optim_sched_kind_name(s->sched.kind));
 }
 
 static void describe_net(char *buf, size_t len, const struct mt_spec *s)

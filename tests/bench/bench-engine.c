@@ -143,7 +143,7 @@ static int measure_speed(struct mt_trainer *t, long steps, struct speed *out, st
             struct mt_step_result r;
             int nb = t->train.n - k * B < B ? (int)(t->train.n - k * B) : B;
             data_batch(&t->train, &t->norm, t->perm + k * B, nb, t->x, t->y);
-            t->lr = sched_lr(&t->spec.sched, t->spec.optim.lr, t->step, t->steps_per_epoch,
+            t->lr = optim_sched_lr(&t->spec.sched, t->spec.optim.lr, t->step, t->steps_per_epoch,
                              t->spec.epochs);
             if (t->rule->step(t, t->x, t->y, nb, &r, err))
                 return err->code;

@@ -117,19 +117,19 @@ static void test_update_in_slices_equals_whole(void **state)
 static void test_schedules_hit_their_landmarks(void **state)
 {
     struct mt_sched_spec c = {.kind = MT_SCHED_COSINE, .min_lr = 0.0f};
-    assert_float_equal(sched_lr(&c, 1.0f, 0, 10, 5), 1.0f, 1e-6);
-    assert_float_equal(sched_lr(&c, 1.0f, 25, 10, 5), 0.5f, 1e-6);
-    assert_float_equal(sched_lr(&c, 1.0f, 50, 10, 5), 0.0f, 1e-6);
+    assert_float_equal(optim_sched_lr(&c, 1.0f, 0, 10, 5), 1.0f, 1e-6);
+    assert_float_equal(optim_sched_lr(&c, 1.0f, 25, 10, 5), 0.5f, 1e-6);
+    assert_float_equal(optim_sched_lr(&c, 1.0f, 50, 10, 5), 0.0f, 1e-6);
     struct mt_sched_spec w = {.kind = MT_SCHED_COSINE, .warmup_epochs = 1.0f};
-    assert_float_equal(sched_lr(&w, 1.0f, 0, 10, 5), 0.1f, 1e-6);
-    assert_float_equal(sched_lr(&w, 1.0f, 9, 10, 5), 1.0f, 1e-6);
-    assert_float_equal(sched_lr(&w, 1.0f, 10, 10, 5), 1.0f, 1e-6);
+    assert_float_equal(optim_sched_lr(&w, 1.0f, 0, 10, 5), 0.1f, 1e-6);
+    assert_float_equal(optim_sched_lr(&w, 1.0f, 9, 10, 5), 1.0f, 1e-6);
+    assert_float_equal(optim_sched_lr(&w, 1.0f, 10, 10, 5), 1.0f, 1e-6);
     struct mt_sched_spec st = {.kind = MT_SCHED_STEP, .step_epochs = 2, .gamma = 0.1f};
-    assert_float_equal(sched_lr(&st, 1.0f, 19, 10, 5), 1.0f, 1e-6);
-    assert_float_equal(sched_lr(&st, 1.0f, 20, 10, 5), 0.1f, 1e-6);
-    assert_float_equal(sched_lr(&st, 1.0f, 45, 10, 5), 0.01f, 1e-7);
+    assert_float_equal(optim_sched_lr(&st, 1.0f, 19, 10, 5), 1.0f, 1e-6);
+    assert_float_equal(optim_sched_lr(&st, 1.0f, 20, 10, 5), 0.1f, 1e-6);
+    assert_float_equal(optim_sched_lr(&st, 1.0f, 45, 10, 5), 0.01f, 1e-7);
     struct mt_sched_spec k = {.kind = MT_SCHED_CONSTANT};
-    assert_float_equal(sched_lr(&k, 0.3f, 1000, 10, 5), 0.3f, 1e-7);
+    assert_float_equal(optim_sched_lr(&k, 0.3f, 1000, 10, 5), 0.3f, 1e-7);
 }
 
 int main(void)

@@ -455,7 +455,7 @@ static int tinyfoa_step(struct mt_trainer *t, const float *x, const uint8_t *y, 
      * stage, which is a training run of its own (7.2). */
     long q = (long)(t->epoch - first) * t->steps_per_epoch + t->epoch_step;
     int k = (int)(q % ((long)M * M)), j = k % M, i = (j + k / M) % M;
-    t->lr = sched_lr(&t->spec.sched, t->spec.optim.lr, q, t->steps_per_epoch, len);
+    t->lr = optim_sched_lr(&t->spec.sched, t->spec.optim.lr, q, t->steps_per_epoch, len);
 
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     if ((l >= 2 && !(inbits = arena_push(t->arena, MT_MEM_ACTS,
