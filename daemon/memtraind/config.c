@@ -205,6 +205,7 @@ int config_defaults(struct mt_config *c)
     c->memory_sample_ms = 1000;
     c->keep_checkpoints = 3;
     c->checkpoint_every = 0;
+    c->share_results = MT_SHARE_OWNER;
 
     int db_oom = 0;
     c->socket_path = default_socket();
@@ -280,6 +281,7 @@ enum ktype {
     K_DURATION,  /* milliseconds into a uint32_t */
     K_COUNT,     /* an integer in [min, max] into a uint32_t */
     K_THREADS,   /* K_COUNT or "auto" */
+    K_SHARE,     /* share_results: owner | group, into a uint32_t (enum mt_share) */
 };
 
 struct key {
@@ -309,6 +311,7 @@ static const struct key keys[] = {
     {"memory_sample_ms", K_DURATION, F(memory_sample_ms), 10, UINT32_MAX},
     {"keep_checkpoints", K_COUNT, F(keep_checkpoints), 1, 10000},
     {"checkpoint_every", K_COUNT, F(checkpoint_every), 0, UINT32_MAX},
+    {"share_results", K_SHARE, F(share_results), 0, 0},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -324,6 +327,7 @@ static const char *expected(const struct key *k)
     case K_DURATION: return "a duration such as 10s, 500ms or a number of milliseconds";
     case K_THREADS: return "a positive integer or auto";
     case K_COUNT: return k->min > 0 ? "a positive integer" : "a non-negative integer";
+    case K_SHARE: return "owner or group";
     }
     return "a value";
 }
@@ -385,6 +389,14 @@ static int set_value(struct mt_yaml *y, struct mt_config *c, const struct key *k
             return mt_yaml_fail(y, line, "%s is outside %llu ms to %llu ms", shown,
                         (unsigned long long)k->min, (unsigned long long)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case K_SHARE:
+        if (strcmp(t, "owner") == 0)
+            *(uint32_t *)(void *)field = MT_SHARE_OWNER;
+        else if (strcmp(t, "group") == 0)
+            *(uint32_t *)(void *)field = MT_SHARE_GROUP;
+        else
+            return mt_yaml_fail(y, line, "expected %s, got '%s'", expected(k), shown);
         return 0;
     case K_THREADS:
     case K_COUNT:
@@ -480,6 +492,11 @@ int config_load_file(struct mt_config *c, const char *path, struct mt_err *err)
     return rc;
 }
 
+const char *config_share_name(uint32_t share)
+{
+    return share == MT_SHARE_GROUP ? "group" : "owner";
+}
+
 /* ------------------------------------------------------------------------ */
 /* Reload                                                                   */
 
@@ -569,6 +586,12 @@ int config_apply_reload(struct mt_config *live, const struct mt_config *fresh,
     live_u32(&s, "memory_sample_ms", &live->memory_sample_ms, fresh->memory_sample_ms);
     live_u32(&s, "keep_checkpoints", &live->keep_checkpoints, fresh->keep_checkpoints);
     live_u32(&s, "checkpoint_every", &live->checkpoint_every, fresh->checkpoint_every);
+    if (live->share_results != fresh->share_results) {
+        say(&s, "share_results %s -> %s", config_share_name(live->share_results),
+            config_share_name(fresh->share_results));
+        live->share_results = fresh->share_results;
+        s.changes++;
+    }
     fixed_str(&s, "socket_path", live->socket_path, fresh->socket_path);
     fixed_str(&s, "db_path", live->db_path, fresh->db_path);
     fixed_str(&s, "worker_path", live->worker_path, fresh->worker_path);

@@ -51,7 +51,18 @@ struct mt_config {
     uint32_t memory_sample_ms;  /* worker memory sample period */
     uint32_t keep_checkpoints;  /* for a spec without keep_checkpoints, >= 1 */
     uint32_t checkpoint_every;  /* epochs, for a spec without one; 0 = only at the end */
+    uint32_t share_results;     /* enum mt_share: who may read a job (access.h); applies
+                                 * to requests after the change */
 };
+
+/* share_results: who besides a job's owner and root may read it (access.h). */
+enum mt_share {
+    MT_SHARE_OWNER = 0,         /* nobody (the default) */
+    MT_SHARE_GROUP = 1,         /* members of the daemon's group */
+};
+
+/* "owner" or "group". */
+const char *config_share_name(uint32_t share);
 
 /* Fill every field with its default (see deploy/memtraind.yaml). Paths:
  *   socket: $RUNTIME_DIRECTORY/memtraind.sock, else

@@ -27,7 +27,9 @@ struct conn {
     struct daemon *d;
     struct conn *next, *prev;
     uid_t uid;                    /* SO_PEERCRED */
+    gid_t gid;
     pid_t pid;
+    int in_group;                 /* access.c's cache: 0 not asked yet, 1 yes, -1 no */
     struct frame_reader fr;
     char *rbuf;                   /* CONN_READ_BUF bytes, owned */
     size_t queued;                /* bytes written but not yet completed */

@@ -1,9 +1,11 @@
 /* dispatch.c: the handlers behind each verb (dispatch.h). */
 #include "dispatch.h"
 
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "conn.h"
 #include "frame.h"
 #include "jobs.h"
@@ -137,7 +139,8 @@ static void handle_list(struct conn *c, uint64_t id, const Memtrain__ListRequest
         if (q->states[i] > 0 && q->states[i] < 32)
             mask |= 1u << q->states[i];
     struct list_ctx l = {0};
-    int64_t owner = q->all_users ? -1 : (int64_t)c->uid;
+    /* --all: every job when the peer may read them all, else its own (access.h) */
+    int64_t owner = q->all_users && access_may_read_all(c) ? -1 : (int64_t)c->uid;
     int rc = store_jobs_each(c->d->store, owner, mask, q->limit, collect_job, &l, &err);
     struct jobmsg *m = calloc(l.n ? l.n : 1, sizeof *m);
     Memtrain__Job **ptrs = calloc(l.n ? l.n : 1, sizeof *ptrs);
@@ -165,16 +168,24 @@ static void handle_list(struct conn *c, uint64_t id, const Memtrain__ListRequest
     free(ptrs);
 }
 
-/* The stored row of a job, or a NOT_FOUND reply. */
+/* The stored row of a job the peer may read (access.h), or an error reply.
+ * A job the peer may not read gets the same NOT_FOUND reply as a missing
+ * one, so ids of others' jobs reveal nothing. */
 static int get_row(struct conn *c, uint64_t id, uint64_t job_id, struct store_job *row)
 {
     struct mt_err err = {0};
     memset(row, 0, sizeof *row);
     int rc = store_job_get(c->d->store, job_id, row, &err);
-    if (rc) {
+    if (!rc && !access_may_read(c, row->owner_uid))
+        rc = MT_E_NOTFOUND;
+    if (rc == MT_E_NOTFOUND && c->uid != 0)
+        conn_send_error(c, id, MEMTRAIN__STATUS__NOT_FOUND,
+                        "job %llu: no such job, or not yours to read (share_results: %s)",
+                        (unsigned long long)job_id, config_share_name(c->d->cfg.share_results));
+    else if (rc)
         conn_send_error(c, id, status_of(rc), "%s", err.msg);
+    if (rc)
         store_job_clear(row);
-    }
     return rc;
 }
 
@@ -203,10 +214,14 @@ static void handle_cancel(struct conn *c, uint64_t id, const Memtrain__CancelReq
     struct store_job row;
     if (get_row(c, id, q->job_id, &row))
         return;
-    if (c->uid != 0 && c->uid != row.owner_uid) {
+    if (!access_may_control(c, row.owner_uid)) {
+        struct passwd pw, *who = NULL;
+        char buf[1024];
+        getpwuid_r(row.owner_uid, &pw, buf, sizeof buf, &who);
         conn_send_error(c, id, MEMTRAIN__STATUS__PERMISSION_DENIED,
-                        "job %llu belongs to uid %u; only its owner or root may cancel it",
-                        (unsigned long long)row.id, (unsigned)row.owner_uid);
+                        "job %llu belongs to %s (uid %u); only its owner or root may cancel it",
+                        (unsigned long long)row.id, who ? who->pw_name : "another user",
+                        (unsigned)row.owner_uid);
         store_job_clear(&row);
         return;
     }

@@ -32,9 +32,11 @@ static void peer_creds(struct conn *c)
     struct ucred cr;
     socklen_t len = sizeof cr;
     c->uid = (uid_t)-1;
+    c->gid = (gid_t)-1;
     if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
         getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
         c->uid = cr.uid;
+        c->gid = cr.gid;
         c->pid = cr.pid;
     }
 }

@@ -250,7 +250,8 @@ static const char good_yaml[] =
     "step_every: 0\n"
     "memory_sample_ms: 500ms\n"
     "keep_checkpoints: 5\n"
-    "checkpoint_every: 2\n";
+    "checkpoint_every: 2\n"
+    "share_results: group\n";
 
 static void test_good_file_sets_every_field(void **state)
 {
@@ -281,6 +282,7 @@ static void test_good_file_sets_every_field(void **state)
     assert_int_equal(c.memory_sample_ms, 500);
     assert_int_equal(c.keep_checkpoints, 5);
     assert_int_equal(c.checkpoint_every, 2);
+    assert_int_equal(c.share_results, MT_SHARE_GROUP);
     config_free(&c);
 }
 
@@ -333,7 +335,7 @@ static void test_shipped_example_parses_and_shows_defaults(void **state)
     }
     fclose(in);
     assert_int_equal(fclose(out), 0);
-    assert_int_equal(keys, 16);   /* every key config.c knows */
+    assert_int_equal(keys, 17);   /* every key config.c knows */
 
     assert_int_equal(config_defaults(&c), 0);
     assert_int_equal(config_defaults(&d), 0);
@@ -373,7 +375,7 @@ static void test_unknown_key_names_key_and_line(void **state)
                  "worker_path, slots, threads_per_job, memory_budget, max_job_memory, "
                  "default_job_memory_limit, hard_limit_margin, frame_max, max_connections, "
                  "cancel_grace_ms, step_every, memory_sample_ms, keep_checkpoints, "
-                 "checkpoint_every)");
+                 "checkpoint_every, share_results)");
 }
 
 static void test_bad_integer_names_key_and_line(void **state)
@@ -390,6 +392,8 @@ static void test_bad_integer_names_key_and_line(void **state)
                  "threads_per_job: expected a positive integer or auto, got 'many'");
     expect_error("keep_checkpoints:\n", MT_E_INVAL, "keep_checkpoints: expected a positive "
                  "integer, got nothing");
+    expect_error("share_results: everyone\n", MT_E_INVAL,
+                 "memtraind.yaml:1: share_results: expected owner or group, got 'everyone'");
 }
 
 static void test_bad_size_names_key_and_line(void **state)
@@ -533,6 +537,18 @@ static void test_reload_applies_only_live_fields(void **state)
     assert_non_null(strstr(changed, "socket_path differs but needs a restart"));
     assert_non_null(strstr(changed, "frame_max differs but needs a restart"));
     assert_null(strstr(changed, "db_path"));
+    config_free(&fresh);
+
+    /* share_results is live */
+    write_file(path, sizeof path, "reload.yaml",
+               "socket_path: /run/b.sock\nslots: 3\nmemory_budget: 12G\nframe_max: 2M\n"
+               "cancel_grace_ms: 2s\nstep_every: 50\nmemory_sample_ms: 250\n"
+               "max_job_memory: 6G\ndefault_job_memory_limit: 1G\nshare_results: group\n");
+    assert_int_equal(live.share_results, MT_SHARE_OWNER);
+    assert_int_equal(config_reload_file(&live, &fresh, &err), 0);
+    assert_int_equal(config_apply_reload(&live, &fresh, changed, sizeof changed), 1);
+    assert_int_equal(live.share_results, MT_SHARE_GROUP);
+    assert_non_null(strstr(changed, "share_results owner -> group"));
     config_free(&fresh);
 
     /* a broken file leaves the live config alone */
