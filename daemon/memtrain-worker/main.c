@@ -32,6 +32,7 @@
 #include "memstats.h"
 #include "memtrain/clock.h"
 #include "memtrain/wire.h"
+#include "memtrain/usercreds.h"
 #include "train.h"
 
 static volatile sig_atomic_t cancel_requested, stop_requested;
@@ -475,12 +476,35 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
     return w->broken ? 1 : -1;
 }
 
+/* memtraind runs as root: become the job's owner before reading the start
+ * message or any data file. Pipes, rlimits and the checkpoints (sent over
+ * stdout) are unaffected by the change of user. */
+static int run_as(const char *arg)
+{
+    char *end;
+    struct mt_err err = {0};
+    struct mt_creds c;
+    unsigned long uid = strtoul(arg, &end, 10);
+    if (!*arg || *end || uid >= (uid_t)-1) {
+        fprintf(stderr, "memtrain-worker: --run-as: not a uid: '%s'\n", arg);
+        return -1;
+    }
+    if (mt_creds_lookup((uid_t)uid, &c, &err) || mt_creds_drop_process(&c, &err)) {
+        fprintf(stderr, "memtrain-worker: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1) {
+    if (argc == 3 && strcmp(argv[1], "--run-as") == 0) {
+        if (run_as(argv[2]))
+            return 1;
+    } else if (argc > 1) {
         fputs("memtrain-worker: runs one job for memtraind, which writes a WorkerStart frame\n"
-              "on its stdin; it takes no arguments.\n",
+              "on its stdin; its only option, --run-as UID, drops root's rights for UID's\n"
+              "(its groups from the user database) before anything is read.\n",
               stderr);
         return 2;
     }
