@@ -15,7 +15,9 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/fsuid.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -77,4 +79,61 @@ int mt_creds_drop_process(const struct mt_creds *c, struct mt_err *err)
     if (c->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
         return mt_err_set(err, MT_E_PERM, "uid %u could regain root", (unsigned)c->uid);
     return 0;
+}
+
+static int in_groups(const struct mt_creds *c, gid_t g)
+{
+    if (g == c->gid)
+        return 1;
+    for (int i = 0; i < c->n_groups; i++)
+        if (c->groups[i] == g)
+            return 1;
+    return 0;
+}
+
+/* Does st grant c the permission bits `bit` (4 read, 1 search)? */
+static int grants(const struct mt_creds *c, const struct stat *st, unsigned bit)
+{
+    if (c->uid == 0)
+        return 1;
+    if (st->st_uid == c->uid)
+        return (st->st_mode >> 6 & bit) == bit;
+    if (in_groups(c, st->st_gid))
+        return (st->st_mode >> 3 & bit) == bit;
+    return (st->st_mode & bit) == bit;
+}
+
+/* Every directory above path's last component (path as written, "/"
+ * included for absolute ones) is a directory c may search. */
+static int dirs_searchable(const struct mt_creds *c, const char *path)
+{
+    char buf[PATH_MAX];
+    struct stat st;
+    size_t len = strlen(path);
+    if (len >= sizeof buf)
+        return 0;
+    memcpy(buf, path, len + 1);
+    if (path[0] == '/' && (stat("/", &st) != 0 || !grants(c, &st, 1)))
+        return 0;
+    for (char *p = buf + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        int ok = stat(buf, &st) == 0 && S_ISDIR(st.st_mode) && grants(c, &st, 1);
+        *p = '/';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int mt_creds_may_open(const struct mt_creds *c, const char *path, int dir, struct mt_err *err)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    int ok = dirs_searchable(c, path) && realpath(path, real) && dirs_searchable(c, real) &&
+             stat(real, &st) == 0 &&
+             (dir ? S_ISDIR(st.st_mode) && grants(c, &st, 1) : grants(c, &st, 4));
+    if (ok)
+        return 0;
+    return mt_err_set(err, MT_E_PERM, "%s: Permission denied (uid %u may not %s it, or it does "
+                      "not exist)", path, (unsigned)c->uid, dir ? "search" : "read");
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "memtrain/usercreds.h"
 #include "rng.h"
 #include "simd.h"
 
@@ -133,7 +134,8 @@ static int open_regular(const char *path, int *fd, long long *size, struct mt_er
     int flags, rc = 0;
     *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (*fd < 0)
-        return mt_err_set(err, MT_E_IO, "%s: %s", path, strerror(errno));
+        return mt_err_set(err, errno == EACCES || errno == EPERM ? MT_E_PERM : MT_E_IO, "%s: %s",
+                          path, strerror(errno));
     if (fstat(*fd, &st) != 0 || (flags = fcntl(*fd, F_GETFL)) < 0 ||
         fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
         rc = mt_err_set(err, MT_E_IO, "%s: %s", path, strerror(errno));
@@ -715,6 +717,42 @@ int data_probe(const struct mt_data_spec *ds, struct mt_data_shape *out, struct 
     }
     *out = (struct mt_data_shape){0};
     return run(ds, out, NULL, NULL, NULL, err);
+}
+
+/* dir/name (or dir/name.gz when only that exists) may be read by c; a file
+ * missing in a directory c may search is left for the load to report. */
+static int check_in_dir(const struct mt_creds *c, const char *dir, const char *name,
+                        struct mt_err *err)
+{
+    char p[MT_PATH_LEN];
+    int rc = join(p, dir, name, "", err);
+    if (!rc && !exists(p))
+        rc = join(p, dir, name, ".gz", err);
+    return rc ? rc : exists(p) ? mt_creds_may_open(c, p, 0, err) : 0;
+}
+
+int data_check_reader(const struct mt_data_spec *ds, const struct mt_creds *c, struct mt_err *err)
+{
+    int rc = 0;
+    if (ds->kind == MT_DATA_IDX) {
+        const char *given[NPATHS] = {ds->train_images, ds->train_labels, ds->test_images,
+                                     ds->test_labels};
+        for (int i = 0; !rc && i < NPATHS; i++)
+            rc = mt_creds_may_open(c, given[i], 0, err);
+        return rc;
+    }
+    if (!ds->dir[0] || ds->kind == MT_DATA_SYNTHETIC)
+        return 0;
+    rc = mt_creds_may_open(c, ds->dir, 1, err);
+    for (int i = 0; !rc && is_named_idx(ds->kind) && i < NPATHS; i++)
+        rc = check_in_dir(c, ds->dir, idx_names[i], err);
+    for (int i = 0; !rc && ds->kind == MT_DATA_CIFAR10 && i <= CIFAR_BATCHES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i < CIFAR_BATCHES ? "data_batch_%d.bin" : "test_batch.bin",
+                 i + 1);
+        rc = check_in_dir(c, ds->dir, name, err);
+    }
+    return rc;
 }
 
 size_t data_bytes(const struct mt_data_shape *s)

@@ -82,6 +82,12 @@ int data_normalize_from_name(const char *name);     /* -1 when unknown */
 /* Read the headers only (limits applied): counts and sample size; or
  * ds->shape when ds->has_shape. */
 int data_probe(const struct mt_data_spec *ds, struct mt_data_shape *out, struct mt_err *err);
+/* For a process that cannot take the reader's rights (memtraind not
+ * running as root): may c's user open every file the spec names
+ * (mt_creds_may_open)? Datasets found by kind in the default places
+ * (no dataset.dir) are the daemon's own and not checked. 0 or MT_E_PERM. */
+struct mt_creds;
+int data_check_reader(const struct mt_data_spec *ds, const struct mt_creds *c, struct mt_err *err);
 /* Bytes data_load will charge to the data category for these shapes. */
 size_t data_bytes(const struct mt_data_shape *s);
 

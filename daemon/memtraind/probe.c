@@ -91,13 +91,14 @@ static void probe_work(uv_work_t *w)
     struct mt_creds as, saved;
     int switched = 0;
     test_sleep();
+    if (p->uid != geteuid() && (p->rc = mt_creds_lookup(p->uid, &as, &p->err)))
+        return;
     if (geteuid() == 0 && p->uid != 0) {
-        p->rc = mt_creds_lookup(p->uid, &as, &p->err);
-        if (!p->rc)
-            p->rc = mt_creds_enter_thread(&as, &saved, &p->err);
-        if (p->rc)
+        if ((p->rc = mt_creds_enter_thread(&as, &saved, &p->err)))
             return;
         switched = 1;
+    } else if (p->uid != geteuid() && (p->rc = data_check_reader(&p->ds, &as, &p->err))) {
+        return;
     }
     p->rc = data_probe(&p->ds, &p->shape, &p->err);
     if (switched)

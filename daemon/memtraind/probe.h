@@ -4,10 +4,10 @@
  * which means opening its files; an open can block for as long as a
  * stalled network mount does, so memtraind never does it on the loop
  * thread. probe_start queues data_probe on libuv's threadpool; the thread
- * reads the files with the requesting client's rights (usercreds.h: when
- * memtraind runs as root it takes the client's fs uid, gid and groups for
- * the probe; otherwise it is refused unless the client is memtraind's own
- * user or root, since it cannot act as them). The answer comes back on the
+ * reads the files with the requesting client's rights (usercreds.h): when
+ * memtraind runs as root the thread takes the client's fs uid, gid and
+ * groups for the probe; otherwise every file the spec names must pass
+ * data_check_reader for the client first. The answer comes back on the
  * loop through `done`. A probe that has not finished after PROBE_TIMEOUT_MS
  * is answered with an error ("dataset probe of PATH did not finish in 10 s")
  * and its result dropped when it comes. If the connection closes first,

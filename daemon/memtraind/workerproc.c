@@ -438,15 +438,11 @@ int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, siz
     w->start_req.data = w;
     w->open_handles = 5; /* in, out, errp, timer, proc */
 
-    /* As root, the worker reads the job's data as the job's owner: it
-     * drops to that user before it opens anything (memtrain-worker -u). */
+    /* The worker reads the job's data with its owner's rights (memtrain-worker
+     * --owner: as root it becomes that user before it opens anything). */
     char uid_arg[24];
     snprintf(uid_arg, sizeof uid_arg, "%u", (unsigned)j->row.owner_uid);
-    char *args[] = {d->cfg.worker_path, NULL, NULL, NULL};
-    if (geteuid() == 0 && j->row.owner_uid != 0) {
-        args[1] = "--run-as";
-        args[2] = uid_arg;
-    }
+    char *args[] = {d->cfg.worker_path, "--owner", uid_arg, NULL};
     uv_stdio_container_t stdio[3];
     stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
     stdio[0].data.stream = (uv_stream_t *)&w->in;

@@ -39,4 +39,12 @@ void mt_creds_leave_thread(const struct mt_creds *saved);
  * then a check that root cannot be regained). Needs root. 0, or MT_E_PERM. */
 int mt_creds_drop_process(const struct mt_creds *c, struct mt_err *err);
 
+/* Could c's user open path (a regular file to read, or with dir set a
+ * directory to search), judged by the owner, group and mode bits of the
+ * file and of every directory on the way, as given and as resolved? For a
+ * process that cannot take c's rights (memtraind not running as root).
+ * ACLs are not read. 0, or MT_E_PERM with one message for a missing and an
+ * unreadable path, so nothing is learnt about places c cannot search. */
+int mt_creds_may_open(const struct mt_creds *c, const char *path, int dir, struct mt_err *err);
+
 #endif
