@@ -498,12 +498,13 @@ static int take_owner(const char *arg)
     }
     if ((uid_t)uid == geteuid())
         return 0;
+    int root = geteuid() == 0;
     if (mt_creds_lookup((uid_t)uid, &owner, &err) ||
-        (geteuid() == 0 && mt_creds_drop_process(&owner, &err))) {
+        (root && mt_creds_drop_process(&owner, &err))) {
         fprintf(stderr, "memtrain-worker: %s\n", err.msg);
         return -1;
     }
-    owner_checks = geteuid() != 0;
+    owner_checks = !root;
     return 0;
 }
 

@@ -449,7 +449,22 @@ static void test_worker_reads_as_owner(void **state)
     assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__FAILED);
     assert_int_equal(seen.epochs, 0);
     assert_non_null(strstr(seen.reason, "Permission denied"));
-    chmod(shared_dir, 0755);
+    /* Readable again: the same user's job trains (and its worker, no longer
+     * root, still talks to the daemon over its pipes). */
+    assert_int_equal(chmod(shared_dir, 0755), 0);
+    as_other_user(other_submit_shared);
+    f = fopen("/tmp/memtrain-access-id", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%llu", &id), 1);
+    fclose(f);
+    unlink("/tmp/memtrain-access-id");
+    int fd2 = client_connect(rdp.sock);
+    assert_int_equal(client_watch(fd2, id, 0), 0);
+    assert_int_equal(client_follow(fd2, 0, &seen), 0);
+    printf("job %llu of uid %d, data readable -> state %d: %s\n", id, OTHER_UID, seen.state,
+           seen.reason);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
+    close(fd2);
     close(fd);
 }
 
