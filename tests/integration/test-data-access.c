@@ -71,6 +71,22 @@ static void write_dataset(const char *dir)
     write_idx_pair(a, b, 8);
 }
 
+/* A fresh temporary directory (template dir) holding write_dataset's files;
+ * *file is set to dir/name. */
+static void dataset_dir(char *dir, char *file, size_t n, const char *name)
+{
+    assert_non_null(mkdtemp(dir));
+    write_dataset(dir);
+    snprintf(file, n, "%s/%s", dir, name);
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static char *idx_spec(const char *train_images, const char *dir, int epochs)
 {
     char *y = NULL;
@@ -80,27 +96,6 @@ static char *idx_spec(const char *train_images, const char *dir, int epochs)
                  "threads: 1\n", train_images, dir, dir, dir, epochs) < 0)
         return NULL;
     return y;
-}
-
-/* A ping on a fresh connection that must be answered within ms. */
-static int ping_within(const char *sock, int ms)
-{
-    int fd = client_connect(sock);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__PingRequest p = MEMTRAIN__PING_REQUEST__INIT;
-    q.body_case = MEMTRAIN__REQUEST__BODY_PING;
-    q.ping = &p;
-    q.id = 7;
-    Memtrain__Response *r = client_call(fd, &q);
-    int ok = r && r->status == MEMTRAIN__STATUS__OK && r->body_case == MEMTRAIN__RESPONSE__BODY_PING;
-    if (r)
-        memtrain__response__free_unpacked(r, NULL);
-    close(fd);
-    return ok ? 0 : -1;
 }
 
 static int send_submit(int fd, const char *yaml)
@@ -128,9 +123,7 @@ static void test_fifo_refused_and_loop_free(void **state)
     (void)state;
     struct daemonproc dp;
     char dir[] = "/tmp/memtrain-fifo-XXXXXX", fifo[300];
-    assert_non_null(mkdtemp(dir));
-    write_dataset(dir);
-    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    dataset_dir(dir, fifo, sizeof fifo, "fifo");
     assert_int_equal(mkfifo(fifo, 0644), 0);
     assert_int_equal(daemonproc_start(&dp, NULL), 0);
     char *yaml = idx_spec(fifo, dir, 1);
@@ -138,7 +131,7 @@ static void test_fifo_refused_and_loop_free(void **state)
     assert_true(fd >= 0);
     assert_int_equal(send_submit(fd, yaml), 0);
     usleep(200 * 1000);
-    int pinged = ping_within(dp.sock, 1000);
+    int pinged = client_ping_within(dp.sock, 1000);
     /* An old daemon waits in open() for a writer: give it one so it ends. */
     int w = open(fifo, O_WRONLY | O_NONBLOCK);
     if (w >= 0)
@@ -155,9 +148,7 @@ static void test_fifo_refused_and_loop_free(void **state)
     close(fd);
     free(yaml);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_tree(dir);
 }
 
 /* A probe slower than the timeout (a test hook stands in for a stalled
@@ -168,9 +159,7 @@ static void test_slow_probe_off_the_loop(void **state)
     (void)state;
     struct daemonproc dp;
     char dir[] = "/tmp/memtrain-slow-XXXXXX", img[300];
-    assert_non_null(mkdtemp(dir));
-    write_dataset(dir);
-    snprintf(img, sizeof img, "%s/train-images", dir);
+    dataset_dir(dir, img, sizeof img, "train-images");
     setenv("MEMTRAIN_TEST_PROBE_SLEEP_MS", "10500", 1);
     int started = daemonproc_start(&dp, NULL);
     unsetenv("MEMTRAIN_TEST_PROBE_SLEEP_MS");
@@ -185,7 +174,7 @@ static void test_slow_probe_off_the_loop(void **state)
     close(gone);
     for (int i = 0; i < 5; i++) {
         double t = now_s();
-        assert_int_equal(ping_within(dp.sock, 1000), 0);
+        assert_int_equal(client_ping_within(dp.sock, 1000), 0);
         printf("ping during the probe answered in %.3f s\n", now_s() - t);
         usleep(300 * 1000);
     }
@@ -198,13 +187,11 @@ static void test_slow_probe_off_the_loop(void **state)
     memtrain__response__free_unpacked(r, NULL);
     /* Both probes end on their threads; the daemon then still answers. */
     sleep(1);
-    assert_int_equal(ping_within(dp.sock, 1000), 0);
+    assert_int_equal(client_ping_within(dp.sock, 1000), 0);
     close(fd);
     free(yaml);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_tree(dir);
 }
 
 /* ---------------------------------------------------------------- as root */
@@ -238,10 +225,9 @@ static int root_teardown(void **state)
     (void)state;
     if (geteuid() != 0)
         return 0;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s", private_dir, shared_dir);
-    int rc = system(cmd);
-    return daemonproc_stop(&rdp, 0) == 0 && rc == 0 ? 0 : -1;
+    remove_tree(private_dir);
+    remove_tree(shared_dir);
+    return daemonproc_stop(&rdp, 0) == 0 ? 0 : -1;
 }
 
 static void skip_unless_root(void)
