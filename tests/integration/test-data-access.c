@@ -93,7 +93,7 @@ static char *idx_spec(const char *train_images, const char *dir, int epochs)
     if (asprintf(&y, "name: access\ndataset: {name: idx, train_images: %s, train_labels: "
                  "%s/train-labels, test_images: %s/test-images, test_labels: %s/test-labels}\n"
                  "model: {input: 16, hidden: [8], classes: 2}\nbatch: 4\nepochs: %d\n"
-                 "threads: 1\n", train_images, dir, dir, dir, epochs) < 0)
+                 "threads: 1\nmemory_limit: 256MiB\ncheckpoint_every: 1\n", train_images, dir, dir, dir, epochs) < 0)
         return NULL;
     return y;
 }
@@ -450,6 +450,16 @@ static void test_worker_reads_as_owner(void **state)
     printf("job %llu of uid %d, data readable -> state %d: %s\n", id, OTHER_UID, seen.state,
            seen.reason);
     assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
+    /* Its checkpoint came over the worker's pipe into the store. */
+    Memtrain__CheckpointsRequest cq = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
+    cq.job_id = id;
+    q.body_case = MEMTRAIN__REQUEST__BODY_CHECKPOINTS;
+    q.checkpoints = &cq;
+    r = client_call(fd, &q);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, MEMTRAIN__RESPONSE__BODY_CHECKPOINTS);
+    assert_true(r->checkpoints->n_checkpoints >= 1);
+    memtrain__response__free_unpacked(r, NULL);
     close(fd2);
     close(fd);
 }
