@@ -464,6 +464,109 @@ static void test_worker_reads_as_owner(void **state)
     close(fd);
 }
 
+/* ------------------------------------------- memtraind not running as root */
+
+#define THIRD_UID 65533   /* a client neither root nor the daemon's user */
+
+static char nr_dir[] = "/tmp/memtrain-nonroot-XXXXXX";
+static char nr_sock[300];
+
+/* The client's status and message for a submit naming dir's files (the
+ * train images at `images`), as THIRD_UID. */
+static int third_submit(const char *images, const char *dir, char *msg, size_t n)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        if (setgroups(0, NULL) || setgid(OTHER_GID) || setuid(THIRD_UID))
+            _exit(99);
+        char *yaml = idx_spec(images, dir, 1), m[1024] = "";
+        int fd = client_connect(nr_sock), st = -1;
+        Memtrain__Response *r = fd >= 0 ? client_submit(fd, yaml, "access.yaml") : NULL;
+        if (r) {
+            st = (int)r->status;
+            snprintf(m, sizeof m, "%s", r->message);
+        }
+        dprintf(pipefd[1], "%d %s", st, m);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char buf[1100] = "";
+    ssize_t got = read(pipefd[0], buf, sizeof buf - 1);
+    close(pipefd[0]);
+    waitpid(pid, NULL, 0);
+    buf[got > 0 ? got : 0] = '\0';
+    int st = -2, off = 0;
+    sscanf(buf, "%d %n", &st, &off);
+    snprintf(msg, n, "%s", buf + off);
+    return st;
+}
+
+/* memtraind as uid 65534 (as under systemd, where it cannot become its
+ * clients): files the daemon may read but the client may not are refused,
+ * and a missing file there gets the same answer. */
+static void test_unprivileged_daemon_checks_client(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    char priv[400], pub[400], p[500], a[1024], b[1024], c[1024], db[300];
+    assert_non_null(mkdtemp(nr_dir));
+    chmod(nr_dir, 0755);
+    snprintf(priv, sizeof priv, "%s/priv", nr_dir);
+    snprintf(pub, sizeof pub, "%s/pub", nr_dir);
+    mkdir(priv, 0700);
+    mkdir(pub, 0755);
+    write_dataset(priv);
+    write_dataset(pub);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "chown -R %d:%d %s", OTHER_UID, OTHER_GID, nr_dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(nr_sock, sizeof nr_sock, "%s/d.sock", nr_dir);
+    snprintf(db, sizeof db, "%s/state.db", nr_dir);
+    pid_t d = fork();
+    assert_true(d >= 0);
+    if (d == 0) {
+        if (setgroups(0, NULL) || setgid(OTHER_GID) || setuid(OTHER_UID))
+            _exit(99);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        execl(getenv("MEMTRAIN_DAEMON"), "memtraind", "--socket", nr_sock, "--db", db,
+              (char *)NULL);
+        _exit(127);
+    }
+    int up = -1;
+    for (int i = 0; i < 250 && up != 0; i++) {
+        usleep(20 * 1000);
+        up = client_ping(nr_sock);
+    }
+    assert_int_equal(up, 0);
+    chmod(nr_sock, 0666);
+    snprintf(p, sizeof p, "%s/train-images", priv);
+    int s1 = third_submit(p, priv, a, sizeof a);
+    printf("daemon uid %d, client uid %d, daemon's 0700 dir -> %d: %s\n", OTHER_UID, THIRD_UID,
+           s1, a);
+    snprintf(p, sizeof p, "%s/no-such-file", priv);
+    int s2 = third_submit(p, priv, b, sizeof b);
+    printf("  missing file there -> %d: %s\n", s2, b);
+    snprintf(p, sizeof p, "%s/train-images", pub);
+    int s3 = third_submit(p, pub, c, sizeof c);
+    printf("  a 0755 dir -> %d: %s\n", s3, c);
+    kill(d, SIGTERM);
+    waitpid(d, NULL, 0);
+    remove_tree(nr_dir);
+    assert_int_equal(s1, MEMTRAIN__STATUS__PERMISSION_DENIED);
+    assert_int_equal(s2, MEMTRAIN__STATUS__PERMISSION_DENIED);
+    snprintf(p, sizeof p, "%s/train-images", priv);
+    without_path(a, p);
+    snprintf(p, sizeof p, "%s/no-such-file", priv);
+    without_path(b, p);
+    assert_string_equal(a, b);
+    assert_int_equal(s3, MEMTRAIN__STATUS__OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest loop_tests[] = {
@@ -475,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_missing_like_unreadable),
         cmocka_unit_test(test_shadow_never_echoed),
         cmocka_unit_test(test_worker_reads_as_owner),
+        cmocka_unit_test(test_unprivileged_daemon_checks_client),
     };
     int failed = cmocka_run_group_tests_name("probe", loop_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("rights", root_tests, root_setup, root_teardown);
