@@ -12,13 +12,16 @@
 #include "data.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include "memtrain/usercreds.h"
 #include "rng.h"
 #include "simd.h"
 
@@ -113,6 +116,39 @@ static int exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+static const char *file_type(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* A data file for reading: opened without blocking (a FIFO or a device
+ * would otherwise wait in open), refused unless it is a regular file, then
+ * switched back to blocking reads. 0 with the fd in *fd (and the file's
+ * size in *size when size is not NULL), or an error naming the file. */
+static int open_regular(const char *path, int *fd, long long *size, struct mt_err *err)
+{
+    struct stat st;
+    int flags, rc = 0;
+    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (*fd < 0)
+        return mt_err_set(err, errno == EACCES || errno == EPERM ? MT_E_PERM : MT_E_IO, "%s: %s",
+                          path, strerror(errno));
+    if (fstat(*fd, &st) != 0 || (flags = fcntl(*fd, F_GETFL)) < 0 ||
+        fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+        rc = mt_err_set(err, MT_E_IO, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = mt_err_set(err, MT_E_INVAL, "%s: %s, not a regular file; a dataset must be a "
+                        "regular file", path, file_type(st.st_mode));
+    if (rc) {
+        close(*fd);
+        *fd = -1;
+    } else if (size) {
+        *size = (long long)st.st_size;
+    }
+    return rc;
 }
 
 /* out = dir/name, or dir/name.gz when only that one exists. */
@@ -295,13 +331,12 @@ static int idx_header(struct idx_file *f, int labels, int strict, struct mt_err 
     uint32_t magic = be32(head);
     int ndims = head[3];
     if (head[0] || head[1] || head[2] != IDX_UBYTE || ndims == 0)
-        return mt_err_set(err, MT_E_FORMAT, "%s: bad magic number 0x%08x, expected an IDX file "
-                          "of unsigned bytes (0x%08x or 0x%08x)", f->path, magic, IDX_IMAGES,
-                          IDX_LABELS);
+        return mt_err_set(err, MT_E_FORMAT, "%s: bad magic number, expected an IDX file of "
+                          "unsigned bytes (0x%08x or 0x%08x)", f->path, IDX_IMAGES, IDX_LABELS);
     uint32_t want = labels ? IDX_LABELS : IDX_IMAGES;
     if (strict && magic != want)
-        return mt_err_set(err, MT_E_FORMAT, "%s: bad magic number 0x%08x, expected 0x%08x "
-                          "(%s)", f->path, magic, want, labels ? "labels" : "images");
+        return mt_err_set(err, MT_E_FORMAT, "%s: not an IDX file of %s, expected magic number "
+                          "0x%08x", f->path, labels ? "labels" : "images", want);
     rc = gz_read_all(f->gz, f->path, dims, 4 * (size_t)ndims, &got, err);
     if (rc || got < 4 * (size_t)ndims)
         return rc ? rc : idx_short_header(f, sizeof head + got, err);
@@ -313,13 +348,16 @@ static int idx_open(struct idx_file *f, const char *path, int labels, int strict
                     struct mt_err *err)
 {
     *f = (struct idx_file){.path = path};
-    errno = 0;
-    f->gz = gzopen(path, "rb");
-    if (!f->gz)
-        return mt_err_set(err, MT_E_IO, "%s: %s", path,
-                          errno ? strerror(errno) : "cannot open (out of memory?)");
+    int fd, rc = open_regular(path, &fd, NULL, err);
+    if (rc)
+        return rc;
+    f->gz = gzdopen(fd, "rb");
+    if (!f->gz) {
+        close(fd);
+        return mt_err_set(err, MT_E_NOMEM, "%s: cannot open (out of memory)", path);
+    }
     gzbuffer(f->gz, GZ_BUFFER);
-    int rc = idx_header(f, labels, strict, err);
+    rc = idx_header(f, labels, strict, err);
     if (rc)
         idx_close(f);
     return rc;
@@ -476,10 +514,12 @@ struct cifar_files {
 
 static int cifar_stat(const char *path, long *n, struct mt_err *err)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return mt_err_set(err, MT_E_IO, "%s: %s", path, strerror(errno));
-    long long size = (long long)st.st_size, rem = size % CIFAR_RECORD;
+    long long size;
+    int fd, rc = open_regular(path, &fd, &size, err);
+    if (rc)
+        return rc;
+    close(fd);
+    long long rem = size % CIFAR_RECORD;
     if (rem)
         return mt_err_set(err, MT_E_FORMAT, "%s: truncated: %lld bytes is not a whole number of "
                           "%d-byte records (1 label + %d pixels); expected %lld or %lld bytes",
@@ -520,11 +560,16 @@ static void cifar_shape(const struct mt_data_spec *ds, const struct cifar_files 
 static int cifar_read_file(const char *path, long k, long at, struct mt_dataset *d,
                            struct mt_err *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return mt_err_set(err, MT_E_IO, "%s: %s", path, strerror(errno));
+    int fd, rc = open_regular(path, &fd, NULL, err);
+    if (rc)
+        return rc;
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
+        return mt_err_set(err, MT_E_NOMEM, "%s: cannot open (out of memory)", path);
+    }
     unsigned char rec[CIFAR_RECORD];
-    int rc = 0;
+    rc = 0;
     for (long i = 0; i < k && !rc; i++) {
         if (fread(rec, 1, sizeof rec, fp) != sizeof rec)
             rc = ferror(fp) ? mt_err_set(err, MT_E_IO, "%s: read error: %s", path, strerror(errno))
@@ -666,8 +711,48 @@ static int run(const struct mt_data_spec *ds, struct mt_data_shape *s, struct mt
 
 int data_probe(const struct mt_data_spec *ds, struct mt_data_shape *out, struct mt_err *err)
 {
+    if (ds->has_shape) {
+        *out = ds->shape;
+        return 0;
+    }
     *out = (struct mt_data_shape){0};
     return run(ds, out, NULL, NULL, NULL, err);
+}
+
+/* dir/name (or dir/name.gz when only that exists) may be read by c; a file
+ * missing in a directory c may search is left for the load to report. */
+static int check_in_dir(const struct mt_creds *c, const char *dir, const char *name,
+                        struct mt_err *err)
+{
+    char p[MT_PATH_LEN];
+    int rc = join(p, dir, name, "", err);
+    if (!rc && !exists(p))
+        rc = join(p, dir, name, ".gz", err);
+    return rc ? rc : exists(p) ? mt_creds_may_open(c, p, 0, err) : 0;
+}
+
+int data_check_reader(const struct mt_data_spec *ds, const struct mt_creds *c, struct mt_err *err)
+{
+    int rc = 0;
+    if (ds->kind == MT_DATA_IDX) {
+        const char *given[NPATHS] = {ds->train_images, ds->train_labels, ds->test_images,
+                                     ds->test_labels};
+        for (int i = 0; !rc && i < NPATHS; i++)
+            rc = mt_creds_may_open(c, given[i], 0, err);
+        return rc;
+    }
+    if (!ds->dir[0] || ds->kind == MT_DATA_SYNTHETIC)
+        return 0;
+    rc = mt_creds_may_open(c, ds->dir, 1, err);
+    for (int i = 0; !rc && is_named_idx(ds->kind) && i < NPATHS; i++)
+        rc = check_in_dir(c, ds->dir, idx_names[i], err);
+    for (int i = 0; !rc && ds->kind == MT_DATA_CIFAR10 && i <= CIFAR_BATCHES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i < CIFAR_BATCHES ? "data_batch_%d.bin" : "test_batch.bin",
+                 i + 1);
+        rc = check_in_dir(c, ds->dir, name, err);
+    }
+    return rc;
 }
 
 size_t data_bytes(const struct mt_data_shape *s)

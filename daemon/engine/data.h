@@ -4,7 +4,9 @@
  * format into the arena's data category as uint8 pixels plus uint8 labels;
  * data_batch turns a batch into normalised floats. A missing, truncated,
  * wrong-magic or mismatched file is an error naming the file and the
- * problem. The `synthetic` kind generates a seeded, learnable problem of
+ * problem. Files are opened without blocking and must be regular files
+ * (a FIFO, device or directory is refused by name); an error never quotes
+ * a file's bytes. The `synthetic` kind generates a seeded, learnable problem of
  * Gaussian blobs in pixel space for tests. */
 #ifndef MT_DATA_H
 #define MT_DATA_H
@@ -34,6 +36,12 @@ enum mt_normalize {
 
 #define MT_PATH_LEN 1024
 
+/* What a dataset will cost before it is loaded (read from the headers). */
+struct mt_data_shape {
+    long train_n, test_n;
+    int dim;
+};
+
 struct mt_data_spec {
     enum mt_data_kind kind;
     char dir[MT_PATH_LEN];          /* named kinds; "" = search the defaults */
@@ -49,6 +57,11 @@ struct mt_data_spec {
     int synthetic_dim;              /* set from the model's input width */
     int synthetic_classes;          /* set from the model's classes */
     uint64_t synthetic_seed;
+    /* Not carried in a JobSpec: the shape read earlier from the files
+     * (memtraind probes them off its loop, with the submitter's rights);
+     * data_probe returns it without opening anything when has_shape. */
+    int has_shape;
+    struct mt_data_shape shape;
 };
 
 struct mt_dataset {
@@ -60,19 +73,21 @@ struct mt_dataset {
     char source[MT_PATH_LEN];/* file it came from, for messages */
 };
 
-/* What a dataset will cost before it is loaded (read from the headers). */
-struct mt_data_shape {
-    long train_n, test_n;
-    int dim;
-};
 
 const char *data_kind_name(enum mt_data_kind k);
 int data_kind_from_name(const char *name);          /* -1 when unknown */
 const char *data_normalize_name(enum mt_normalize n);
 int data_normalize_from_name(const char *name);     /* -1 when unknown */
 
-/* Read the headers only (limits applied): counts and sample size. */
+/* Read the headers only (limits applied): counts and sample size; or
+ * ds->shape when ds->has_shape. */
 int data_probe(const struct mt_data_spec *ds, struct mt_data_shape *out, struct mt_err *err);
+/* For a process that cannot take the reader's rights (memtraind not
+ * running as root): may c's user open every file the spec names
+ * (mt_creds_may_open)? Datasets found by kind in the default places
+ * (no dataset.dir) are the daemon's own and not checked. 0 or MT_E_PERM. */
+struct mt_creds;
+int data_check_reader(const struct mt_data_spec *ds, const struct mt_creds *c, struct mt_err *err);
 /* Bytes data_load will charge to the data category for these shapes. */
 size_t data_bytes(const struct mt_data_shape *s);
 

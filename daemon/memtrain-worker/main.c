@@ -32,7 +32,13 @@
 #include "memstats.h"
 #include "memtrain/clock.h"
 #include "memtrain/wire.h"
+#include "memtrain/usercreds.h"
 #include "train.h"
+
+/* The job's owner when this process reads the data for them without being
+ * them (memtraind not running as root): owner_checks set (see take_owner). */
+static struct mt_creds owner;
+static int owner_checks;
 
 static volatile sig_atomic_t cancel_requested, stop_requested;
 
@@ -449,6 +455,8 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
     spec_init(&w->spec);
     if (jobspec_to_spec(ws->spec, &w->spec, &err) || spec_finish(&w->spec, &err))
         return send_error(w, &err);
+    if (owner_checks && data_check_reader(&w->spec.data, &owner, &err))
+        return send_error(w, &err);
     if (ws->threads > 0)
         w->spec.threads = (int)ws->threads;
     if (ws->hard_limit) {
@@ -475,12 +483,40 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
     return w->broken ? 1 : -1;
 }
 
+/* The job's owner (--owner UID). As root, become them before reading the
+ * start message or any data file; pipes, rlimits and the checkpoints (sent
+ * over stdout) are unaffected by the change of user. Otherwise their rights
+ * are checked on the data files before the job loads them (check_owner). */
+static int take_owner(const char *arg)
+{
+    char *end;
+    struct mt_err err = {0};
+    unsigned long uid = strtoul(arg, &end, 10);
+    if (!*arg || *end || uid >= (uid_t)-1) {
+        fprintf(stderr, "memtrain-worker: --owner: not a uid: '%s'\n", arg);
+        return -1;
+    }
+    if ((uid_t)uid == geteuid())
+        return 0;
+    int root = geteuid() == 0;
+    if (mt_creds_lookup((uid_t)uid, &owner, &err) ||
+        (root && mt_creds_drop_process(&owner, &err))) {
+        fprintf(stderr, "memtrain-worker: %s\n", err.msg);
+        return -1;
+    }
+    owner_checks = !root;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1) {
+    if (argc == 3 && strcmp(argv[1], "--owner") == 0) {
+        if (take_owner(argv[2]))
+            return 1;
+    } else if (argc > 1) {
         fputs("memtrain-worker: runs one job for memtraind, which writes a WorkerStart frame\n"
-              "on its stdin; it takes no arguments.\n",
+              "on its stdin; its only option, --owner UID, reads the data with UID's rights\n"
+              "(as root: becomes UID, with its groups, before anything is read).\n",
               stderr);
         return 2;
     }

@@ -16,6 +16,7 @@
 struct conn;
 struct conn_handler;
 struct job;
+struct probe;
 struct watch;
 
 struct daemon {
@@ -32,6 +33,7 @@ struct daemon {
     int n_conns;
     struct job *jobs;             /* QUEUED and RUNNING jobs, in submit order */
     struct watch *watches;        /* every open stream */
+    struct probe *probes;         /* dataset probes on the threadpool (probe.c) */
     int running;                  /* jobs with a live worker */
     int64_t started_ms;
     int stopping;                 /* SIGTERM seen: no new work, waiting for workers */

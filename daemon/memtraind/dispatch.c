@@ -15,6 +15,7 @@
 #include "rules/rules.h"
 #include "memtrain/version.h"
 #include "memtrain/wire.h"
+#include "probe.h"
 #include "watch.h"
 
 #define CHUNK_BYTES (1u << 20)
@@ -67,27 +68,80 @@ static void reply_job(struct conn *c, uint64_t id, int body, const struct store_
     jobmsg_free(&m);
 }
 
-static void handle_submit(struct conn *c, uint64_t id, const Memtrain__SubmitRequest *q)
+/* A submit waiting for its dataset probe (probe.c). */
+struct submit_wait {
+    struct mt_spec s;             /* parsed, not resolved */
+    int32_t priority;
+};
+
+static void submit_probed(struct conn *c, uint64_t id, void *ud, int rc,
+                          const struct mt_data_shape *shape, const struct mt_err *perr)
 {
+    struct submit_wait *sw = ud;
     struct mt_err err = {0};
-    struct mt_spec s;
     Memtrain__Status st = MEMTRAIN__STATUS__INVALID;
     struct job *j = NULL;
-    const char *yaml = q->spec_case == MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML ? q->yaml : NULL;
-    Memtrain__JobSpec *js = q->spec_case == MEMTRAIN__SUBMIT_REQUEST__SPEC_JOB ? q->job : NULL;
-    if (!request_spec(js, yaml, q->yaml_name, &s, &err)) {
-        if (q->name && q->name[0])
-            snprintf(s.name, sizeof s.name, "%s", q->name);
-        if (q->memory_limit)
-            s.memory_limit = q->memory_limit;
-        jobs_submit(c->d, c->uid, &s, q->priority, &j, &st, &err);
+    if (rc) {
+        conn_send_error(c, id, status_of(rc), "%s", perr->msg);
+        return;
     }
+    sw->s.data.has_shape = 1;
+    sw->s.data.shape = *shape;
+    jobs_submit(c->d, c->uid, &sw->s, sw->priority, &j, &st, &err);
     if (!j) {
         conn_send_error(c, id, st, "%s", err.msg);
         return;
     }
     reply_job(c, id, MEMTRAIN__RESPONSE__BODY_SUBMIT, &j->row, j, NULL);
     jobs_schedule(c->d);
+}
+
+/* The dataset of a parsed spec is probed off the loop; the spec is resolved
+ * here first (a copy) so a bad spec is refused without touching files. */
+static int probe_spec(struct conn *c, uint64_t id, const struct mt_spec *parsed,
+                      probe_done_fn done, void *ud)
+{
+    struct mt_err err = {0};
+    struct mt_spec *r = malloc(sizeof *r);
+    int rc = r ? 0 : mt_err_set(&err, MT_E_NOMEM, "out of memory");
+    if (!rc) {
+        *r = *parsed;
+        if (r->memory_limit == 0)
+            r->memory_limit = c->d->cfg.default_job_memory_limit;
+        rc = spec_finish(r, &err);
+    }
+    if (rc) {
+        conn_send_error(c, id, status_of(rc), "%s", err.msg);
+        free(r);
+        free(ud);
+        return rc;
+    }
+    rc = probe_start(c, id, &r->data, done, ud, free);
+    free(r);
+    return rc;
+}
+
+static void handle_submit(struct conn *c, uint64_t id, const Memtrain__SubmitRequest *q)
+{
+    struct mt_err err = {0};
+    struct submit_wait *sw = malloc(sizeof *sw);
+    const char *yaml = q->spec_case == MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML ? q->yaml : NULL;
+    Memtrain__JobSpec *js = q->spec_case == MEMTRAIN__SUBMIT_REQUEST__SPEC_JOB ? q->job : NULL;
+    if (!sw) {
+        conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
+        return;
+    }
+    if (request_spec(js, yaml, q->yaml_name, &sw->s, &err)) {
+        conn_send_error(c, id, MEMTRAIN__STATUS__INVALID, "%s", err.msg);
+        free(sw);
+        return;
+    }
+    if (q->name && q->name[0])
+        snprintf(sw->s.name, sizeof sw->s.name, "%s", q->name);
+    if (q->memory_limit)
+        sw->s.memory_limit = q->memory_limit;
+    sw->priority = q->priority;
+    probe_spec(c, id, &sw->s, submit_probed, sw);
 }
 
 /* Rows copied out of the walk (each row is valid only during its call). */
@@ -471,23 +525,25 @@ static void handle_checkpoints(struct conn *c, uint64_t id, const Memtrain__Chec
     free(l.c);
 }
 
-static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest *q)
-{
-    struct mt_err err = {0};
+/* A plan waiting for its dataset probe: the spec as parsed and resolved. */
+struct plan_wait {
     struct mt_spec parsed, s;
-    const char *yaml = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_YAML ? q->yaml : NULL;
-    Memtrain__JobSpec *js = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_JOB ? q->job : NULL;
+};
+
+static void plan_probed(struct conn *c, uint64_t id, void *ud, int rc,
+                        const struct mt_data_shape *shape, const struct mt_err *perr)
+{
+    struct plan_wait *pw = ud;
+    struct mt_spec *parsed = &pw->parsed, *sp = &pw->s;
+    struct mt_err err = {0};
     Memtrain__MemoryStats plan;
-    int rc = request_spec(js, yaml, q->yaml_name, &parsed, &err);
-    if (!rc) {
-        s = parsed;
-        if (s.memory_limit == 0)
-            s.memory_limit = c->d->cfg.default_job_memory_limit;
-        rc = spec_finish(&s, &err);
-    }
-    if (!rc)
-        rc = jobs_plan(&s, &plan, &err);
     if (rc) {
+        conn_send_error(c, id, status_of(rc), "%s", perr->msg);
+        return;
+    }
+    parsed->data.has_shape = sp->data.has_shape = 1;
+    parsed->data.shape = sp->data.shape = *shape;
+    if ((rc = jobs_plan(sp, &plan, &err))) {
         conn_send_error(c, id, status_of(rc), "%s", err.msg);
         return;
     }
@@ -500,7 +556,7 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
     Memtrain__MemoryStats *stats = calloc(n ? n : 1, sizeof *stats);
     size_t k = 0;
     for (size_t i = 0; rp && ptrs && stats && i < n; i++) {
-        struct mt_spec o = parsed;
+        struct mt_spec o = *parsed;
         struct mt_err e2 = {0};
         spec_set_rule(&o, rules[i]->name);
         if (spec_finish(&o, &e2) || jobs_plan(&o, &stats[k], &e2))
@@ -512,12 +568,12 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
         k++;
     }
     Memtrain__JobSpec *resolved = NULL;
-    jobspec_from_spec(&s, &resolved, &err);
+    jobspec_from_spec(sp, &resolved, &err);
     Memtrain__PlanResponse pr = MEMTRAIN__PLAN_RESPONSE__INIT;
     pr.planned = &plan;
-    pr.limit = s.memory_limit;
+    pr.limit = sp->memory_limit;
     pr.budget = c->d->cfg.memory_budget;
-    pr.fits = jobs_admit(&c->d->cfg, s.memory_limit, plan.peak_total, NULL) == 0;
+    pr.fits = jobs_admit(&c->d->cfg, sp->memory_limit, plan.peak_total, NULL) == 0;
     pr.n_rules = k;
     pr.rules = ptrs;
     pr.spec = resolved;
@@ -529,6 +585,28 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
     free(rp);
     free(ptrs);
     free(stats);
+}
+
+static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest *q)
+{
+    struct mt_err err = {0};
+    const char *yaml = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_YAML ? q->yaml : NULL;
+    Memtrain__JobSpec *js = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_JOB ? q->job : NULL;
+    struct plan_wait *pw = malloc(sizeof *pw);
+    int rc = pw ? request_spec(js, yaml, q->yaml_name, &pw->parsed, &err)
+                : mt_err_set(&err, MT_E_NOMEM, "out of memory");
+    if (!rc) {
+        pw->s = pw->parsed;
+        if (pw->s.memory_limit == 0)
+            pw->s.memory_limit = c->d->cfg.default_job_memory_limit;
+        rc = spec_finish(&pw->s, &err);
+    }
+    if (rc) {
+        conn_send_error(c, id, status_of(rc), "%s", err.msg);
+        free(pw);
+        return;
+    }
+    probe_start(c, id, &pw->s.data, plan_probed, pw, free);
 }
 
 static void handle_ping(struct conn *c, uint64_t id)

@@ -15,6 +15,7 @@
 #include "memtrain/version.h"
 #include "memtrain/clock.h"
 #include "notify.h"
+#include "probe.h"
 #include "server.h"
 #include "watch.h"
 #include "memtrain/bytesize.h"
@@ -25,6 +26,7 @@
 static void on_conn_closed(struct conn *c)
 {
     watch_drop_conn(c->d, c);
+    probe_drop_conn(c->d, c);
 }
 
 /* Requests go to dispatch.c; conn.c knows neither. */

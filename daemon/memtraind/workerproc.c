@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frame.h"
 #include "framereader.h"
@@ -437,7 +438,11 @@ int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, siz
     w->start_req.data = w;
     w->open_handles = 5; /* in, out, errp, timer, proc */
 
-    char *args[] = {d->cfg.worker_path, NULL};
+    /* The worker reads the job's data with its owner's rights (memtrain-worker
+     * --owner: as root it becomes that user before it opens anything). */
+    char uid_arg[24];
+    snprintf(uid_arg, sizeof uid_arg, "%u", (unsigned)j->row.owner_uid);
+    char *args[] = {d->cfg.worker_path, "--owner", uid_arg, NULL};
     uv_stdio_container_t stdio[3];
     stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
     stdio[0].data.stream = (uv_stream_t *)&w->in;

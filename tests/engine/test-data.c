@@ -360,7 +360,7 @@ static void test_bad_magic(void **state)
     struct mt_err err;
     expect_fail(&ds, MT_E_FORMAT, &err);
     assert_has(err.msg, tri);
-    assert_has(err.msg, "bad magic number 0x00000d03, expected an IDX file of unsigned bytes");
+    assert_has(err.msg, "bad magic number, expected an IDX file of unsigned bytes");
     /* A named kind wants images where images belong. */
     char dir[MT_PATH_LEN], p[MT_PATH_LEN];
     write_named("mnist-swapped", 3, 3, 0, dir);
@@ -370,7 +370,7 @@ static void test_bad_magic(void **state)
     snprintf(named.dir, sizeof named.dir, "%s", dir);
     expect_fail(&named, MT_E_FORMAT, &err);
     assert_has(err.msg, p);
-    assert_has(err.msg, "bad magic number 0x00000801, expected 0x00000803");
+    assert_has(err.msg, "not an IDX file of images, expected magic number 0x00000803");
 }
 
 static void test_count_mismatch(void **state)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -63,9 +64,17 @@ Memtrain__Response *client_call(int fd, Memtrain__Request *req)
 
 int client_ping(const char *sock)
 {
+    return client_ping_within(sock, 0);
+}
+
+int client_ping_within(const char *sock, int ms)
+{
     int fd = client_connect(sock);
     if (fd < 0)
         return -1;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (ms > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
     Memtrain__PingRequest p = MEMTRAIN__PING_REQUEST__INIT;
     q.body_case = MEMTRAIN__REQUEST__BODY_PING;

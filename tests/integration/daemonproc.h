@@ -33,6 +33,8 @@ Memtrain__Response *client_read(int fd);
 int client_send(int fd, Memtrain__Request *req);
 /* Ping on a fresh connection: 0 when answered OK. */
 int client_ping(const char *sock);
+/* The same, failing when no answer comes within ms milliseconds. */
+int client_ping_within(const char *sock, int ms);
 
 /* Submit a YAML spec; yaml_name is the file name the daemon's messages use
  * (NULL: none). The Response (caller frees), or NULL when unanswered. */
