@@ -30,8 +30,8 @@ static int teardown(void **state)
 }
 
 static const char *job_yaml =
-    "name: load\ndataset: {name: synthetic, synthetic_train: 8192, synthetic_test: 256}\n"
-    "model: {input: 32, hidden: [128, 128], classes: 4}\nbatch: 32\nepochs: 4\nthreads: 1\n";
+    "name: load\ndataset: {name: synthetic, synthetic_train: 65536, synthetic_test: 256}\n"
+    "model: {input: 32, hidden: [512, 512], classes: 4}\nbatch: 32\nepochs: 4\nthreads: 1\n";
 
 struct watcher {
     pthread_t t;
