@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "jobs.h"
+#include "msgtext.h"
 #include "jobspec.h"
 #include "log.h"
 #include "memtrain/clock.h"
@@ -549,6 +550,12 @@ void dispatch_request(struct conn *c, const Memtrain__Request *req)
         conn_send_error(c, id, MEMTRAIN__STATUS__UNSUPPORTED_VERSION,
                         "protocol version %u is not supported (this memtraind speaks %d)",
                         req->version, MT_PROTOCOL_VERSION);
+        return;
+    }
+    char field[160];
+    if (msgtext_check(&req->base, field, sizeof field)) {
+        conn_send_error(c, id, MEMTRAIN__STATUS__INVALID,
+                        "the request's %s is not valid UTF-8", field);
         return;
     }
     switch (req->body_case) {

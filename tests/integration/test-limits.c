@@ -1,0 +1,182 @@
+/* test-limits.c: what a submit may ask for, checked by a real memtraind:
+ * a memory_limit above what it allows one job, a limit near 2^64, a model
+ * whose plan would wrap, a job name that is not UTF-8 (every later reply
+ * must still decode as UTF-8), and a plain kill -9 of a worker, which is a
+ * signal, not an OOM kill. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemonproc.h"
+#include "memtrain/utf8.h"
+
+static struct daemonproc dp;
+
+static int setup(void **state)
+{
+    (void)state;
+    static const char *const args[] = {"--budget", "1GiB", NULL};
+    return daemonproc_start(&dp, args);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return daemonproc_stop(&dp, 0) == 0 ? 0 : -1;
+}
+
+static const char *small_job =
+    "dataset: {name: synthetic, synthetic_train: 256, synthetic_test: 64}\n"
+    "model: {input: 16, hidden: [32], classes: 2}\nbatch: 16\nepochs: 1\nthreads: 1\n";
+
+/* Submit small_job with a name and a memory limit given in the request. */
+static Memtrain__Response *submit(int fd, const char *yaml, const char *name, uint64_t limit)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__SubmitRequest s = MEMTRAIN__SUBMIT_REQUEST__INIT;
+    s.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
+    s.yaml = (char *)yaml;
+    s.yaml_name = "limits.yaml";
+    s.name = (char *)name;
+    s.memory_limit = limit;
+    q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+    q.submit = &s;
+    q.id = 3;
+    Memtrain__Response *r = client_call(fd, &q);
+    assert_non_null(r);
+    printf("submit %s, limit %llu -> status %d: %s\n", name ? name : "(no name)",
+           (unsigned long long)limit, r->status, r->message);
+    return r;
+}
+
+static void test_limit_above_max_job_memory_refused(void **state)
+{
+    (void)state;
+    int fd = client_connect(dp.sock);
+    Memtrain__Response *r = submit(fd, small_job, "big-limit", 2ull << 30);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OVER_LIMIT);
+    assert_non_null(strstr(r->message, "memory limit"));
+    memtrain__response__free_unpacked(r, NULL);
+    r = submit(fd, small_job, "limit-2^64", UINT64_MAX - 4096);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OVER_LIMIT);
+    memtrain__response__free_unpacked(r, NULL);
+    /* At the cap itself it is admitted. */
+    r = submit(fd, small_job, "at-cap", 1ull << 30);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    memtrain__response__free_unpacked(r, NULL);
+    close(fd);
+}
+
+static void test_wrapping_plan_refused(void **state)
+{
+    (void)state;
+    int fd = client_connect(dp.sock);
+    Memtrain__Response *r = submit(fd,
+        "dataset: {name: synthetic, synthetic_train: 8, synthetic_test: 8}\n"
+        "model: {input: 8, hidden: [2147483647, 2147483647], classes: 2}\nbatch: 4\nepochs: 1\n",
+        "4EiB", 0);
+    assert_int_not_equal(r->status, MEMTRAIN__STATUS__OK);
+    assert_non_null(strstr(r->message, "layer 2"));
+    memtrain__response__free_unpacked(r, NULL);
+    close(fd);
+}
+
+static void assert_utf8(const char *s)
+{
+    if (s)
+        assert_int_equal(mt_utf8_valid_prefix(s, strlen(s)), strlen(s));
+}
+
+static void test_invalid_utf8_name_refused(void **state)
+{
+    (void)state;
+    int fd = client_connect(dp.sock);
+    Memtrain__Response *r = submit(fd, small_job, "bad\xff\xfename", 0);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
+    assert_non_null(strstr(r->message, "UTF-8"));
+    assert_utf8(r->message);
+    if (r->submit && r->submit->job)
+        assert_utf8(r->submit->job->name);
+    memtrain__response__free_unpacked(r, NULL);
+    /* In the YAML too (a name, a path). */
+    r = submit(fd, "name: \"caf\xe9\"\ndataset: {name: synthetic}\n"
+                   "model: {input: 8, hidden: [8], classes: 2}\nbatch: 4\nepochs: 1\n",
+               NULL, 0);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__INVALID);
+    assert_utf8(r->message);
+    memtrain__response__free_unpacked(r, NULL);
+    /* Every later reply is UTF-8: the list of all jobs. */
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__ListRequest l = MEMTRAIN__LIST_REQUEST__INIT;
+    l.all_users = 1;
+    q.body_case = MEMTRAIN__REQUEST__BODY_LIST;
+    q.list = &l;
+    r = client_call(fd, &q);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    for (size_t i = 0; i < r->list->n_jobs; i++) {
+        assert_utf8(r->list->jobs[i]->name);
+        assert_utf8(r->list->jobs[i]->reason);
+    }
+    memtrain__response__free_unpacked(r, NULL);
+    close(fd);
+    assert_int_equal(client_ping(dp.sock), 0);
+}
+
+/* The first child process of pid (the running worker). */
+static pid_t child_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    int c = 0;
+    if (f) {
+        if (fscanf(f, "%d", &c) != 1)
+            c = 0;
+        fclose(f);
+    }
+    return c;
+}
+
+/* A worker killed by hand is "killed by signal 9", whatever OOM kills the
+ * rest of the machine saw (the daemon reads only the worker's own cgroup). */
+static void test_kill9_is_a_signal_not_oom(void **state)
+{
+    (void)state;
+    int fd = client_connect(dp.sock), status;
+    uint64_t id = client_submit_id(fd,
+        "name: long\ndataset: {name: synthetic, synthetic_train: 20000, synthetic_test: 500}\n"
+        "model: {input: 64, hidden: [256, 256], classes: 4}\nbatch: 32\nepochs: 6\nthreads: 1\n",
+        "limits.yaml", &status);
+    assert_int_equal(status, MEMTRAIN__STATUS__OK);
+    assert_int_equal(client_watch(fd, id, 0), 0);
+    struct watch_seen seen;
+    assert_int_equal(client_follow(fd, 1, &seen), 0);
+    pid_t w = child_of(dp.pid);
+    assert_true(w > 0);
+    kill(w, SIGKILL);
+    assert_int_equal(client_follow(fd, 0, &seen), 0);
+    printf("kill -9 of the worker -> state %d: %s\n", seen.state, seen.reason);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__FAILED);
+    assert_non_null(strstr(seen.reason, "signal 9"));
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limit_above_max_job_memory_refused),
+        cmocka_unit_test(test_wrapping_plan_refused),
+        cmocka_unit_test(test_invalid_utf8_name_refused),
+        cmocka_unit_test(test_kill9_is_a_signal_not_oom),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
