@@ -55,8 +55,16 @@ void store_job_clear(struct store_job *j);
 /* Open (creating it and its schema if needed) the database at `path`; the
  * parent directory must exist. Sets WAL, a busy timeout, foreign keys, and
  * migrates an older schema to STORE_SCHEMA_VERSION in one transaction. A
- * newer schema than this build knows is an error naming both versions. */
+ * newer schema than this build knows is an error naming both versions.
+ * A memtrain store is told by its PRAGMA application_id ("MTRN"), or, when
+ * made before that was set, by its tables (then adopted: the id is set);
+ * another program's SQLite file is refused (MT_E_FORMAT, "not a memtrain
+ * store") before anything is written to it. A 0-byte file (a store whose
+ * creation never finished: SQLite writes nothing until the schema) is
+ * initialised as a new store; store_opened_empty says so, for the log. */
 int store_open(struct store **out, const char *path, struct mt_err *err);
+/* 1 when store_open found `path` as a 0-byte file and initialised it. */
+int store_opened_empty(const struct store *st);
 /* Flush, then close. Accepts NULL. */
 void store_close(struct store *st);
 int store_schema_version(struct store *st);
