@@ -174,7 +174,7 @@ static const char *const stmt_sql[S_N] = {
     [S_JOB_GET] = "SELECT id, " JOB_COLS " FROM jobs WHERE id = ?1",
     [S_JOBS_EACH] = "SELECT id, " JOB_COLS " FROM jobs "
                     "WHERE (?1 < 0 OR owner_uid = ?1) AND (?2 = 0 OR (?2 >> state) & 1) "
-                    "ORDER BY id DESC LIMIT ?3",
+                    "AND (?4 = 0 OR id < ?4) ORDER BY id DESC LIMIT ?3",
     [S_EPOCH_ADD] = "INSERT OR REPLACE INTO epochs (job_id, " EPOCH_COLS ") VALUES "
                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
                     "?17, ?18, ?19)",
@@ -686,6 +686,12 @@ int store_job_get(struct store *st, uint64_t id, struct store_job *out, struct m
 int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32_t limit,
                     store_job_fn fn, void *ud, struct mt_err *err)
 {
+    return store_jobs_page(st, owner, state_mask, 0, limit, fn, ud, err);
+}
+
+int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64_t before_id,
+                    uint32_t limit, store_job_fn fn, void *ud, struct mt_err *err)
+{
     int ret = store_flush(st, err);
     if (ret)
         return ret;
@@ -693,6 +699,7 @@ int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32
     sqlite3_bind_int64(s, 1, owner < 0 ? -1 : owner);
     sqlite3_bind_int64(s, 2, state_mask);
     sqlite3_bind_int64(s, 3, limit ? (sqlite3_int64)limit : -1);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)before_id);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_job j;

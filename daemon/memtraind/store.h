@@ -83,6 +83,10 @@ int store_job_get(struct store *st, uint64_t id, struct store_job *out, struct m
 typedef int (*store_job_fn)(void *ud, const struct store_job *j);
 int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32_t limit,
                     store_job_fn fn, void *ud, struct mt_err *err);
+/* The same, only jobs with an id below before_id (0: from the newest): one
+ * page of a list, the next starting below the last id seen. */
+int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64_t before_id,
+                    uint32_t limit, store_job_fn fn, void *ud, struct mt_err *err);
 
 /* Metrics. Epoch rows (one per epoch; a re-sent epoch replaces its row and
  * its rule metrics) are committed at once, with the epoch's rule_metrics

@@ -1,8 +1,9 @@
 /* test-limits.c: what a submit may ask for, checked by a real memtraind:
  * a memory_limit above what it allows one job, a limit near 2^64, a model
  * whose plan would wrap, a job name that is not UTF-8 (every later reply
- * must still decode as UTF-8), and a plain kill -9 of a worker, which is a
- * signal, not an OOM kill. */
+ * must still decode as UTF-8), a plain kill -9 of a worker, which is a
+ * signal, not an OOM kill, and a list of 70,000 stored jobs, which comes in
+ * pages under the frame cap. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "daemonproc.h"
 #include "memtrain/utf8.h"
@@ -170,6 +173,68 @@ static void test_kill9_is_a_signal_not_oom(void **state)
     close(fd);
 }
 
+/* 70,000 finished jobs with 200-byte names (about 20 MB of list, over the
+ * 16 MiB frame cap) written straight into the store while memtraind is
+ * stopped; the list comes back page by page, every job exactly once, and
+ * mtctl ls --all prints them all. */
+static void test_list_of_70k_jobs_is_paged(void **state)
+{
+    (void)state;
+    enum { N = 70000 };
+    assert_int_equal(daemonproc_stop(&dp, 1), 0);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(dp.db, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 70000) "
+        "INSERT INTO jobs (name, owner_uid, state, state_name, rule, epochs, epochs_done) "
+        "SELECT 'bulk-' || x || '-' || printf('%.190c', 'n'), 0, 3, 'COMPLETED', 'bp', 1, 1 "
+        "FROM c", NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("insert: %s", msg);
+    sqlite3_close(db);
+    assert_int_equal(daemonproc_restart(&dp, (const char *const[]){"--budget", "1GiB", NULL}),
+                     0);
+
+    int fd = client_connect(dp.sock);
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__ListRequest l = MEMTRAIN__LIST_REQUEST__INIT;
+    l.all_users = 1;
+    q.body_case = MEMTRAIN__REQUEST__BODY_LIST;
+    q.list = &l;
+    size_t total = 0, bulk = 0, pages = 0;
+    uint64_t last = UINT64_MAX;
+    do {
+        Memtrain__Response *r = client_call(fd, &q);
+        assert_non_null(r); /* a reply over the frame cap would not be read */
+        assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+        for (size_t i = 0; i < r->list->n_jobs; i++) {
+            assert_true(r->list->jobs[i]->id < last); /* newest first, none twice */
+            last = r->list->jobs[i]->id;
+            bulk += strncmp(r->list->jobs[i]->name, "bulk-", 5) == 0;
+        }
+        total += r->list->n_jobs;
+        pages++;
+        l.before_id = r->list->next_before_id;
+        memtrain__response__free_unpacked(r, NULL);
+    } while (l.before_id);
+    close(fd);
+    printf("%zu jobs listed in %zu pages (%zu of the bulk ones)\n", total, pages, bulk);
+    assert_int_equal(bulk, N);
+    assert_true(pages > 1);
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "'%s' --socket '%s' ls --all | grep -c bulk-", getenv("MTCTL"),
+             dp.sock);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long lines = 0;
+    assert_int_equal(fscanf(p, "%ld", &lines), 1);
+    pclose(p);
+    printf("mtctl ls --all: %ld bulk jobs\n", lines);
+    assert_int_equal(lines, N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_wrapping_plan_refused),
         cmocka_unit_test(test_invalid_utf8_name_refused),
         cmocka_unit_test(test_kill9_is_a_signal_not_oom),
+        cmocka_unit_test(test_list_of_70k_jobs_is_paged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
