@@ -235,42 +235,64 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
     if (optind < argc)
         return mtctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
 
+    /* The daemon answers a page at a time (next_before_id): fetch them all
+     * (or up to --limit), then print them as one table. */
     Memtrain__ListRequest lq = MEMTRAIN__LIST_REQUEST__INIT;
     lq.all_users = all;
     lq.n_states = (size_t)n_states;
     lq.states = states;
-    lq.limit = (uint32_t)limit;
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_LIST;
     req.list = &lq;
-    Memtrain__Response *resp;
+    Memtrain__Response **pages = NULL;
+    size_t n_pages = 0, got = 0;
     struct mt_err err = {0};
-    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_LIST, &resp, &err))
-        return mtctl_fail(c, &err);
-    const Memtrain__ListResponse *lr = resp->list;
     int rc = MTCTL_EXIT_OK;
-    if (c->json) {
+    for (;;) {
+        lq.limit = limit ? (uint32_t)(limit - got) : 0;
+        Memtrain__Response *resp, **more = realloc(pages, (n_pages + 1) * sizeof *pages);
+        if (!more) {
+            mt_err_set(&err, MT_E_NOMEM, "out of memory listing %zu jobs", got);
+            rc = mtctl_fail(c, &err);
+            break;
+        }
+        pages = more;
+        if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_LIST, &resp, &err)) {
+            rc = mtctl_fail(c, &err);
+            break;
+        }
+        pages[n_pages++] = resp;
+        got += resp->list->n_jobs;
+        lq.before_id = resp->list->next_before_id;
+        if (!lq.before_id || resp->list->n_jobs == 0 || (limit && got >= limit))
+            break;
+    }
+    if (rc == MTCTL_EXIT_OK && c->json) {
         struct json j;
         json_begin(&j, stdout);
         json_arr(&j, "jobs");
-        for (size_t i = 0; i < lr->n_jobs; i++)
-            json_job(&j, NULL, lr->jobs[i]);
+        for (size_t p = 0; p < n_pages; p++)
+            for (size_t i = 0; i < pages[p]->list->n_jobs; i++)
+                json_job(&j, NULL, pages[p]->list->jobs[i]);
         json_end(&j);
-    } else {
+    } else if (rc == MTCTL_EXIT_OK) {
         static const char *const head[] = {"ID", "NAME", "OWNER", "STATE", "RULE", "EPOCH",
                                            "TEST-ACC", "PEAK", "AGE", "NOTE"};
         struct table t;
         table_init(&t, 10, head, "r....rrrr.");
         int64_t now = mt_now_ms();
-        for (size_t i = 0; i < lr->n_jobs; i++)
-            ls_row(&t, lr->jobs[i], now);
+        for (size_t p = 0; p < n_pages; p++)
+            for (size_t i = 0; i < pages[p]->list->n_jobs; i++)
+                ls_row(&t, pages[p]->list->jobs[i], now);
         if (table_print(&t, stdout)) {
-            mt_err_set(&err, MT_E_NOMEM, "out of memory listing %zu jobs", lr->n_jobs);
+            mt_err_set(&err, MT_E_NOMEM, "out of memory listing %zu jobs", got);
             rc = mtctl_fail(c, &err);
         }
         table_free(&t);
     }
-    memtrain__response__free_unpacked(resp, NULL);
+    for (size_t p = 0; p < n_pages; p++)
+        memtrain__response__free_unpacked(pages[p], NULL);
+    free(pages);
     return rc;
 }
 

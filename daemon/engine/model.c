@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "checked.h"
 #include "rng.h"
 
 int model_validate(const struct mt_model_desc *d, struct mt_err *err)
@@ -212,4 +213,23 @@ void model_net_init_weights(struct mt_net *net, struct mt_rng *rng)
                 net->run_var[l][j] = 1.0f;
             }
     }
+}
+
+int model_check_size(const struct mt_model_desc *d, int batch, size_t samples,
+                     struct mt_err *err)
+{
+    size_t B = batch > 0 ? (size_t)batch : 0, total = 0, n0 = (size_t)d->width[0];
+    if (ck_muladd(&total, n0, samples) || ck_muladd(&total, n0, B) ||
+        total > MODEL_SIZE_MAX / 4)
+        return mt_err_set(err, MT_E_LIMIT, "the data (%zu samples of %zu values) needs more "
+                          "than 64 PiB: no plan this large is accepted", samples, n0);
+    for (int l = 1; l <= d->n_layers; l++) {
+        size_t in = (size_t)d->width[l - 1], out = (size_t)d->width[l];
+        if (ck_muladd(&total, in + 1, out) || ck_muladd(&total, B, out) ||
+            total > MODEL_SIZE_MAX / 4)
+            return mt_err_set(err, MT_E_LIMIT, "layer %d (%zu x %zu, batch %zu): the model "
+                              "needs more than 64 PiB up to this layer: no plan this large is "
+                              "accepted", l, in, out, B);
+    }
+    return 0;
 }

@@ -71,6 +71,17 @@ int model_has_norm(const struct mt_model_desc *d);
 size_t model_hidden_sum(const struct mt_model_desc *d);
 double model_flops_forward(const struct mt_model_desc *d, int batch); /* 2 B P_w */
 
+/* Plans are sums of a few multiples of these per-layer figures, in bytes:
+ * weights and biases 4(n_{l-1}+1)n_l, a batch's activations 4 B n_l, and
+ * the data 4 n_0 (samples + B). A model whose figures together pass
+ * MODEL_SIZE_MAX could make a plan wrap: model_check_size refuses it
+ * (MT_E_LIMIT) naming the first layer that crosses, computed with checked
+ * arithmetic, so no plan of an admitted spec overflows. samples: the
+ * training plus test samples when known up front (synthetic), else 0. */
+#define MODEL_SIZE_MAX ((size_t)1 << 56)     /* 64 PiB, 256x below SIZE_MAX */
+int model_check_size(const struct mt_model_desc *d, int batch, size_t samples,
+                     struct mt_err *err);
+
 /* Allocate the parameter block (and the running statistics) from the
  * arena and carve the W/b/gamma/beta pointers. */
 int model_net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_arena *a,

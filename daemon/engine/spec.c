@@ -1078,6 +1078,10 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
         s->data.synthetic_dim = m->width[0];
         s->data.synthetic_classes = m->width[m->n_layers];
     }
+    size_t samples = s->data.kind == MT_DATA_SYNTHETIC
+        ? (size_t)s->data.synthetic_train + (size_t)s->data.synthetic_test : 0;
+    if ((rc = model_check_size(m, s->batch, samples, err)))
+        return rc;
     const struct mt_rule *r = rule_find(s->rule.name);
     if (r->defaults)
         r->defaults(s);

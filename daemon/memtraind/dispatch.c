@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "jobs.h"
+#include "msgtext.h"
 #include "jobspec.h"
 #include "log.h"
 #include "memtrain/clock.h"
@@ -185,6 +186,13 @@ static int collect_job(void *ud, const struct store_job *row)
     return rc || !copy->name || !copy->reason || !copy->rule ? MT_E_NOMEM : 0;
 }
 
+/* One list reply holds at most LIST_PAGE_JOBS jobs and LIST_PAGE_BYTES of
+ * them packed (a Job carries a name, a reason and memory figures: a few
+ * hundred bytes), far under the client frame cap; next_before_id says where
+ * the next page starts. */
+#define LIST_PAGE_JOBS 1000
+#define LIST_PAGE_BYTES (MT_FRAME_MAX_DEFAULT / 4)
+
 static void handle_list(struct conn *c, uint64_t id, const Memtrain__ListRequest *q)
 {
     struct mt_err err = {0};
@@ -195,24 +203,35 @@ static void handle_list(struct conn *c, uint64_t id, const Memtrain__ListRequest
     struct list_ctx l = {0};
     /* --all: every job when the peer may read them all, else its own (access.h) */
     int64_t owner = q->all_users && access_may_read_all(c) ? -1 : (int64_t)c->uid;
-    int rc = store_jobs_each(c->d->store, owner, mask, q->limit, collect_job, &l, &err);
+    uint32_t want = q->limit && q->limit < LIST_PAGE_JOBS ? q->limit : LIST_PAGE_JOBS;
+    /* One row more than the page: whether another page follows. */
+    int rc = store_jobs_page(c->d->store, owner, mask, q->before_id, want + 1, collect_job, &l,
+                             &err);
     struct jobmsg *m = calloc(l.n ? l.n : 1, sizeof *m);
     Memtrain__Job **ptrs = calloc(l.n ? l.n : 1, sizeof *ptrs);
+    size_t n = 0;
     if (rc || !m || !ptrs) {
         conn_send_error(c, id, status_of(rc), "%s", err.msg[0] ? err.msg : "out of memory");
     } else {
-        for (size_t i = 0; i < l.n; i++) {
-            jobmsg_init(&m[i], c->d, &l.rows[i], jobs_find(c->d, l.rows[i].id));
-            ptrs[i] = &m[i].job;
+        size_t bytes = 0;
+        for (; n < l.n && n < want; n++) {
+            jobmsg_init(&m[n], c->d, &l.rows[n], jobs_find(c->d, l.rows[n].id));
+            ptrs[n] = &m[n].job;
+            bytes += memtrain__job__get_packed_size(&m[n].job) + 8;
+            if (bytes > LIST_PAGE_BYTES && n > 0) {
+                jobmsg_free(&m[n]);
+                break;
+            }
         }
         Memtrain__ListResponse lr = MEMTRAIN__LIST_RESPONSE__INIT;
-        lr.n_jobs = l.n;
+        lr.n_jobs = n;
         lr.jobs = ptrs;
+        lr.next_before_id = n < l.n ? l.rows[n - 1].id : 0;
         Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
         r.body_case = MEMTRAIN__RESPONSE__BODY_LIST;
         r.list = &lr;
         conn_send(c, id, &r, NULL, NULL);
-        for (size_t i = 0; i < l.n; i++)
+        for (size_t i = 0; i < n; i++)
             jobmsg_free(&m[i]);
     }
     for (size_t i = 0; i < l.n; i++)
@@ -642,6 +661,12 @@ void dispatch_request(struct conn *c, const Memtrain__Request *req)
         conn_send_error(c, id, MEMTRAIN__STATUS__UNSUPPORTED_VERSION,
                         "protocol version %u is not supported (this memtraind speaks %d)",
                         req->version, MT_PROTOCOL_VERSION);
+        return;
+    }
+    char field[160];
+    if (msgtext_check(&req->base, field, sizeof field)) {
+        conn_send_error(c, id, MEMTRAIN__STATUS__INVALID,
+                        "the request's %s is not valid UTF-8", field);
         return;
     }
     switch (req->body_case) {

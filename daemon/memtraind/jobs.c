@@ -209,6 +209,15 @@ int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struc
 {
     char a[32], b[32];
     uint64_t cap = cfg->max_job_memory ? cfg->max_job_memory : cfg->memory_budget;
+    if (cap && limit > cap)
+        return mt_err_set(err, MT_E_LIMIT, "the job's memory limit %s (%llu bytes) is more than "
+                          "the %s memtraind allows a job", mt_fmt_bytes(a, sizeof a, (double)limit),
+                          (unsigned long long)limit, mt_fmt_bytes(b, sizeof b, (double)cap));
+    if (limit > JOBS_LIMIT_MAX)   /* the worker's hard limit adds a margin to it: keep room */
+        return mt_err_set(err, MT_E_LIMIT, "the job's memory limit %s (%llu bytes) is more than "
+                          "the largest memtraind can enforce, %s",
+                          mt_fmt_bytes(a, sizeof a, (double)limit), (unsigned long long)limit,
+                          mt_fmt_bytes(b, sizeof b, (double)JOBS_LIMIT_MAX));
     if (limit && peak > limit)
         return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes) but the job's memory "
                           "limit is %s", mt_fmt_bytes(a, sizeof a, (double)peak),

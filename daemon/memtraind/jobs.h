@@ -26,9 +26,14 @@ int jobs_load(struct daemon *d, struct mt_err *err);
  * for their sizes). */
 int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err *err);
 
+/* The largest memory_limit a job may ask for (1 EiB): the worker's hard
+ * limit adds the margin and OpenBLAS's maps to it without overflowing. */
+#define JOBS_LIMIT_MAX (1ull << 60)
+
 /* Admission: may a job whose plan peaks at `peak` bytes run here? It must
  * fit its own memory limit (`limit`, 0 = none) and what memtraind allows
- * one job (max_job_memory, else the whole memory_budget; 0 = no cap).
+ * one job (max_job_memory, else the whole memory_budget; 0 = no cap); the
+ * limit itself may not exceed that cap nor JOBS_LIMIT_MAX.
  * 0, or MT_E_LIMIT with the reason in err (may be NULL). Submit refuses
  * with it; plan reports it as `fits`. */
 int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err);

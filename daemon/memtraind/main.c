@@ -195,8 +195,12 @@ static int start(struct daemon *d, struct mt_err *err)
 {
     int rc;
     if ((rc = config_ensure_parent_dir(d->cfg.db_path, 0700, err)) ||
-        (rc = store_open(&d->store, d->cfg.db_path, err)) || (rc = jobs_load(d, err)) ||
-        (rc = server_listen(d, err)))
+        (rc = store_open(&d->store, d->cfg.db_path, err)))
+        return rc;
+    if (store_opened_empty(d->store))
+        log_warn("store: %s was an empty file (0 bytes): initialised as a new store",
+                 d->cfg.db_path);
+    if ((rc = jobs_load(d, err)) || (rc = server_listen(d, err)))
         return rc;
     uv_timer_init(d->loop, &d->tick);
     d->tick.data = d;

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -173,7 +174,7 @@ static const char *const stmt_sql[S_N] = {
     [S_JOB_GET] = "SELECT id, " JOB_COLS " FROM jobs WHERE id = ?1",
     [S_JOBS_EACH] = "SELECT id, " JOB_COLS " FROM jobs "
                     "WHERE (?1 < 0 OR owner_uid = ?1) AND (?2 = 0 OR (?2 >> state) & 1) "
-                    "ORDER BY id DESC LIMIT ?3",
+                    "AND (?4 = 0 OR id < ?4) ORDER BY id DESC LIMIT ?3",
     [S_EPOCH_ADD] = "INSERT OR REPLACE INTO epochs (job_id, " EPOCH_COLS ") VALUES "
                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
                     "?17, ?18, ?19)",
@@ -208,6 +209,7 @@ static const char *const stmt_sql[S_N] = {
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_N];
+    int was_empty;               /* store_open found a 0-byte file and initialised it */
 };
 
 /* ---- errors */
@@ -394,21 +396,54 @@ static int check_version(int version, const char *path, struct mt_err *err)
     return 0;
 }
 
+/* The tables every schema version from 1 on has: how a store made before
+ * application_id was set is told from another program's database. */
+#define STORE_BASE_TABLES_SQL                                                                 \
+    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('jobs', 'epochs', " \
+    "'steps', 'memory_samples', 'checkpoints', 'logs')"
+#define STORE_BASE_TABLES 6
+
+/* Is the open file ours? A memtrain store carries STORE_APP_ID; a new file
+ * (no tables, version 0) becomes one; a store from before application_id
+ * (0, with our tables at a version we know) is adopted by the migration.
+ * Anything else is another program's database, refused before its version
+ * is compared with ours (its user_version means nothing to us). */
+static int identify(struct store *st, const char *path, int *adopt, struct mt_err *err)
+{
+    int version = 0, app = 0, tables = 0, ours = 0, rc;
+    *adopt = 0;
+    if ((rc = query_int(st, "PRAGMA user_version", &version, "read schema version", err)) ||
+        (rc = query_int(st, "PRAGMA application_id", &app, "read application id", err)) ||
+        (rc = query_int(st, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                            "name NOT LIKE 'sqlite_%'", &tables, "read the tables", err)) ||
+        (rc = query_int(st, STORE_BASE_TABLES_SQL, &ours, "read the tables", err)))
+        return rc;
+    if (app == STORE_APP_ID)
+        return check_version(version, path, err);
+    if (app != 0)
+        return mt_err_set(err, MT_E_FORMAT, "store: %s: not a memtrain store (another "
+                          "program's SQLite database: application_id %d, user_version %d)",
+                          path, app, version);
+    if (version == 0 && tables == 0)
+        return 0;
+    if (version >= 1 && version <= STORE_SCHEMA_VERSION && ours == STORE_BASE_TABLES) {
+        *adopt = 1;
+        return 0;
+    }
+    return mt_err_set(err, MT_E_FORMAT, "store: %s: not a memtrain store (a SQLite database "
+                      "with %d tables of its own, no memtrain application_id, user_version %d)",
+                      path, tables, version);
+}
+
 /* Bring the schema from the file's user_version to STORE_SCHEMA_VERSION in
  * one transaction: a failure leaves the file as it was. */
 static int migrate(struct store *st, const char *path, struct mt_err *err)
 {
-    int version = 0, app = 0, rc;
-    if ((rc = query_int(st, "PRAGMA user_version", &version, "read schema version", err)) ||
-        (rc = check_version(version, path, err)) ||
-        (rc = query_int(st, "PRAGMA application_id", &app, "read application id", err)))
+    int version = 0, adopt, rc;
+    if ((rc = identify(st, path, &adopt, err)) ||
+        (rc = query_int(st, "PRAGMA user_version", &version, "read schema version", err)))
         return rc;
-    /* Ours, or a new file (both 0); anything else is another program's. */
-    if (app != STORE_APP_ID && (app != 0 || version != 0))
-        return mt_err_set(err, MT_E_FORMAT,
-                          "store: %s: not a memtrain store (application_id %d, "
-                          "user_version %d)", path, app, version);
-    if (version == STORE_SCHEMA_VERSION)
+    if (version == STORE_SCHEMA_VERSION && !adopt)
         return 0;
     if ((rc = exec(st, "BEGIN IMMEDIATE", "begin migration", err)))
         return rc;
@@ -442,6 +477,8 @@ int store_open(struct store **out, const char *path, struct mt_err *err)
     if (!st)
         return nomem("open", err);
     char op[64];
+    struct stat sb;
+    st->was_empty = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0;
     int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         if (!st->db) {
@@ -458,8 +495,9 @@ int store_open(struct store **out, const char *path, struct mt_err *err)
      * fails here, before anything is written to it. */
     int version;
     snprintf(op, sizeof op, "open %s", path);
+    int adopt;
     if ((rc = query_int(st, "PRAGMA user_version", &version, op, err)) ||
-        (rc = check_version(version, path, err)))
+        (rc = identify(st, path, &adopt, err)))   /* nothing written to a foreign file */
         goto fail;
     /* journal_mode answers with the mode it got; a file system without
      * shared memory keeps "delete", which works, only with less
@@ -498,6 +536,11 @@ void store_close(struct store *st)
     sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
     sqlite3_close(st->db);
     free(st);
+}
+
+int store_opened_empty(const struct store *st)
+{
+    return st->was_empty;
 }
 
 int store_schema_version(struct store *st)
@@ -643,6 +686,12 @@ int store_job_get(struct store *st, uint64_t id, struct store_job *out, struct m
 int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32_t limit,
                     store_job_fn fn, void *ud, struct mt_err *err)
 {
+    return store_jobs_page(st, owner, state_mask, 0, limit, fn, ud, err);
+}
+
+int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64_t before_id,
+                    uint32_t limit, store_job_fn fn, void *ud, struct mt_err *err)
+{
     int ret = store_flush(st, err);
     if (ret)
         return ret;
@@ -650,6 +699,7 @@ int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32
     sqlite3_bind_int64(s, 1, owner < 0 ? -1 : owner);
     sqlite3_bind_int64(s, 2, state_mask);
     sqlite3_bind_int64(s, 3, limit ? (sqlite3_int64)limit : -1);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)before_id);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_job j;

@@ -55,8 +55,16 @@ void store_job_clear(struct store_job *j);
 /* Open (creating it and its schema if needed) the database at `path`; the
  * parent directory must exist. Sets WAL, a busy timeout, foreign keys, and
  * migrates an older schema to STORE_SCHEMA_VERSION in one transaction. A
- * newer schema than this build knows is an error naming both versions. */
+ * newer schema than this build knows is an error naming both versions.
+ * A memtrain store is told by its PRAGMA application_id ("MTRN"), or, when
+ * made before that was set, by its tables (then adopted: the id is set);
+ * another program's SQLite file is refused (MT_E_FORMAT, "not a memtrain
+ * store") before anything is written to it. A 0-byte file (a store whose
+ * creation never finished: SQLite writes nothing until the schema) is
+ * initialised as a new store; store_opened_empty says so, for the log. */
 int store_open(struct store **out, const char *path, struct mt_err *err);
+/* 1 when store_open found `path` as a 0-byte file and initialised it. */
+int store_opened_empty(const struct store *st);
 /* Flush, then close. Accepts NULL. */
 void store_close(struct store *st);
 int store_schema_version(struct store *st);
@@ -75,6 +83,10 @@ int store_job_get(struct store *st, uint64_t id, struct store_job *out, struct m
 typedef int (*store_job_fn)(void *ud, const struct store_job *j);
 int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32_t limit,
                     store_job_fn fn, void *ud, struct mt_err *err);
+/* The same, only jobs with an id below before_id (0: from the newest): one
+ * page of a list, the next starting below the last id seen. */
+int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64_t before_id,
+                    uint32_t limit, store_job_fn fn, void *ud, struct mt_err *err);
 
 /* Metrics. Epoch rows (one per epoch; a re-sent epoch replaces its row and
  * its rule metrics) are committed at once, with the epoch's rule_metrics

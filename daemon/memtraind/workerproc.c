@@ -11,6 +11,7 @@
 #include "frame.h"
 #include "framereader.h"
 #include "log.h"
+#include "memtrain/utf8.h"
 #include "memtrain/procstat.h"
 #include "memtrain/clock.h"
 #include "memtrain/wire.h"
@@ -37,7 +38,8 @@ struct workerproc {
     int term_signal;
     int sent;                     /* 0, SIGTERM (cancel) or SIGUSR1 (interrupt) */
     int killed;                   /* we sent SIGKILL after the grace period */
-    long oom_kills_before;
+    char oom_events[600];         /* the worker's own cgroup's memory.events, or "" */
+    long oom_kills_before;        /* its oom_kill count at start; -1 unknown */
     int got_done;
     int done_state;
     char done_reason[MT_ERR_LEN];
@@ -51,10 +53,30 @@ int workerproc_pid(const struct workerproc *w)
     return w ? w->pid : 0;
 }
 
-/* The kernel's count of OOM kills so far (/proc/vmstat oom_kill). */
-static long oom_kills(void)
+/* The cgroup v2 path of a process ("0::/path" in /proc/PID/cgroup) into
+ * out; 0, or -1 when there is none. */
+static int cgroup_of(const char *proc_file, char *out, size_t n)
 {
-    FILE *f = fopen("/proc/vmstat", "r");
+    FILE *f = fopen(proc_file, "r");
+    char line[512];
+    int rc = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, n, "%s", line + 3);
+            rc = 0;
+            break;
+        }
+    fclose(f);
+    return rc;
+}
+
+/* The oom_kill count of a cgroup's memory.events file, or -1. */
+static long cgroup_oom_kills(const char *events)
+{
+    FILE *f = events[0] ? fopen(events, "r") : NULL;
     char key[64];
     long v, n = -1;
     if (!f)
@@ -66,6 +88,23 @@ static long oom_kills(void)
         }
     fclose(f);
     return n;
+}
+
+/* OOM evidence for this worker alone: its cgroup's memory.events when the
+ * worker sits in a cgroup of its own (delegated: not memtraind's), never the
+ * machine-wide /proc/vmstat count, which another process's OOM kill moves.
+ * Without one, a SIGKILL is reported as the signal it is. */
+static void oom_watch_start(struct workerproc *w)
+{
+    char mine[512], theirs[512], path[64];
+    w->oom_events[0] = '\0';
+    w->oom_kills_before = -1;
+    snprintf(path, sizeof path, "/proc/%d/cgroup", w->pid);
+    if (cgroup_of("/proc/self/cgroup", mine, sizeof mine) || cgroup_of(path, theirs, sizeof theirs) ||
+        strcmp(mine, theirs) == 0)
+        return;
+    snprintf(w->oom_events, sizeof w->oom_events, "/sys/fs/cgroup%s/memory.events", theirs);
+    w->oom_kills_before = cgroup_oom_kills(w->oom_events);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -95,7 +134,7 @@ static void finish(struct workerproc *w)
     struct job *j = w->job;
     int state;
     char reason[MT_ERR_LEN + 128];
-    long oom_now = oom_kills();
+    long oom_now = w->oom_kills_before >= 0 ? cgroup_oom_kills(w->oom_events) : -1;
     if (w->got_done) {
         state = w->done_state;
         snprintf(reason, sizeof reason, "%s", w->done_reason);
@@ -176,9 +215,13 @@ static void on_memory(struct workerproc *w, Memtrain__MemorySample *m)
     watch_event(w->d, j->row.id, j->row.owner_uid, &ev);
 }
 
-static void on_log(struct workerproc *w, const char *text)
+/* A worker's log line (its stderr, or a log event) is stored and echoed to
+ * clients: scrubbed to UTF-8 first (a line cut at the buffer's end may split
+ * a character; a library may print anything). */
+static void on_log(struct workerproc *w, char *text)
 {
     struct mt_err err = {0};
+    mt_utf8_scrub(text);
     struct job *j = w->job;
     store_err(w, store_log_add(w->d->store, j->row.id, mt_now_ms(), text, &err), &err);
     watch_logs_poke(w->d, j->row.id);
@@ -456,7 +499,6 @@ int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, siz
     opt.exit_cb = on_exit_cb;
     opt.stdio_count = 3;
     opt.stdio = stdio;
-    w->oom_kills_before = oom_kills();
     rc = uv_spawn(d->loop, &w->proc, &opt);
     if (rc < 0) {
         mt_err_set(err, MT_E_IO, "cannot start the worker %s: %s", d->cfg.worker_path,
@@ -471,6 +513,7 @@ int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, siz
         return MT_E_IO;
     }
     w->pid = w->proc.pid;
+    oom_watch_start(w);
     j->w = w;
     uv_buf_t b = uv_buf_init((char *)w->start_buf, (unsigned)w->start_len);
     if ((rc = uv_write(&w->start_req, (uv_stream_t *)&w->in, &b, 1, on_start_written)) < 0) {

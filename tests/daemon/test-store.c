@@ -226,19 +226,96 @@ static void test_foreign_database_refused(void **state)
     assert_non_null(strstr(err.msg, "not a memtrain store"));
 }
 
-/* A migration that fails half-way leaves the file as it was. */
-static void test_failed_migration_rolls_back(void **state)
+/* The whole file, for "not one byte written". */
+static size_t slurp(const char *path, unsigned char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, cap, fp);
+    fclose(fp);
+    return n;
+}
+
+/* Another program's database with a user_version above ours is "not a
+ * memtrain store", not "schema version 3 is newer" (it used to be), with or
+ * without an application_id of its own; and nothing is written to it. */
+static void test_foreign_database_with_newer_version_refused(void **state)
+{
+    struct fx *f = *state;
+    static const char *const others[] = {
+        "PRAGMA user_version = 3; CREATE TABLE notes(x); INSERT INTO notes VALUES (1)",
+        "PRAGMA application_id = 7; PRAGMA user_version = 3; CREATE TABLE notes(x)",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        unlink(f->path);
+        exec_other(f->path, others[i]);
+        static unsigned char before[1 << 16], after[1 << 16];
+        size_t n = slurp(f->path, before, sizeof before);
+        struct mt_err err = {0};
+        struct store *st = NULL;
+        assert_int_equal(store_open(&st, f->path, &err), MT_E_FORMAT);
+        assert_null(st);
+        printf("%s -> %s\n", others[i], err.msg);
+        assert_non_null(strstr(err.msg, "not a memtrain store"));
+        assert_null(strstr(err.msg, "newer"));
+        assert_int_equal(slurp(f->path, after, sizeof after), n);
+        assert_memory_equal(before, after, n);
+    }
+}
+
+/* A database with tables but neither our id nor our tables (the file that
+ * used to be migrated into, half-way) is refused and left as it was. */
+static void test_unmarked_database_with_tables_refused(void **state)
 {
     struct fx *f = *state;
     exec_other(f->path, "CREATE TABLE checkpoints(x)");
     struct mt_err err = {0};
     struct store *st = NULL;
-    assert_int_not_equal(store_open(&st, f->path, &err), 0);
+    assert_int_equal(store_open(&st, f->path, &err), MT_E_FORMAT);
     assert_null(st);
-    assert_non_null(strstr(err.msg, "store: migrate schema 0 to 1: "));
+    assert_non_null(strstr(err.msg, "not a memtrain store"));
     assert_int_equal(peek(f->path, "PRAGMA user_version"), 0);
     assert_int_equal(peek(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'jobs'"),
                      0);
+}
+
+/* A store from before application_id was set is told by its tables and
+ * adopted: it opens, keeps its rows and gets the id. */
+static void test_store_without_application_id_adopted(void **state)
+{
+    struct fx *f = *state;
+    open_store(f);
+    uint64_t id = add_job(f->st, "kept", 1000, MEMTRAIN__JOB_STATE__COMPLETED);
+    store_close(f->st);
+    f->st = NULL;
+    exec_other(f->path, "PRAGMA application_id = 0");
+    assert_int_equal(peek(f->path, "PRAGMA application_id"), 0);
+    open_store(f);
+    assert_int_equal(peek(f->path, "PRAGMA application_id"), 0x4d54524e);
+    struct store_job j;
+    struct mt_err err = {0};
+    assert_int_equal(store_job_get(f->st, id, &j, &err), 0);
+    assert_string_equal(j.name, "kept");
+    store_job_clear(&j);
+}
+
+/* A 0-byte file is a store whose creation never finished (SQLite writes
+ * nothing before the schema): it is initialised, and store_opened_empty
+ * tells the daemon to log that. A new path is not "empty". */
+static void test_empty_file_initialised_and_reported(void **state)
+{
+    struct fx *f = *state;
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    fclose(fp);
+    open_store(f);
+    assert_int_equal(store_opened_empty(f->st), 1);
+    assert_int_equal(store_schema_version(f->st), STORE_SCHEMA_VERSION);
+    assert_int_equal(peek(f->path, "PRAGMA application_id"), 0x4d54524e);
+    store_close(f->st);
+    f->st = NULL;
+    open_store(f);
+    assert_int_equal(store_opened_empty(f->st), 0);
 }
 
 /* ---- jobs */
@@ -1122,7 +1199,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_migration_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_database_with_newer_version_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unmarked_database_with_tables_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_without_application_id_adopted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_empty_file_initialised_and_reported, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_job_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_each_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epochs_round_trip_and_replace, setup, teardown),

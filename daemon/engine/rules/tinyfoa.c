@@ -72,9 +72,10 @@ static int group_lo(int n, int M, int g)
     return (int)((long)g * n / M);
 }
 
+/* n / M rounded up, without forming n + M - 1 (n may be INT_MAX). */
 static int ceil_div(int n, int M)
 {
-    return (n + M - 1) / M;
+    return n / M + (n % M != 0);
 }
 
 static int groups_of(const struct mt_spec *s)
