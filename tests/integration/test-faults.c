@@ -134,6 +134,41 @@ static int count_checkpoints(const char *sock, uint64_t id)
     return n;
 }
 
+/* The job's "resumed from epoch E, step S" log line: *epoch and *step, and
+ * *in_epoch the steps into epoch E + 1 (0 at an epoch boundary). 0 when
+ * found, -1 when the job never logged a resume. */
+static int resumed_from(const char *sock, uint64_t id, unsigned *epoch, long *step,
+                        long *in_epoch)
+{
+    int fd = client_connect(sock);
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__LogsRequest l = MEMTRAIN__LOGS_REQUEST__INIT;
+    l.job_id = id;
+    q.body_case = MEMTRAIN__REQUEST__BODY_LOGS;
+    q.logs = &l;
+    Memtrain__Response *r = client_call(fd, &q);
+    close(fd);
+    assert_non_null(r);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    int rc = -1;
+    for (size_t i = 0; rc && r->logs && i < r->logs->n_lines; i++) {
+        const char *p = strstr(r->logs->lines[i]->text, "resumed from epoch ");
+        if (p && sscanf(p, "resumed from epoch %u, step %ld", epoch, step) == 2) {
+            const char *q2 = strstr(p, "(step ");
+            *in_epoch = 0;
+            if (q2 && sscanf(q2, "(step %ld", in_epoch) != 1)
+                *in_epoch = 0;
+            printf("job %llu logged: %s\n", (unsigned long long)id, r->logs->lines[i]->text);
+            rc = 0;
+        }
+    }
+    memtrain__response__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* long_job: 20000 samples in batches of 32. */
+#define LONG_STEPS_PER_EPOCH 625
+
 static void test_daemon_killed_then_resumed(void **state)
 {
     (void)state;
@@ -170,6 +205,13 @@ static void test_daemon_killed_then_resumed(void **state)
     assert_int_equal(na, 6);
     for (int i = 0; i < 2; i++) /* what was stored before the kill is untouched */
         assert_true(before[i].loss == after[i].loss && before[i].test_acc == after[i].test_acc);
+    /* It went on from a stored checkpoint, not from scratch (which would
+     * give the same figures: training is deterministic). */
+    unsigned e;
+    long step, in_epoch;
+    assert_int_equal(resumed_from(dp.sock, id, &e, &step, &in_epoch), 0);
+    assert_true(e >= 1 && e < 6);
+    assert_int_equal(step, (long)e * LONG_STEPS_PER_EPOCH);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
@@ -198,6 +240,13 @@ static void test_daemon_stopped_then_resumed(void **state)
     assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
     struct epoch_row rows[16];
     assert_int_equal(read_epochs(dp.sock, id, rows, 16), 6);
+    /* From the mid-epoch checkpoint the stop wrote, not from scratch. */
+    unsigned e;
+    long step, in_epoch;
+    assert_int_equal(resumed_from(dp.sock, id, &e, &step, &in_epoch), 0);
+    assert_true(e >= 1 && e < 6);
+    assert_true(in_epoch >= 0 && in_epoch < LONG_STEPS_PER_EPOCH);
+    assert_int_equal(step, (long)e * LONG_STEPS_PER_EPOCH + in_epoch);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
