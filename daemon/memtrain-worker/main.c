@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -539,6 +540,13 @@ int main(int argc, char **argv)
               stderr);
         return 2;
     }
+    /* Die with the daemon, even stopped (SIGKILL reaches a stopped
+     * process): a restarted daemon resumes the job, which must not run
+     * twice. If the daemon died before prctl, the parent has changed; if it
+     * died before the first getppid, the first event write fails (EPIPE). */
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() != parent)
+        return 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

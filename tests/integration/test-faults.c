@@ -215,6 +215,45 @@ static void test_daemon_killed_then_resumed(void **state)
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
+/* Issue 11, finding 5: a worker stopped with SIGSTOP when memtraind is
+ * killed with SIGKILL dies with it (it would otherwise run on once
+ * continued, beside the restarted daemon's resumed copy of the job). */
+static void test_stopped_worker_dies_with_daemon(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    assert_int_equal(daemonproc_start(&dp, NULL), 0);
+    int fd = client_connect(dp.sock);
+    uint64_t id = submit_ok(fd, long_job);
+    follow(fd, id, 1);
+    close(fd);
+    pid_t worker = child_of(dp.pid);
+    assert_true(worker > 0);
+    assert_int_equal(kill(worker, SIGSTOP), 0);
+    kill(dp.pid, SIGKILL);
+    int st;
+    waitpid(dp.pid, &st, 0);
+    dp.pid = 0;
+    int alive = 1;
+    for (int i = 0; i < 200 && alive; i++) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)worker);
+        FILE *f = fopen(path, "r");
+        /* gone, or a zombie waiting for its new parent */
+        alive = f && fgets(line, sizeof line, f) && !strstr(line, ") Z ");
+        if (f)
+            fclose(f);
+        if (alive)
+            usleep(20000);
+    }
+    if (alive) {
+        kill(worker, SIGKILL);
+        fail_msg("the stopped worker %d outlived its daemon", (int)worker);
+    }
+    assert_int_equal(daemonproc_restart(&dp, NULL), 0);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
 static void test_daemon_stopped_then_resumed(void **state)
 {
     (void)state;
@@ -257,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_over_limit_refused),
         cmocka_unit_test(test_daemon_killed_then_resumed),
         cmocka_unit_test(test_daemon_stopped_then_resumed),
+        cmocka_unit_test(test_stopped_worker_dies_with_daemon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
