@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -380,9 +381,19 @@ static void blas_warm_up(int threads)
     blas_gemm(0, 0, N, N, N, 1.0f, a, b, 0.0f, c);
 }
 
+/* What a resume of `len` bytes holds beyond the job while it is restored:
+ * the start message's copy and the unpacked CheckpointData, plus slack for
+ * the allocator's rounding. */
+static uint64_t resume_allowance(size_t len)
+{
+    return len ? 2 * (uint64_t)len + ((uint64_t)4 << 20) : 0;
+}
+
 /* RLIMIT_DATA counts the address space already mapped: a limit at or below
- * it would fail every later allocation, so it is refused up front. */
-static int set_hard_limit(struct worker *w, uint64_t bytes, struct mt_err *err)
+ * it would fail every later allocation, so it is refused up front. `bytes`
+ * is the limit set now; `job` the job's own (what is reported), below
+ * `bytes` while a resume blob is held. */
+static int set_hard_limit(struct worker *w, uint64_t bytes, uint64_t job, struct mt_err *err)
 {
     struct rlimit rl;
     struct mt_procstat ps;
@@ -405,8 +416,42 @@ static int set_hard_limit(struct worker *w, uint64_t bytes, struct mt_err *err)
     if (setrlimit(RLIMIT_DATA, &rl))
         return mt_err_set(err, MT_E_IO, "worker: setrlimit(RLIMIT_DATA, %llu): %s",
                           (unsigned long long)bytes, strerror(errno));
-    send_log(w, "hard limit %s on the worker's data (%s held before loading the job)", lim_s,
-             base_s);
+    if (job == bytes) {
+        send_log(w, "hard limit %s on the worker's data (%s held before loading the job)", lim_s,
+                 base_s);
+    } else {
+        char job_s[32];
+        mt_fmt_bytes(job_s, sizeof job_s, (double)job);
+        send_log(w, "hard limit %s on the worker's data (%s held before loading the job), "
+                 "%s while the resume checkpoint is held", job_s, base_s, lim_s);
+    }
+    return 0;
+}
+
+/* Bring RLIMIT_DATA down to the job's own limit once the resume blob is
+ * freed (lowering needs no privilege). */
+static int lower_hard_limit(struct worker *w, uint64_t bytes, struct mt_err *err)
+{
+    struct rlimit rl;
+    struct mt_procstat ps;
+    (void)w;
+    mt_procstat_read(0, &ps, NULL);
+    if (ps.data > 0 && bytes <= (uint64_t)ps.data) {
+        char lim_s[32], now_s[32];
+        mt_fmt_bytes(lim_s, sizeof lim_s, (double)bytes);
+        mt_fmt_bytes(now_s, sizeof now_s, (double)ps.data);
+        return mt_err_set(err, MT_E_NOMEM,
+                          "hard limit %s is below the %s of data address space the worker "
+                          "holds after resuming", lim_s, now_s);
+    }
+    if (getrlimit(RLIMIT_DATA, &rl))
+        return mt_err_set(err, MT_E_IO, "worker: getrlimit(RLIMIT_DATA): %s", strerror(errno));
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max <= (rlim_t)bytes)
+        return 0;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)bytes;
+    if (setrlimit(RLIMIT_DATA, &rl))
+        return mt_err_set(err, MT_E_IO, "worker: setrlimit(RLIMIT_DATA, %llu): %s",
+                          (unsigned long long)bytes, strerror(errno));
     return 0;
 }
 
@@ -459,9 +504,15 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
         return send_error(w, &err);
     if (ws->threads > 0)
         w->spec.threads = (int)ws->threads;
+    /* A resume blob is held twice while it is restored (in the start
+     * message and unpacked): the hard limit allows for both until then and
+     * comes down to the job's own once they are freed, so a resume never
+     * counts against the job's limit. */
+    uint64_t held = ws->hard_limit ? resume_allowance(ws->resume.len) : 0;
     if (ws->hard_limit) {
         blas_warm_up(w->spec.threads);
-        if (set_hard_limit(w, ws->hard_limit, &err))
+        uint64_t lim = ws->hard_limit > UINT64_MAX - held ? UINT64_MAX : ws->hard_limit + held;
+        if (set_hard_limit(w, lim, ws->hard_limit, &err))
             return send_error(w, &err);
     }
 
@@ -477,6 +528,11 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
     w->have_trainer = 1;
     trainer_set_step_fn(&w->t, on_step, w);
     if (ws->resume.len > 0 && resume(w, &ws->resume, &err))
+        return w->broken ? 1 : send_error(w, &err);
+    free(ws->resume.data);   /* free_unpacked skips a NULL field */
+    ws->resume.data = NULL;
+    ws->resume.len = 0;
+    if (held && lower_hard_limit(w, ws->hard_limit, &err))
         return w->broken ? 1 : send_error(w, &err);
     send_log(w, "OpenBLAS core %s, %d threads", blas_corename(), blas_threads());
     w->next_memory_ms = mono_ms() + w->memory_every_ms;
@@ -520,6 +576,13 @@ int main(int argc, char **argv)
               stderr);
         return 2;
     }
+    /* Die with the daemon, even stopped (SIGKILL reaches a stopped
+     * process): a restarted daemon resumes the job, which must not run
+     * twice. If the daemon died before prctl, the parent has changed; if it
+     * died before the first getppid, the first event write fails (EPIPE). */
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() != parent)
+        return 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

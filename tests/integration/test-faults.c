@@ -93,21 +93,28 @@ static void test_over_limit_refused(void **state)
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
+/* One request on a connection of its own; the response (never NULL). */
+static Memtrain__Response *ask(const char *sock, Memtrain__Request *q)
+{
+    int fd = client_connect(sock);
+    Memtrain__Response *r = client_call(fd, q);
+    close(fd);
+    assert_non_null(r);
+    return r;
+}
+
 struct epoch_row {
     double loss, test_acc;
 };
 
 static int read_epochs(const char *sock, uint64_t id, struct epoch_row *rows, int cap)
 {
-    int fd = client_connect(sock);
     Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
     Memtrain__MetricsRequest m = MEMTRAIN__METRICS_REQUEST__INIT;
     m.job_id = id;
     q.body_case = MEMTRAIN__REQUEST__BODY_METRICS;
     q.metrics = &m;
-    Memtrain__Response *r = client_call(fd, &q);
-    close(fd);
-    assert_non_null(r);
+    Memtrain__Response *r = ask(sock, &q);
     assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
     int n = 0;
     for (size_t i = 0; i < r->metrics->n_epochs && n < cap; i++, n++) {
@@ -120,34 +127,76 @@ static int read_epochs(const char *sock, uint64_t id, struct epoch_row *rows, in
 
 static int count_checkpoints(const char *sock, uint64_t id)
 {
-    int fd = client_connect(sock);
     Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
     Memtrain__CheckpointsRequest c = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
     c.job_id = id;
     q.body_case = MEMTRAIN__REQUEST__BODY_CHECKPOINTS;
     q.checkpoints = &c;
-    Memtrain__Response *r = client_call(fd, &q);
-    close(fd);
-    assert_non_null(r);
+    Memtrain__Response *r = ask(sock, &q);
     int n = r->checkpoints ? (int)r->checkpoints->n_checkpoints : -1;
     memtrain__response__free_unpacked(r, NULL);
     return n;
 }
 
+/* The job's "resumed from epoch E, step S" log line: *epoch and *step, and
+ * *in_epoch the steps into epoch E + 1 (0 at an epoch boundary). 0 when
+ * found, -1 when the job never logged a resume. */
+static int resumed_from(const char *sock, uint64_t id, unsigned *epoch, long *step,
+                        long *in_epoch)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__LogsRequest l = MEMTRAIN__LOGS_REQUEST__INIT;
+    l.job_id = id;
+    q.body_case = MEMTRAIN__REQUEST__BODY_LOGS;
+    q.logs = &l;
+    Memtrain__Response *r = ask(sock, &q);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    int rc = -1;
+    for (size_t i = 0; rc && r->logs && i < r->logs->n_lines; i++) {
+        const char *p = strstr(r->logs->lines[i]->text, "resumed from epoch ");
+        if (p && sscanf(p, "resumed from epoch %u, step %ld", epoch, step) == 2) {
+            const char *q2 = strstr(p, "(step ");
+            *in_epoch = 0;
+            if (q2 && sscanf(q2, "(step %ld", in_epoch) != 1)
+                *in_epoch = 0;
+            printf("job %llu logged: %s\n", (unsigned long long)id, r->logs->lines[i]->text);
+            rc = 0;
+        }
+    }
+    memtrain__response__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* Start a daemon, submit long_job and wait for `epochs` epoch events. */
+static uint64_t start_long_job(struct daemonproc *dp, int epochs)
+{
+    assert_int_equal(daemonproc_start(dp, NULL), 0);
+    int fd = client_connect(dp->sock);
+    uint64_t id = submit_ok(fd, long_job);
+    follow(fd, id, epochs);
+    close(fd);
+    return id;
+}
+
+/* kill -9 the daemon and reap it. */
+static void kill_daemon(struct daemonproc *dp)
+{
+    int st;
+    kill(dp->pid, SIGKILL);
+    waitpid(dp->pid, &st, 0);
+    dp->pid = 0;
+}
+
+/* long_job: 20000 samples in batches of 32. */
+#define LONG_STEPS_PER_EPOCH 625
+
 static void test_daemon_killed_then_resumed(void **state)
 {
     (void)state;
     struct daemonproc dp;
-    assert_int_equal(daemonproc_start(&dp, NULL), 0);
-    int fd = client_connect(dp.sock);
-    uint64_t id = submit_ok(fd, long_job);
-    follow(fd, id, 2);
-    close(fd);
+    uint64_t id = start_long_job(&dp, 2);
     pid_t worker = child_of(dp.pid);
-    kill(dp.pid, SIGKILL);
-    int st;
-    waitpid(dp.pid, &st, 0);
-    dp.pid = 0;
+    kill_daemon(&dp);
     /* The orphaned worker must not run on: it dies with its daemon. */
     for (int i = 0; i < 200 && worker > 0 && kill(worker, 0) == 0; i++)
         usleep(20000);
@@ -160,7 +209,7 @@ static void test_daemon_killed_then_resumed(void **state)
     printf("after kill -9 of memtraind: %d epochs and %d checkpoints stored\n", nb, nc);
     assert_true(nb >= 2);
     assert_true(nc >= 1);
-    fd = client_connect(dp.sock);
+    int fd = client_connect(dp.sock);
     struct watch_seen seen = follow(fd, id, 0);
     close(fd);
     printf("job %llu after restart -> state %d (%s)\n", (unsigned long long)id, seen.state,
@@ -170,6 +219,45 @@ static void test_daemon_killed_then_resumed(void **state)
     assert_int_equal(na, 6);
     for (int i = 0; i < 2; i++) /* what was stored before the kill is untouched */
         assert_true(before[i].loss == after[i].loss && before[i].test_acc == after[i].test_acc);
+    /* It went on from a stored checkpoint, not from scratch (which would
+     * give the same figures: training is deterministic). */
+    unsigned e;
+    long step, in_epoch;
+    assert_int_equal(resumed_from(dp.sock, id, &e, &step, &in_epoch), 0);
+    assert_true(e >= 1 && e < 6);
+    assert_int_equal(step, (long)e * LONG_STEPS_PER_EPOCH);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
+/* Issue 11, finding 5: a worker stopped with SIGSTOP when memtraind is
+ * killed with SIGKILL dies with it (it would otherwise run on once
+ * continued, beside the restarted daemon's resumed copy of the job). */
+static void test_stopped_worker_dies_with_daemon(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    start_long_job(&dp, 1);
+    pid_t worker = child_of(dp.pid);
+    assert_true(worker > 0);
+    assert_int_equal(kill(worker, SIGSTOP), 0);
+    kill_daemon(&dp);
+    int alive = 1;
+    for (int i = 0; i < 200 && alive; i++) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)worker);
+        FILE *f = fopen(path, "r");
+        /* gone, or a zombie waiting for its new parent */
+        alive = f && fgets(line, sizeof line, f) && !strstr(line, ") Z ");
+        if (f)
+            fclose(f);
+        if (alive)
+            usleep(20000);
+    }
+    if (alive) {
+        kill(worker, SIGKILL);
+        fail_msg("the stopped worker %d outlived its daemon", (int)worker);
+    }
+    assert_int_equal(daemonproc_restart(&dp, NULL), 0);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
@@ -198,6 +286,13 @@ static void test_daemon_stopped_then_resumed(void **state)
     assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
     struct epoch_row rows[16];
     assert_int_equal(read_epochs(dp.sock, id, rows, 16), 6);
+    /* From the mid-epoch checkpoint the stop wrote, not from scratch. */
+    unsigned e;
+    long step, in_epoch;
+    assert_int_equal(resumed_from(dp.sock, id, &e, &step, &in_epoch), 0);
+    assert_true(e >= 1 && e < 6);
+    assert_true(in_epoch >= 0 && in_epoch < LONG_STEPS_PER_EPOCH);
+    assert_int_equal(step, (long)e * LONG_STEPS_PER_EPOCH + in_epoch);
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
@@ -208,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_over_limit_refused),
         cmocka_unit_test(test_daemon_killed_then_resumed),
         cmocka_unit_test(test_daemon_stopped_then_resumed),
+        cmocka_unit_test(test_stopped_worker_dies_with_daemon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
