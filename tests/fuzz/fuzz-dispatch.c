@@ -1,48 +1,36 @@
 /* fuzz-dispatch.c: bytes from a client -> frames -> Requests -> replies.
  *
  * The input's first byte picks the peer (even: uid 1000, odd: root); the
- * rest is the byte stream a client sends, fed to the daemon's frame reader
- * (framereader.c) in pieces the input's own bytes size. Each whole frame is
- * unpacked as a Request, as conn.c does, and answered by dispatch.c against
- * a fresh in-memory store, so an input is a whole session (submit, then
- * list, show, cancel, watch...). Replies stay in memory (fuzzconn.c). No
- * job ever starts: every slot counts as taken. */
+ * rest is the byte stream a client sends. It reaches the daemon's own
+ * conn.c in reads of 1..64 bytes sized by the stream's own bytes, so the
+ * frame reader (framereader.c), the Request unpacking and the refusals are
+ * the daemon's, and dispatch.c answers each Request against a fresh
+ * in-memory store: an input is a whole session (submit, then list, show,
+ * cancel, watch...), ended by EOF. libuv's stream calls are in memory
+ * (fuzzuv.c): every reply is checked to decode. No job ever starts: the
+ * one slot counts as taken. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
+#include "conn.h"
 #include "daemon.h"
 #include "dispatch.h"
-#include "fuzzconn.h"
+#include "fuzzuv.h"
 #include "jobs.h"
 #include "log.h"
 #include "watch.h"
 
-#define FUZZ_FRAME_MAX (1u << 20)
-
 static uv_loop_t loop;
 
+/* As main.c: a closed connection's streams go with it. */
 static void on_conn_closed(struct conn *c)
 {
     watch_drop_conn(c->d, c);
 }
 
 static const struct conn_handler handler = {dispatch_request, on_conn_closed};
-
-static int on_frame(void *ud, const uint8_t *body, size_t len)
-{
-    struct conn *c = ud;
-    Memtrain__Request *req = memtrain__request__unpack(NULL, len, body);
-    if (!req)
-        return 1; /* conn.c refuses and closes */
-    c->d->conn_handler->request(c, req);
-    memtrain__request__free_unpacked(req, NULL);
-    fuzzconn_drain();
-    uv_run(c->d->loop, UV_RUN_DEFAULT); /* work queued by a handler, if any */
-    fuzzconn_drain();
-    return c->closing || c->close_after_write;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,11 +40,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     /* MT_FUZZ_VERBOSE=1: the daemon's log and each reply on stderr */
-    fuzzconn_verbose = getenv("MT_FUZZ_VERBOSE") != NULL;
-    log_init(fuzzconn_verbose ? LOG_DEBUG : LOG_EMERG, 0);
+    fuzzuv_verbose = getenv("MT_FUZZ_VERBOSE") != NULL;
+    log_init(fuzzuv_verbose ? LOG_DEBUG : LOG_EMERG, 0);
     if (uv_loop_init(&loop))
         abort();
     return 0;
+}
+
+/* What the loop would do between reads: complete writes, run queued work. */
+static void settle(struct daemon *d)
+{
+    fuzzuv_drain();
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    fuzzuv_drain();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -75,34 +71,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (store_open(&d.store, ":memory:", &err))
         abort();
 
+    /* As server.c accepts one. */
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         abort();
     c->d = &d;
     c->uid = (data[0] & 1) ? 0 : 1000;
     c->pid = 1;
+    c->pipe.data = c;
     d.conns = c;
     d.n_conns = 1;
-    frame_reader_init(&c->fr, FUZZ_FRAME_MAX);
+    if (conn_start(c))
+        abort();
 
-    /* Pieces of 1..64 bytes, sized by the stream's own bytes. */
     const uint8_t *p = data + 1;
     size_t left = size - 1;
-    int rc = 0;
-    while (left && !rc) {
+    while (left) {
         size_t n = 1 + (p[0] & 63);
         if (n > left)
             n = left;
-        rc = frame_reader_feed(&c->fr, p, n, on_frame, c, &err);
-        p += n;
-        left -= n;
+        size_t took = fuzzuv_feed((uv_stream_t *)&c->pipe, p, n);
+        settle(&d);
+        if (!took)
+            break; /* the conn stopped reading (refused) or closed */
+        p += took;
+        left -= took;
     }
-
-    c->closing = 1;
-    fuzzconn_drain();
-    handler.closed(c);
-    frame_reader_deinit(&c->fr);
-    free(c);
+    if (d.n_conns) {
+        if (!fuzzuv_feed((uv_stream_t *)&c->pipe, NULL, 0)) /* EOF */
+            conn_close(c);
+        settle(&d);
+    }
+    if (d.n_conns || d.watches)
+        abort(); /* the conn and its streams must be gone */
     jobs_free_all(&d);
     store_close(d.store);
     config_free(&d.cfg);
