@@ -53,6 +53,11 @@ static void next_piece(const uint8_t **p, size_t *left, const uint8_t **out, siz
     *left -= len;
 }
 
+static void remove_dir(void)
+{
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -63,6 +68,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(dir, sizeof dir, "/tmp/mt-fuzz-data-XXXXXX");
     if (!mkdtemp(dir))
         abort();
+    atexit(remove_dir); /* the files in it go after each input */
     return 0;
 }
 
