@@ -3,7 +3,8 @@
 #
 #   deploy/setup-debian.sh demo    install, build, start memtraind and train MNIST
 #                                  through it (mtctl submit --follow)
-#   deploy/setup-debian.sh test    install, build, run the test suites
+#   deploy/setup-debian.sh test    install (with valgrind, clang and libFuzzer),
+#                                  build, run the test suites
 #   deploy/setup-debian.sh deps    install only (packages and the MNIST data)
 #   deploy/setup-debian.sh build   install and build only
 #
@@ -20,10 +21,14 @@ build=${MEMTRAIN_BUILD_DIR:-build}
 packages="build-essential meson ninja-build pkg-config protobuf-c-compiler \
 libopenblas-dev libuv1-dev libprotobuf-c-dev libsqlite3-dev libyaml-dev zlib1g-dev \
 libcmocka-dev sqlite3"
+# `test` also runs what .ci/run needs: valgrind, and clang with libFuzzer's
+# runtime for the fuzz targets (tests/fuzz).
+test_packages="valgrind clang libclang-rt-dev"
 
 say() { printf '\n== %s\n' "$*"; }
 
 install_packages() {
+    if [ "$what" = test ]; then packages="$packages $test_packages"; fi
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     missing=""

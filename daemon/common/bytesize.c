@@ -33,8 +33,9 @@ static const char *split_number(const char *text, int *whole, unsigned long long
     if (digits == 0)
         return NULL;
     /* an exponent needs digits; "1EiB" is a number and a unit */
-    const char *q = p + 1 + (p[1] == '+' || p[1] == '-');
-    if ((*p == 'e' || *p == 'E') && *q >= '0' && *q <= '9') {
+    /* p[1] is read only after *p is known not to be the terminator */
+    const char *q = (*p == 'e' || *p == 'E') ? p + 1 + (p[1] == '+' || p[1] == '-') : NULL;
+    if (q && *q >= '0' && *q <= '9') {
         p = q + strspn(q, "0123456789");
         *whole = 0;
     }
