@@ -64,8 +64,21 @@ int conn_send(struct mtctl *c, Memtrain__Request *req, struct mt_err *err)
     memtrain__request__pack(req, buf);
     rc = wire_write_frame(c->fd, buf, n, err);
     free(buf);
-    if (rc)
+    if (rc) {
+        /* A daemon that turned us away (its connection limit) wrote why
+         * before closing: say that rather than "Broken pipe". */
+        Memtrain__Response *why = NULL;
+        struct mt_err rerr = {0};
+        c->status = -1;
+        int rrc = conn_recv(c, &why, &rerr);
+        if (why)
+            memtrain__response__free_unpacked(why, NULL);
+        if (rrc && c->status > 0) {
+            *err = rerr;
+            return rrc;
+        }
         return mt_err_prefix(err, "sending to memtraind at %s: ", c->socket_path);
+    }
     return 0;
 }
 

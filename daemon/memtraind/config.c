@@ -200,6 +200,9 @@ int config_defaults(struct mt_config *c)
     c->hard_limit_margin = (uint64_t)256 << 20;
     c->frame_max = (uint64_t)16 << 20;
     c->max_connections = 256;
+    c->output_buffer_max = (uint64_t)64 << 20;
+    c->idle_timeout_ms = 10 * 60 * 1000;
+    c->frame_timeout_ms = 30 * 1000;
     c->cancel_grace_ms = 10000;
     c->step_every = 10;
     c->memory_sample_ms = 1000;
@@ -306,6 +309,9 @@ static const struct key keys[] = {
     {"hard_limit_margin", K_SIZE, F(hard_limit_margin), 0, (uint64_t)INT64_MAX},
     {"frame_max", K_SIZE, F(frame_max), 1024, GiB},
     {"max_connections", K_COUNT, F(max_connections), 1, 65536},
+    {"output_buffer_max", K_SIZE, F(output_buffer_max), 1 << 20, (uint64_t)INT64_MAX},
+    {"idle_timeout", K_DURATION, F(idle_timeout_ms), 100, UINT32_MAX},
+    {"frame_timeout", K_DURATION, F(frame_timeout_ms), 100, UINT32_MAX},
     {"cancel_grace_ms", K_DURATION, F(cancel_grace_ms), 0, UINT32_MAX},
     {"step_every", K_COUNT, F(step_every), 0, UINT32_MAX},
     {"memory_sample_ms", K_DURATION, F(memory_sample_ms), 10, UINT32_MAX},
@@ -597,6 +603,9 @@ int config_apply_reload(struct mt_config *live, const struct mt_config *fresh,
     fixed_str(&s, "worker_path", live->worker_path, fresh->worker_path);
     fixed_num(&s, "frame_max", live->frame_max, fresh->frame_max);
     fixed_num(&s, "max_connections", live->max_connections, fresh->max_connections);
+    fixed_num(&s, "output_buffer_max", live->output_buffer_max, fresh->output_buffer_max);
+    fixed_num(&s, "idle_timeout", live->idle_timeout_ms, fresh->idle_timeout_ms);
+    fixed_num(&s, "frame_timeout", live->frame_timeout_ms, fresh->frame_timeout_ms);
     if (s.used == 0)
         say(&s, "no change");
     return s.changes;

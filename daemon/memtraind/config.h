@@ -36,6 +36,9 @@ struct mt_config {
     char *worker_path;          /* the memtrain-worker executable */
     uint64_t frame_max;         /* largest client frame, bytes */
     uint32_t max_connections;   /* accepted client connections at once */
+    uint64_t output_buffer_max; /* bytes queued for all clients at once (frames + requests) */
+    uint32_t idle_timeout_ms;   /* close a conn with no watch and no request this long */
+    uint32_t frame_timeout_ms;  /* close a conn that leaves a frame half sent this long */
 
     /* Live: a SIGHUP reload changes these. They act on jobs started, and
      * samples taken, after the change; running jobs keep what they got. */

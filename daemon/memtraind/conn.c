@@ -29,7 +29,7 @@ static void on_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     d->n_conns--;
-    d->conn_handler->closed(c);
+    d->conn_handler->closed(c); /* its watches and fetch go */
     frame_reader_deinit(&c->fr);
     free(c->rbuf);
     free(c);
@@ -40,6 +40,7 @@ void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = 1; /* its watches go in the close callback */
+    c->d->out_queued -= c->queued; /* cancelled and freed before the close callback */
     uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
@@ -47,7 +48,11 @@ static void on_written(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
     struct conn *c = w->c;
-    c->queued -= w->len;
+    size_t cost = CONN_WRITE_COST(w->len);
+    c->queued -= cost;
+    if (!c->closing)
+        c->d->out_queued -= cost;
+    c->active_ms = (int64_t)uv_now(c->d->loop);
     free(w->buf);
     if (w->sent)
         w->sent(c, w->ud, status);
@@ -58,6 +63,16 @@ static void on_written(uv_write_t *req, int status)
     } else if (c->close_after_write && c->queued == 0) {
         conn_close(c);
     }
+}
+
+/* The open conn with the most bytes queued; `c` unless another has more. */
+static struct conn *furthest_behind(struct daemon *d, struct conn *c)
+{
+    struct conn *worst = c;
+    for (struct conn *o = d->conns; o; o = o->next)
+        if (!o->closing && o->queued > worst->queued)
+            worst = o;
+    return worst;
 }
 
 int conn_send(struct conn *c, uint64_t id, Memtrain__Response *r, conn_sent_fn sent, void *ud)
@@ -77,12 +92,25 @@ int conn_send(struct conn *c, uint64_t id, Memtrain__Response *r, conn_sent_fn s
             sent(c, ud, UV_ENOMEM);
         return MT_E_NOMEM;
     }
-    if (c->queued + w->len > CONN_MAX_QUEUED) {
-        log_warn("client pid %ld: %zu bytes unread; dropping the connection", (long)c->pid,
-                 c->queued);
+    size_t cost = CONN_WRITE_COST(w->len);
+    struct daemon *d = c->d;
+    size_t cap = d->cfg.output_buffer_max < CONN_MAX_QUEUED ? d->cfg.output_buffer_max
+                                                             : CONN_MAX_QUEUED;
+    struct conn *drop = NULL;
+    if (c->queued + cost > cap)
+        drop = c;
+    else if (d->out_queued + cost > d->cfg.output_buffer_max)
+        drop = furthest_behind(d, c);
+    if (drop) {
+        log_warn("client pid %ld uid %u: %zu bytes unread (%llu queued for all clients, "
+                 "output_buffer_max %llu); dropping the connection", (long)drop->pid,
+                 (unsigned)drop->uid, drop->queued, (unsigned long long)d->out_queued,
+                 (unsigned long long)d->cfg.output_buffer_max);
+        conn_close(drop);
+    }
+    if (drop == c) {
         free(w->buf);
         free(w);
-        conn_close(c);
         if (sent)
             sent(c, ud, UV_ENOBUFS);
         return UV_ENOBUFS;
@@ -100,7 +128,8 @@ int conn_send(struct conn *c, uint64_t id, Memtrain__Response *r, conn_sent_fn s
             sent(c, ud, rc);
         return rc;
     }
-    c->queued += w->len;
+    c->queued += cost;
+    d->out_queued += cost;
     return 0;
 }
 
@@ -163,15 +192,39 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     struct mt_err err = {0};
+    c->active_ms = (int64_t)uv_now(c->d->loop);
     int rc = frame_reader_feed(&c->fr, (const uint8_t *)c->rbuf, (size_t)n, on_frame, c, &err);
+    if (!frame_reader_partial(&c->fr))
+        c->frame_start_ms = 0;
+    else if (!c->frame_start_ms)
+        c->frame_start_ms = c->active_ms;
     if (rc == MT_E_TOOBIG)
         refuse(c, MEMTRAIN__STATUS__INVALID, err.msg);
     else if (rc == MT_E_NOMEM)
         refuse(c, MEMTRAIN__STATUS__UNAVAILABLE, err.msg);
 }
 
+void conn_sweep(struct daemon *d, int64_t now_ms)
+{
+    for (struct conn *c = d->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (c->frame_start_ms && now_ms - c->frame_start_ms >= (int64_t)d->cfg.frame_timeout_ms) {
+            log_info("client pid %ld uid %u: a request left half sent for %u ms; closing the "
+                     "connection", (long)c->pid, (unsigned)c->uid, d->cfg.frame_timeout_ms);
+            conn_close(c);
+        } else if (!c->frame_start_ms && c->n_watches == 0 && !c->fetching && c->queued == 0 &&
+                   now_ms - c->active_ms >= (int64_t)d->cfg.idle_timeout_ms) {
+            log_info("client pid %ld uid %u: idle for %u ms; closing the connection",
+                     (long)c->pid, (unsigned)c->uid, d->cfg.idle_timeout_ms);
+            conn_close(c);
+        }
+    }
+}
+
 int conn_start(struct conn *c)
 {
+    c->active_ms = (int64_t)uv_now(c->d->loop);
     frame_reader_init(&c->fr, c->d->cfg.frame_max);
     if (!(c->rbuf = malloc(CONN_READ_BUF)))
         return MT_E_NOMEM;

@@ -19,8 +19,17 @@
 #include "memtrain.pb-c.h"
 
 #define CONN_READ_BUF (64 * 1024)
-/* A reader that falls this far behind (bytes queued for it) is dropped. */
+/* A reader that falls this far behind (bytes queued for it) is dropped;
+ * so is the reader furthest behind when every conn's queued bytes together
+ * would pass cfg.output_buffer_max. Queued bytes count the frame and the
+ * write request that holds it (CONN_WRITE_COST). */
 #define CONN_MAX_QUEUED (256u << 20)
+#define CONN_WRITE_COST(len) ((len) + sizeof(uv_write_t) + 64)
+/* Step and memory watch events are skipped for a conn with more than this
+ * queued: a slow watcher sees the latest state when it catches up. */
+#define CONN_COALESCE_QUEUED (64u << 10)
+/* Watches and log follows one connection may hold at once. */
+#define CONN_MAX_WATCHES 16
 
 struct conn {
     uv_pipe_t pipe;               /* pipe.data = this */
@@ -32,9 +41,13 @@ struct conn {
     int in_group;                 /* access.c's cache: 0 not asked yet, 1 yes, -1 no */
     struct frame_reader fr;
     char *rbuf;                   /* CONN_READ_BUF bytes, owned */
-    size_t queued;                /* bytes written but not yet completed */
+    size_t queued;                /* CONN_WRITE_COST of writes not yet completed */
     int closing;
     int close_after_write;
+    int n_watches;                /* watch.c */
+    int fetching;                 /* a checkpoint fetch is being streamed (dispatch.c) */
+    int64_t active_ms;            /* last read or completed write (idle timeout) */
+    int64_t frame_start_ms;       /* a frame began arriving; 0 = none partial */
 };
 
 /* What the daemon does with its connections (d->conn_handler). */
@@ -62,5 +75,9 @@ int conn_send_error(struct conn *c, uint64_t id, Memtrain__Status status, const 
     __attribute__((format(printf, 4, 5)));
 /* Close now (idempotent); the conn is freed in the close callback. */
 void conn_close(struct conn *c);
+/* Close the conns past their timeouts at `now_ms` (server.c's sweep timer):
+ * a frame half sent for cfg.frame_timeout_ms, or no watch, no fetch, nothing
+ * queued and nothing read for cfg.idle_timeout_ms. Each close is logged. */
+void conn_sweep(struct daemon *d, int64_t now_ms);
 
 #endif

@@ -31,6 +31,9 @@ struct daemon {
     const struct conn_handler *conn_handler; /* what a conn does with a Request (main.c) */
     struct conn *conns;           /* list, newest first */
     int n_conns;
+    uint64_t out_queued;          /* bytes held for writes to open conns (conn.c) */
+    uv_timer_t sweep;             /* idle and partial-frame timeouts (server.c) */
+    int sweeping;
     struct job *jobs;             /* QUEUED and RUNNING jobs, in submit order */
     struct watch *watches;        /* every open stream */
     struct probe *probes;         /* dataset probes on the threadpool (probe.c) */

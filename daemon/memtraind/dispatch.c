@@ -325,8 +325,21 @@ static void handle_cancel(struct conn *c, uint64_t id, const Memtrain__CancelReq
     reply_job(c, id, MEMTRAIN__RESPONSE__BODY_CANCEL, &j->row, j, msg);
 }
 
+/* Refuse a watch or log follow past CONN_MAX_WATCHES on one connection. */
+static int watch_refused(struct conn *c, uint64_t id)
+{
+    if (watch_room(c))
+        return 0;
+    conn_send_error(c, id, MEMTRAIN__STATUS__UNAVAILABLE,
+                    "at most %d watches and log follows at once on one connection",
+                    CONN_MAX_WATCHES);
+    return 1;
+}
+
 static void handle_watch(struct conn *c, uint64_t id, const Memtrain__WatchRequest *q)
 {
+    if (watch_refused(c, id))
+        return;
     if (q->job_id == 0) {
         if (!watch_add(c->d, c, id, 0, WATCH_EVENTS, q->steps))
             conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
@@ -461,42 +474,57 @@ static int push_ckpt(void *ud, uint32_t epoch, int64_t time_ms, uint64_t bytes)
     return 0;
 }
 
-/* A checkpoint being streamed: the next chunk goes when the last is written. */
+/* A checkpoint being streamed from the store: one chunk is read, packed and
+ * queued at a time, the next when the last is written; one per conn. */
 struct fetch {
     uint64_t req_id;
-    uint8_t *blob;
-    size_t len, off;
-    uint32_t epoch;
+    struct store_ckpt_ref ref;
+    size_t off;
 };
 
 static void send_chunk(struct conn *c, struct fetch *f);
 
+static void fetch_end(struct conn *c, struct fetch *f)
+{
+    c->fetching = 0;
+    free(f);
+}
+
 static void on_chunk_sent(struct conn *c, void *ud, int status)
 {
     struct fetch *f = ud;
-    if (status < 0 || f->off >= f->len) {
-        free(f->blob);
-        free(f);
-        return;
-    }
-    send_chunk(c, f);
+    if (status < 0 || f->off >= f->ref.len)
+        fetch_end(c, f);
+    else
+        send_chunk(c, f);
 }
 
 static void send_chunk(struct conn *c, struct fetch *f)
 {
-    size_t n = f->len - f->off < CHUNK_BYTES ? f->len - f->off : CHUNK_BYTES;
+    size_t n = f->ref.len - f->off < CHUNK_BYTES ? f->ref.len - f->off : CHUNK_BYTES;
+    struct mt_err err = {0};
+    uint8_t *buf = malloc(n ? n : 1);
+    int rc = buf ? store_ckpt_read(c->d->store, &f->ref, f->off, buf, n, &err)
+                 : mt_err_set(&err, MT_E_NOMEM, "out of memory");
+    if (rc) {
+        free(buf);
+        conn_send_error(c, f->req_id, status_of(rc), "%s", err.msg);
+        fetch_end(c, f);
+        return;
+    }
     Memtrain__CheckpointChunk ch = MEMTRAIN__CHECKPOINT_CHUNK__INIT;
-    ch.epoch = f->epoch;
+    ch.epoch = f->ref.epoch;
     ch.offset = f->off;
-    ch.total = f->len;
-    ch.data.data = f->blob + f->off;
+    ch.total = f->ref.len;
+    ch.data.data = buf;
     ch.data.len = n;
     f->off += n;
     Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
     r.body_case = MEMTRAIN__RESPONSE__BODY_CHUNK;
     r.chunk = &ch;
-    r.end = f->off >= f->len;
+    r.end = f->off >= f->ref.len;
     conn_send(c, f->req_id, &r, on_chunk_sent, f);
+    free(buf);
 }
 
 static void handle_checkpoints(struct conn *c, uint64_t id, const Memtrain__CheckpointsRequest *q)
@@ -507,19 +535,24 @@ static void handle_checkpoints(struct conn *c, uint64_t id, const Memtrain__Chec
     store_job_clear(&row);
     struct mt_err err = {0};
     if (q->fetch) {
+        if (c->fetching) {
+            conn_send_error(c, id, MEMTRAIN__STATUS__UNAVAILABLE,
+                            "a checkpoint is already being fetched on this connection");
+            return;
+        }
         struct fetch *f = calloc(1, sizeof *f);
         if (!f) {
             conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
             return;
         }
-        int rc = store_ckpt_get(c->d->store, q->job_id, q->epoch, &f->blob, &f->len, &f->epoch,
-                                &err);
+        int rc = store_ckpt_open(c->d->store, q->job_id, q->epoch, &f->ref, &err);
         if (rc) {
             free(f);
             conn_send_error(c, id, status_of(rc), "%s", err.msg);
             return;
         }
         f->req_id = id;
+        c->fetching = 1;
         send_chunk(c, f);
         return;
     }
@@ -641,6 +674,8 @@ static void handle_ping(struct conn *c, uint64_t id)
 
 static void handle_logs(struct conn *c, uint64_t id, const Memtrain__LogsRequest *q)
 {
+    if (watch_refused(c, id))
+        return;
     struct store_job row;
     if (get_row(c, id, q->job_id, &row))
         return;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "frame.h"
 #include "log.h"
 
 /* Is a daemon answering on path? */
@@ -46,16 +47,41 @@ static void close_free(uv_handle_t *h)
     free(h);
 }
 
-/* Over the connection limit: accept and close at once, allocating no conn. */
+/* Over the connection limit (or stopping): accept, write one Response that
+ * says why, and close, allocating no conn. The reply fits an empty socket
+ * buffer, so one non-blocking write sends it. */
 static void turn_away(struct daemon *d, uv_stream_t *server)
 {
     uv_pipe_t *p = malloc(sizeof *p);
     if (!p)
         return;
     uv_pipe_init(d->loop, p, 0);
-    if (uv_accept(server, (uv_stream_t *)p) == 0)
-        log_warn("connection limit (%u) reached; refusing a client", d->cfg.max_connections);
+    if (uv_accept(server, (uv_stream_t *)p) == 0) {
+        char msg[128];
+        if (d->stopping)
+            snprintf(msg, sizeof msg, "memtraind is stopping");
+        else
+            snprintf(msg, sizeof msg, "memtraind is at its connection limit (%u)",
+                     d->cfg.max_connections);
+        log_warn("%s; refusing a client", msg);
+        Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
+        r.status = MEMTRAIN__STATUS__UNAVAILABLE;
+        r.message = msg;
+        size_t len;
+        uint8_t *buf = frame_pack(&r.base, &len);
+        if (buf) {
+            uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+            uv_try_write((uv_stream_t *)p, &b, 1);
+            free(buf);
+        }
+    }
     uv_close((uv_handle_t *)p, close_free);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    conn_sweep(d, (int64_t)uv_now(d->loop));
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -123,11 +149,20 @@ int server_listen(struct daemon *d, struct mt_err *err)
     chmod(path, 0660);
     if ((rc = uv_listen((uv_stream_t *)&d->listener, 128, on_connection)) < 0)
         return mt_err_set(err, MT_E_IO, "cannot listen on %s: %s", path, uv_strerror(rc));
+    uint32_t least = d->cfg.frame_timeout_ms < d->cfg.idle_timeout_ms ? d->cfg.frame_timeout_ms
+                                                                      : d->cfg.idle_timeout_ms;
+    uint64_t every = least / 4 < 250 ? least / 4 : 250;
+    uv_timer_init(d->loop, &d->sweep);
+    d->sweep.data = d;
+    d->sweeping = 1;
+    uv_timer_start(&d->sweep, on_sweep, every ? every : 1, every ? every : 1);
     return 0;
 }
 
 void server_stop(struct daemon *d)
 {
+    if (d->sweeping && !uv_is_closing((uv_handle_t *)&d->sweep))
+        uv_close((uv_handle_t *)&d->sweep, NULL);
     if (d->listening && !uv_is_closing((uv_handle_t *)&d->listener)) {
         uv_close((uv_handle_t *)&d->listener, NULL);
         unlink(d->cfg.socket_path);

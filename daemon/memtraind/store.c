@@ -20,6 +20,7 @@
 #include "store.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1072,11 +1073,10 @@ int store_ckpts_each(struct store *st, uint64_t job_id, store_ckpt_fn fn, void *
 /* The blob is read with sqlite3_blob_read straight into the caller's
  * buffer: sqlite3_column_blob would first make a copy of its own, and a
  * checkpoint can be hundreds of MB. */
-int store_ckpt_get(struct store *st, uint64_t job_id, uint32_t epoch, uint8_t **blob,
-                   size_t *len, uint32_t *epoch_out, struct mt_err *err)
+int store_ckpt_open(struct store *st, uint64_t job_id, uint32_t epoch,
+                    struct store_ckpt_ref *ref, struct mt_err *err)
 {
-    *blob = NULL;
-    *len = 0;
+    memset(ref, 0, sizeof *ref);
     int ret = store_flush(st, err);
     if (ret)
         return ret;
@@ -1084,11 +1084,9 @@ int store_ckpt_get(struct store *st, uint64_t job_id, uint32_t epoch, uint8_t **
     sqlite3_bind_int64(s, 1, (sqlite3_int64)job_id);
     sqlite3_bind_int64(s, 2, epoch);
     int rc = sqlite3_step(s);
-    sqlite3_int64 rowid = 0;
-    uint32_t found = 0;
     if (rc == SQLITE_ROW) {
-        rowid = sqlite3_column_int64(s, 0);
-        found = (uint32_t)sqlite3_column_int64(s, 1);
+        ref->rowid = sqlite3_column_int64(s, 0);
+        ref->epoch = (uint32_t)sqlite3_column_int64(s, 1);
     } else if (rc == SQLITE_DONE) {
         ret = epoch ? mt_err_set(err, MT_E_NOTFOUND,
                                  "job %" PRIu64 " has no checkpoint for epoch %" PRIu32,
@@ -1101,31 +1099,55 @@ int store_ckpt_get(struct store *st, uint64_t job_id, uint32_t epoch, uint8_t **
     finish(s);
     if (ret)
         return ret;
-
     sqlite3_blob *b = NULL;
-    rc = sqlite3_blob_open(st->db, "main", "checkpoints", "data", rowid, 0, &b);
-    if (rc != SQLITE_OK) {
+    rc = sqlite3_blob_open(st->db, "main", "checkpoints", "data", ref->rowid, 0, &b);
+    if (rc == SQLITE_OK)
+        ref->len = (size_t)(sqlite3_blob_bytes(b) > 0 ? sqlite3_blob_bytes(b) : 0);
+    else
         ret = fail(st, rc, "read checkpoint", err);
-        sqlite3_blob_close(b);
-        return ret;
-    }
-    int n = sqlite3_blob_bytes(b);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) {
-        sqlite3_blob_close(b);
-        return nomem("read checkpoint", err);
-    }
-    rc = n > 0 ? sqlite3_blob_read(b, buf, n, 0) : SQLITE_OK;
-    if (rc != SQLITE_OK) {
-        ret = fail(st, rc, "read checkpoint", err);
-        free(buf);
-        sqlite3_blob_close(b);
-        return ret;
-    }
     sqlite3_blob_close(b);
+    return ret;
+}
+
+int store_ckpt_read(struct store *st, const struct store_ckpt_ref *ref, size_t off, uint8_t *buf,
+                    size_t n, struct mt_err *err)
+{
+    if (n == 0)
+        return 0;
+    if (off > ref->len || n > ref->len - off || ref->len > INT_MAX)
+        return mt_err_set(err, MT_E_INVAL, "checkpoint read past its end");
+    sqlite3_blob *b = NULL;
+    int rc = sqlite3_blob_open(st->db, "main", "checkpoints", "data", ref->rowid, 0, &b);
+    if (rc == SQLITE_OK && sqlite3_blob_bytes(b) != (int)ref->len)
+        rc = SQLITE_ABORT; /* replaced since it was opened */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_blob_read(b, buf, (int)n, (int)off);
+    sqlite3_blob_close(b);
+    if (rc == SQLITE_ABORT || rc == SQLITE_ERROR)
+        return mt_err_set(err, MT_E_NOTFOUND, "the checkpoint of epoch %" PRIu32
+                          " was removed or replaced while it was being read", ref->epoch);
+    return rc == SQLITE_OK ? 0 : fail(st, rc, "read checkpoint", err);
+}
+
+int store_ckpt_get(struct store *st, uint64_t job_id, uint32_t epoch, uint8_t **blob,
+                   size_t *len, uint32_t *epoch_out, struct mt_err *err)
+{
+    *blob = NULL;
+    *len = 0;
+    struct store_ckpt_ref ref;
+    int ret = store_ckpt_open(st, job_id, epoch, &ref, err);
+    if (ret)
+        return ret;
+    uint8_t *buf = malloc(ref.len ? ref.len : 1);
+    if (!buf)
+        return nomem("read checkpoint", err);
+    if ((ret = store_ckpt_read(st, &ref, 0, buf, ref.len, err))) {
+        free(buf);
+        return ret;
+    }
     *blob = buf;
-    *len = (size_t)n;
+    *len = ref.len;
     if (epoch_out)
-        *epoch_out = found;
+        *epoch_out = ref.epoch;
     return 0;
 }

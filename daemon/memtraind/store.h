@@ -127,6 +127,19 @@ int store_ckpt_add(struct store *st, uint64_t job_id, uint32_t epoch, int64_t ti
 typedef int (*store_ckpt_fn)(void *ud, uint32_t epoch, int64_t time_ms, uint64_t bytes);
 int store_ckpts_each(struct store *st, uint64_t job_id, store_ckpt_fn fn, void *ud,
                      struct mt_err *err);
+/* A checkpoint found but not read: its row, size and epoch. */
+struct store_ckpt_ref {
+    int64_t rowid;
+    size_t len;
+    uint32_t epoch;
+};
+/* Find the checkpoint of `epoch` (0 = the newest) without reading it. */
+int store_ckpt_open(struct store *st, uint64_t job_id, uint32_t epoch,
+                    struct store_ckpt_ref *ref, struct mt_err *err);
+/* Read n bytes at off of it (incremental blob I/O: nothing else is held).
+ * MT_E_NOTFOUND when the checkpoint was pruned or replaced meanwhile. */
+int store_ckpt_read(struct store *st, const struct store_ckpt_ref *ref, size_t off, uint8_t *buf,
+                    size_t n, struct mt_err *err);
 /* The checkpoint of `epoch` (0 = the newest) into a malloc'd *blob. */
 int store_ckpt_get(struct store *st, uint64_t job_id, uint32_t epoch, uint8_t **blob,
                    size_t *len, uint32_t *epoch_out, struct mt_err *err);

@@ -10,9 +10,12 @@
 struct watch *watch_add(struct daemon *d, struct conn *c, uint64_t req_id, uint64_t job_id,
                         enum watch_kind kind, int steps)
 {
+    if (c->n_watches >= CONN_MAX_WATCHES)
+        return NULL;
     struct watch *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    c->n_watches++;
     w->c = c;
     w->req_id = req_id;
     w->job_id = job_id;
@@ -28,9 +31,15 @@ static void unlink_watch(struct daemon *d, struct watch *w)
     for (struct watch **p = &d->watches; *p; p = &(*p)->next)
         if (*p == w) {
             *p = w->next;
+            w->c->n_watches--;
             free(w);
             return;
         }
+}
+
+int watch_room(const struct conn *c)
+{
+    return c->n_watches < CONN_MAX_WATCHES;
 }
 
 void watch_drop_conn(struct daemon *d, struct conn *c)
@@ -40,6 +49,7 @@ void watch_drop_conn(struct daemon *d, struct conn *c)
         if ((*p)->c == c) {
             struct watch *w = *p;
             *p = w->next;
+            c->n_watches--;
             free(w);
         } else {
             p = &(*p)->next;
@@ -61,9 +71,13 @@ void watch_event(struct daemon *d, uint64_t job_id, uid_t owner, Memtrain__Watch
     r.body_case = MEMTRAIN__RESPONSE__BODY_WATCH;
     r.watch = ev;
     int is_step = ev->event_case == MEMTRAIN__WATCH_EVENT__EVENT_STEP;
+    /* Step and memory events only show the latest state: skip them for a
+     * watcher that is behind, which then gets the next one when it reads. */
+    int lossy = is_step || ev->event_case == MEMTRAIN__WATCH_EVENT__EVENT_MEMORY;
     for (struct watch *w = d->watches, *next; w; w = next) {
         next = w->next; /* conn_send may drop the conn and its watches */
-        if (w->kind == WATCH_EVENTS && sees(w, job_id, owner) && (!is_step || w->steps))
+        if (w->kind == WATCH_EVENTS && sees(w, job_id, owner) && (!is_step || w->steps) &&
+            !(lossy && w->c->queued > CONN_COALESCE_QUEUED))
             conn_send(w->c, w->req_id, &r, NULL, NULL);
     }
 }
@@ -183,6 +197,7 @@ void watch_end_all(struct daemon *d)
         r.message = "memtraind is stopping";
         r.end = 1;
         d->watches = w->next;
+        w->c->n_watches--;
         conn_send(w->c, w->req_id, &r, NULL, NULL);
         free(w);
     }

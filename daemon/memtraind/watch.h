@@ -26,11 +26,15 @@ struct watch {
     int64_t log_after;            /* logs: id of the last line sent */
 };
 
+/* NULL when out of memory or when c already holds CONN_MAX_WATCHES. */
 struct watch *watch_add(struct daemon *d, struct conn *c, uint64_t req_id, uint64_t job_id,
                         enum watch_kind kind, int steps);
+/* 1 when c may add another watch (fewer than CONN_MAX_WATCHES). */
+int watch_room(const struct conn *c);
 void watch_drop_conn(struct daemon *d, struct conn *c);
 /* Send ev to the watchers of job (owner `owner`); StepProgress only to
- * those who asked for steps. */
+ * those who asked for steps. Step and memory events are skipped for a
+ * watcher with more than CONN_COALESCE_QUEUED bytes unread. */
 void watch_event(struct daemon *d, uint64_t job_id, uid_t owner, Memtrain__WatchEvent *ev);
 /* The job reached a final state: its event watchers get `final` then end;
  * its log followers get the remaining lines then end. */
