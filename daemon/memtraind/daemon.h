@@ -40,6 +40,7 @@ struct daemon {
     int running;                  /* jobs with a live worker */
     int64_t started_ms;
     int stopping;                 /* SIGTERM seen: no new work, waiting for workers */
+    int64_t drain_until_ms;       /* workers gone: replies left unread are dropped after this */
     int exit_code;
 };
 

@@ -133,16 +133,39 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
-/* Every worker is gone: end the streams, close everything; uv_run returns. */
+/* How long the last replies (the streams' ends) may wait for clients that
+ * do not read them: a client that never reads must not keep the daemon up. */
+#define DRAIN_MS 2000
+
+/* Every worker is gone: end the streams, let the last replies go out, then
+ * close everything; uv_run returns. Called again by the tick until every
+ * connection is closed or DRAIN_MS has passed. */
 static void finish_shutdown(struct daemon *d)
 {
-    watch_end_all(d);
-    for (struct conn *c = d->conns; c; c = c->next)
-        c->close_after_write = 1, (c->queued == 0 ? conn_close(c) : (void)0);
-    close_handle((uv_handle_t *)&d->tick);
-    close_handle((uv_handle_t *)&d->sig_term);
-    close_handle((uv_handle_t *)&d->sig_int);
-    close_handle((uv_handle_t *)&d->sig_hup);
+    int64_t now = mt_now_ms();
+    if (!d->drain_until_ms) {
+        d->drain_until_ms = now + DRAIN_MS;
+        watch_end_all(d);
+        close_handle((uv_handle_t *)&d->sig_term);
+        close_handle((uv_handle_t *)&d->sig_int);
+        close_handle((uv_handle_t *)&d->sig_hup);
+    }
+    int late = now >= d->drain_until_ms, open = 0;
+    for (struct conn *c = d->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        c->close_after_write = 1;
+        if (c->queued == 0 || late) {
+            if (c->queued)
+                log_warn("client pid %ld: %zu bytes of replies unread at shutdown; closing",
+                         (long)c->pid, c->queued);
+            conn_close(c);
+        } else {
+            open++;
+        }
+    }
+    if (!open)
+        close_handle((uv_handle_t *)&d->tick);
 }
 
 static void begin_shutdown(struct daemon *d, const char *why)
