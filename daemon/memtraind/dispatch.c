@@ -720,3 +720,13 @@ void dispatch_request(struct conn *c, const Memtrain__Request *req)
                         "unknown request: no verb this memtraind knows (a newer mtctl?)");
     }
 }
+
+/* A client's connection is gone: so are the streams it followed, and its
+ * dataset probes no longer answer it. */
+static void dispatch_conn_closed(struct conn *c)
+{
+    watch_drop_conn(c->d, c);
+    probe_drop_conn(c->d, c);
+}
+
+const struct conn_handler dispatch_conn_handler = {dispatch_request, dispatch_conn_closed};

@@ -10,4 +10,8 @@ struct conn;
 
 void dispatch_request(struct conn *c, const Memtrain__Request *req);
 
+/* What the daemon does with its connections: requests to dispatch_request;
+ * a closed connection takes its watches and dataset probes with it. */
+extern const struct conn_handler dispatch_conn_handler;
+
 #endif

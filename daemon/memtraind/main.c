@@ -22,15 +22,6 @@
 
 #define TICK_MS 1000
 
-/* A client's connection is gone: so are the streams it followed. */
-static void on_conn_closed(struct conn *c)
-{
-    watch_drop_conn(c->d, c);
-    probe_drop_conn(c->d, c);
-}
-
-/* Requests go to dispatch.c; conn.c knows neither. */
-static const struct conn_handler conn_handler = {dispatch_request, on_conn_closed};
 
 static void usage(FILE *f)
 {
@@ -249,7 +240,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     memset(&d, 0, sizeof d);
     d.loop = uv_default_loop();
-    d.conn_handler = &conn_handler;
+    d.conn_handler = &dispatch_conn_handler; /* conn.c knows nothing of dispatch.c */
     d.started_ms = mt_now_ms();
     if (load_config(&d, &o, &err)) {
         log_err("configuration: %s", err.msg);

@@ -24,13 +24,6 @@
 
 static uv_loop_t loop;
 
-/* As main.c: a closed connection's streams go with it. */
-static void on_conn_closed(struct conn *c)
-{
-    watch_drop_conn(c->d, c);
-}
-
-static const struct conn_handler handler = {dispatch_request, on_conn_closed};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -67,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     d.cfg.slots = 1;
     d.running = 1; /* the one slot is taken: submitted jobs stay queued */
     d.loop = &loop;
-    d.conn_handler = &handler;
+    d.conn_handler = &dispatch_conn_handler; /* as main.c */
     if (store_open(&d.store, ":memory:", &err))
         abort();
 

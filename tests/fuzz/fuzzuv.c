@@ -89,8 +89,17 @@ int __wrap_uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[], unsi
     return 0;
 }
 
+void __real_uv_close(uv_handle_t *h, uv_close_cb cb);
+
+/* Only the connection's pipe is faked; other handles (the dataset probe's
+ * timer) live on the real loop, and closing them must mark them closing
+ * (uv_is_closing), which only libuv's own uv_close does. */
 void __wrap_uv_close(uv_handle_t *h, uv_close_cb cb)
 {
+    if (h->type == UV_TIMER) {
+        __real_uv_close(h, cb);
+        return;
+    }
     if ((uv_handle_t *)reader == h)
         reader = NULL;
     push((struct pending){.h = h, .close_cb = cb});

@@ -4,6 +4,8 @@
 # committed one is never written to) with its dictionary, one job; a leak,
 # crash or timeout (10 s for one input) fails, leaving the input that did it
 # in the ARTIFACTS directory (meson passes the build's meson-logs).
+# libFuzzer reports errors with exit 77 by default, which meson counts as a
+# skip: -error_exitcode=1 makes a crash or leak a failure.
 # Ends with libFuzzer's final stats (stat::number_of_executed_units ...).
 set -euo pipefail
 target=$1
@@ -18,5 +20,5 @@ mkdir -p "$artifacts"
 dict=$(dirname "$(dirname "$corpus")")/$(basename "$corpus").dict
 dictarg=()
 [ -f "$dict" ] && dictarg=(-dict="$dict")
-"$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+"$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -error_exitcode=1 \
     "${dictarg[@]}" -artifact_prefix="$artifacts/$(basename "$target")-" "$work"
