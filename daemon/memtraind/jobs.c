@@ -308,17 +308,85 @@ static void jobs_finish(struct daemon *d, struct job *j, int state, const char *
 /* What a worker tells the job table. */
 static const struct workerproc_hooks worker_hooks = {jobs_changed, jobs_finish};
 
+struct ckpt_epochs {
+    uint32_t epoch[64];
+    size_t n;
+};
+
+/* The epochs of a job's checkpoints, oldest first (the newest 64). */
+static int ckpt_epoch_add(void *ud, uint32_t epoch, int64_t time_ms, uint64_t bytes)
+{
+    (void)time_ms;
+    (void)bytes;
+    struct ckpt_epochs *e = ud;
+    if (e->n < sizeof e->epoch / sizeof e->epoch[0])
+        e->epoch[e->n++] = epoch;
+    else {
+        memmove(e->epoch, e->epoch + 1, sizeof e->epoch - sizeof e->epoch[0]);
+        e->epoch[e->n - 1] = epoch;
+    }
+    return 0;
+}
+
+/* The newest checkpoint whose blob unpacks (format and epoch as stored):
+ * a corrupt newer one is skipped, and the job's log names it and the
+ * epoch resumed from. Nothing found: *blob stays NULL (start over). */
+static void resume_pick(struct daemon *d, struct job *j, uint8_t **blob, size_t *len,
+                        uint32_t *epoch)
+{
+    struct mt_err err = {0};
+    struct ckpt_epochs e = {0};
+    unsigned long long id = (unsigned long long)j->row.id;
+    if (store_ckpts_each(d->store, j->row.id, ckpt_epoch_add, &e, &err)) {
+        log_err("job %llu: %s; starting over", id, err.msg);
+        return;
+    }
+    char bad[512] = "";
+    for (size_t i = e.n; i-- > 0;) {
+        uint8_t *b = NULL;
+        size_t n = 0;
+        if (store_ckpt_get(d->store, j->row.id, e.epoch[i], &b, &n, NULL, &err)) {
+            log_err("job %llu: %s", id, err.msg);
+            continue;
+        }
+        Memtrain__CheckpointData *cd = memtrain__checkpoint_data__unpack(NULL, n, b);
+        const char *why = !cd ? "it does not unpack"
+                          : cd->format != 1 ? "unknown format"
+                          : cd->epoch != e.epoch[i] ? "its epoch differs from the stored one"
+                                                    : NULL;
+        if (cd)
+            memtrain__checkpoint_data__free_unpacked(cd, NULL);
+        if (why) {
+            free(b);
+            if (!bad[0])
+                snprintf(bad, sizeof bad, "checkpoint of epoch %u is corrupt (%s)",
+                         (unsigned)e.epoch[i], why);
+            continue;
+        }
+        *blob = b;
+        *len = n;
+        *epoch = e.epoch[i];
+        break;
+    }
+    if (bad[0]) {
+        char line[600];
+        if (*blob)
+            snprintf(line, sizeof line, "%s; resuming from epoch %u", bad, (unsigned)*epoch);
+        else
+            snprintf(line, sizeof line, "%s; no intact checkpoint, starting over", bad);
+        log_err("job %llu: %s", id, line);
+        store_log_add(d->store, j->row.id, mt_now_ms(), line, &err);
+    }
+}
+
 static void start_job(struct daemon *d, struct job *j)
 {
     struct mt_err err = {0};
     uint8_t *resume = NULL;
     size_t resume_len = 0;
     uint32_t epoch = 0;
-    if (j->row.resumes > 0) {
-        int rc = store_ckpt_get(d->store, j->row.id, 0, &resume, &resume_len, &epoch, &err);
-        if (rc && rc != MT_E_NOTFOUND)
-            log_err("job %llu: %s; starting over", (unsigned long long)j->row.id, err.msg);
-    }
+    if (j->row.resumes > 0)
+        resume_pick(d, j, &resume, &resume_len, &epoch);
     j->waiting[0] = '\0';
     j->row.state = MEMTRAIN__JOB_STATE__RUNNING;
     j->row.started_at = mt_now_ms();

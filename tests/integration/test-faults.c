@@ -296,6 +296,53 @@ static void test_daemon_stopped_then_resumed(void **state)
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
+/* A corrupt newest checkpoint: the restarted job resumes from the newest
+ * intact one and its log names both epochs. */
+static void test_corrupt_newest_checkpoint(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    assert_int_equal(daemonproc_start(&dp, NULL), 0);
+    int fd = client_connect(dp.sock);
+    uint64_t id = submit_ok(fd, long_job);
+    follow(fd, id, 3);
+    close(fd);
+    assert_int_equal(daemonproc_stop(&dp, 1), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"UPDATE checkpoints SET data = X'FFFFFFFF' WHERE job_id = %llu "
+             "AND epoch = (SELECT max(epoch) FROM checkpoints WHERE job_id = %llu)\"",
+             dp.db, (unsigned long long)id, (unsigned long long)id);
+    if (system(cmd) != 0) {
+        daemonproc_stop(&dp, 0);
+        skip();
+    }
+    assert_int_equal(daemonproc_restart(&dp, NULL), 0);
+    fd = client_connect(dp.sock);
+    struct watch_seen seen = follow(fd, id, 0);
+    close(fd);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__LogsRequest l = MEMTRAIN__LOGS_REQUEST__INIT;
+    l.job_id = id;
+    q.body_case = MEMTRAIN__REQUEST__BODY_LOGS;
+    q.logs = &l;
+    Memtrain__Response *r = ask(dp.sock, &q);
+    unsigned bad = 0, from = 0;
+    for (size_t i = 0; r->logs && i < r->logs->n_lines; i++)
+        if (sscanf(r->logs->lines[i]->text,
+                   "checkpoint of epoch %u is corrupt (%*[^)]); resuming from epoch %u", &bad,
+                   &from) == 2)
+            printf("job %llu logged: %s\n", (unsigned long long)id, r->logs->lines[i]->text);
+    memtrain__response__free_unpacked(r, NULL);
+    assert_true(bad > 0 && from > 0 && from < bad);
+    unsigned e;
+    long step, in_epoch;
+    assert_int_equal(resumed_from(dp.sock, id, &e, &step, &in_epoch), 0);
+    assert_int_equal(e, from);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_daemon_killed_then_resumed),
         cmocka_unit_test(test_daemon_stopped_then_resumed),
         cmocka_unit_test(test_stopped_worker_dies_with_daemon),
+        cmocka_unit_test(test_corrupt_newest_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
