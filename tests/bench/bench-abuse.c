@@ -83,17 +83,9 @@ static void close_all(void)
 
 static void pipeline_fetches(int fd, uint64_t job, int n)
 {
-    for (int i = 0; i < n; i++) {
-        Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-        Memtrain__CheckpointsRequest c = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
-        c.job_id = job;
-        c.fetch = 1;
-        q.body_case = MEMTRAIN__REQUEST__BODY_CHECKPOINTS;
-        q.checkpoints = &c;
-        q.id = 100 + (uint64_t)i;
-        if (client_send(fd, &q))
+    for (int i = 0; i < n; i++)
+        if (client_send_ckpt_fetch(fd, job, 100 + (uint64_t)i))
             return;
-    }
 }
 
 static void watch_steps(int fd, uint64_t job, int n)

@@ -237,3 +237,15 @@ void daemonproc_cleanup(struct daemonproc *p)
         fprintf(stderr, "could not remove %s\n", p->dir);
     p->dir[0] = '\0';
 }
+
+int client_send_ckpt_fetch(int fd, uint64_t job_id, uint64_t id)
+{
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    Memtrain__CheckpointsRequest c = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
+    c.job_id = job_id;
+    c.fetch = 1;
+    q.body_case = MEMTRAIN__REQUEST__BODY_CHECKPOINTS;
+    q.checkpoints = &c;
+    q.id = id;
+    return client_send(fd, &q);
+}

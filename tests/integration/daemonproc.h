@@ -31,6 +31,9 @@ int client_connect(const char *sock);
 Memtrain__Response *client_call(int fd, Memtrain__Request *req);
 Memtrain__Response *client_read(int fd);
 int client_send(int fd, Memtrain__Request *req);
+/* Ask for job_id's newest checkpoint (streamed in chunks), request id
+ * `id`, without reading the answer. 0 or -1. */
+int client_send_ckpt_fetch(int fd, uint64_t job_id, uint64_t id);
 /* Ping on a fresh connection: 0 when answered OK. */
 int client_ping(const char *sock);
 /* The same, failing when no answer comes within ms milliseconds. */

@@ -192,16 +192,8 @@ static void test_pipelined_fetches_bounded(void **state)
     uint64_t before = daemon_rss();
     fd = client_connect(dp.sock);
     size_t total = 0;
-    for (int i = 0; i < 60; i++) {
-        Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-        Memtrain__CheckpointsRequest c = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
-        c.job_id = id;
-        c.fetch = 1;
-        q.body_case = MEMTRAIN__REQUEST__BODY_CHECKPOINTS;
-        q.checkpoints = &c;
-        q.id = 100 + (uint64_t)i;
-        assert_int_equal(client_send(fd, &q), 0);
-    }
+    for (int i = 0; i < 60; i++)
+        assert_int_equal(client_send_ckpt_fetch(fd, id, 100 + (uint64_t)i), 0);
     sleep_ms(1500);
     uint64_t after = daemon_rss();
     printf("60 pipelined fetches never read: daemon RSS %.1f -> %.1f MiB\n",
@@ -274,13 +266,8 @@ static void test_unread_replies_do_not_hold_shutdown(void **state)
     int fd = client_connect(dp.sock);
     int opt = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opt, sizeof opt);
-    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
-    Memtrain__CheckpointsRequest c = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
-    c.job_id = ckpt_job;
-    c.fetch = 1;
-    q.body_case = MEMTRAIN__REQUEST__BODY_CHECKPOINTS;
-    q.checkpoints = &c;
-    assert_int_equal(client_send(fd, &q), 0); /* a 1 MiB chunk queued, never read */
+    /* a 1 MiB chunk queued, never read */
+    assert_int_equal(client_send_ckpt_fetch(fd, ckpt_job, 1), 0);
     sleep_ms(300);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
