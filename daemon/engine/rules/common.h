@@ -137,6 +137,15 @@ int backprop_accumulates(const struct mt_spec *s);
  * accumulate (sets t->rs.accumulate). */
 int backprop_alloc_grads(struct mt_trainer *t, struct mt_err *err);
 
+/* Layer-list models (graphstep.c, graph.h). A rule marks that it trains
+ * them with MT_RULE_LAYERS; its init calls rule_graph_init (the trainer's
+ * layer plan, t->gm). BP's plan and step over the layers; fb[node] is FA's
+ * fixed matrix of each weight layer's shape, NULL for BP. */
+int rule_graph_init(struct mt_trainer *t, struct mt_err *err);
+void rule_graph_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p);
+int rule_graph_bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                       float *const *fb, struct mt_step_result *r, struct mt_err *err);
+
 /* DFA pieces shared with MEM-DFA (dfa.c). D_l is (C, n_l), l = 1..L-1. */
 size_t dfa_feedback_bytes(const struct mt_model_desc *d);
 int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err);

@@ -35,6 +35,7 @@ struct mt_rule_metric {
 #define MT_RULE_GROUPS    (1u << 5)  /* rule.groups */
 #define MT_RULE_SEGMENTS  (1u << 6)  /* rule.segments */
 #define MT_RULE_SAMPLES   (1u << 7)  /* rule.samples */
+#define MT_RULE_LAYERS    (1u << 8)  /* layer-list models (model.layers) */
 
 struct mt_step_result {
     double loss;       /* mean cross-entropy of the batch (before the update) */
@@ -69,7 +70,8 @@ struct mt_rule {
      * (binary forward, embedded labels, ...). NULL = the plain forward,
      * rule_forward_rolling. buf0 and buf1 hold B * model_max_width floats each;
      * x (B, n_0) is the trainer's batch buffer and may be overwritten.
-     * Returns a pointer into buf0, buf1 or the rule's own state. */
+     * Returns a pointer into buf0, buf1 or the rule's own state, or NULL
+     * for the plain forward after all. */
     const float *(*infer)(struct mt_trainer *t, float *x, int B, float *buf0, float *buf1);
     /* Release what init allocated outside the arena (t->rs.priv). */
     void (*fini)(struct mt_trainer *t);

@@ -1,0 +1,118 @@
+/* graph.h: a layer-list model (model.layers) as a graph of nodes, and the
+ * passes every rule runs over it.
+ *
+ * graph_resolve expands the spec's layers (a residual block becomes its
+ * nodes) and checks every shape; the node list is then in forward order,
+ * each node reading earlier nodes' outputs (layer.h). Tensor t is node
+ * t-1's output; tensor 0 is the model's input (the batch).
+ *
+ * Memory. Where each tensor lives during a training step is decided from
+ * shapes alone (struct graph_mem), so the plan and the run are one
+ * computation:
+ *  - a tensor some backward reads (a layer's input or output, per the
+ *    layer's MT_LAYER_NEEDS_*) is kept for the step (activations
+ *    category), once, however many layers read it, as autograd does: a
+ *    ReLU's output and the next conv's input are one tensor;
+ *  - an elementwise layer (activation, residual add) writes over its input
+ *    when nothing else reads that input later, and a flatten is its input's
+ *    bytes, so a dense layer's output and the ReLU after it share storage;
+ *  - every other tensor lives in a forward slot (workspace) from its
+ *    producer to its last reader, slots reused by liveness;
+ *  - gradients of tensors live in backward slots (workspace) from the first
+ *    backward that reaches them to their producer's backward; a tensor read
+ *    by several layers (a residual stream) sums its gradients in its slot;
+ *  - the layers' own workspace (im2col) is one buffer of the largest need;
+ *  - each layer's aux (batch-norm's batch statistics) is kept.
+ * The logits are kept: the loss turns them into the output error in place. */
+#ifndef MT_GRAPH_H
+#define MT_GRAPH_H
+
+#include <stddef.h>
+
+#include "model.h"
+#include "memtrain/err.h"
+
+/* Expand d->spec_layer into d->node with shapes, parameter and statistics
+ * offsets, given d->input (filled from the dataset when {0}) and `classes`;
+ * then set n_layers and width[] (model.h). An error names the layer
+ * ("model.layers[3] (conv): input 1x4x4 is smaller than its 5x5 kernel"). */
+int graph_resolve(struct mt_model_desc *d, int classes, struct mt_err *err);
+
+size_t graph_param_count(const struct mt_model_desc *d);
+size_t graph_weight_count(const struct mt_model_desc *d);
+size_t graph_stat_count(const struct mt_model_desc *d);
+double graph_flops_forward(const struct mt_model_desc *d, int batch);
+/* The nonlinearity (enum mt_act) after node i's output on its main path,
+ * LAYER_OUTPUT when the output reaches the logits without one, for init. */
+int graph_next_act(const struct mt_model_desc *d, int i);
+
+/* Parameters in model order, then running statistics. */
+void graph_init_params(const struct mt_model_desc *d, float *params, float *stats,
+                       struct mt_rng *rng);
+
+/* Where each tensor of a training step lives (see above). Tensor t of
+ * n_nodes + 1. */
+#define GRAPH_T (MT_MAX_NODES + 1)
+struct graph_mem {
+    int B;
+    unsigned char kept[GRAPH_T];     /* stored in the activations category */
+    short group[GRAPH_T];            /* the tensor whose storage it shares (itself if own) */
+    short fslot[GRAPH_T];            /* forward slot of an own, not kept tensor; -1 */
+    short gslot[GRAPH_T];            /* backward slot of its gradient; -1 = no gradient */
+    unsigned char gshare[GRAPH_T];   /* its gradient is its reader's output gradient, in place */
+    unsigned char need_grad[GRAPH_T];/* some parameter lies upstream */
+    int n_fslots, n_gslots;
+    size_t fslot_floats[GRAPH_T];
+    size_t gslot_floats[GRAPH_T];
+    size_t kept_bytes;               /* kept tensors and aux, as pushed */
+    size_t ws_floats;                /* the largest layer workspace */
+    size_t tmp_floats;               /* one tensor, for summed gradients */
+    int n_tmp;                       /* 0, 1, or 2 (an add whose two inputs both sum) */
+};
+void graph_mem_plan(const struct mt_model_desc *d, int B, struct graph_mem *m);
+/* Bytes per part, as graph_train_forward and graph_backward push them. */
+size_t graph_mem_forward_ws(const struct graph_mem *m);   /* slots + layer workspace */
+size_t graph_mem_backward_ws(const struct graph_mem *m);  /* slots + tmp + layer workspace */
+
+/* The storage of one step (graph_train_forward fills it). */
+struct graph_step {
+    float *t[GRAPH_T];               /* each tensor's values */
+    float *aux[MT_MAX_NODES];
+    float *ws;
+    size_t mark_after_kept;          /* arena position after the kept tensors and ws */
+};
+
+/* Training forward over x (B, input): pushes the kept tensors and aux
+ * (MT_MEM_ACTS), the layer workspace and the forward slots
+ * (MT_MEM_WORKSPACE), runs every node with batch statistics, pops the
+ * forward slots. The buffers are m's (planned for m->B); the batch is
+ * B <= m->B. The logits are s->t[n_nodes]. */
+int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m,
+                        const float *params, float *stats, const float *x, int B,
+                        struct mt_arena *a, struct graph_step *s, struct mt_err *err);
+
+/* Where a weight layer's gradient goes and which weights its input gradient
+ * goes through; graph_backward asks this for each node with parameters. */
+struct graph_grad_sink {
+    float *(*dp)(void *ud, int node, float *beta); /* NULL = no gradient for it */
+    const float *(*back)(void *ud, int node);      /* NULL = its own weights */
+    void *ud;
+};
+/* Backward from the error at the logits (in s->t[n_nodes]): pushes the
+ * backward slots and tmp (MT_MEM_WORKSPACE), then for every node in
+ * reverse its parameter gradient and the gradient at its inputs. */
+int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
+                   const float *params, struct graph_step *s, int B,
+                   const struct graph_grad_sink *sink, struct mt_arena *a, struct mt_err *err);
+
+/* Evaluation: running statistics, nothing kept, every tensor in a slot
+ * (layout from graph_eval_plan, which the caller computes once). ws holds
+ * graph_eval_floats(m) floats (batch of m->B or fewer); returns the logits,
+ * inside ws. */
+void graph_eval_plan(const struct mt_model_desc *d, int B, struct graph_mem *m);
+size_t graph_eval_floats(const struct graph_mem *m);
+const float *graph_forward_eval(const struct mt_model_desc *d, const struct graph_mem *m,
+                                const float *params, const float *stats, const float *x, int B,
+                                float *ws);
+
+#endif

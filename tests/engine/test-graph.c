@@ -1,0 +1,260 @@
+/* test-graph.c: layer-list models (graph.h). An MLP written as a layer list
+ * trains to the same bits as the same MLP in the hidden form; the graph's
+ * backward matches finite differences through every layer kind; the plan
+ * equals the arena's measured peaks; bad layer lists are refused with the
+ * documented messages. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "graph.h"
+#include "loss.h"
+#include "rng.h"
+#include "testutil.h"
+
+static void parse(const char *yaml, struct mt_spec *s)
+{
+    struct mt_err err = {0};
+    spec_init(s);
+    assert_ok(spec_parse_string(yaml, strlen(yaml), "test.yaml", s, &err), err);
+    assert_ok(spec_finish(s, &err), err);
+}
+
+static int parse_fails(const char *yaml, const char *want)
+{
+    struct mt_spec s;
+    struct mt_err err = {0};
+    spec_init(&s);
+    int rc = spec_parse_string(yaml, strlen(yaml), "test.yaml", &s, &err);
+    if (rc == 0)
+        rc = spec_finish(&s, &err);
+    if (rc == 0)
+        fail_msg("accepted: %s", yaml);
+    if (!strstr(err.msg, want))
+        fail_msg("message '%s' lacks '%s'", err.msg, want);
+    return rc;
+}
+
+#define DATA "dataset: {name: synthetic, synthetic_train: 130, synthetic_test: 40}\n"
+
+/* Train s for its epochs; return the parameter block (malloc'd). */
+static float *train(const struct mt_spec *s, size_t *n)
+{
+    struct mt_trainer t;
+    struct mt_err err = {0};
+    assert_ok(trainer_init(&t, s, &err), err);
+    for (int e = 0; e < s->epochs; e++) {
+        struct mt_epoch_report r;
+        assert_ok(trainer_run_epoch(&t, NULL, NULL, &r, &err), err);
+    }
+    *n = model_param_count(&t.net.d);
+    float *p = malloc(*n * sizeof *p);
+    memcpy(p, t.net.params, *n * sizeof *p);
+    trainer_fini(&t);
+    return p;
+}
+
+static void same_bits(const char *hidden_yaml, const char *layers_yaml)
+{
+    struct mt_spec a, b;
+    parse(hidden_yaml, &a);
+    parse(layers_yaml, &b);
+    size_t na, nb;
+    float *pa = train(&a, &na), *pb = train(&b, &nb);
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++)
+        if (memcmp(&pa[i], &pb[i], sizeof *pa) != 0)
+            fail_msg("parameter %zu of %zu: hidden form %.9g, layer list %.9g", i, na,
+                     (double)pa[i], (double)pb[i]);
+    free(pa);
+    free(pb);
+}
+
+static void test_layer_list_mlp_trains_to_the_same_bits(void **state)
+{
+    static const char *const forms[][2] = {
+        {"model: {input: 24, hidden: [20, 12], classes: 4}\n"
+         "optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n",
+         "model:\n  input: 24\n  classes: 4\n  layers: [{dense: 20}, relu, {dense: 12}, relu, "
+         "{dense: 4}]\noptimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n"},
+        {"model: {input: 24, hidden: [20, 12], classes: 4, activation: gelu, norm: batchnorm}\n"
+         "optimizer: {name: adam, lr: 0.003}\n",
+         "model:\n  input: [2, 3, 4]\n  classes: 4\n  layers: [flatten, {dense: 20}, batchnorm, "
+         "gelu, {dense: 12}, batchnorm, gelu, {dense: 4}]\noptimizer: {name: adam, lr: 0.003}\n"},
+        {"model: {input: 24, hidden: [16], classes: 4, activation: tanh, norm: layernorm}\n"
+         "optimizer: {name: adam, lr: 0.003}\n",
+         "model:\n  input: 24\n  classes: 4\n  layers: [{dense: 16}, tanh, layernorm, "
+         "{dense: 4}]\noptimizer: {name: adam, lr: 0.003}\n"},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        char a[1024], b[1024];
+        snprintf(a, sizeof a, DATA "batch: 16\nepochs: 2\nseed: 9\nthreads: 1\n%s", forms[i][0]);
+        snprintf(b, sizeof b, DATA "batch: 16\nepochs: 2\nseed: 9\nthreads: 1\n%s", forms[i][1]);
+        same_bits(a, b);
+    }
+}
+
+/* ---- finite differences through the graph ------------------------------ */
+
+struct fd {
+    struct mt_model_desc d;
+    struct mt_arena *a;
+    struct graph_mem m;
+    float *params, *stats, *x;
+    uint8_t y[8];
+    int B;
+};
+
+static double fd_loss(struct fd *f)
+{
+    struct graph_step st;
+    struct mt_err err = {0};
+    size_t mark = arena_mark(f->a);
+    assert_ok(graph_train_forward(&f->d, &f->m, f->params, f->stats, f->x, f->B, f->a, &st, &err),
+              err);
+    int correct;
+    int C = f->d.width[f->d.n_layers];
+    double l = loss_softmax_xent(st.t[f->d.n_nodes], f->y, f->B, C, &correct);
+    arena_pop(f->a, mark);
+    return l;
+}
+
+static float *g_grads;
+static float *sink_grads(void *ud, int node, float *beta)
+{
+    struct fd *f = ud;
+    *beta = 0.0f;
+    return g_grads + f->d.node[node].param_off;
+}
+
+/* Build a model from a layer list and check every parameter's gradient
+ * (and so, through the chain, every layer's input gradient) against
+ * central differences of the mean cross-entropy. */
+static void fd_check(const char *model_yaml, int B)
+{
+    char yaml[2048];
+    struct mt_spec s;
+    snprintf(yaml, sizeof yaml, DATA "batch: %d\nepochs: 1\nseed: 4\n%s", B, model_yaml);
+    parse(yaml, &s);
+    struct fd f = {.d = s.model, .B = B};
+    struct mt_err err = {0};
+    f.a = arena_new(0);
+    graph_mem_plan(&f.d, B, &f.m);
+    size_t P = graph_param_count(&f.d), S = graph_stat_count(&f.d);
+    size_t n0 = (size_t)f.d.width[0];
+    f.params = arena_alloc(f.a, MT_MEM_PARAMS, P * 4, &err);
+    f.stats = S ? arena_alloc(f.a, MT_MEM_PARAMS, S * 4, &err) : NULL;
+    f.x = arena_alloc(f.a, MT_MEM_DATA, (size_t)B * n0 * 4, &err);
+    g_grads = arena_alloc(f.a, MT_MEM_GRADS, P * 4, &err);
+    struct mt_rng rng;
+    rng_seed(&rng, 11);
+    graph_init_params(&f.d, f.params, f.stats, &rng);
+    for (size_t i = 0; i < P; i++) /* move biases, gammas and betas off their init */
+        f.params[i] += 0.1f * rng_uniform_range(&rng, -1.0f, 1.0f);
+    for (size_t i = 0; i < (size_t)B * n0; i++)
+        f.x[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+    int C = f.d.width[f.d.n_layers];
+    for (int i = 0; i < B; i++)
+        f.y[i] = (uint8_t)(i % C);
+
+    /* The analytic gradient. */
+    struct graph_step st;
+    size_t mark = arena_mark(f.a);
+    assert_ok(graph_train_forward(&f.d, &f.m, f.params, f.stats, f.x, B, f.a, &st, &err), err);
+    int correct;
+    loss_softmax_xent_backward(st.t[f.d.n_nodes], f.y, B, C, &correct);
+    struct graph_grad_sink sink = {sink_grads, NULL, &f};
+    assert_ok(graph_backward(&f.d, &f.m, f.params, &st, B, &sink, f.a, &err), err);
+    arena_pop(f.a, mark);
+
+    /* Central differences on a sample of parameters of every node. */
+    double worst = 0;
+    for (int i = 0; i < f.d.n_nodes; i++) {
+        const struct mt_layer *L = &f.d.node[i];
+        size_t n = layer_n_params(L);
+        for (size_t k = 0; k < n; k += 1 + n / 23) {
+            float *p = &f.params[L->param_off + k], keep = *p;
+            const float h = 2e-3f;
+            *p = keep + h;
+            double lp = fd_loss(&f);
+            *p = keep - h;
+            double lm = fd_loss(&f);
+            *p = keep;
+            double num = (lp - lm) / (2.0 * h), ana = g_grads[L->param_off + k];
+            double diff = fabs(num - ana) / (fabs(num) + fabs(ana) + 1e-3);
+            if (diff > worst)
+                worst = diff;
+            if (diff > 3e-2)
+                fail_msg("%s: node %d (%s) parameter %zu: analytic %.6g, numeric %.6g",
+                         model_yaml, i, layer_kind_name(L->s.kind), k, ana, num);
+        }
+    }
+    arena_free(f.a);
+    (void)worst;
+}
+
+static void test_graph_gradients_match_finite_differences(void **state)
+{
+    fd_check("model:\n  input: 12\n  classes: 3\n  layers: [{dense: 7}, relu, {dense: 3}]\n", 5);
+    fd_check("model:\n  input: [3, 2, 2]\n  classes: 3\n  layers: [flatten, {dense: 6}, "
+             "batchnorm, tanh, {dense: {units: 5, bias: false}}, gelu, layernorm, {dense: 3}]\n", 6);
+}
+
+/* ---- plan = measured ----------------------------------------------------- */
+
+static void test_graph_plan_equals_measured(void **state)
+{
+    static const int batches[] = {1, 16, 33};
+    static const char *const models[] = {
+        "model:\n  input: 24\n  classes: 4\n  layers: [{dense: 20}, relu, {dense: 4}]\n"
+        "optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n",
+        "model:\n  input: [2, 3, 4]\n  classes: 4\n  layers: [flatten, {dense: 20}, batchnorm, "
+        "silu, {dense: 12}, relu, layernorm, {dense: 4}]\n",
+    };
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++)
+        for (size_t b = 0; b < 3; b++) {
+            char yaml[1024];
+            struct mt_spec s;
+            struct mt_mem_stats st;
+            struct mt_mem_plan plan;
+            snprintf(yaml, sizeof yaml, DATA "batch: %d\nepochs: 1\nseed: 2\nthreads: 1\n%s",
+                     batches[b], models[m]);
+            parse(yaml, &s);
+            assert_plan_matches(&s, &st, &plan);
+        }
+}
+
+/* ---- refusals ----------------------------------------------------------- */
+
+static void test_bad_layer_lists_are_refused(void **state)
+{
+#define M(body) DATA "batch: 8\nepochs: 1\nmodel:\n  input: 12\n  classes: 3\n" body
+    parse_fails(M("  layers: [{dense: 5}, {pool: 2}, {dense: 3}]\n"),
+                "test.yaml:7: model.layers[1]: unknown layer kind 'pool' (expected dense, conv");
+    parse_fails(M("  layers: [{dense: {bias: false}}, {dense: 3}]\n"),
+                "dense: missing required key 'units'");
+    parse_fails(M("  layers: [{dense: 5}, relu]\n"), "model.layers[1] (act): gives 5x1x1 per "
+                "sample; the loss needs one value per class (3): end with a dense layer of 3");
+    parse_fails(M("  layers: [{dense: 5}, {dense: 4}]\n"), "model.layers[1] (dense): gives 4x1x1");
+    parse_fails(M("  hidden: [4]\n  layers: [{dense: 3}]\n"), "give either hidden");
+    parse_fails(M("  layers: [flatten: 3, {dense: 3}]\n"), "takes no settings");
+    parse_fails(M("  layers: [{dense: 3, relu: 1}]\n"), "one layer per list entry");
+    parse_fails(DATA "batch: 8\nepochs: 1\nrule: dfa\nmodel:\n  input: 12\n  classes: 3\n"
+                "  layers: [{dense: 3}]\n", "rule 'dfa' does not train layer-list models");
+    parse_fails("dataset: mnist\nbatch: 8\nepochs: 1\nmodel:\n  input: [2, 2, 2]\n"
+                "  layers: [{dense: 10}]\n", "model.input: 8 does not match dataset 'mnist'");
+#undef M
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layer_list_mlp_trains_to_the_same_bits),
+        cmocka_unit_test(test_graph_gradients_match_finite_differences),
+        cmocka_unit_test(test_graph_plan_equals_measured),
+        cmocka_unit_test(test_bad_layer_lists_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
