@@ -211,6 +211,37 @@ void graph_init_params(const struct mt_model_desc *d, float *params, float *stat
     }
 }
 
+int graph_weight_node(const struct mt_model_desc *d, int l)
+{
+    for (int i = 0, k = 0; i < d->n_nodes; i++)
+        if ((layer_flags(&d->node[i]) & MT_LAYER_WEIGHTS) && ++k == l)
+            return i;
+    return -1;
+}
+
+int graph_weight_layer(const struct mt_model_desc *d, int node)
+{
+    if (!(layer_flags(&d->node[node]) & MT_LAYER_WEIGHTS))
+        return 0;
+    int k = 0;
+    for (int i = 0; i <= node; i++)
+        k += (layer_flags(&d->node[i]) & MT_LAYER_WEIGHTS) != 0;
+    return k;
+}
+
+int graph_feeds_weights(const struct mt_model_desc *d, int t)
+{
+    for (int i = 0; i < d->n_nodes && t > 0; i++)
+        if (d->node[i].src + 1 == t && (layer_flags(&d->node[i]) & MT_LAYER_WEIGHTS))
+            return 1;
+    return 0;
+}
+
+size_t graph_tensor_count(const struct mt_model_desc *d, int t)
+{
+    return shape_count(tensor_shape(d, t));
+}
+
 /* ---- memory layout ------------------------------------------------------ */
 
 /* Node indices reading tensor t, in order. */
@@ -551,6 +582,14 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
         const struct mt_layer *L = &d->node[i];
         unsigned f = layer_flags(L);
         int t = i + 1, in[2] = {L->src + 1, L->s.kind == MT_LK_ADD ? L->src2 + 1 : -1};
+        if (sink->seed && m->need_grad[t] && t < T) {
+            float *dst = have[t] ? tmp[0] : g[t];
+            if (sink->seed(sink->ud, t, dst, B)) {
+                if (have[t])
+                    add_into(g[t], dst, (size_t)B * shape_count(L->out));
+                have[t] = 1;
+            }
+        }
         if (!have[t])
             continue; /* it does not reach the loss */
         struct mt_layer_bwd b = {
@@ -572,7 +611,7 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
         float *dst[2] = {NULL, NULL};
         for (int k = 0; k < 2; k++) {
             int u = in[k];
-            if (u < 0 || !m->need_grad[u])
+            if (u < 0 || !m->need_grad[u] || (sink->direct && (f & MT_LAYER_WEIGHTS)))
                 continue;
             dst[k] = have[u] ? tmp[k] : (k == 0 && m->gshare[u]) ? g[t] : g[u];
         }

@@ -92,12 +92,28 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
                         struct mt_arena *a, struct graph_step *s, struct mt_err *err);
 
 /* Where a weight layer's gradient goes and which weights its input gradient
- * goes through; graph_backward asks this for each node with parameters. */
+ * goes through; graph_backward asks this for each node with parameters.
+ * Direct feedback (DFA): with `direct`, weight layers send no gradient to
+ * their input; instead, just before tensor t's producer runs its backward,
+ * seed(ud, t, g, B) may write a gradient for t into g (B, size of t) and
+ * return 1; it is added to what t's other readers sent. */
 struct graph_grad_sink {
     float *(*dp)(void *ud, int node, float *beta); /* NULL = no gradient for it */
     const float *(*back)(void *ud, int node);      /* NULL = its own weights */
+    int (*seed)(void *ud, int t, float *g, int B); /* NULL = none */
+    int direct;
     void *ud;
 };
+
+/* Weight layers are numbered 1..n_layers in model order (model.h's
+ * width[l] is layer l's output): the node of layer l, and the layer of a
+ * node (0 when it has no weights). */
+int graph_weight_node(const struct mt_model_desc *d, int l);
+int graph_weight_layer(const struct mt_model_desc *d, int node);
+/* Whether a weight layer reads tensor t (t > 0): DFA's injection points. */
+int graph_feeds_weights(const struct mt_model_desc *d, int t);
+/* Values per sample of tensor t (t = 0: the input). */
+size_t graph_tensor_count(const struct mt_model_desc *d, int t);
 /* Backward from the error at the logits (in s->t[n_nodes]): pushes the
  * backward slots and tmp (MT_MEM_WORKSPACE), then for every node in
  * reverse its parameter gradient and the gradient at its inputs. */

@@ -94,6 +94,21 @@ static void test_layer_list_mlp_trains_to_the_same_bits(void **state)
         snprintf(b, sizeof b, DATA "batch: 16\nepochs: 2\nseed: 9\nthreads: 1\n%s", forms[i][1]);
         same_bits(a, b);
     }
+    /* FA and DFA: the same matrices, the same updates. */
+    static const char *const rules[] = {"fa", "dfa"};
+    static const char *const acts[] = {"relu", "gelu", "tanh"};
+    for (size_t r = 0; r < 2; r++)
+        for (size_t k = 0; k < 3; k++) {
+            char a[1024], b[1024];
+            snprintf(a, sizeof a, DATA "batch: 16\nepochs: 2\nseed: 9\nthreads: 1\nrule: %s\n"
+                     "model: {input: 24, hidden: [20, 12, 8], classes: 4, activation: %s}\n",
+                     rules[r], acts[k]);
+            snprintf(b, sizeof b, DATA "batch: 16\nepochs: 2\nseed: 9\nthreads: 1\nrule: %s\n"
+                     "model:\n  input: 24\n  classes: 4\n  layers: [{dense: 20}, %s, "
+                     "{dense: 12}, %s, {dense: 8}, %s, {dense: 4}]\n", rules[r], acts[k],
+                     acts[k], acts[k]);
+            same_bits(a, b);
+        }
 }
 
 /* ---- finite differences through the graph ------------------------------ */
@@ -165,7 +180,7 @@ static void fd_check(const char *model_yaml, int B)
     assert_ok(graph_train_forward(&f.d, &f.m, f.params, f.stats, f.x, B, f.a, &st, &err), err);
     int correct;
     loss_softmax_xent_backward(st.t[f.d.n_nodes], f.y, B, C, &correct);
-    struct graph_grad_sink sink = {sink_grads, NULL, &f};
+    struct graph_grad_sink sink = {.dp = sink_grads, .ud = &f};
     assert_ok(graph_backward(&f.d, &f.m, f.params, &st, B, &sink, f.a, &err), err);
     arena_pop(f.a, mark);
 
@@ -213,14 +228,16 @@ static void test_graph_plan_equals_measured(void **state)
         "model:\n  input: [2, 3, 4]\n  classes: 4\n  layers: [flatten, {dense: 20}, batchnorm, "
         "silu, {dense: 12}, relu, layernorm, {dense: 4}]\n",
     };
+    static const char *const rules[] = {"bp", "fa", "dfa"};
     for (size_t m = 0; m < sizeof models / sizeof *models; m++)
-        for (size_t b = 0; b < 3; b++) {
+        for (size_t b = 0; b < 3; b++)
+            for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
             char yaml[1024];
             struct mt_spec s;
             struct mt_mem_stats st;
             struct mt_mem_plan plan;
-            snprintf(yaml, sizeof yaml, DATA "batch: %d\nepochs: 1\nseed: 2\nthreads: 1\n%s",
-                     batches[b], models[m]);
+            snprintf(yaml, sizeof yaml, DATA "batch: %d\nepochs: 1\nseed: 2\nthreads: 1\n"
+                     "rule: %s\n%s", batches[b], rules[r], models[m]);
             parse(yaml, &s);
             assert_plan_matches(&s, &st, &plan);
         }
@@ -241,8 +258,8 @@ static void test_bad_layer_lists_are_refused(void **state)
     parse_fails(M("  hidden: [4]\n  layers: [{dense: 3}]\n"), "give either hidden");
     parse_fails(M("  layers: [flatten: 3, {dense: 3}]\n"), "takes no settings");
     parse_fails(M("  layers: [{dense: 3, relu: 1}]\n"), "one layer per list entry");
-    parse_fails(DATA "batch: 8\nepochs: 1\nrule: dfa\nmodel:\n  input: 12\n  classes: 3\n"
-                "  layers: [{dense: 3}]\n", "rule 'dfa' does not train layer-list models");
+    parse_fails(DATA "batch: 8\nepochs: 1\nrule: asa\nmodel:\n  input: 12\n  classes: 3\n"
+                "  layers: [{dense: 3}]\n", "rule 'asa' does not train layer-list models");
     parse_fails("dataset: mnist\nbatch: 8\nepochs: 1\nmodel:\n  input: [2, 2, 2]\n"
                 "  layers: [{dense: 10}]\n", "model.input: 8 does not match dataset 'mnist'");
 #undef M

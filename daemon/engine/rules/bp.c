@@ -58,7 +58,7 @@ static void bp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     if (s->rule.binary == 1) /* BP+BW+BA: bpbin.c */
         bpbin_plan(s, p);
     else if (model_is_graph(&s->model))
-        rule_graph_plan(s, 0, p);
+        rule_graph_plan(s, 0, !backprop_accumulates(s), p);
     else
         backprop_plan(s, 0, p);
 }
