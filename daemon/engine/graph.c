@@ -470,6 +470,15 @@ void graph_mem_plan(const struct mt_model_desc *d, int B, struct graph_mem *m)
     }
 }
 
+size_t graph_node_kept_bytes(const struct mt_model_desc *d, const struct graph_mem *m, int i)
+{
+    int t = i + 1;
+    size_t n = layer_aux_floats(&d->node[i], m->B);
+    if (m->group[t] == t && m->kept[t])
+        n += (size_t)m->B * shape_count(tensor_shape(d, t));
+    return n * F4;
+}
+
 static size_t slots_floats(const size_t *f, int n)
 {
     size_t s = 0;
@@ -612,6 +621,12 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
         for (int k = 0; k < 2; k++) {
             int u = in[k];
             if (u < 0 || !m->need_grad[u] || (sink->direct && (f & MT_LAYER_WEIGHTS)))
+                continue;
+            /* Direct feedback keeps each layer's error local: a residual
+             * join sends none down its shortcut unless a weight layer (a
+             * projection) made it. */
+            if (sink->direct && k == 1 &&
+                !(layer_flags(&d->node[u - 1]) & MT_LAYER_WEIGHTS))
                 continue;
             dst[k] = have[u] ? tmp[k] : (k == 0 && m->gshare[u]) ? g[t] : g[u];
         }

@@ -70,6 +70,10 @@ struct graph_mem {
     int n_tmp;                       /* 0, 1, or 2 (an add whose two inputs both sum) */
 };
 void graph_mem_plan(const struct mt_model_desc *d, int B, struct graph_mem *m);
+/* Bytes node i keeps in m's layout: its output when that is stored for the
+ * step (a tensor shared in place counts once, at the node that owns the
+ * storage) and its aux. */
+size_t graph_node_kept_bytes(const struct mt_model_desc *d, const struct graph_mem *m, int i);
 /* Bytes per part, as graph_train_forward and graph_backward push them. */
 size_t graph_mem_forward_ws(const struct graph_mem *m);   /* slots + layer workspace */
 size_t graph_mem_backward_ws(const struct graph_mem *m);  /* slots + tmp + layer workspace */
@@ -96,7 +100,10 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
  * Direct feedback (DFA): with `direct`, weight layers send no gradient to
  * their input; instead, just before tensor t's producer runs its backward,
  * seed(ud, t, g, B) may write a gradient for t into g (B, size of t) and
- * return 1; it is added to what t's other readers sent. */
+ * return 1; it is added to what t's other readers sent. A residual join
+ * then sends its gradient down the shortcut only to a weight layer (a
+ * projection), so each layer's error comes from the nearest projections
+ * above it, as MEM-DFA can compute it layer by layer. */
 struct graph_grad_sink {
     float *(*dp)(void *ud, int node, float *beta); /* NULL = no gradient for it */
     const float *(*back)(void *ud, int node);      /* NULL = its own weights */

@@ -45,9 +45,10 @@ static void bn_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
     int c = L->in.c;
     const float *gamma = f->p, *beta = f->p + c;
-    if (f->train)
-        batchnorm_forward_train(f->y, NULL, f->x, gamma, beta, f->B, c, f->aux, f->aux + c,
-                                f->stats, f->stats + c);
+    if (f->train) /* stats NULL: a replayed forward, whose statistics moved already */
+        batchnorm_forward_train(f->y, NULL, f->x, gamma, beta, f->B, c, f->aux,
+                                f->aux ? f->aux + c : NULL, f->stats,
+                                f->stats ? f->stats + c : NULL);
     else
         batchnorm_forward_infer(f->y, f->x, gamma, beta, f->stats, f->stats + c, f->B, c);
 }
