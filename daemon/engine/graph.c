@@ -431,11 +431,45 @@ static void assign_backward_slots(const struct mt_model_desc *d, struct graph_me
     m->gslot[0] = -1;
 }
 
-void graph_mem_plan(const struct mt_model_desc *d, int B, struct graph_mem *m)
+/* The rule's codes: a tensor some backward reads is coded instead of kept
+ * when the rule says so (never the logits); coded tensors then live in
+ * forward slots like any transient, their codes in the activations. */
+static void assign_codes(const struct mt_model_desc *d, const struct graph_keep *keep,
+                         const void *ctx, struct graph_mem *m)
+{
+    if (!keep || !keep->coded)
+        return;
+    for (int t = 1; t < d->n_nodes; t++) {
+        size_t bytes = 0;
+        if (m->kept[t] && keep->coded(ctx, d, t, m->B, &bytes)) {
+            m->kept[t] = 0;
+            m->coded[t] = 1;
+            m->code_bytes[t] = bytes;
+            size_t n = (size_t)m->B * shape_count(tensor_shape(d, t));
+            if (n > m->decode_floats)
+                m->decode_floats = n;
+        }
+    }
+}
+
+static size_t max_weight_input(const struct mt_model_desc *d, int B)
+{
+    size_t mx = 0;
+    for (int i = 0; i < d->n_nodes; i++)
+        if ((layer_flags(&d->node[i]) & MT_LAYER_WEIGHTS) &&
+            (size_t)B * shape_count(d->node[i].in) > mx)
+            mx = (size_t)B * shape_count(d->node[i].in);
+    return mx;
+}
+
+void graph_mem_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
+                    const void *ctx, struct graph_mem *m)
 {
     memset(m, 0, sizeof *m);
     m->B = B;
+    m->keep = keep;
     assign_kept(d, m);
+    assign_codes(d, keep, ctx, m);
     assign_groups(d, m);
     assign_forward_slots(d, m);
     assign_backward_slots(d, m);
@@ -445,6 +479,7 @@ void graph_mem_plan(const struct mt_model_desc *d, int B, struct graph_mem *m)
         size_t cnt = (size_t)B * shape_count(tensor_shape(d, t));
         if (m->group[t] == t && m->kept[t])
             m->kept_bytes += cnt * F4;
+        m->kept_bytes += m->code_bytes[t];
         if (cnt > tmp)
             tmp = cnt;
     }
@@ -454,6 +489,8 @@ void graph_mem_plan(const struct mt_model_desc *d, int B, struct graph_mem *m)
         if (w > m->ws_floats)
             m->ws_floats = w;
     }
+    if (keep && keep->transforms_input)
+        m->winput_floats = max_weight_input(d, B);
     m->tmp_floats = tmp;
     m->n_tmp = 0;
     /* A summed gradient needs tmp; an add reading two summed tensors, two. */
@@ -476,7 +513,7 @@ size_t graph_node_kept_bytes(const struct mt_model_desc *d, const struct graph_m
     size_t n = layer_aux_floats(&d->node[i], m->B);
     if (m->group[t] == t && m->kept[t])
         n += (size_t)m->B * shape_count(tensor_shape(d, t));
-    return n * F4;
+    return n * F4 + m->code_bytes[t];
 }
 
 static size_t slots_floats(const size_t *f, int n)
@@ -489,13 +526,13 @@ static size_t slots_floats(const size_t *f, int n)
 
 size_t graph_mem_forward_ws(const struct graph_mem *m)
 {
-    return (slots_floats(m->fslot_floats, m->n_fslots) + m->ws_floats) * F4;
+    return (slots_floats(m->fslot_floats, m->n_fslots) + m->ws_floats + m->winput_floats) * F4;
 }
 
 size_t graph_mem_backward_ws(const struct graph_mem *m)
 {
     return (slots_floats(m->gslot_floats, m->n_gslots) + (size_t)m->n_tmp * m->tmp_floats +
-            m->ws_floats) * F4;
+            m->ws_floats + m->decode_floats) * F4;
 }
 
 /* ---- passes ------------------------------------------------------------- */
@@ -505,12 +542,16 @@ static float *push(struct mt_arena *a, enum mt_mem_cat cat, size_t floats, struc
     return floats ? arena_push(a, cat, floats * F4, err) : NULL;
 }
 
-static void run_node(const struct mt_model_desc *d, int i, float *const *t, const float *params,
-                     float *stats, float *aux, float *ws, int B, int train)
+static void run_node(const struct mt_model_desc *d, const struct graph_mem *m, int i,
+                     float *const *t, const float *params, float *stats, float *aux, float *ws,
+                     float *wbuf, int B, int train, void *ud)
 {
     const struct mt_layer *L = &d->node[i];
+    const float *x = t[L->src + 1];
+    if (m->keep && m->keep->transforms_input && (layer_flags(L) & MT_LAYER_WEIGHTS))
+        x = m->keep->weight_input(ud, i, x, B, wbuf);
     struct mt_layer_fwd f = {
-        .x = t[L->src + 1],
+        .x = x,
         .x2 = L->s.kind == MT_LK_ADD ? t[L->src2 + 1] : NULL,
         .y = t[i + 1],
         .p = params + L->param_off,
@@ -524,7 +565,7 @@ static void run_node(const struct mt_model_desc *d, int i, float *const *t, cons
 }
 
 int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m,
-                        const float *params, float *stats, const float *x, int B,
+                        const float *params, float *stats, const float *x, int B, void *ud,
                         struct mt_arena *a, struct graph_step *s, struct mt_err *err)
 {
     int T = d->n_nodes, PB = m->B;
@@ -534,6 +575,9 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
         if (m->group[t] == t && m->kept[t] &&
             !(s->t[t] = push(a, MT_MEM_ACTS, (size_t)PB * shape_count(tensor_shape(d, t)), err)))
             return arena_error(a);
+    for (int t = 1; t <= T; t++)
+        if (m->code_bytes[t] && !(s->code[t] = arena_push(a, MT_MEM_ACTS, m->code_bytes[t], err)))
+            return arena_error(a);
     for (int i = 0; i < T; i++) {
         size_t n = layer_aux_floats(&d->node[i], PB);
         if (n && !(s->aux[i] = push(a, MT_MEM_ACTS, n, err)))
@@ -542,7 +586,9 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
     if (m->ws_floats && !(s->ws = push(a, MT_MEM_WORKSPACE, m->ws_floats, err)))
         return arena_error(a);
     s->mark_after_kept = arena_mark(a);
-    float *slot[GRAPH_T];
+    float *slot[GRAPH_T], *wbuf = NULL;
+    if (m->winput_floats && !(wbuf = push(a, MT_MEM_WORKSPACE, m->winput_floats, err)))
+        return arena_error(a);
     for (int k = 0; k < m->n_fslots; k++)
         if (!(slot[k] = push(a, MT_MEM_WORKSPACE, m->fslot_floats[k], err)))
             return arena_error(a);
@@ -553,7 +599,9 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
         int t = i + 1;
         if (m->group[t] != t)
             s->t[t] = s->t[m->group[t]];
-        run_node(d, i, s->t, params, stats, s->aux[i], s->ws, B, 1);
+        run_node(d, m, i, s->t, params, stats, s->aux[i], s->ws, wbuf, B, 1, ud);
+        if (m->coded[t])
+            m->keep->encode(ud, t, s->t[t], B, s->code[t], s);
     }
     arena_pop(a, s->mark_after_kept);
     for (int t = 1; t <= T; t++)
@@ -570,10 +618,11 @@ static void add_into(float *dst, const float *src, size_t n)
 
 int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
                    const float *params, struct graph_step *s, int B,
-                   const struct graph_grad_sink *sink, struct mt_arena *a, struct mt_err *err)
+                   const struct graph_grad_sink *sink, void *ud, struct mt_arena *a,
+                   struct mt_err *err)
 {
     int T = d->n_nodes;
-    float *slot[GRAPH_T], *g[GRAPH_T], *tmp[2] = {NULL, NULL};
+    float *slot[GRAPH_T], *g[GRAPH_T], *tmp[2] = {NULL, NULL}, *dec = NULL;
     unsigned char have[GRAPH_T];
     for (int k = 0; k < m->n_gslots; k++)
         if (!(slot[k] = push(a, MT_MEM_WORKSPACE, m->gslot_floats[k], err)))
@@ -581,6 +630,8 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
     for (int k = 0; k < m->n_tmp; k++)
         if (!(tmp[k] = push(a, MT_MEM_WORKSPACE, m->tmp_floats, err)))
             return arena_error(a);
+    if (m->decode_floats && !(dec = push(a, MT_MEM_WORKSPACE, m->decode_floats, err)))
+        return arena_error(a);
     for (int t = 0; t <= T; t++) {
         g[t] = m->gslot[t] >= 0 ? slot[m->gslot[t]] : NULL;
         have[t] = 0;
@@ -601,9 +652,17 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
         }
         if (!have[t])
             continue; /* it does not reach the loss */
+        /* A coded tensor is decoded for its reader (no kind reads both its
+         * input and its output). */
+        int rt = (f & MT_LAYER_NEEDS_IN) ? in[0] : (f & MT_LAYER_NEEDS_OUT) ? t : -1;
+        const float *rd = rt >= 0 ? s->t[rt] : NULL;
+        if (rt > 0 && m->coded[rt]) {
+            m->keep->decode(ud, rt, i, B, dec, s);
+            rd = dec;
+        }
         struct mt_layer_bwd b = {
-            .x = (f & MT_LAYER_NEEDS_IN) ? s->t[in[0]] : NULL,
-            .y = (f & MT_LAYER_NEEDS_OUT) ? s->t[t] : NULL,
+            .x = (f & MT_LAYER_NEEDS_IN) ? rd : NULL,
+            .y = (f & MT_LAYER_NEEDS_OUT) ? rd : NULL,
             .aux = s->aux[i],
             .dy = g[t],
             .p = params + L->param_off,
@@ -647,10 +706,14 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
 
 /* ---- evaluation --------------------------------------------------------- */
 
-void graph_eval_plan(const struct mt_model_desc *d, int B, struct graph_mem *m)
+void graph_eval_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
+                     struct graph_mem *m)
 {
     memset(m, 0, sizeof *m);
     m->B = B;
+    m->keep = keep;
+    if (keep && keep->transforms_input)
+        m->winput_floats = max_weight_input(d, B);
     assign_groups(d, m);  /* nothing kept: every tensor in a forward slot */
     assign_forward_slots(d, m);
     for (int i = 0; i < d->n_nodes; i++) {
@@ -662,12 +725,12 @@ void graph_eval_plan(const struct mt_model_desc *d, int B, struct graph_mem *m)
 
 size_t graph_eval_floats(const struct graph_mem *m)
 {
-    return slots_floats(m->fslot_floats, m->n_fslots) + m->ws_floats;
+    return slots_floats(m->fslot_floats, m->n_fslots) + m->ws_floats + m->winput_floats;
 }
 
 const float *graph_forward_eval(const struct mt_model_desc *d, const struct graph_mem *m,
                                 const float *params, const float *stats, const float *x, int B,
-                                float *ws)
+                                void *ud, float *ws)
 {
     float *t[GRAPH_T], *slot[GRAPH_T];
     float *p = ws;
@@ -676,10 +739,11 @@ const float *graph_forward_eval(const struct mt_model_desc *d, const struct grap
         p += m->fslot_floats[k];
     }
     t[0] = (float *)x;
+    float *wbuf = p + m->ws_floats;
     for (int i = 0; i < d->n_nodes; i++) {
         int u = i + 1;
         t[u] = m->group[u] == u ? slot[m->fslot[u]] : t[m->group[u]];
-        run_node(d, i, t, params, (float *)stats, NULL, p, B, 0);
+        run_node(d, m, i, t, params, (float *)stats, NULL, p, wbuf, B, 0, ud);
     }
     return t[d->n_nodes];
 }

@@ -50,12 +50,39 @@ int graph_next_act(const struct mt_model_desc *d, int i);
 void graph_init_params(const struct mt_model_desc *d, float *params, float *stats,
                        struct mt_rng *rng);
 
+struct graph_step;
+
+/* How a rule keeps what the backward reads, when not as FP32 tensors
+ * (approximate activations' K-bit codes, ASA's sign bits). NULL = BP's
+ * FP32 tensors.
+ *  - coded(ctx, d, t, B, &bytes): at plan time, for each tensor t > 0 some
+ *    backward reads (not the logits): 1 to keep a code of `bytes` instead
+ *    (0 bytes: decoded from another tensor's code). ctx is what the caller
+ *    gave graph_mem_plan (a spec).
+ *  - encode(ud, t, x, B, code, s): right after t is made, x (B, t's values)
+ *    into its code (`bytes` long), while x is still exact.
+ *  - decode(ud, t, reader, B, out, s): before node `reader`'s backward reads
+ *    t: the values it should see, into out (B, t's values).
+ *  - weight_input(ud, node, x, B, ws): with `transforms_input`, what weight
+ *    layer `node` reads in the forward (training and evaluation) in place of
+ *    its input x (ASA's x + eps S), written into ws (B, its input's values)
+ *    and returned. */
+struct graph_keep {
+    int (*coded)(const void *ctx, const struct mt_model_desc *d, int t, int B, size_t *bytes);
+    void (*encode)(void *ud, int t, const float *x, int B, void *code, const struct graph_step *s);
+    void (*decode)(void *ud, int t, int reader, int B, float *out, const struct graph_step *s);
+    const float *(*weight_input)(void *ud, int node, const float *x, int B, float *ws);
+    int transforms_input;
+};
+
 /* Where each tensor of a training step lives (see above). Tensor t of
  * n_nodes + 1. */
 #define GRAPH_T (MT_MAX_NODES + 1)
 struct graph_mem {
     int B;
     unsigned char kept[GRAPH_T];     /* stored in the activations category */
+    unsigned char coded[GRAPH_T];    /* kept as a rule's code (graph_keep) instead */
+    size_t code_bytes[GRAPH_T];
     short group[GRAPH_T];            /* the tensor whose storage it shares (itself if own) */
     short fslot[GRAPH_T];            /* forward slot of an own, not kept tensor; -1 */
     short gslot[GRAPH_T];            /* backward slot of its gradient; -1 = no gradient */
@@ -67,9 +94,13 @@ struct graph_mem {
     size_t kept_bytes;               /* kept tensors and aux, as pushed */
     size_t ws_floats;                /* the largest layer workspace */
     size_t tmp_floats;               /* one tensor, for summed gradients */
+    size_t decode_floats;            /* the largest coded tensor: one decode buffer */
+    size_t winput_floats;            /* the largest weight-layer input (transforms_input) */
+    const struct graph_keep *keep;
     int n_tmp;                       /* 0, 1, or 2 (an add whose two inputs both sum) */
 };
-void graph_mem_plan(const struct mt_model_desc *d, int B, struct graph_mem *m);
+void graph_mem_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
+                    const void *ctx, struct graph_mem *m);
 /* Bytes node i keeps in m's layout: its output when that is stored for the
  * step (a tensor shared in place counts once, at the node that owns the
  * storage) and its aux. */
@@ -81,6 +112,7 @@ size_t graph_mem_backward_ws(const struct graph_mem *m);  /* slots + tmp + layer
 /* The storage of one step (graph_train_forward fills it). */
 struct graph_step {
     float *t[GRAPH_T];               /* each tensor's values */
+    void *code[GRAPH_T];             /* coded tensors' codes */
     float *aux[MT_MAX_NODES];
     float *ws;
     size_t mark_after_kept;          /* arena position after the kept tensors and ws */
@@ -92,7 +124,7 @@ struct graph_step {
  * forward slots. The buffers are m's (planned for m->B); the batch is
  * B <= m->B. The logits are s->t[n_nodes]. */
 int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m,
-                        const float *params, float *stats, const float *x, int B,
+                        const float *params, float *stats, const float *x, int B, void *ud,
                         struct mt_arena *a, struct graph_step *s, struct mt_err *err);
 
 /* Where a weight layer's gradient goes and which weights its input gradient
@@ -126,16 +158,18 @@ size_t graph_tensor_count(const struct mt_model_desc *d, int t);
  * reverse its parameter gradient and the gradient at its inputs. */
 int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
                    const float *params, struct graph_step *s, int B,
-                   const struct graph_grad_sink *sink, struct mt_arena *a, struct mt_err *err);
+                   const struct graph_grad_sink *sink, void *ud, struct mt_arena *a,
+                   struct mt_err *err);
 
 /* Evaluation: running statistics, nothing kept, every tensor in a slot
  * (layout from graph_eval_plan, which the caller computes once). ws holds
  * graph_eval_floats(m) floats (batch of m->B or fewer); returns the logits,
  * inside ws. */
-void graph_eval_plan(const struct mt_model_desc *d, int B, struct graph_mem *m);
+void graph_eval_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
+                     struct graph_mem *m);
 size_t graph_eval_floats(const struct graph_mem *m);
 const float *graph_forward_eval(const struct mt_model_desc *d, const struct graph_mem *m,
                                 const float *params, const float *stats, const float *x, int B,
-                                float *ws);
+                                void *ud, float *ws);
 
 #endif

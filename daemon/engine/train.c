@@ -33,12 +33,12 @@ static size_t batch_bytes(const struct mt_spec *s, long train_n)
 
 /* The evaluation forward's workspace: the rolling buffers of an MLP, or a
  * layer list's evaluation slots. */
-static size_t eval_bytes(const struct mt_model_desc *d, int B)
+static size_t eval_bytes(const struct mt_spec *s)
 {
-    if (!model_is_graph(d))
-        return rule_rolling_bytes(d, B);
+    if (!model_is_graph(&s->model))
+        return rule_rolling_bytes(&s->model, s->batch);
     struct graph_mem m;
-    graph_eval_plan(d, B, &m);
+    graph_eval_plan(&s->model, s->batch, rule_find(s->rule.name)->keep, &m);
     return graph_eval_floats(&m) * F4;
 }
 
@@ -50,7 +50,7 @@ void trainer_plan_shape(const struct mt_spec *s, const struct mt_data_shape *sha
     memset(plan, 0, sizeof *plan);
     rule->plan(s, &rp);
     size_t P = model_param_count(&s->model);
-    size_t eval_ws = eval_bytes(&s->model, s->batch);
+    size_t eval_ws = eval_bytes(s);
 
     plan->cat[MT_MEM_PARAMS] = (P + model_stat_count(&s->model)) * F4;
     plan->cat[MT_MEM_OPTIM] = optim_state_bytes(&s->optim, P);
@@ -202,9 +202,9 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
     const struct mt_model_desc *md = &t->net.d;
     int B = t->spec.batch, C = md->width[md->n_layers], graph = model_is_graph(md);
     struct graph_mem gm;
-    size_t half = eval_bytes(md, B) / 2;
+    size_t half = eval_bytes(&t->spec) / 2;
     if (graph) {
-        graph_eval_plan(md, B, &gm);
+        graph_eval_plan(md, B, t->rule->keep, &gm);
         half = graph_eval_floats(&gm) * F4; /* one region */
     }
     size_t mark = arena_mark(t->arena);
@@ -225,7 +225,7 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
         data_batch(d, &t->norm, t->eval_idx, nb, t->x, t->y);
         const float *logits = t->rule->infer ? t->rule->infer(t, t->x, nb, b0, b1) : NULL;
         if (!logits)
-            logits = graph ? graph_forward_eval(md, &gm, t->net.params, t->net.stats, t->x, nb, b0)
+            logits = graph ? graph_forward_eval(md, &gm, t->net.params, t->net.stats, t->x, nb, t, b0)
                            : rule_forward_rolling(&t->net, t->x, nb, b0, b1);
         sum += loss_softmax_xent(logits, t->y, nb, C, &correct) * nb;
         hits += correct;

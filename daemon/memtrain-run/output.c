@@ -111,7 +111,7 @@ void output_layers_text(FILE *f, const struct mt_spec *s)
     if (!model_is_graph(d))
         return;
     struct graph_mem m;
-    graph_mem_plan(d, s->batch, &m);
+    graph_mem_plan(d, s->batch, rule_find(s->rule.name)->keep, s, &m);
     char shape[48], b[32], from[40];
     fprintf(f, "  %-4s %-26s %-12s %12s %12s\n", "node", "layer", "output", "params",
             "kept (bp)");
@@ -141,7 +141,7 @@ void output_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan
     if (!model_is_graph(d))
         return;
     struct graph_mem m;
-    graph_mem_plan(d, s->batch, &m);
+    graph_mem_plan(d, s->batch, rule_find(s->rule.name)->keep, s, &m);
     /* the layers, one JSON line each after the plan */
     for (int i = 0; i < d->n_nodes; i++) {
         const struct mt_layer *L = &d->node[i];

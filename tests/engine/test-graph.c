@@ -127,7 +127,8 @@ static double fd_loss(struct fd *f)
     struct graph_step st;
     struct mt_err err = {0};
     size_t mark = arena_mark(f->a);
-    assert_ok(graph_train_forward(&f->d, &f->m, f->params, f->stats, f->x, f->B, f->a, &st, &err),
+    assert_ok(graph_train_forward(&f->d, &f->m, f->params, f->stats, f->x, f->B, NULL, f->a, &st,
+                                  &err),
               err);
     int correct;
     int C = f->d.width[f->d.n_layers];
@@ -156,7 +157,7 @@ static void fd_check(const char *model_yaml, int B)
     struct fd f = {.d = s.model, .B = B};
     struct mt_err err = {0};
     f.a = arena_new(0);
-    graph_mem_plan(&f.d, B, &f.m);
+    graph_mem_plan(&f.d, B, NULL, NULL, &f.m);
     size_t P = graph_param_count(&f.d), S = graph_stat_count(&f.d);
     size_t n0 = (size_t)f.d.width[0];
     f.params = arena_alloc(f.a, MT_MEM_PARAMS, P * 4, &err);
@@ -177,11 +178,11 @@ static void fd_check(const char *model_yaml, int B)
     /* The analytic gradient. */
     struct graph_step st;
     size_t mark = arena_mark(f.a);
-    assert_ok(graph_train_forward(&f.d, &f.m, f.params, f.stats, f.x, B, f.a, &st, &err), err);
+    assert_ok(graph_train_forward(&f.d, &f.m, f.params, f.stats, f.x, B, NULL, f.a, &st, &err), err);
     int correct;
     loss_softmax_xent_backward(st.t[f.d.n_nodes], f.y, B, C, &correct);
     struct graph_grad_sink sink = {.dp = sink_grads, .ud = &f};
-    assert_ok(graph_backward(&f.d, &f.m, f.params, &st, B, &sink, f.a, &err), err);
+    assert_ok(graph_backward(&f.d, &f.m, f.params, &st, B, &sink, NULL, f.a, &err), err);
     arena_pop(f.a, mark);
 
     /* Central differences on a sample of parameters of every node. */
@@ -215,6 +216,96 @@ static void test_graph_gradients_match_finite_differences(void **state)
     fd_check("model:\n  input: 12\n  classes: 3\n  layers: [{dense: 7}, relu, {dense: 3}]\n", 5);
     fd_check("model:\n  input: [3, 2, 2]\n  classes: 3\n  layers: [flatten, {dense: 6}, "
              "batchnorm, tanh, {dense: {units: 5, bias: false}}, gelu, layernorm, {dense: 3}]\n", 6);
+}
+
+/* ---- codes in place of kept tensors ----------------------------------- */
+
+/* A keep policy that stores every tensor it may as an exact copy, and
+ * feeds weight layers their input times one: the gradients must be BP's,
+ * bit for bit, through the code, decode and input-transform paths. */
+static int copy_coded(const void *ctx, const struct mt_model_desc *d, int t, int B, size_t *bytes)
+{
+    (void)ctx;
+    *bytes = (size_t)B * graph_tensor_count(d, t) * sizeof(float);
+    return 1;
+}
+
+static const struct mt_model_desc *copy_d;
+static int copy_decodes;
+
+static void copy_encode(void *ud, int t, const float *x, int B, void *code,
+                        const struct graph_step *s)
+{
+    (void)ud, (void)s;
+    memcpy(code, x, (size_t)B * graph_tensor_count(copy_d, t) * sizeof(float));
+}
+
+static void copy_decode(void *ud, int t, int reader, int B, float *out, const struct graph_step *s)
+{
+    (void)ud, (void)reader;
+    memcpy(out, s->code[t], (size_t)B * graph_tensor_count(copy_d, t) * sizeof(float));
+    copy_decodes++;
+}
+
+static const float *copy_input(void *ud, int node, const float *x, int B, float *ws)
+{
+    (void)ud;
+    size_t n = (size_t)B * shape_count(copy_d->node[node].in);
+    for (size_t i = 0; i < n; i++)
+        ws[i] = x[i] * 1.0f;
+    return ws;
+}
+
+static const struct graph_keep copy_keep = {copy_coded, copy_encode, copy_decode, copy_input, 1};
+
+static void grads_with(const struct mt_model_desc *d, const struct graph_keep *keep, int B,
+                       float *grads, size_t *kept)
+{
+    struct mt_err err = {0};
+    struct mt_arena *a = arena_new(0);
+    struct graph_mem m;
+    graph_mem_plan(d, B, keep, NULL, &m);
+    *kept = m.kept_bytes;
+    size_t P = graph_param_count(d), S = graph_stat_count(d), n0 = (size_t)d->width[0];
+    float *params = arena_alloc(a, MT_MEM_PARAMS, P * 4, &err);
+    float *stats = S ? arena_alloc(a, MT_MEM_PARAMS, S * 4, &err) : NULL;
+    float *x = arena_alloc(a, MT_MEM_DATA, (size_t)B * n0 * 4, &err);
+    uint8_t y[16];
+    struct mt_rng rng;
+    rng_seed(&rng, 5);
+    graph_init_params(d, params, stats, &rng);
+    for (size_t i = 0; i < (size_t)B * n0; i++)
+        x[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+    int C = d->width[d->n_layers], correct;
+    for (int i = 0; i < B; i++)
+        y[i] = (uint8_t)(i % C);
+    g_grads = grads;
+    struct fd f = {.d = *d};
+    struct graph_step st;
+    struct graph_grad_sink sink = {.dp = sink_grads, .ud = &f};
+    assert_ok(graph_train_forward(d, &m, params, stats, x, B, NULL, a, &st, &err), err);
+    loss_softmax_xent_backward(st.t[d->n_nodes], y, B, C, &correct);
+    assert_ok(graph_backward(d, &m, params, &st, B, &sink, NULL, a, &err), err);
+    arena_free(a);
+}
+
+static void test_codes_replace_kept_tensors(void **state)
+{
+    struct mt_spec s;
+    parse(DATA "batch: 6\nepochs: 1\nmodel:\n  input: [3, 2, 2]\n  classes: 3\n"
+          "  layers: [flatten, {dense: 6}, batchnorm, gelu, {dense: 5}, relu, layernorm, "
+          "{dense: 3}]\n", &s);
+    size_t P = graph_param_count(&s.model), k0, k1;
+    float *g0 = calloc(P, 4), *g1 = calloc(P, 4);
+    copy_d = &s.model;
+    copy_decodes = 0;
+    grads_with(&s.model, NULL, 6, g0, &k0);
+    grads_with(&s.model, &copy_keep, 6, g1, &k1);
+    assert_memory_equal(g0, g1, P * 4);
+    assert_true(copy_decodes >= 4); /* BN, GELU, ReLU, LN and both dense inputs read codes */
+    assert_true(k1 >= k0);
+    free(g0);
+    free(g1);
 }
 
 /* ---- plan = measured ----------------------------------------------------- */
@@ -270,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layer_list_mlp_trains_to_the_same_bits),
         cmocka_unit_test(test_graph_gradients_match_finite_differences),
+        cmocka_unit_test(test_codes_replace_kept_tensors),
         cmocka_unit_test(test_graph_plan_equals_measured),
         cmocka_unit_test(test_bad_layer_lists_are_refused),
     };

@@ -131,7 +131,7 @@ int rule_graph_init(struct mt_trainer *t, struct mt_err *err)
         return 0;
     if (!(t->gm = malloc(sizeof *t->gm)))
         return mt_err_set(err, MT_E_NOMEM, "out of memory for the layer plan");
-    graph_mem_plan(&t->net.d, t->spec.batch, t->gm);
+    graph_mem_plan(&t->net.d, t->spec.batch, t->rule->keep, &t->spec, t->gm);
     return 0;
 }
 
@@ -140,7 +140,7 @@ void rule_graph_plan(const struct mt_spec *s, size_t feedback_bytes, int grads,
 {
     struct graph_mem m;
     memset(p, 0, sizeof *p);
-    graph_mem_plan(&s->model, s->batch, &m);
+    graph_mem_plan(&s->model, s->batch, rule_find(s->rule.name)->keep, s, &m);
     if (grads)
         rule_plan_full_grads(s, p);
     p->cat[MT_MEM_PARAMS] = feedback_bytes;
@@ -161,13 +161,13 @@ static int graph_step(struct mt_trainer *t, const float *x, const uint8_t *y, in
     struct graph_grad_sink sink = {sink_dp, sink_back, direct ? sink_seed : NULL, direct, &ctx};
     int rc;
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
-    if ((rc = graph_train_forward(d, t->gm, t->net.params, t->net.stats, x, B, t->arena, &st,
-                                  err)) ||
+    if ((rc = graph_train_forward(d, t->gm, t->net.params, t->net.stats, x, B, t, t->arena,
+                                  &st, err)) ||
         (rc = rule_output_error(t, st.t[d->n_nodes], y, B, r, err)))
         goto out;
     ctx.E = st.t[d->n_nodes];
     arena_set_phase(t->arena, MT_PHASE_GRADIENT);
-    if ((rc = graph_backward(d, t->gm, t->net.params, &st, B, &sink, t->arena, err)))
+    if ((rc = graph_backward(d, t->gm, t->net.params, &st, B, &sink, t, t->arena, err)))
         goto out;
     arena_pop(t->arena, mark);
     rule_update_all(t);

@@ -16,6 +16,7 @@
 
 struct mt_spec;
 struct mt_trainer;
+struct graph_keep;
 
 /* A figure a rule reports once per epoch beside loss and accuracy (ASA's
  * learning indicator of layer 2 is "li.2"). */
@@ -80,6 +81,9 @@ struct mt_rule {
      * rule accumulated over the epoch. */
     int (*epoch_metrics)(struct mt_trainer *t, struct mt_rule_metric *out, int max);
     unsigned flags;        /* MT_RULE_* */
+    /* Layer-list models: how the rule keeps what the backward reads (codes
+     * in place of FP32 tensors, graph.h); NULL = FP32, as BP. */
+    const struct graph_keep *keep;
 };
 
 /* The rule named `name`, or NULL. */
