@@ -11,7 +11,7 @@
 
 /* ---- resolving ---------------------------------------------------------- */
 
-static struct mt_shape tensor_shape(const struct mt_model_desc *d, int t)
+struct mt_shape graph_tensor_shape(const struct mt_model_desc *d, int t)
 {
     return t == 0 ? d->input : d->node[t - 1].out;
 }
@@ -38,9 +38,9 @@ static int add_node(struct mt_model_desc *d, struct mt_layer_spec ls, int src, i
     L->src = src;
     L->src2 = src2;
     L->origin = origin;
-    L->in = tensor_shape(d, src + 1);
+    L->in = graph_tensor_shape(d, src + 1);
     if (ls.kind == MT_LK_ADD) {
-        struct mt_shape o = tensor_shape(d, src2 + 1);
+        struct mt_shape o = graph_tensor_shape(d, src2 + 1);
         if (o.c != L->in.c || o.h != L->in.h || o.w != L->in.w) {
             char s[48], why[96];
             shape_format(o, s, sizeof s);
@@ -60,7 +60,7 @@ static int add_node(struct mt_model_desc *d, struct mt_layer_spec ls, int src, i
 static int add_residual(struct mt_model_desc *d, const struct mt_layer_spec *r, int prev,
                         int origin, struct mt_err *err)
 {
-    struct mt_shape in = tensor_shape(d, prev + 1);
+    struct mt_shape in = graph_tensor_shape(d, prev + 1);
     struct mt_layer_spec bn = {.kind = MT_LK_BATCHNORM};
     struct mt_layer_spec f = {.kind = MT_LK_ACT, .act = r->act};
     struct mt_layer_spec c1 = {.kind = MT_LK_CONV, .units = r->units, .kh = 3, .kw = 3,
@@ -239,7 +239,7 @@ int graph_feeds_weights(const struct mt_model_desc *d, int t)
 
 size_t graph_tensor_count(const struct mt_model_desc *d, int t)
 {
-    return shape_count(tensor_shape(d, t));
+    return shape_count(graph_tensor_shape(d, t));
 }
 
 /* ---- memory layout ------------------------------------------------------ */
@@ -254,7 +254,7 @@ static int readers(const struct mt_model_desc *d, int t, int *out)
     return n;
 }
 
-static int last_reader(const struct mt_model_desc *d, int t)
+int graph_last_reader(const struct mt_model_desc *d, int t)
 {
     int r[MT_MAX_NODES], n = readers(d, t, r);
     return n ? r[n - 1] : -1;
@@ -318,10 +318,10 @@ static void assign_groups(const struct mt_model_desc *d, struct graph_mem *m)
 /* Interval colouring: an own tensor (group root) needing a slot lives from
  * birth[t] to death[t]; slots are reused once free, each as large as the
  * largest tensor it held. */
-static int colour(int n, const int *birth, const int *death, const size_t *floats,
+int graph_colour(int n, const int *birth, const int *death, const size_t *floats,
                   const unsigned char *want, short *slot, size_t *slot_floats)
 {
-    int nslots = 0, slot_end[GRAPH_T];
+    int nslots = 0, slot_end[2 * GRAPH_T];
     for (int t = 0; t < n; t++)
         slot[t] = -1;
     for (int time = 0;; time++) {
@@ -359,16 +359,16 @@ static void assign_forward_slots(const struct mt_model_desc *d, struct graph_mem
         want[t] = t > 0 && m->group[t] == t && !m->kept[t];
         birth[t] = t - 1;
         death[t] = t - 1;
-        floats[t] = (size_t)m->B * shape_count(tensor_shape(d, t));
+        floats[t] = (size_t)m->B * shape_count(graph_tensor_shape(d, t));
     }
     for (int u = 1; u < n; u++) {
-        int r = last_reader(d, u), g = m->group[u];
+        int r = graph_last_reader(d, u), g = m->group[u];
         if (r > death[g])
             death[g] = r;
         if (u - 1 > death[g])
             death[g] = u - 1;
     }
-    m->n_fslots = colour(n, birth, death, floats, want, m->fslot, m->fslot_floats);
+    m->n_fslots = graph_colour(n, birth, death, floats, want, m->fslot, m->fslot_floats);
 }
 
 /* Backward time of node i: n_nodes - 1 - i. Tensor s's gradient is born at
@@ -392,14 +392,14 @@ static void assign_backward_slots(const struct mt_model_desc *d, struct graph_me
     for (int t = 0; t < n; t++) {
         root[t] = (short)t;
         m->gshare[t] = 0;
-        floats[t] = (size_t)m->B * shape_count(tensor_shape(d, t));
+        floats[t] = (size_t)m->B * shape_count(graph_tensor_shape(d, t));
     }
     /* Shares, walked in backward order so a root is known before its sharers. */
     for (int i = T - 1; i >= 0; i--) {
         const struct mt_layer *L = &d->node[i];
         unsigned f = layer_flags(L);
         int s = L->src + 1;
-        if (s == 0 || !m->need_grad[s] || last_reader(d, s) != i || i + 1 == T)
+        if (s == 0 || !m->need_grad[s] || graph_last_reader(d, s) != i || i + 1 == T)
             continue;
         if (f & (MT_LAYER_ELEMENTWISE | MT_LAYER_RESHAPE)) {
             m->gshare[s] = 1;
@@ -413,7 +413,7 @@ static void assign_backward_slots(const struct mt_model_desc *d, struct graph_me
     for (int t = 1; t < n; t++) {
         if (!m->need_grad[t] || t == T)
             continue;
-        int r = last_reader(d, t);
+        int r = graph_last_reader(d, t);
         if (r < 0)
             continue; /* read by no one: no gradient reaches it */
         int b = T - 1 - r, e = T - 1 - (t - 1), g = root[t];
@@ -425,7 +425,7 @@ static void assign_backward_slots(const struct mt_model_desc *d, struct graph_me
         if (floats[t] > floats[g])
             floats[g] = floats[t];
     }
-    m->n_gslots = colour(n, birth, death, floats, want, m->gslot, m->gslot_floats);
+    m->n_gslots = graph_colour(n, birth, death, floats, want, m->gslot, m->gslot_floats);
     for (int t = 1; t < n; t++)
         m->gslot[t] = m->need_grad[t] && t != T ? m->gslot[root[t]] : -1;
     m->gslot[0] = -1;
@@ -445,7 +445,7 @@ static void assign_codes(const struct mt_model_desc *d, const struct graph_keep 
             m->kept[t] = 0;
             m->coded[t] = 1;
             m->code_bytes[t] = bytes;
-            size_t n = (size_t)m->B * shape_count(tensor_shape(d, t));
+            size_t n = (size_t)m->B * shape_count(graph_tensor_shape(d, t));
             if (n > m->decode_floats)
                 m->decode_floats = n;
         }
@@ -476,7 +476,7 @@ void graph_mem_plan(const struct mt_model_desc *d, int B, const struct graph_kee
     m->kept_bytes = 0;
     size_t tmp = 0;
     for (int t = 1; t <= d->n_nodes; t++) {
-        size_t cnt = (size_t)B * shape_count(tensor_shape(d, t));
+        size_t cnt = (size_t)B * shape_count(graph_tensor_shape(d, t));
         if (m->group[t] == t && m->kept[t])
             m->kept_bytes += cnt * F4;
         m->kept_bytes += m->code_bytes[t];
@@ -497,10 +497,10 @@ void graph_mem_plan(const struct mt_model_desc *d, int B, const struct graph_kee
     for (int i = 0; i < d->n_nodes; i++) {
         const struct mt_layer *L = &d->node[i];
         int k = 0;
-        if (m->need_grad[L->src + 1] && last_reader(d, L->src + 1) != i)
+        if (m->need_grad[L->src + 1] && graph_last_reader(d, L->src + 1) != i)
             k++;
         if (L->s.kind == MT_LK_ADD && m->need_grad[L->src2 + 1] &&
-            last_reader(d, L->src2 + 1) != i)
+            graph_last_reader(d, L->src2 + 1) != i)
             k++;
         if (k > m->n_tmp)
             m->n_tmp = k;
@@ -512,7 +512,7 @@ size_t graph_node_kept_bytes(const struct mt_model_desc *d, const struct graph_m
     int t = i + 1;
     size_t n = layer_aux_floats(&d->node[i], m->B);
     if (m->group[t] == t && m->kept[t])
-        n += (size_t)m->B * shape_count(tensor_shape(d, t));
+        n += (size_t)m->B * shape_count(graph_tensor_shape(d, t));
     return n * F4 + m->code_bytes[t];
 }
 
@@ -542,14 +542,14 @@ static float *push(struct mt_arena *a, enum mt_mem_cat cat, size_t floats, struc
     return floats ? arena_push(a, cat, floats * F4, err) : NULL;
 }
 
-static void run_node(const struct mt_model_desc *d, const struct graph_mem *m, int i,
-                     float *const *t, const float *params, float *stats, float *aux, float *ws,
-                     float *wbuf, int B, int train, void *ud)
+void graph_run_node(const struct mt_model_desc *d, const struct graph_keep *keep, int i,
+                    float *const *t, const float *params, float *stats, float *aux, float *ws,
+                    float *wbuf, int B, int train, void *ud)
 {
     const struct mt_layer *L = &d->node[i];
     const float *x = t[L->src + 1];
-    if (m->keep && m->keep->transforms_input && (layer_flags(L) & MT_LAYER_WEIGHTS))
-        x = m->keep->weight_input(ud, i, x, B, wbuf);
+    if (keep && keep->transforms_input && (layer_flags(L) & MT_LAYER_WEIGHTS))
+        x = keep->weight_input(ud, i, x, B, wbuf);
     struct mt_layer_fwd f = {
         .x = x,
         .x2 = L->s.kind == MT_LK_ADD ? t[L->src2 + 1] : NULL,
@@ -573,7 +573,7 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
     s->t[0] = (float *)x;
     for (int t = 1; t <= T; t++)
         if (m->group[t] == t && m->kept[t] &&
-            !(s->t[t] = push(a, MT_MEM_ACTS, (size_t)PB * shape_count(tensor_shape(d, t)), err)))
+            !(s->t[t] = push(a, MT_MEM_ACTS, (size_t)PB * shape_count(graph_tensor_shape(d, t)), err)))
             return arena_error(a);
     for (int t = 1; t <= T; t++)
         if (m->code_bytes[t] && !(s->code[t] = arena_push(a, MT_MEM_ACTS, m->code_bytes[t], err)))
@@ -599,7 +599,7 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
         int t = i + 1;
         if (m->group[t] != t)
             s->t[t] = s->t[m->group[t]];
-        run_node(d, m, i, s->t, params, stats, s->aux[i], s->ws, wbuf, B, 1, ud);
+        graph_run_node(d, m->keep, i, s->t, params, stats, s->aux[i], s->ws, wbuf, B, 1, ud);
         if (m->coded[t])
             m->keep->encode(ud, t, s->t[t], B, s->code[t], s);
     }
@@ -732,6 +732,13 @@ const float *graph_forward_eval(const struct mt_model_desc *d, const struct grap
                                 const float *params, const float *stats, const float *x, int B,
                                 void *ud, float *ws)
 {
+    return graph_forward_rolling(d, m, params, (float *)stats, x, B, 0, ud, ws);
+}
+
+const float *graph_forward_rolling(const struct mt_model_desc *d, const struct graph_mem *m,
+                                   const float *params, float *stats, const float *x, int B,
+                                   int train, void *ud, float *ws)
+{
     float *t[GRAPH_T], *slot[GRAPH_T];
     float *p = ws;
     for (int k = 0; k < m->n_fslots; k++) {
@@ -743,7 +750,7 @@ const float *graph_forward_eval(const struct mt_model_desc *d, const struct grap
     for (int i = 0; i < d->n_nodes; i++) {
         int u = i + 1;
         t[u] = m->group[u] == u ? slot[m->fslot[u]] : t[m->group[u]];
-        run_node(d, m, i, t, params, (float *)stats, NULL, p, wbuf, B, 0, ud);
+        graph_run_node(d, m->keep, i, t, params, stats, NULL, p, wbuf, B, train, ud);
     }
     return t[d->n_nodes];
 }

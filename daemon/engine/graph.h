@@ -172,4 +172,24 @@ const float *graph_forward_eval(const struct mt_model_desc *d, const struct grap
                                 const float *params, const float *stats, const float *x, int B,
                                 void *ud, float *ws);
 
+/* The same with batch statistics when `train` (stats NULL: the running
+ * statistics do not move; MEM-DFA's first pass), keeping nothing. */
+const float *graph_forward_rolling(const struct mt_model_desc *d, const struct graph_mem *m,
+                                   const float *params, float *stats, const float *x, int B,
+                                   int train, void *ud, float *ws);
+
+/* Pieces for rules that schedule nodes themselves (MEM-DFA, checkpointing). */
+struct mt_shape graph_tensor_shape(const struct mt_model_desc *d, int t);
+/* The last node reading tensor t, -1 when none. */
+int graph_last_reader(const struct mt_model_desc *d, int t);
+/* Run node i: its inputs from t[], its output into t[i + 1]. */
+void graph_run_node(const struct mt_model_desc *d, const struct graph_keep *keep, int i,
+                    float *const *t, const float *params, float *stats, float *aux, float *ws,
+                    float *wbuf, int B, int train, void *ud);
+/* Interval colouring of n items living birth..death (inclusive times) into
+ * slots reused once free, each as large as its largest item; items with
+ * want[i] == 0 get slot -1. Returns the slot count. */
+int graph_colour(int n, const int *birth, const int *death, const size_t *floats,
+                 const unsigned char *want, short *slot, size_t *slot_floats);
+
 #endif

@@ -20,7 +20,7 @@ static size_t ln_aux(const struct mt_layer *L, int B)
 static void ln_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
     int n = (int)shape_count(L->in);
-    if (f->train) {
+    if (f->aux) {
         layernorm_forward(f->y, f->x, f->aux, f->B, n);
     } else {
         for (int r = 0; r < f->B; r++) {

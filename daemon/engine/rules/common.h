@@ -158,6 +158,17 @@ size_t rule_graph_dfa_feedback_bytes(const struct mt_model_desc *d);
 int rule_graph_dfa_feedback_init(struct mt_trainer *t, struct mt_err *err);
 int rule_graph_dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                         struct mt_step_result *r, struct mt_err *err);
+/* The layer l whose D_l seeds tensor t (the layer before t's first weight
+ * reader), 0 when t is no feedback point. */
+int rule_graph_seed_layer(const struct mt_model_desc *d, int t);
+
+/* MEM-DFA over layers (memdfa_layers.c). */
+int memdfa_layers_check(const struct mt_spec *s, struct mt_err *err);
+void memdfa_layers_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p);
+int memdfa_layers_init(struct mt_trainer *t, struct mt_err *err);
+void memdfa_layers_fini(struct mt_trainer *t);
+int memdfa_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                       struct mt_step_result *r, struct mt_err *err);
 
 /* DFA pieces shared with MEM-DFA (dfa.c). D_l is (C, n_l), l = 1..L-1. */
 size_t dfa_feedback_bytes(const struct mt_model_desc *d);

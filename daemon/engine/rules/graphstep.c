@@ -36,6 +36,14 @@ static const float *sink_back(void *ud, int node)
 }
 
 /* The first weight layer reading tensor t, or 0. */
+static int first_weight_reader(const struct mt_model_desc *d, int t);
+
+int rule_graph_seed_layer(const struct mt_model_desc *d, int t)
+{
+    int l = t > 0 ? first_weight_reader(d, t) - 1 : 0;
+    return l > 0 ? l : 0;
+}
+
 static int first_weight_reader(const struct mt_model_desc *d, int t)
 {
     for (int i = 0; i < d->n_nodes; i++)
