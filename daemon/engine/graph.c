@@ -375,15 +375,17 @@ static void assign_forward_slots(const struct mt_model_desc *d, struct graph_mem
  * its last reader's backward and dies at its producer's; it takes its
  * reader's output gradient over (gshare) when that reader is elementwise or
  * a flatten and the first to reach it. */
-static void assign_backward_slots(const struct mt_model_desc *d, struct graph_mem *m)
+static void assign_backward_slots(const struct mt_model_desc *d, struct graph_mem *m,
+                                  int input_grad)
 {
     int n = d->n_nodes + 1, T = d->n_nodes;
     int birth[GRAPH_T], death[GRAPH_T];
     short root[GRAPH_T];
     size_t floats[GRAPH_T];
     unsigned char want[GRAPH_T];
-    /* need_grad: some parameter lies at or above the tensor's producer. */
-    m->need_grad[0] = 0;
+    /* need_grad: some parameter lies at or above the tensor's producer (or
+     * the input's gradient is wanted). */
+    m->need_grad[0] = (unsigned char)input_grad;
     for (int i = 0; i < T; i++) {
         const struct mt_layer *L = &d->node[i];
         m->need_grad[i + 1] = layer_n_params(L) > 0 || m->need_grad[L->src + 1] ||
@@ -462,8 +464,22 @@ static size_t max_weight_input(const struct mt_model_desc *d, int B)
     return mx;
 }
 
+static void mem_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
+                     const void *ctx, int input_grad, struct graph_mem *m);
+
 void graph_mem_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
                     const void *ctx, struct graph_mem *m)
+{
+    mem_plan(d, B, keep, ctx, 0, m);
+}
+
+void graph_mem_plan_piece(const struct mt_model_desc *d, int B, struct graph_mem *m)
+{
+    mem_plan(d, B, NULL, NULL, 1, m);
+}
+
+static void mem_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
+                     const void *ctx, int input_grad, struct graph_mem *m)
 {
     memset(m, 0, sizeof *m);
     m->B = B;
@@ -472,7 +488,7 @@ void graph_mem_plan(const struct mt_model_desc *d, int B, const struct graph_kee
     assign_codes(d, keep, ctx, m);
     assign_groups(d, m);
     assign_forward_slots(d, m);
-    assign_backward_slots(d, m);
+    assign_backward_slots(d, m, input_grad);
     m->kept_bytes = 0;
     size_t tmp = 0;
     for (int t = 1; t <= d->n_nodes; t++) {
@@ -636,7 +652,8 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
         g[t] = m->gslot[t] >= 0 ? slot[m->gslot[t]] : NULL;
         have[t] = 0;
     }
-    g[T] = s->t[T];
+    g[0] = s->dinput;
+    g[T] = s->dout ? s->dout : s->t[T];
     have[T] = 1;
     for (int i = T - 1; i >= 0; i--) {
         const struct mt_layer *L = &d->node[i];

@@ -101,6 +101,8 @@ struct graph_mem {
 };
 void graph_mem_plan(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
                     const void *ctx, struct graph_mem *m);
+/* The same for a piece of a model whose input's gradient is wanted. */
+void graph_mem_plan_piece(const struct mt_model_desc *d, int B, struct graph_mem *m);
 /* Bytes node i keeps in m's layout: its output when that is stored for the
  * step (a tensor shared in place counts once, at the node that owns the
  * storage) and its aux. */
@@ -116,6 +118,13 @@ struct graph_step {
     float *aux[MT_MAX_NODES];
     float *ws;
     size_t mark_after_kept;          /* arena position after the kept tensors and ws */
+    /* Set by the caller before graph_backward, for a piece of a model
+     * (checkpointing): the gradient at the last node's output (NULL = the
+     * logits' storage holds it) and where the gradient at the input goes
+     * (NULL = not wanted; then the plan must have been made with
+     * input_grad). */
+    float *dout;
+    float *dinput;
 };
 
 /* Training forward over x (B, input): pushes the kept tensors and aux

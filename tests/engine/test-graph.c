@@ -129,6 +129,27 @@ static void test_memdfa_equals_dfa_on_layer_lists(void **state)
     }
 }
 
+/* Checkpointing over layers gives BP's weights, at every segment count. */
+static void test_ckpt_equals_bp_on_layer_lists(void **state)
+{
+    static const char *const models[] = {
+        "  layers: [{dense: 20}, relu, {dense: 12}, tanh, {dense: 8}, gelu, {dense: 4}]\n"
+        "optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n",
+        "  layers: [flatten, {dense: 20}, batchnorm, relu, {dense: 12}, relu, layernorm, "
+        "{dense: 4}]\n",
+    };
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++)
+        for (int k = 1; k <= 4; k++) {
+            char a[1024], b[1024];
+            snprintf(a, sizeof a, DATA "batch: 16\nepochs: 2\nseed: 9\nthreads: 1\nrule: bp\n"
+                     "model:\n  input: [2, 3, 4]\n  classes: 4\n%s", models[m]);
+            snprintf(b, sizeof b, DATA "batch: 16\nepochs: 2\nseed: 9\nthreads: 1\n"
+                     "rule: {name: ckpt, segments: %d}\n"
+                     "model:\n  input: [2, 3, 4]\n  classes: 4\n%s", k, models[m]);
+            same_bits(a, b);
+        }
+}
+
 /* ---- finite differences through the graph ------------------------------ */
 
 struct fd {
@@ -337,7 +358,7 @@ static void test_graph_plan_equals_measured(void **state)
         "model:\n  input: [2, 3, 4]\n  classes: 4\n  layers: [flatten, {dense: 20}, batchnorm, "
         "silu, {dense: 12}, relu, layernorm, {dense: 4}]\n",
     };
-    static const char *const rules[] = {"bp", "fa", "dfa", "memdfa"};
+    static const char *const rules[] = {"bp", "fa", "dfa", "memdfa", "ckpt"};
     for (size_t m = 0; m < sizeof models / sizeof *models; m++)
         for (size_t b = 0; b < 3; b++)
             for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
@@ -379,6 +400,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layer_list_mlp_trains_to_the_same_bits),
         cmocka_unit_test(test_memdfa_equals_dfa_on_layer_lists),
+        cmocka_unit_test(test_ckpt_equals_bp_on_layer_lists),
         cmocka_unit_test(test_graph_gradients_match_finite_differences),
         cmocka_unit_test(test_codes_replace_kept_tensors),
         cmocka_unit_test(test_graph_plan_equals_measured),
