@@ -11,6 +11,10 @@
 
 static const struct mt_layer_ops *const kinds[MT_LK_N] = {
     [MT_LK_DENSE] = &layer_dense,
+    [MT_LK_CONV] = &layer_conv,
+    [MT_LK_MAXPOOL] = &layer_maxpool,
+    [MT_LK_AVGPOOL] = &layer_avgpool,
+    [MT_LK_GAP] = &layer_gap,
     [MT_LK_FLATTEN] = &layer_flatten,
     [MT_LK_BATCHNORM] = &layer_batchnorm,
     [MT_LK_LAYERNORM] = &layer_layernorm,

@@ -255,6 +255,101 @@ static void test_graph_gradients_match_finite_differences(void **state)
     fd_check("model:\n  input: 12\n  classes: 3\n  layers: [{dense: 7}, relu, {dense: 3}]\n", 5);
     fd_check("model:\n  input: [3, 2, 2]\n  classes: 3\n  layers: [flatten, {dense: 6}, "
              "batchnorm, tanh, {dense: {units: 5, bias: false}}, gelu, layernorm, {dense: 3}]\n", 6);
+    /* conv: stride, padding, bias, odd shapes; both pools; per-channel batch-norm */
+    fd_check("model:\n  input: [3, 7, 5]\n  classes: 3\n  layers:\n"
+             "    - conv: {channels: 4, kernel: [3, 2], stride: 2, padding: 1}\n"
+             "    - tanh\n    - conv: {channels: 3, kernel: 2, bias: false}\n    - batchnorm\n"
+             "    - tanh\n    - flatten\n    - {dense: 3}\n", 4);
+    fd_check("model:\n  input: [2, 8, 7]\n  classes: 3\n  layers:\n"
+             "    - conv: {channels: 3, kernel: 3, padding: 1}\n    - maxpool: 2\n    - tanh\n"
+             "    - conv: {channels: 4, kernel: 1}\n    - avgpool: {kernel: 2, stride: 1}\n"
+             "    - globalavgpool\n    - {dense: 3}\n", 3);
+    /* the residual block, with an identity and with a projection shortcut */
+    fd_check("model:\n  input: [2, 6, 6]\n  classes: 3\n  layers:\n"
+             "    - conv: {channels: 3, kernel: 3, padding: 1}\n"
+             "    - residual: {channels: 3, activation: tanh}\n"
+             "    - residual: {channels: 4, stride: 2, activation: tanh}\n"
+             "    - batchnorm\n    - tanh\n    - globalavgpool\n    - {dense: 3}\n", 4);
+}
+
+/* ---- conv against a naive direct convolution -------------------------- */
+
+static void naive_conv(const struct mt_layer *L, const float *x, const float *W, const float *bias,
+                       float *y, int B)
+{
+    int C = L->in.c, H = L->in.h, Wd = L->in.w, M = L->s.units, kh = L->s.kh, kw = L->s.kw;
+    int S = L->s.stride, pad = L->s.pad, Ho = L->out.h, Wo = L->out.w;
+    for (int b = 0; b < B; b++)
+        for (int m = 0; m < M; m++)
+            for (int oy = 0; oy < Ho; oy++)
+                for (int ox = 0; ox < Wo; ox++) {
+                    double s = bias ? bias[m] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int i = 0; i < kh; i++)
+                            for (int j = 0; j < kw; j++) {
+                                int yy = oy * S - pad + i, xx = ox * S - pad + j;
+                                if (yy < 0 || yy >= H || xx < 0 || xx >= Wd)
+                                    continue;
+                                s += (double)W[((m * C + c) * kh + i) * kw + j] *
+                                     x[((b * C + c) * H + yy) * Wd + xx];
+                            }
+                    y[((b * M + m) * Ho + oy) * Wo + ox] = (float)s;
+                }
+}
+
+static void test_conv_matches_naive_convolution(void **state)
+{
+    static const int cases[][6] = {/* c_in, h, w, c_out, kh, kw */
+        {3, 7, 5, 4, 3, 2}, {1, 9, 9, 2, 5, 5}, {2, 5, 6, 3, 1, 1}, {4, 6, 6, 5, 3, 3}};
+    static const int sp[][2] = {{2, 1}, {1, 0}, {1, 0}, {2, 1}};
+    for (int k = 0; k < 4; k++) {
+        struct mt_layer L = {.s = {.kind = MT_LK_CONV, .units = cases[k][3], .kh = cases[k][4],
+                                   .kw = cases[k][5], .stride = sp[k][0], .pad = sp[k][1],
+                                   .bias = 1},
+                             .in = {cases[k][0], cases[k][1], cases[k][2]}};
+        struct mt_err err = {0};
+        const struct mt_layer_ops *o = layer_ops(MT_LK_CONV);
+        assert_ok(o->shape(&L, &err), err);
+        int B = 3;
+        size_t nin = B * shape_count(L.in), nout = B * shape_count(L.out);
+        size_t np = layer_n_params(&L), nw = layer_n_weights(&L);
+        float *x = malloc(nin * 4), *p = malloc(np * 4), *y = malloc(nout * 4);
+        float *ref = malloc(nout * 4), *ws = malloc((layer_ws_floats(&L, B) + 1) * 4);
+        struct mt_rng rng;
+        rng_seed(&rng, 3 + k);
+        for (size_t i = 0; i < nin; i++)
+            x[i] = rng_uniform_range(&rng, -1, 1);
+        for (size_t i = 0; i < np; i++)
+            p[i] = rng_uniform_range(&rng, -1, 1);
+        struct mt_layer_fwd f = {.x = x, .y = y, .p = p, .ws = ws, .B = B, .train = 1};
+        o->forward(&L, &f);
+        naive_conv(&L, x, p, p + nw, ref, B);
+        for (size_t i = 0; i < nout; i++)
+            assert_float_equal(y[i], ref[i], 1e-4);
+        /* The backward against the forward's linearity: for R random,
+         * sum(R * Y) = sum over W, b and x of their gradients times themselves
+         * (Y is bilinear in (W, b) and x). */
+        float *R = malloc(nout * 4), *dx = malloc(nin * 4), *dp = malloc(np * 4);
+        for (size_t i = 0; i < nout; i++)
+            R[i] = rng_uniform_range(&rng, -1, 1);
+        struct mt_layer_bwd bw = {.x = x, .dy = R, .dx = dx, .dp = dp, .p = p, .back = p,
+                                  .ws = ws, .B = B};
+        o->backward(&L, &bw);
+        double sy = 0, sw = 0, sx = 0, sb = 0;
+        for (size_t i = 0; i < nout; i++)
+            sy += (double)R[i] * ref[i];
+        for (size_t i = 0; i < nw; i++)
+            sw += (double)dp[i] * p[i];
+        for (size_t i = nw; i < np; i++)
+            sb += (double)dp[i] * p[i];
+        for (size_t i = 0; i < nin; i++)
+            sx += (double)dx[i] * x[i];
+        /* Y = conv(W, x) + b: <R, Y> = <dW, W> + <db, b> = <dx, x> + <db, b> */
+        if (fabs(sy - sw - sb) > 1e-3 * (1 + fabs(sy)) || fabs(sy - sx - sb) > 1e-3 * (1 + fabs(sy)))
+            fail_msg("case %d: <R,Y> %.6g, <dW,W>+<db,b> %.6g, <dx,x>+<db,b> %.6g", k, sy,
+                     sw + sb, sx + sb);
+        free(x), free(p), free(y), free(ref), free(ws), free(R), free(dx), free(dp);
+    }
 }
 
 /* ---- codes in place of kept tensors ----------------------------------- */
@@ -402,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_memdfa_equals_dfa_on_layer_lists),
         cmocka_unit_test(test_ckpt_equals_bp_on_layer_lists),
         cmocka_unit_test(test_graph_gradients_match_finite_differences),
+        cmocka_unit_test(test_conv_matches_naive_convolution),
         cmocka_unit_test(test_codes_replace_kept_tensors),
         cmocka_unit_test(test_graph_plan_equals_measured),
         cmocka_unit_test(test_bad_layer_lists_are_refused),
