@@ -640,38 +640,56 @@ static int parse_hidden(struct spec_parse *ps)
     }
 }
 
+/* One size, 1..MT_MAX_DIM (range SR_POS) or 0..MT_MAX_DIM (SR_NONNEG). */
+static int want_size(struct spec_parse *ps, enum spec_range r, int *out)
+{
+    long long v = 0;
+    int rc = want_ll(ps, SK_INT, r, r == SR_POS ? "a positive integer" : "a non-negative integer",
+                     &v);
+    if (rc)
+        return rc;
+    if (v > MT_MAX_DIM)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%lld is larger than %d", v,
+                            MT_MAX_DIM);
+    *out = (int)v;
+    return 0;
+}
+
+/* A list of exactly n positive sizes ("[channels, height, width]"). */
+static int want_sizes(struct spec_parse *ps, int n, int *out, const char *form)
+{
+    size_t line = mt_yaml_line(&ps->y);
+    for (int k = 0;; k++) {
+        int rc = mt_yaml_next(&ps->y);
+        if (rc)
+            return rc;
+        if (ps->y.ev.type == YAML_SEQUENCE_END_EVENT) {
+            if (k == n)
+                return 0;
+            break;
+        }
+        if (k == n || (rc = want_size(ps, SR_POS, &out[k])))
+            return k == n ? mt_yaml_fail(&ps->y, line, "expected %s", form) : rc;
+    }
+    return mt_yaml_fail(&ps->y, line, "expected %s", form);
+}
+
 /* model.input: a count of values (an MLP) or a shape [channels, height,
  * width] (a layer list; the count is their product). */
 static int set_input(struct spec_parse *ps)
 {
     struct mt_model_desc *m = &ps->s->model;
     long long v = 0;
+    int dims[3], rc;
     if (ps->y.ev.type != YAML_SEQUENCE_START_EVENT) {
-        int rc = want_ll(ps, SK_INT, SR_POS, "a positive integer or [channels, height, width]",
-                         &v);
+        rc = want_ll(ps, SK_INT, SR_POS, "a positive integer or [channels, height, width]", &v);
         if (rc == 0)
             m->width[0] = (int)v;
         return rc;
     }
-    int dims[3], n = 0;
     size_t line = mt_yaml_line(&ps->y);
-    for (;;) {
-        int rc = mt_yaml_next(&ps->y);
-        if (rc)
-            return rc;
-        if (ps->y.ev.type == YAML_SEQUENCE_END_EVENT)
-            break;
-        if (n == 3)
-            return mt_yaml_fail(&ps->y, line, "expected [channels, height, width]: 3 numbers");
-        if ((rc = want_ll(ps, SK_INT, SR_POS, "a positive integer", &v)))
-            return rc;
-        if (v > MT_MAX_DIM)
-            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%lld is larger than %d", v,
-                                MT_MAX_DIM);
-        dims[n++] = (int)v;
-    }
-    if (n != 3)
-        return mt_yaml_fail(&ps->y, line, "expected [channels, height, width]: 3 numbers");
+    if ((rc = want_sizes(ps, 3, dims, "[channels, height, width]")))
+        return rc;
     m->input = (struct mt_shape){dims[0], dims[1], dims[2]};
     size_t count = shape_count(m->input);
     if (count > (1u << 24))
@@ -708,48 +726,25 @@ static const struct layer_key *layer_keys_of(enum mt_layer_kind k, size_t *n)
 #define LAYER_KINDS "dense, conv, maxpool, avgpool, globalavgpool, flatten, batchnorm, " \
                     "layernorm, act, residual, or an activation (" ACT_NAMES ")"
 
-/* One size: a number, or [height, width] for kernels. */
+/* One size, or with `pair` also [height, width] (kernels). */
 static int want_dim(struct spec_parse *ps, int pair, int *a, int *b)
 {
-    long long v = 0;
     if (pair && ps->y.ev.type == YAML_SEQUENCE_START_EVENT) {
-        int n = 0, dims[2];
-        size_t line = mt_yaml_line(&ps->y);
-        for (;;) {
-            int rc = mt_yaml_next(&ps->y);
-            if (rc)
-                return rc;
-            if (ps->y.ev.type == YAML_SEQUENCE_END_EVENT)
-                break;
-            if (n == 2 || (rc = want_ll(ps, SK_INT, SR_POS, "a positive integer", &v)))
-                return n == 2 ? mt_yaml_fail(&ps->y, line, "expected [height, width]") : rc;
-            if (v > MT_MAX_DIM)
-                return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%lld is larger than %d", v,
-                                    MT_MAX_DIM);
-            dims[n++] = (int)v;
+        int dims[2], rc = want_sizes(ps, 2, dims, "[height, width]");
+        if (rc == 0) {
+            *a = dims[0];
+            *b = dims[1];
         }
-        if (n != 2)
-            return mt_yaml_fail(&ps->y, line, "expected [height, width]");
-        *a = dims[0];
-        *b = dims[1];
-        return 0;
-    }
-    int rc = want_ll(ps, SK_INT, SR_POS, pair ? "a positive integer or [height, width]"
-                                              : "a positive integer", &v);
-    if (rc)
         return rc;
-    if (v > MT_MAX_DIM)
-        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%lld is larger than %d", v,
-                            MT_MAX_DIM);
-    *a = (int)v;
-    if (b)
-        *b = (int)v;
-    return 0;
+    }
+    int rc = want_size(ps, SR_POS, a);
+    if (rc == 0 && b)
+        *b = *a;
+    return rc;
 }
 
 static int set_layer_key(struct spec_parse *ps, struct mt_layer_spec *L, const char *key)
 {
-    long long v = 0;
     int rc;
     if (strcmp(key, "units") == 0 || strcmp(key, "channels") == 0)
         return want_dim(ps, 0, &L->units, NULL);
@@ -757,15 +752,8 @@ static int set_layer_key(struct spec_parse *ps, struct mt_layer_spec *L, const c
         return want_dim(ps, 1, &L->kh, &L->kw);
     if (strcmp(key, "stride") == 0)
         return want_dim(ps, 0, &L->stride, NULL);
-    if (strcmp(key, "padding") == 0) {
-        if ((rc = want_ll(ps, SK_INT, SR_NONNEG, "a non-negative integer", &v)))
-            return rc;
-        if (v > MT_MAX_DIM)
-            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%lld is larger than %d", v,
-                                MT_MAX_DIM);
-        L->pad = (int)v;
-        return 0;
-    }
+    if (strcmp(key, "padding") == 0)
+        return want_size(ps, SR_NONNEG, &L->pad);
     if (strcmp(key, "bias") == 0) {
         const char *t;
         size_t n;
