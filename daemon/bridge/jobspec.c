@@ -275,8 +275,57 @@ static int get_int(int *dst, uint64_t v, long long min, const char *path, struct
     return 0;
 }
 
-/* The model's shape: the rows read by hand (hidden, activation, classes,
- * norm); input and init came through the table. */
+/* A layer list's entries (model.layers) and input shape. */
+static int in_layers(const Memtrain__ModelSpec *ms, struct mt_model_desc *m, struct mt_err *err)
+{
+    char path[48];
+    if (ms->n_input_shape != 0 && ms->n_input_shape != 3)
+        return fail(err, "model.input", "expected [channels, height, width], got %zu numbers",
+                    ms->n_input_shape);
+    if (ms->n_input_shape == 3) {
+        for (int i = 0; i < 3; i++)
+            if (ms->input_shape[i] == 0 || ms->input_shape[i] > MT_MAX_DIM)
+                return fail(err, "model.input", "each of [channels, height, width] must be 1 "
+                            "to %d", MT_MAX_DIM);
+        m->input = (struct mt_shape){(int)ms->input_shape[0], (int)ms->input_shape[1],
+                                     (int)ms->input_shape[2]};
+    }
+    if (ms->n_layers > MT_MAX_SPEC_LAYERS)
+        return fail(err, "model.layers", "more than %d layers", MT_MAX_SPEC_LAYERS);
+    if (ms->n_layers && ms->n_hidden)
+        return fail(err, "model", "give either hidden (an MLP) or layers (a layer list), not both");
+    for (size_t i = 0; i < ms->n_layers; i++) {
+        const Memtrain__LayerNode *n = ms->layers[i];
+        snprintf(path, sizeof path, "model.layers[%zu]", i);
+        if (!n)
+            return fail(err, path, "missing");
+        int kind = n->kind && strnlen(n->kind, ENUM_LEN) < ENUM_LEN
+                   ? layer_kind_from_name(n->kind) : -1;
+        if (kind < 0)
+            return fail(err, path, "unknown layer kind '%.48s'", n->kind ? n->kind : "");
+        uint32_t dims[] = {n->units, n->kernel_h, n->kernel_w, n->stride, n->padding};
+        for (size_t k = 0; k < sizeof dims / sizeof *dims; k++)
+            if (dims[k] > MT_MAX_DIM)
+                return fail(err, path, "%u is larger than %d", dims[k], MT_MAX_DIM);
+        int act = MT_ACT_RELU;
+        if (n->activation && *n->activation &&
+            (strnlen(n->activation, ENUM_LEN) >= ENUM_LEN || (act = act_from_name(n->activation)) < 0))
+            return fail(err, path, "unknown activation '%.48s'", n->activation);
+        m->spec_layer[i] = (struct mt_layer_spec){
+            .kind = (enum mt_layer_kind)kind, .units = (int)n->units, .kh = (int)n->kernel_h,
+            .kw = (int)n->kernel_w, .stride = (int)n->stride, .pad = (int)n->padding,
+            .bias = !n->no_bias, .act = (enum mt_act)act,
+        };
+        if (m->spec_layer[i].stride == 0)
+            m->spec_layer[i].stride = kind == MT_LK_MAXPOOL || kind == MT_LK_AVGPOOL
+                                      ? (int)n->kernel_h : 1;
+    }
+    m->n_spec = (int)ms->n_layers;
+    return 0;
+}
+
+/* The model's shape: the rows read by hand (input, hidden, layers,
+ * activation, classes, norm); init came through the table. */
 static int in_model_shape(const Memtrain__ModelSpec *ms, struct mt_model_desc *m,
                           struct mt_err *err)
 {
@@ -291,6 +340,11 @@ static int in_model_shape(const Memtrain__ModelSpec *ms, struct mt_model_desc *m
         return fail(err, "model.hidden", "more than %d hidden layers", MT_MAX_LAYERS - 1);
     if ((rc = get_enum(&act_default, ms->activation, act_key, "model.activation", err))
         || (rc = get_enum(&norm_default, ms->norm, norm_key, "model.norm", err)))
+        return rc;
+    if (ms->input > (1u << 24))
+        return fail(err, "model.input", "%u values per sample: at most %d", ms->input, 1 << 24);
+    m->width[0] = (int)ms->input;
+    if ((rc = in_layers(ms, m, err)))
         return rc;
     int hidden = (int)ms->n_hidden;
     for (int i = 0; i < hidden; i++) {
@@ -341,6 +395,8 @@ int jobspec_to_spec(const Memtrain__JobSpec *js, struct mt_spec *s, struct mt_er
 /* The model's counts and per-layer enums, which the table does not see. */
 static int check_model_out(const struct mt_model_desc *m, struct mt_err *err)
 {
+    if (model_is_graph(m))
+        return m->n_spec <= MT_MAX_SPEC_LAYERS ? 0 : fail(err, "model.layers", "too many layers");
     if (m->n_layers < 1 || m->n_layers > MT_MAX_LAYERS)
         return fail(err, "model.hidden", "invalid layer count %d", m->n_layers);
     for (int l = 0; l <= m->n_layers; l++)
@@ -489,11 +545,51 @@ static int out_section(struct carve *c, ProtobufCMessage *m, const struct spec_s
     return 0;
 }
 
+static int out_layers(struct carve *c, Memtrain__ModelSpec *ms, const struct mt_model_desc *m)
+{
+    if (m->input.c > 0) {
+        if (!(ms->input_shape = carve(c, 3 * sizeof *ms->input_shape)))
+            return MT_E_NOMEM;
+        ms->input_shape[0] = (uint32_t)m->input.c;
+        ms->input_shape[1] = (uint32_t)m->input.h;
+        ms->input_shape[2] = (uint32_t)m->input.w;
+        ms->n_input_shape = 3;
+    }
+    if (!m->n_spec)
+        return 0;
+    if (!(ms->layers = carve(c, (size_t)m->n_spec * sizeof *ms->layers)))
+        return MT_E_NOMEM;
+    for (int i = 0; i < m->n_spec; i++) {
+        const struct mt_layer_spec *L = &m->spec_layer[i];
+        Memtrain__LayerNode *n = carve(c, sizeof *n);
+        if (!n)
+            return MT_E_NOMEM;
+        memtrain__layer_node__init(n);
+        ms->layers[i] = n;
+        ms->n_layers = (size_t)i + 1;
+        n->units = (uint32_t)L->units;
+        n->kernel_h = (uint32_t)L->kh;
+        n->kernel_w = (uint32_t)L->kw;
+        n->stride = (uint32_t)L->stride;
+        n->padding = (uint32_t)L->pad;
+        n->no_bias = !L->bias;
+        int has_act = L->kind == MT_LK_ACT || L->kind == MT_LK_RESIDUAL;
+        if (!(n->kind = carve_str(c, layer_kind_name(L->kind), ENUM_LEN)) ||
+            !(n->activation = carve_str(c, has_act ? act_name(L->act) : "", ENUM_LEN)))
+            return MT_E_NOMEM;
+    }
+    return 0;
+}
+
 static int out_model_shape(struct carve *c, Memtrain__ModelSpec *ms,
                            const struct mt_model_desc *m)
 {
-    int hidden = m->n_layers - 1;
+    int hidden = model_is_graph(m) ? 0 : m->n_layers - 1;
     ms->classes = (uint32_t)m->width[m->n_layers];
+    ms->input = (uint32_t)m->width[0];
+    int rc = out_layers(c, ms, m);
+    if (rc)
+        return rc;
     if (hidden == 0)
         return 0;
     ms->hidden = carve(c, (size_t)hidden * sizeof *ms->hidden);

@@ -41,7 +41,8 @@ void dense_accumulate_params(float *dW, float *db, float beta, const float *dZ, 
                              int B, int IN, int OUT)
 {
     blas_gemm(1, 0, OUT, IN, B, 1.0f, dZ, H, beta, dW);
-    colsum_acc(db, beta, dZ, B, OUT);
+    if (db)
+        colsum_acc(db, beta, dZ, B, OUT);
 }
 
 void dense_backward_input(float *dH, const float *dZ, const float *M, int B, int IN, int OUT)

@@ -14,7 +14,7 @@ void dense_forward(float *Z, const float *H, const float *W, int B, int IN, int 
 void dense_backward_params(float *dW, float *db, const float *dZ, const float *H, int B, int IN,
                            int OUT);
 /* The same added to what is there, scaled: dW = beta dW + dZ^T H and
- * db = beta db + column sums of dZ (beta 0 overwrites). SGD momentum uses
+ * db = beta db + column sums of dZ (beta 0 overwrites; db NULL = no bias). SGD momentum uses
  * it to take the gradient straight into its momentum buffer (optim.h). */
 void dense_accumulate_params(float *dW, float *db, float beta, const float *dZ, const float *H,
                              int B, int IN, int OUT);

@@ -5,10 +5,14 @@
 #include <string.h>
 
 #include "checked.h"
+#include "graph.h"
+#include "layer.h"
 #include "rng.h"
 
 int model_validate(const struct mt_model_desc *d, struct mt_err *err)
 {
+    if (model_is_graph(d))
+        return d->n_nodes > 0 ? 0 : mt_err_set(err, MT_E_INVAL, "model: layers not resolved");
     if (d->n_layers < 1 || d->n_layers > MT_MAX_LAYERS)
         return mt_err_set(err, MT_E_INVAL, "model: %d weight layers; expected 1 to %d",
                           d->n_layers, MT_MAX_LAYERS);
@@ -56,6 +60,8 @@ size_t model_layer_size(const struct mt_model_desc *d, int l)
 
 size_t model_stat_count(const struct mt_model_desc *d)
 {
+    if (model_is_graph(d))
+        return graph_stat_count(d);
     size_t n = 0;
     for (int l = 1; l < d->n_layers; l++)
         if (is_bn(d, l))
@@ -73,11 +79,15 @@ size_t model_layer_offset(const struct mt_model_desc *d, int l)
 
 size_t model_param_count(const struct mt_model_desc *d)
 {
+    if (model_is_graph(d))
+        return graph_param_count(d);
     return model_layer_offset(d, d->n_layers + 1);
 }
 
 size_t model_weight_count(const struct mt_model_desc *d)
 {
+    if (model_is_graph(d))
+        return graph_weight_count(d);
     size_t n = 0;
     for (int l = 1; l <= d->n_layers; l++)
         n += (size_t)d->width[l] * d->width[l - 1];
@@ -113,6 +123,12 @@ int model_hidden_max(const struct mt_model_desc *d)
 
 int model_has_norm(const struct mt_model_desc *d)
 {
+    if (model_is_graph(d)) {
+        for (int i = 0; i < d->n_nodes; i++)
+            if (d->node[i].s.kind == MT_LK_BATCHNORM || d->node[i].s.kind == MT_LK_LAYERNORM)
+                return 1;
+        return 0;
+    }
     for (int l = 1; l < d->n_layers; l++)
         if (d->norm[l] != MT_NK_NONE)
             return 1;
@@ -129,6 +145,8 @@ size_t model_hidden_sum(const struct mt_model_desc *d)
 
 double model_flops_forward(const struct mt_model_desc *d, int batch)
 {
+    if (model_is_graph(d))
+        return graph_flops_forward(d, batch);
     return 2.0 * batch * (double)model_weight_count(d);
 }
 
@@ -137,6 +155,8 @@ void model_net_point(struct mt_net *net, const struct mt_model_desc *d, float *p
     memset(net, 0, sizeof *net);
     net->d = *d;
     net->params = params;
+    if (model_is_graph(d))
+        return; /* layers find their parameters at node.param_off */
     size_t off = 0;
     for (int l = 1; l <= d->n_layers; l++) {
         size_t n = (size_t)d->width[l];
@@ -154,6 +174,8 @@ void model_net_point_stats(struct mt_net *net, float *stats)
 {
     const struct mt_model_desc *d = &net->d;
     net->stats = stats;
+    if (model_is_graph(d))
+        return;
     size_t off = 0;
     for (int l = 1; l < d->n_layers; l++) {
         net->run_mean[l] = net->run_var[l] = NULL;
@@ -182,25 +204,17 @@ int model_net_init(struct mt_net *net, const struct mt_model_desc *d, struct mt_
     return 0;
 }
 
-/* Layer l's input nonlinearity decides its init: the layer feeds act[l]. */
-static int relu_family(enum mt_act a)
-{
-    return a == MT_ACT_RELU || a == MT_ACT_LEAKY_RELU || a == MT_ACT_GELU || a == MT_ACT_SILU;
-}
-
 void model_net_init_weights(struct mt_net *net, struct mt_rng *rng)
 {
     const struct mt_model_desc *d = &net->d;
+    if (model_is_graph(d)) {
+        graph_init_params(d, net->params, net->stats, rng);
+        return;
+    }
     for (int l = 1; l <= d->n_layers; l++) {
         int in = d->width[l - 1], out = d->width[l];
-        int kaiming = d->init == MT_INIT_KAIMING && (l == d->n_layers || relu_family(d->act[l]));
-        /* Kaiming uniform: U(+-sqrt(6/fan_in)); Xavier: U(+-sqrt(6/(in+out))). */
-        float bound = kaiming ? sqrtf(6.0f / (float)in) : sqrtf(6.0f / (float)(in + out));
-        if (l == d->n_layers && d->init == MT_INIT_KAIMING)
-            bound = sqrtf(3.0f / (float)in); /* linear output: gain 1 */
-        size_t nw = (size_t)in * out;
-        for (size_t i = 0; i < nw; i++)
-            net->W[l][i] = rng_uniform_range(rng, -bound, bound);
+        layer_init_uniform(net->W[l], (size_t)in * out, in, out, rng, d->init,
+                           l == d->n_layers ? LAYER_OUTPUT : (int)d->act[l]);
         memset(net->b[l], 0, (size_t)out * sizeof(float));
         if (net->gamma[l])
             for (int j = 0; j < out; j++) {
@@ -215,6 +229,24 @@ void model_net_init_weights(struct mt_net *net, struct mt_rng *rng)
     }
 }
 
+/* A layer list: each node's parameters, statistics, aux and output for a
+ * batch (the shapes are bounded, so each term is; their sum is checked). */
+static int graph_check_size(const struct mt_model_desc *d, size_t B, size_t total,
+                            struct mt_err *err)
+{
+    for (int i = 0; i < d->n_nodes; i++) {
+        const struct mt_layer *L = &d->node[i];
+        if (ck_muladd(&total, 1, layer_n_params(L) + layer_n_stats(L)) ||
+            ck_muladd(&total, B, shape_count(L->out)) ||
+            ck_muladd(&total, 1, layer_aux_floats(L, (int)B) + layer_ws_floats(L, (int)B)) ||
+            total > MODEL_SIZE_MAX / 4)
+            return mt_err_set(err, MT_E_LIMIT, "model.layers[%d] (%s, batch %zu): the model "
+                              "needs more than 64 PiB up to this layer: no plan this large is "
+                              "accepted", L->origin, layer_kind_name(L->s.kind), B);
+    }
+    return 0;
+}
+
 int model_check_size(const struct mt_model_desc *d, int batch, size_t samples,
                      struct mt_err *err)
 {
@@ -223,6 +255,8 @@ int model_check_size(const struct mt_model_desc *d, int batch, size_t samples,
         total > MODEL_SIZE_MAX / 4)
         return mt_err_set(err, MT_E_LIMIT, "the data (%zu samples of %zu values) needs more "
                           "than 64 PiB: no plan this large is accepted", samples, n0);
+    if (model_is_graph(d))
+        return graph_check_size(d, B, total, err);
     for (int l = 1; l <= d->n_layers; l++) {
         size_t in = (size_t)d->width[l - 1], out = (size_t)d->width[l];
         if (ck_muladd(&total, in + 1, out) || ck_muladd(&total, B, out) ||

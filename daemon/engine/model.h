@@ -11,9 +11,12 @@
 
 #include "arena.h"
 #include "act.h"
+#include "layer.h"
 #include "memtrain/err.h"
 
 #define MT_MAX_LAYERS 64
+#define MT_MAX_SPEC_LAYERS 128   /* entries of model.layers */
+#define MT_MAX_NODES 256         /* nodes once residual blocks are expanded */
 
 enum mt_init { MT_INIT_KAIMING, MT_INIT_XAVIER };
 
@@ -27,13 +30,30 @@ enum mt_init { MT_INIT_KAIMING, MT_INIT_XAVIER };
  *    next layer's input, is Y_l = (H_l - mean_row) / sigma_row. */
 enum mt_normkind { MT_NK_NONE, MT_NK_BATCH, MT_NK_LAYER, MT_NK_N };
 
+/* Two forms (spec reference, "model"): an MLP (model.hidden), described by
+ * n_layers, width, act and norm; or a layer list (model.layers, n_spec > 0),
+ * resolved by graph_resolve (graph.h) into nodes, after which n_layers is
+ * its number of weight layers, width[0] the input's values, width[l] the
+ * values of weight layer l's output and width[n_layers] the classes: the
+ * MLP functions below are for the MLP form only. */
 struct mt_model_desc {
     int n_layers;                      /* L: weight layers (hidden layers + 1) */
     int width[MT_MAX_LAYERS + 1];      /* n_0 (input) .. n_L (classes) */
     enum mt_act act[MT_MAX_LAYERS + 1];/* act[l] follows Z_l, l = 1..L-1 */
     enum mt_normkind norm[MT_MAX_LAYERS + 1]; /* norm[l], l = 1..L-1; MT_NK_NONE = none */
     enum mt_init init;
+    /* The layer-list form: */
+    struct mt_shape input;             /* per sample; {0} = from the dataset */
+    int n_spec;                        /* entries of model.layers; 0 = the MLP form */
+    struct mt_layer_spec spec_layer[MT_MAX_SPEC_LAYERS];
+    int n_nodes;                       /* graph_resolve's nodes */
+    struct mt_layer node[MT_MAX_NODES];
 };
+
+static inline int model_is_graph(const struct mt_model_desc *d)
+{
+    return d->n_spec > 0;
+}
 
 struct mt_net {
     struct mt_model_desc d;

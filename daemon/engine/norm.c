@@ -89,8 +89,17 @@ void batchnorm_forward_infer(float *y, const float *z, const float *gamma, const
     }
 }
 
-void batchnorm_backward(float *dz, float *dgamma, float *dbeta, const float *dy,
-                        const float *xhat, const float *gamma, const float *rstd, int B, int n)
+/* xhat of element (i, j): read when kept, else recomputed from the input
+ * exactly as batchnorm_forward_train computed it (the same bits). */
+static inline float bn_xhat(const float *xhat, const float *z, const float *mean,
+                            const float *rstd, size_t at, int j)
+{
+    return xhat ? xhat[at] : (z[at] - mean[j]) * rstd[j];
+}
+
+static void bn_backward(float *dz, float *dgamma, float *dbeta, const float *dy,
+                        const float *xhat, const float *z, const float *mean,
+                        const float *gamma, const float *rstd, int B, int n)
 {
     double sg[NORM_STRIP], sb[NORM_STRIP];
     for (int j0 = 0; j0 < n; j0 += NORM_STRIP) {
@@ -99,9 +108,9 @@ void batchnorm_backward(float *dz, float *dgamma, float *dbeta, const float *dy,
             sg[j] = sb[j] = 0.0;
         for (int i = 0; i < B; i++) {
             const float *d = dy + (size_t)i * n + j0;
-            const float *x = xhat + (size_t)i * n + j0;
+            size_t at = (size_t)i * n + j0;
             for (int j = 0; j < w; j++) {
-                sg[j] += (double)d[j] * x[j];
+                sg[j] += (double)d[j] * bn_xhat(xhat, z, mean, rstd, at + j, j0 + j);
                 sb[j] += d[j];
             }
         }
@@ -119,12 +128,25 @@ void batchnorm_backward(float *dz, float *dgamma, float *dbeta, const float *dy,
         }
         for (int i = 0; i < B; i++) {
             const float *d = dy + (size_t)i * n + j0;
-            const float *x = xhat + (size_t)i * n + j0;
-            float *o = dz + (size_t)i * n + j0;
+            size_t at = (size_t)i * n + j0;
+            float *o = dz + at;
             for (int j = 0; j < w; j++)
-                o[j] = sc[j] * (d[j] - mb[j] - x[j] * mg[j]);
+                o[j] = sc[j] * (d[j] - mb[j] - bn_xhat(xhat, z, mean, rstd, at + j, j0 + j) * mg[j]);
         }
     }
+}
+
+void batchnorm_backward(float *dz, float *dgamma, float *dbeta, const float *dy,
+                        const float *xhat, const float *gamma, const float *rstd, int B, int n)
+{
+    bn_backward(dz, dgamma, dbeta, dy, xhat, NULL, NULL, gamma, rstd, B, n);
+}
+
+void batchnorm_backward_input(float *dz, float *dgamma, float *dbeta, const float *dy,
+                              const float *z, const float *mean, const float *gamma,
+                              const float *rstd, int B, int n)
+{
+    bn_backward(dz, dgamma, dbeta, dy, NULL, z, mean, gamma, rstd, B, n);
 }
 
 void layernorm_forward(float *y, const float *x, float *rstd, int B, int n)

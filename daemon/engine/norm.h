@@ -28,6 +28,12 @@ void batchnorm_forward_infer(float *y, const float *z, const float *gamma, const
  * dz may alias dy. */
 void batchnorm_backward(float *dz, float *dgamma, float *dbeta, const float *dy,
                         const float *xhat, const float *gamma, const float *rstd, int B, int n);
+/* The same from the layer's input z and the batch statistics (mean, rstd)
+ * of the forward, as autograd keeps them: xhat is recomputed as the forward
+ * computed it, so the result has the same bits. dz may alias dy, not z. */
+void batchnorm_backward_input(float *dz, float *dgamma, float *dbeta, const float *dy,
+                              const float *z, const float *mean, const float *gamma,
+                              const float *rstd, int B, int n);
 
 /* y = (x - mean_row) * rstd_row; rstd (B) = 1/sigma of each row. y may alias x. */
 void layernorm_forward(float *y, const float *x, float *rstd, int B, int n);

@@ -29,6 +29,7 @@
 #include "memtrain/yamlwalk.h"
 
 #include "memtrain/bytesize.h"
+#include "graph.h"
 #include "rules/rules.h"
 
 #define SPEC_MAX_BYTES (1u << 20)  /* spec text larger than this is refused */
@@ -78,6 +79,17 @@ static int named_input(int kind)
     case MT_DATA_CIFAR10: return 3072;
     }
     return 0;
+}
+
+/* The image shape of a named dataset; {0} for idx and synthetic. */
+static struct mt_shape named_shape(int kind)
+{
+    switch (kind) {
+    case MT_DATA_MNIST:
+    case MT_DATA_FASHION: return (struct mt_shape){1, 28, 28};
+    case MT_DATA_CIFAR10: return (struct mt_shape){3, 32, 32};
+    }
+    return (struct mt_shape){0, 0, 0};
 }
 
 /* ------------------------------------------------------------------------ */
@@ -172,6 +184,8 @@ static int set_layer_width(struct spec_parse *ps);
 static int set_layer_act(struct spec_parse *ps);
 static int set_default_norm(struct spec_parse *ps);
 static int set_layer_norm(struct spec_parse *ps);
+static int set_input(struct spec_parse *ps);
+static int parse_layers(struct spec_parse *ps);
 
 /* A section: its YAML reader and its rows. */
 #define KSUB(n, func, req, section) \
@@ -215,8 +229,9 @@ static const struct spec_key dataset_keys[] = {
 };
 
 static const struct spec_key model_keys[] = {
-    KOPT("input", SK_INT, SR_POS, model.width[0]),
-    KFN("hidden", parse_hidden, 1),
+    KFN("input", set_input, 0),
+    KFN("hidden", parse_hidden, 0),
+    KFN("layers", parse_layers, 0),
     KFNE("activation", set_default_act, act_from_name, ACT_NAMES),
     KFN("classes", set_classes, 0),
     KENUM("init", model.init, init_from_name, "kaiming, xavier", MT_INIT_XAVIER + 1, 0),
@@ -361,6 +376,7 @@ struct spec_parse {
     size_t line_norm;                      /* its line; 0 = not given */
     size_t norm_line[MT_MAX_LAYERS + 1];   /* line of model.hidden[l-1].norm; 0 = not given */
     int classes;                           /* model.classes; 0 = not given */
+    int have_hidden;                       /* model.hidden given */
     size_t key_line;                       /* line of the key whose value is being read */
     size_t line_dataset, line_model;       /* lines of the section keys */
     size_t rule_line[NKEYS(rule_keys)];    /* line of each rule key; 0 = not given */
@@ -573,6 +589,13 @@ static int parse_model(struct spec_parse *ps)
     if (rc)
         return rc;
     struct mt_model_desc *m = &ps->s->model;
+    if (m->n_spec > 0 && ps->have_hidden)
+        return mt_err_set(ps->y.err, MT_E_INVAL, "%s:%zu: model: give either hidden (an MLP) "
+                          "or layers (a layer list), not both", ps->y.file, ps->line_model);
+    if (m->n_spec == 0 && !ps->have_hidden)
+        return mt_err_set(ps->y.err, MT_E_INVAL, "%s:%zu: missing required key "
+                          "'model.hidden' (an MLP) or 'model.layers' (a layer list)",
+                          ps->y.file, ps->line_model);
     for (int l = 1; l <= ps->n_hidden; l++) {
         if (!ps->act_given[l])
             m->act[l] = (enum mt_act)ps->act_default;
@@ -598,6 +621,7 @@ static int parse_layer(struct spec_parse *ps)
 
 static int parse_hidden(struct spec_parse *ps)
 {
+    ps->have_hidden = 1;
     if (ps->y.ev.type != YAML_SEQUENCE_START_EVENT)
         return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a list of layers, got %s", mt_yaml_kind(&ps->y));
     for (;;) {
@@ -614,6 +638,239 @@ static int parse_hidden(struct spec_parse *ps)
             return rc;
         mt_yaml_path_pop(&ps->y, old);
     }
+}
+
+/* One size, 1..MT_MAX_DIM (range SR_POS) or 0..MT_MAX_DIM (SR_NONNEG). */
+static int want_size(struct spec_parse *ps, enum spec_range r, int *out)
+{
+    long long v = 0;
+    int rc = want_ll(ps, SK_INT, r, r == SR_POS ? "a positive integer" : "a non-negative integer",
+                     &v);
+    if (rc)
+        return rc;
+    if (v > MT_MAX_DIM)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "%lld is larger than %d", v,
+                            MT_MAX_DIM);
+    *out = (int)v;
+    return 0;
+}
+
+/* A list of exactly n positive sizes ("[channels, height, width]"). */
+static int want_sizes(struct spec_parse *ps, int n, int *out, const char *form)
+{
+    size_t line = mt_yaml_line(&ps->y);
+    for (int k = 0;; k++) {
+        int rc = mt_yaml_next(&ps->y);
+        if (rc)
+            return rc;
+        if (ps->y.ev.type == YAML_SEQUENCE_END_EVENT) {
+            if (k == n)
+                return 0;
+            break;
+        }
+        if (k == n || (rc = want_size(ps, SR_POS, &out[k])))
+            return k == n ? mt_yaml_fail(&ps->y, line, "expected %s", form) : rc;
+    }
+    return mt_yaml_fail(&ps->y, line, "expected %s", form);
+}
+
+/* model.input: a count of values (an MLP) or a shape [channels, height,
+ * width] (a layer list; the count is their product). */
+static int set_input(struct spec_parse *ps)
+{
+    struct mt_model_desc *m = &ps->s->model;
+    long long v = 0;
+    int dims[3], rc;
+    if (ps->y.ev.type != YAML_SEQUENCE_START_EVENT) {
+        rc = want_ll(ps, SK_INT, SR_POS, "a positive integer or [channels, height, width]", &v);
+        if (rc == 0)
+            m->width[0] = (int)v;
+        return rc;
+    }
+    size_t line = mt_yaml_line(&ps->y);
+    if ((rc = want_sizes(ps, 3, dims, "[channels, height, width]")))
+        return rc;
+    m->input = (struct mt_shape){dims[0], dims[1], dims[2]};
+    size_t count = shape_count(m->input);
+    if (count > (1u << 24))
+        return mt_yaml_fail(&ps->y, line, "%zu values per sample: at most %d", count, 1 << 24);
+    m->width[0] = (int)count;
+    return 0;
+}
+
+/* The keys each layer kind takes (the first is what a scalar value sets:
+ * "dense: 500", "maxpool: 2", "act: relu", "residual: 32"). */
+struct layer_key {
+    const char *name;
+};
+static const struct layer_key dense_lkeys[] = {{"units"}, {"bias"}};
+static const struct layer_key conv_lkeys[] = {{"channels"}, {"kernel"}, {"stride"},
+                                              {"padding"}, {"bias"}};
+static const struct layer_key pool_lkeys[] = {{"kernel"}, {"stride"}};
+static const struct layer_key act_lkeys[] = {{"activation"}};
+static const struct layer_key res_lkeys[] = {{"channels"}, {"stride"}, {"activation"}};
+
+static const struct layer_key *layer_keys_of(enum mt_layer_kind k, size_t *n)
+{
+    switch (k) {
+    case MT_LK_DENSE: *n = NKEYS(dense_lkeys); return dense_lkeys;
+    case MT_LK_CONV: *n = NKEYS(conv_lkeys); return conv_lkeys;
+    case MT_LK_MAXPOOL:
+    case MT_LK_AVGPOOL: *n = NKEYS(pool_lkeys); return pool_lkeys;
+    case MT_LK_ACT: *n = NKEYS(act_lkeys); return act_lkeys;
+    case MT_LK_RESIDUAL: *n = NKEYS(res_lkeys); return res_lkeys;
+    default: *n = 0; return NULL;
+    }
+}
+
+#define LAYER_KINDS "dense, conv, maxpool, avgpool, globalavgpool, flatten, batchnorm, " \
+                    "layernorm, act, residual, or an activation (" ACT_NAMES ")"
+
+/* One size, or with `pair` also [height, width] (kernels). */
+static int want_dim(struct spec_parse *ps, int pair, int *a, int *b)
+{
+    if (pair && ps->y.ev.type == YAML_SEQUENCE_START_EVENT) {
+        int dims[2], rc = want_sizes(ps, 2, dims, "[height, width]");
+        if (rc == 0) {
+            *a = dims[0];
+            *b = dims[1];
+        }
+        return rc;
+    }
+    int rc = want_size(ps, SR_POS, a);
+    if (rc == 0 && b)
+        *b = *a;
+    return rc;
+}
+
+static int set_layer_key(struct spec_parse *ps, struct mt_layer_spec *L, const char *key)
+{
+    int rc;
+    if (strcmp(key, "units") == 0 || strcmp(key, "channels") == 0)
+        return want_dim(ps, 0, &L->units, NULL);
+    if (strcmp(key, "kernel") == 0)
+        return want_dim(ps, 1, &L->kh, &L->kw);
+    if (strcmp(key, "stride") == 0)
+        return want_dim(ps, 0, &L->stride, NULL);
+    if (strcmp(key, "padding") == 0)
+        return want_size(ps, SR_NONNEG, &L->pad);
+    if (strcmp(key, "bias") == 0) {
+        const char *t;
+        size_t n;
+        if ((rc = mt_yaml_scalar(&ps->y, "true or false", &t, &n)))
+            return rc;
+        if ((L->bias = parse_bool(t)) < 0)
+            return mt_yaml_bad_value(&ps->y, "true or false", t, n);
+        return 0;
+    }
+    int a = 0; /* activation */
+    if ((rc = want_enum(ps, act_from_name, ACT_NAMES, &a)) == 0)
+        L->act = (enum mt_act)a;
+    return rc;
+}
+
+/* The required key of each kind that has one. */
+static const char *layer_required(enum mt_layer_kind k, const struct mt_layer_spec *L)
+{
+    if ((k == MT_LK_DENSE || k == MT_LK_CONV || k == MT_LK_RESIDUAL) && L->units <= 0)
+        return k == MT_LK_DENSE ? "units" : "channels";
+    if ((k == MT_LK_CONV || k == MT_LK_MAXPOOL || k == MT_LK_AVGPOOL) && L->kh <= 0)
+        return "kernel";
+    return NULL;
+}
+
+/* One entry of model.layers: a kind name ("flatten", "relu"), or a mapping
+ * of one kind to its value (a scalar for the kind's first key, or a mapping
+ * of its keys). */
+static int parse_layer_entry(struct spec_parse *ps, struct mt_layer_spec *L)
+{
+    const char *t;
+    size_t n, line = mt_yaml_line(&ps->y);
+    char name[32];
+    int rc, mapping = ps->y.ev.type == YAML_MAPPING_START_EVENT;
+    if (mapping && (rc = mt_yaml_next(&ps->y)))
+        return rc;
+    if ((rc = mt_yaml_scalar(&ps->y, "a layer kind (" LAYER_KINDS ")", &t, &n)))
+        return rc;
+    snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), t);
+    int kind = layer_kind_from_name(name), act = act_from_name(name);
+    if (kind < 0 && act >= 0)
+        kind = MT_LK_ACT;
+    if (kind < 0) {
+        char shown[MT_SHOW_LEN + 4];
+        mt_err_show(shown, sizeof shown, t, n);
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y),
+                            "unknown layer kind '%s' (expected %s)", shown, LAYER_KINDS);
+    }
+    *L = (struct mt_layer_spec){.kind = (enum mt_layer_kind)kind, .stride = 0, .bias = 1,
+                                .act = act >= 0 ? (enum mt_act)act : MT_ACT_RELU};
+    size_t nkeys;
+    const struct layer_key *keys = layer_keys_of(L->kind, &nkeys);
+    size_t old = ps->y.plen;
+    if (mapping) {
+        size_t nl = strlen(name);
+        if (ps->y.plen + nl + 2 < sizeof ps->y.path) {
+            snprintf(ps->y.path + ps->y.plen, sizeof ps->y.path - ps->y.plen, ".%s", name);
+            ps->y.plen += nl + 1;
+        }
+        if ((rc = mt_yaml_next(&ps->y)))
+            return rc;
+        if (ps->y.ev.type == YAML_MAPPING_START_EVENT) {
+            if (!keys)
+                return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "takes no settings");
+            struct mt_yaml_map m;
+            mt_yaml_map_begin(&m, keys, nkeys, sizeof keys[0]);
+            while ((rc = mt_yaml_map_next(&ps->y, &m)) == 1)
+                if ((rc = set_layer_key(ps, L, keys[m.index].name)))
+                    return rc;
+            if (rc)
+                return rc;
+        } else if (keys) {
+            if ((rc = set_layer_key(ps, L, keys[0].name)))
+                return rc;
+        } else if (!mt_yaml_is_null(&ps->y)) {
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "takes no settings");
+        }
+        if ((rc = mt_yaml_next(&ps->y)))
+            return rc;
+        if (ps->y.ev.type != YAML_MAPPING_END_EVENT)
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y),
+                                "one layer per list entry (start another with '- ')");
+    }
+    const char *miss = layer_required(L->kind, L);
+    ps->y.plen = old;
+    ps->y.path[old] = '\0';
+    if (miss)
+        return mt_yaml_fail(&ps->y, line, "%s: missing required key '%s'", name, miss);
+    if (L->stride == 0)
+        L->stride = L->kind == MT_LK_MAXPOOL || L->kind == MT_LK_AVGPOOL ? L->kh : 1;
+    return 0;
+}
+
+static int parse_layers(struct spec_parse *ps)
+{
+    struct mt_model_desc *m = &ps->s->model;
+    if (ps->y.ev.type != YAML_SEQUENCE_START_EVENT)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected a list of layers, got %s",
+                            mt_yaml_kind(&ps->y));
+    for (;;) {
+        int rc = mt_yaml_next(&ps->y);
+        if (rc)
+            return rc;
+        if (ps->y.ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        if (m->n_spec >= MT_MAX_SPEC_LAYERS)
+            return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "more than %d layers",
+                                MT_MAX_SPEC_LAYERS);
+        size_t old = mt_yaml_path_index(&ps->y, m->n_spec);
+        if ((rc = parse_layer_entry(ps, &m->spec_layer[m->n_spec])))
+            return rc;
+        mt_yaml_path_pop(&ps->y, old);
+        m->n_spec++;
+    }
+    if (m->n_spec == 0)
+        return mt_yaml_fail(&ps->y, mt_yaml_line(&ps->y), "expected at least one layer");
+    return 0;
 }
 
 static int set_layer_width(struct spec_parse *ps)
@@ -746,6 +1003,10 @@ int spec_key_check(const struct spec_key *k, const char *path, const struct mt_s
 
 static int check_model(const struct mt_model_desc *m, struct mt_err *err)
 {
+    if (model_is_graph(m))
+        return m->n_spec <= MT_MAX_SPEC_LAYERS ? 0
+             : where_fail(err, NULL, 0, "model.layers", "more than %d layers",
+                          MT_MAX_SPEC_LAYERS);
     if (m->n_layers < 1 || m->n_layers > MT_MAX_LAYERS)
         return where_fail(err, NULL, 0, "model.hidden", "expected 0 to %d hidden layers, got %d",
                           MT_MAX_LAYERS - 1, m->n_layers - 1);
@@ -1059,6 +1320,35 @@ void spec_set_rule(struct mt_spec *s, const char *name)
         s->rule.samples = -1;
 }
 
+/* A layer list: its input shape (the dataset's images, or the values as
+ * c x 1 x 1), its nodes and shapes, and a rule that trains layer lists. */
+static int finish_layers(struct mt_spec *s, struct mt_err *err)
+{
+    struct mt_model_desc *m = &s->model;
+    if (m->input.c == 0) {
+        m->input = named_shape(s->data.kind);
+        if (m->input.c == 0)
+            m->input = (struct mt_shape){m->width[0], 1, 1};
+    }
+    if (shape_count(m->input) != (size_t)m->width[0]) {
+        char sh[48];
+        shape_format(m->input, sh, sizeof sh);
+        return where_fail(err, NULL, 0, "model.input", "%s does not match dataset '%s' (%d "
+                          "values per sample)", sh, data_kind_name(s->data.kind), m->width[0]);
+    }
+    int rc = graph_resolve(m, m->width[m->n_layers], err);
+    if (rc)
+        return rc;
+    const struct mt_rule *r = rule_find(s->rule.name);
+    if (r && !(r->flags & MT_RULE_LAYERS)) {
+        char rules[256];
+        rules_with(rules, sizeof rules, MT_RULE_LAYERS);
+        return where_fail(err, NULL, 0, "rule.name", "rule '%s' does not train layer-list "
+                          "models (model.layers) yet (%s)", r->name, rules);
+    }
+    return 0;
+}
+
 int spec_finish(struct mt_spec *s, struct mt_err *err)
 {
     int rc;
@@ -1078,6 +1368,8 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
         s->data.synthetic_dim = m->width[0];
         s->data.synthetic_classes = m->width[m->n_layers];
     }
+    if (model_is_graph(m) && (rc = finish_layers(s, err)))
+        return rc;
     size_t samples = s->data.kind == MT_DATA_SYNTHETIC
         ? (size_t)s->data.synthetic_train + (size_t)s->data.synthetic_test : 0;
     if ((rc = model_check_size(m, s->batch, samples, err)))

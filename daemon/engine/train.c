@@ -3,11 +3,13 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "blas.h"
+#include "graph.h"
 #include "loss.h"
 #include "memtrain/procstat.h"
 #include "rules/common.h"
@@ -29,6 +31,17 @@ static size_t batch_bytes(const struct mt_spec *s, long train_n)
     return B * (size_t)s->model.width[0] * F4 + B + (size_t)train_n * 4 + B * 4;
 }
 
+/* The evaluation forward's workspace: the rolling buffers of an MLP, or a
+ * layer list's evaluation slots. */
+static size_t eval_bytes(const struct mt_spec *s)
+{
+    if (!model_is_graph(&s->model))
+        return rule_rolling_bytes(&s->model, s->batch);
+    struct graph_mem m;
+    graph_eval_plan(&s->model, s->batch, rule_find(s->rule.name)->keep, &m);
+    return graph_eval_floats(&m) * F4;
+}
+
 void trainer_plan_shape(const struct mt_spec *s, const struct mt_data_shape *shape,
                         struct mt_mem_plan *plan)
 {
@@ -37,7 +50,7 @@ void trainer_plan_shape(const struct mt_spec *s, const struct mt_data_shape *sha
     memset(plan, 0, sizeof *plan);
     rule->plan(s, &rp);
     size_t P = model_param_count(&s->model);
-    size_t eval_ws = rule_rolling_bytes(&s->model, s->batch);
+    size_t eval_ws = eval_bytes(s);
 
     plan->cat[MT_MEM_PARAMS] = (P + model_stat_count(&s->model)) * F4;
     plan->cat[MT_MEM_OPTIM] = optim_state_bytes(&s->optim, P);
@@ -114,7 +127,7 @@ static int reserve_stack(struct mt_trainer *t, struct mt_err *err)
     }
     arena_stats(t->arena, &st);
     size_t transient = total > st.total ? total - st.total : 0;
-    return arena_reserve_stack(t->arena, transient + 64 * (2 * (size_t)MT_MAX_LAYERS + 8), err);
+    return arena_reserve_stack(t->arena, transient + 64 * (3 * (size_t)MT_MAX_NODES + 8), err);
 }
 
 static int init_parts(struct mt_trainer *t, struct mt_err *err)
@@ -177,6 +190,8 @@ void trainer_fini(struct mt_trainer *t)
     if (t->rule && t->rule->fini)
         t->rule->fini(t);
     t->rs.priv = NULL;
+    free(t->gm);
+    t->gm = NULL;
     arena_free(t->arena);
     t->arena = NULL;
 }
@@ -185,12 +200,17 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
                      double *accuracy, struct mt_err *err)
 {
     const struct mt_model_desc *md = &t->net.d;
-    int B = t->spec.batch, C = md->width[md->n_layers];
-    size_t half = rule_rolling_bytes(md, B) / 2;
+    int B = t->spec.batch, C = md->width[md->n_layers], graph = model_is_graph(md);
+    struct graph_mem gm;
+    size_t half = eval_bytes(&t->spec) / 2;
+    if (graph) {
+        graph_eval_plan(md, B, t->rule->keep, &gm);
+        half = graph_eval_floats(&gm) * F4; /* one region */
+    }
     size_t mark = arena_mark(t->arena);
     arena_set_phase(t->arena, MT_PHASE_IDLE);
     float *b0 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err);
-    float *b1 = b0 ? arena_push(t->arena, MT_MEM_WORKSPACE, half, err) : NULL;
+    float *b1 = b0 && !graph ? arena_push(t->arena, MT_MEM_WORKSPACE, half, err) : b0;
     if (!b1) {
         arena_pop(t->arena, mark);
         return arena_error(t->arena);
@@ -203,8 +223,10 @@ int trainer_evaluate(struct mt_trainer *t, const struct mt_dataset *d, double *l
         for (int i = 0; i < nb; i++)
             t->eval_idx[i] = (uint32_t)(start + i);
         data_batch(d, &t->norm, t->eval_idx, nb, t->x, t->y);
-        const float *logits = t->rule->infer ? t->rule->infer(t, t->x, nb, b0, b1)
-                                             : rule_forward_rolling(&t->net, t->x, nb, b0, b1);
+        const float *logits = t->rule->infer ? t->rule->infer(t, t->x, nb, b0, b1) : NULL;
+        if (!logits)
+            logits = graph ? graph_forward_eval(md, &gm, t->net.params, t->net.stats, t->x, nb, t, b0)
+                           : rule_forward_rolling(&t->net, t->x, nb, b0, b1);
         sum += loss_softmax_xent(logits, t->y, nb, C, &correct) * nb;
         hits += correct;
     }

@@ -42,6 +42,7 @@ struct mt_rule_state {
 
 struct mt_step_result;
 struct mt_trainer;
+struct graph_mem;
 
 /* Called after every training step, with the step's result; t->step, t->epoch
  * and t->epoch_step already count it. Keep it cheap. A nonzero return stops
@@ -78,6 +79,8 @@ struct mt_trainer {
     mt_step_fn step_fn;              /* trainer_set_step_fn; NULL = none */
     void *step_ud;
     size_t plan_total;               /* trainer_init_planned's; 0 = planned in trainer_init */
+    struct graph_mem *gm;            /* layer-list models: the step's layout (rule_graph_init),
+                                        malloc'd, NULL otherwise */
 };
 
 /* Where a job stands, as a checkpoint records it. */

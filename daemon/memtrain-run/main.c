@@ -209,8 +209,10 @@ int main(int argc, char **argv)
         }
         if (o.json)
             output_plan_json(stdout, &s, &plan);
-        else
+        else {
             output_plan_text(stdout, &s, &plan);
+            output_layers_text(stdout, &s);
+        }
         return 0;
     }
     signal(SIGINT, on_signal);

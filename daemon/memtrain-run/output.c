@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "graph.h"
 
 void output_model_string(char *buf, size_t len, const struct mt_model_desc *d)
 {
@@ -102,6 +103,30 @@ void output_plan_text(FILE *f, const struct mt_spec *s, const struct mt_mem_plan
     fputc('\n', f);
 }
 
+/* A layer list's nodes: kind (and the model.layers entry it came from),
+ * output shape, parameters, and the bytes BP, FA and DFA keep for it. */
+void output_layers_text(FILE *f, const struct mt_spec *s)
+{
+    const struct mt_model_desc *d = &s->model;
+    if (!model_is_graph(d))
+        return;
+    struct graph_mem m;
+    graph_mem_plan(d, s->batch, rule_find(s->rule.name)->keep, s, &m);
+    char shape[48], b[32], from[40];
+    fprintf(f, "  %-4s %-26s %-12s %12s %12s\n", "node", "layer", "output", "params",
+            "kept (bp)");
+    for (int i = 0; i < d->n_nodes; i++) {
+        const struct mt_layer *L = &d->node[i];
+        shape_format(L->out, shape, sizeof shape);
+        const char *kind = L->s.kind == MT_LK_ACT ? act_name(L->s.act)
+                                                  : layer_kind_name(L->s.kind);
+        snprintf(from, sizeof from, "[%d] %s%s", L->origin,
+                 d->spec_layer[L->origin].kind == MT_LK_RESIDUAL ? "residual: " : "", kind);
+        fprintf(f, "  %-4d %-26s %-12s %12zu %12s\n", i, from, shape, layer_n_params(L),
+                mt_fmt_bytes(b, sizeof b, (double)graph_node_kept_bytes(d, &m, i)));
+    }
+}
+
 void output_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
 {
     fputs("{\"rule\":", f);
@@ -112,4 +137,17 @@ void output_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan
     fprintf(f, "\"peak_total\":%zu,\"phase_peak\":{\"forward\":%zu,\"gradient\":%zu,\"update\":%zu}}}\n",
             p->total, p->phase[MT_PHASE_FORWARD], p->phase[MT_PHASE_GRADIENT],
             p->phase[MT_PHASE_UPDATE]);
+    const struct mt_model_desc *d = &s->model;
+    if (!model_is_graph(d))
+        return;
+    struct graph_mem m;
+    graph_mem_plan(d, s->batch, rule_find(s->rule.name)->keep, s, &m);
+    /* the layers, one JSON line each after the plan */
+    for (int i = 0; i < d->n_nodes; i++) {
+        const struct mt_layer *L = &d->node[i];
+        fprintf(f, "{\"node\":%d,\"layer\":%d,\"kind\":\"%s\",\"output\":[%d,%d,%d],"
+                "\"params\":%zu,\"kept_bp\":%zu}\n", i, L->origin, layer_kind_name(L->s.kind),
+                L->out.c, L->out.h, L->out.w, layer_n_params(L),
+                graph_node_kept_bytes(d, &m, i));
+    }
 }

@@ -235,6 +235,40 @@ static void test_roundtrip_full_spec(void **state)
     assert_same_spec(&in, &out);
 }
 
+/* A layer list travels whole: input shape, every kind and setting. */
+static void test_roundtrip_layer_list(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "dataset: {name: synthetic, synthetic_train: 64, synthetic_test: 16}\n"
+        "batch: 8\nepochs: 1\n"
+        "model:\n  input: [3, 8, 6]\n  classes: 5\n  layers:\n"
+        "    - conv: {channels: 4, kernel: [3, 2], stride: 2, padding: 1, bias: false}\n"
+        "    - {act: gelu}\n    - maxpool: 2\n    - {avgpool: {kernel: 1, stride: 1}}\n"
+        "    - residual: {channels: 6, stride: 1, activation: silu}\n    - batchnorm\n"
+        "    - globalavgpool\n    - flatten\n    - layernorm\n    - dense: 5\n";
+    struct mt_spec in, out;
+    struct mt_err err = {0};
+    spec_init(&in);
+    if (spec_parse_string(yaml, sizeof yaml - 1, "t.yaml", &in, &err))
+        fail_msg("%s", err.msg);
+    round_trip(&in, &out);
+    assert_same_spec(&in, &out);
+    assert_int_equal(out.model.n_spec, 10);
+    assert_int_equal(out.model.input.c, 3);
+    assert_int_equal(out.model.input.h, 8);
+    assert_int_equal(out.model.input.w, 6);
+    assert_int_equal(out.model.width[0], 144);
+    for (int i = 0; i < in.model.n_spec; i++)
+        assert_memory_equal(&in.model.spec_layer[i], &out.model.spec_layer[i],
+                            sizeof in.model.spec_layer[i]);
+    assert_int_equal(out.model.spec_layer[0].kh, 3);
+    assert_int_equal(out.model.spec_layer[0].kw, 2);
+    assert_int_equal(out.model.spec_layer[0].bias, 0);
+    assert_int_equal(out.model.spec_layer[2].stride, 2);
+    assert_int_equal(out.model.spec_layer[4].act, MT_ACT_SILU);
+}
+
 static void test_roundtrip_keeps_unset(void **state)
 {
     (void)state;
@@ -623,6 +657,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_full_spec),
         cmocka_unit_test(test_roundtrip_keeps_unset),
+        cmocka_unit_test(test_roundtrip_layer_list),
         cmocka_unit_test(test_roundtrip_after_finish),
         cmocka_unit_test(test_message_fields),
         cmocka_unit_test(test_registry_matches_proto),

@@ -863,7 +863,7 @@ static void test_error_missing_required(void **state)
     expect_error("model: {hidden: [3]}\nbatch: 1\nepochs: 1\n",
                  "spec.yaml: missing required key 'dataset'");
     expect_error("dataset: mnist\nmodel:\n  input: 784\nbatch: 1\nepochs: 1\n",
-                 "spec.yaml:2: missing required key 'model.hidden'");
+                 "spec.yaml:2: missing required key 'model.hidden' (an MLP) or 'model.layers' (a layer list)");
     expect_error("batch: 1\ndataset:\n  dir: /x\nmodel: {hidden: [3]}\n",
                  "spec.yaml:2: missing required key 'dataset.name'");
     expect_error("dataset: mnist\nmodel: {hidden: [3]}\nbatch: 1\n",

@@ -57,6 +57,8 @@ static void bp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     if (s->rule.binary == 1) /* BP+BW+BA: bpbin.c */
         bpbin_plan(s, p);
+    else if (model_is_graph(&s->model))
+        rule_graph_plan(s, 0, !backprop_accumulates(s), p);
     else
         backprop_plan(s, 0, p);
 }
@@ -65,7 +67,8 @@ static int bp_init(struct mt_trainer *t, struct mt_err *err)
 {
     if (t->spec.rule.binary == 1)
         return bpbin_init(t, err);
-    return backprop_alloc_grads(t, err);
+    int rc = rule_graph_init(t, err);
+    return rc ? rc : backprop_alloc_grads(t, err);
 }
 
 static int bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
@@ -73,6 +76,8 @@ static int bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B
 {
     if (t->spec.rule.binary == 1)
         return bpbin_step(t, x, y, B, r, err);
+    if (model_is_graph(&t->net.d))
+        return rule_graph_bp_step(t, x, y, B, NULL, r, err);
     return backprop_step(t, x, y, B, NULL, r, err);
 }
 
@@ -86,5 +91,5 @@ const struct mt_rule rule_bp = {
     .step = bp_step,
     .infer = bpbin_infer,  /* the plain forward unless binary */
     .fini = bpbin_fini,
-    .flags = MT_RULE_NORMS | MT_RULE_BINARY,
+    .flags = MT_RULE_NORMS | MT_RULE_BINARY | MT_RULE_LAYERS,
 };

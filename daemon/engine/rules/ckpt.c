@@ -108,6 +108,10 @@ static void ckpt_defaults(struct mt_spec *s)
 
 static void ckpt_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
+    if (model_is_graph(&s->model)) {
+        ckpt_layers_plan(s, p);
+        return;
+    }
     struct ckpt_layout lo;
     ckpt_layout(s, s->batch, &lo);
     memset(p, 0, sizeof *p);
@@ -123,7 +127,15 @@ static void ckpt_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 
 static int ckpt_init(struct mt_trainer *t, struct mt_err *err)
 {
+    if (model_is_graph(&t->net.d))
+        return ckpt_layers_init(t, err);
     return rule_alloc_full_grads(t, err);
+}
+
+static void ckpt_fini(struct mt_trainer *t)
+{
+    if (model_is_graph(&t->net.d))
+        ckpt_layers_fini(t);
 }
 
 /* Layer l from `in` into `out`, computed as rule_forward_keep computes it: with
@@ -218,6 +230,8 @@ static int ckpt_segment(struct mt_trainer *t, struct rule_chain *c, int a, int b
 static int ckpt_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                      struct mt_step_result *r, struct mt_err *err)
 {
+    if (model_is_graph(&t->net.d))
+        return ckpt_layers_step(t, x, y, B, r, err);
     int rc;
     struct ckpt_layout lo;
     ckpt_layout(&t->spec, B, &lo);
@@ -258,5 +272,6 @@ const struct mt_rule rule_ckpt = {
     .plan = ckpt_plan,
     .init = ckpt_init,
     .step = ckpt_step,
-    .flags = MT_RULE_SEGMENTS,
+    .fini = ckpt_fini,
+    .flags = MT_RULE_SEGMENTS | MT_RULE_LAYERS,
 };

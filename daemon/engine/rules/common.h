@@ -137,6 +137,46 @@ int backprop_accumulates(const struct mt_spec *s);
  * accumulate (sets t->rs.accumulate). */
 int backprop_alloc_grads(struct mt_trainer *t, struct mt_err *err);
 
+/* Layer-list models (graphstep.c, graph.h). A rule marks that it trains
+ * them with MT_RULE_LAYERS; its init calls rule_graph_init (the trainer's
+ * layer plan, t->gm). BP's plan and step over the layers; fb[node] is FA's
+ * fixed matrix of each weight layer's shape, NULL for BP. */
+int rule_graph_init(struct mt_trainer *t, struct mt_err *err);
+void rule_graph_plan(const struct mt_spec *s, size_t feedback_bytes, int grads,
+                     struct mt_mem_plan *p);
+int rule_graph_bp_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                       float *const *fb, struct mt_step_result *r, struct mt_err *err);
+/* FA's matrices over layers: t->rs.fb[l] of weight layer l's weights' shape
+ * (l >= 2), seeded as the MLP's. */
+size_t rule_graph_fa_feedback_bytes(const struct mt_model_desc *d);
+int rule_graph_fa_feedback_init(struct mt_trainer *t, struct mt_err *err);
+/* DFA over layers: D_l (C, values of the tensor weight layer l+1 reads) in
+ * t->rs.fb[l]; the step projects E at each such tensor (it replaces the
+ * gradient a weight layer would send down) and goes back through the layers
+ * in between (activations, pools, norms, residual joins) to layer l. */
+size_t rule_graph_dfa_feedback_bytes(const struct mt_model_desc *d);
+int rule_graph_dfa_feedback_init(struct mt_trainer *t, struct mt_err *err);
+int rule_graph_dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                        struct mt_step_result *r, struct mt_err *err);
+/* The layer l whose D_l seeds tensor t (the layer before t's first weight
+ * reader), 0 when t is no feedback point. */
+int rule_graph_seed_layer(const struct mt_model_desc *d, int t);
+
+/* Checkpointing over layers (ckpt_layers.c). */
+void ckpt_layers_plan(const struct mt_spec *s, struct mt_mem_plan *p);
+int ckpt_layers_init(struct mt_trainer *t, struct mt_err *err);
+void ckpt_layers_fini(struct mt_trainer *t);
+int ckpt_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                     struct mt_step_result *r, struct mt_err *err);
+
+/* MEM-DFA over layers (memdfa_layers.c). */
+int memdfa_layers_check(const struct mt_spec *s, struct mt_err *err);
+void memdfa_layers_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p);
+int memdfa_layers_init(struct mt_trainer *t, struct mt_err *err);
+void memdfa_layers_fini(struct mt_trainer *t);
+int memdfa_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
+                       struct mt_step_result *r, struct mt_err *err);
+
 /* DFA pieces shared with MEM-DFA (dfa.c). D_l is (C, n_l), l = 1..L-1. */
 size_t dfa_feedback_bytes(const struct mt_model_desc *d);
 int dfa_feedback_init(struct mt_trainer *t, struct mt_err *err);

@@ -56,6 +56,10 @@ void dfa_delta(float *delta, const float *E, const float *D, const float *v, int
 
 static void dfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
+    if (model_is_graph(&s->model)) {
+        rule_graph_plan(s, rule_graph_dfa_feedback_bytes(&s->model), 1, p);
+        return;
+    }
     memset(p, 0, sizeof *p);
     rule_plan_full_grads(s, p);
     size_t fb = dfa_feedback_bytes(&s->model);
@@ -70,6 +74,8 @@ static void dfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 static int dfa_init(struct mt_trainer *t, struct mt_err *err)
 {
     int rc = rule_alloc_full_grads(t, err);
+    if (rc == 0 && model_is_graph(&t->net.d))
+        return (rc = rule_graph_init(t, err)) ? rc : rule_graph_dfa_feedback_init(t, err);
     return rc ? rc : dfa_feedback_init(t, err);
 }
 
@@ -77,6 +83,8 @@ static int dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
                     struct mt_step_result *r, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
+    if (model_is_graph(d))
+        return rule_graph_dfa_step(t, x, y, B, r, err);
     int L = d->n_layers, C = d->width[L];
     size_t mark = arena_mark(t->arena);
     struct kept_acts k;
@@ -114,5 +122,5 @@ const struct mt_rule rule_dfa = {
     .plan = dfa_plan,
     .init = dfa_init,
     .step = dfa_step,
-    .flags = MT_RULE_FEEDBACK,
+    .flags = MT_RULE_FEEDBACK | MT_RULE_LAYERS,
 };

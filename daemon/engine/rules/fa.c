@@ -28,7 +28,11 @@ static void fa_defaults(struct mt_spec *s)
 
 static void fa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
-    backprop_plan(s, fa_feedback_bytes(&s->model), p);
+    if (model_is_graph(&s->model))
+        rule_graph_plan(s, rule_graph_fa_feedback_bytes(&s->model), !backprop_accumulates(s),
+                        p);
+    else
+        backprop_plan(s, fa_feedback_bytes(&s->model), p);
 }
 
 static int fa_init(struct mt_trainer *t, struct mt_err *err)
@@ -37,6 +41,8 @@ static int fa_init(struct mt_trainer *t, struct mt_err *err)
     int rc = backprop_alloc_grads(t, err);
     if (rc)
         return rc;
+    if (model_is_graph(d))
+        return (rc = rule_graph_init(t, err)) ? rc : rule_graph_fa_feedback_init(t, err);
     for (int l = 2; l <= d->n_layers; l++) {
         size_t n = (size_t)d->width[l] * d->width[l - 1];
         if (!(t->rs.fb[l] = arena_alloc(t->arena, MT_MEM_PARAMS, n * sizeof(float), err)))
@@ -52,6 +58,8 @@ static int fa_init(struct mt_trainer *t, struct mt_err *err)
 static int fa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                    struct mt_step_result *r, struct mt_err *err)
 {
+    if (model_is_graph(&t->net.d))
+        return rule_graph_bp_step(t, x, y, B, t->rs.fb, r, err);
     return backprop_step(t, x, y, B, t->rs.fb, r, err);
 }
 
@@ -62,5 +70,5 @@ const struct mt_rule rule_fa = {
     .plan = fa_plan,
     .init = fa_init,
     .step = fa_step,
-    .flags = MT_RULE_FEEDBACK,
+    .flags = MT_RULE_FEEDBACK | MT_RULE_LAYERS,
 };

@@ -21,6 +21,10 @@ static size_t memdfa_acts_bytes(const struct mt_model_desc *d, int B)
 static void memdfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     const struct mt_model_desc *d = &s->model;
+    if (model_is_graph(d)) {
+        memdfa_layers_plan(s, rule_graph_dfa_feedback_bytes(d), p);
+        return;
+    }
     memset(p, 0, sizeof *p);
     size_t fb = dfa_feedback_bytes(d);
     size_t acts = memdfa_acts_bytes(d, s->batch);
@@ -32,8 +36,21 @@ static void memdfa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     rule_plan_phases(p, p->cat[MT_MEM_GRADS] + fb, acts, acts + ws, acts + ws);
 }
 
+static int memdfa_check(const struct mt_spec *s, struct mt_err *err)
+{
+    return model_is_graph(&s->model) ? memdfa_layers_check(s, err) : 0;
+}
+
+static void memdfa_fini(struct mt_trainer *t)
+{
+    if (model_is_graph(&t->net.d))
+        memdfa_layers_fini(t);
+}
+
 static int memdfa_init(struct mt_trainer *t, struct mt_err *err)
 {
+    if (model_is_graph(&t->net.d))
+        return memdfa_layers_init(t, err);
     t->rs.grads_n = model_max_layer_size(&t->net.d);
     t->rs.grads = arena_alloc(t->arena, MT_MEM_GRADS, t->rs.grads_n * sizeof(float), err);
     if (!t->rs.grads)
@@ -64,6 +81,8 @@ static int memdfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
                        struct mt_step_result *r, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
+    if (model_is_graph(d))
+        return memdfa_layers_step(t, x, y, B, r, err);
     int L = d->n_layers, C = d->width[L];
     size_t mark = arena_mark(t->arena);
     size_t half = rule_rolling_bytes(d, B) / 2;
@@ -115,7 +134,9 @@ const struct mt_rule rule_memdfa = {
     .summary = "MEM-DFA: DFA's updates with activations flat in depth, one extra forward",
     .defaults = dfa_defaults,
     .plan = memdfa_plan,
+    .check = memdfa_check,
     .init = memdfa_init,
     .step = memdfa_step,
-    .flags = MT_RULE_FEEDBACK,
+    .fini = memdfa_fini,
+    .flags = MT_RULE_FEEDBACK | MT_RULE_LAYERS,
 };

@@ -16,6 +16,7 @@
 
 struct mt_spec;
 struct mt_trainer;
+struct graph_keep;
 
 /* A figure a rule reports once per epoch beside loss and accuracy (ASA's
  * learning indicator of layer 2 is "li.2"). */
@@ -35,6 +36,7 @@ struct mt_rule_metric {
 #define MT_RULE_GROUPS    (1u << 5)  /* rule.groups */
 #define MT_RULE_SEGMENTS  (1u << 6)  /* rule.segments */
 #define MT_RULE_SAMPLES   (1u << 7)  /* rule.samples */
+#define MT_RULE_LAYERS    (1u << 8)  /* layer-list models (model.layers) */
 
 struct mt_step_result {
     double loss;       /* mean cross-entropy of the batch (before the update) */
@@ -69,7 +71,8 @@ struct mt_rule {
      * (binary forward, embedded labels, ...). NULL = the plain forward,
      * rule_forward_rolling. buf0 and buf1 hold B * model_max_width floats each;
      * x (B, n_0) is the trainer's batch buffer and may be overwritten.
-     * Returns a pointer into buf0, buf1 or the rule's own state. */
+     * Returns a pointer into buf0, buf1 or the rule's own state, or NULL
+     * for the plain forward after all. */
     const float *(*infer)(struct mt_trainer *t, float *x, int B, float *buf0, float *buf1);
     /* Release what init allocated outside the arena (t->rs.priv). */
     void (*fini)(struct mt_trainer *t);
@@ -78,6 +81,9 @@ struct mt_rule {
      * rule accumulated over the epoch. */
     int (*epoch_metrics)(struct mt_trainer *t, struct mt_rule_metric *out, int max);
     unsigned flags;        /* MT_RULE_* */
+    /* Layer-list models: how the rule keeps what the backward reads (codes
+     * in place of FP32 tensors, graph.h); NULL = FP32, as BP. */
+    const struct graph_keep *keep;
 };
 
 /* The rule named `name`, or NULL. */

@@ -1,0 +1,101 @@
+/* layer.c: the table of layer kinds and what goes through it (layer.h). */
+#include "layer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+#include "rng.h"
+#include "layers/kinds.h"
+
+static const struct mt_layer_ops *const kinds[MT_LK_N] = {
+    [MT_LK_DENSE] = &layer_dense,
+    [MT_LK_CONV] = &layer_conv,
+    [MT_LK_MAXPOOL] = &layer_maxpool,
+    [MT_LK_AVGPOOL] = &layer_avgpool,
+    [MT_LK_GAP] = &layer_gap,
+    [MT_LK_FLATTEN] = &layer_flatten,
+    [MT_LK_BATCHNORM] = &layer_batchnorm,
+    [MT_LK_LAYERNORM] = &layer_layernorm,
+    [MT_LK_ACT] = &layer_act,
+    [MT_LK_ADD] = &layer_add,
+};
+
+const struct mt_layer_ops *layer_ops(enum mt_layer_kind k)
+{
+    return (unsigned)k < MT_LK_N ? kinds[k] : NULL;
+}
+
+const char *layer_kind_name(enum mt_layer_kind k)
+{
+    if (k == MT_LK_RESIDUAL)
+        return "residual";
+    const struct mt_layer_ops *o = layer_ops(k);
+    return o ? o->name : "?";
+}
+
+int layer_kind_from_name(const char *name)
+{
+    for (int k = 0; k <= MT_LK_RESIDUAL; k++)
+        if (strcmp(name, layer_kind_name((enum mt_layer_kind)k)) == 0)
+            return k;
+    return -1;
+}
+
+void shape_format(struct mt_shape s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%dx%dx%d", s.c, s.h, s.w);
+}
+
+size_t layer_n_params(const struct mt_layer *L)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    return o->n_params ? o->n_params(L) : 0;
+}
+
+size_t layer_n_weights(const struct mt_layer *L)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    return o->n_weights ? o->n_weights(L) : 0;
+}
+
+size_t layer_n_stats(const struct mt_layer *L)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    return o->n_stats ? o->n_stats(L) : 0;
+}
+
+size_t layer_aux_floats(const struct mt_layer *L, int B)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    return o->aux_floats ? o->aux_floats(L, B) : 0;
+}
+
+size_t layer_ws_floats(const struct mt_layer *L, int B)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    return o->ws_floats ? o->ws_floats(L, B) : 0;
+}
+
+unsigned layer_flags(const struct mt_layer *L)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    return o->flags_of ? o->flags_of(L) : o->flags;
+}
+
+static int relu_family(int a)
+{
+    return a == MT_ACT_RELU || a == MT_ACT_LEAKY_RELU || a == MT_ACT_GELU || a == MT_ACT_SILU;
+}
+
+void layer_init_uniform(float *w, size_t n, int fan_in, int fan_out, struct mt_rng *rng,
+                        int init, int act)
+{
+    int kaiming = init == MT_INIT_KAIMING && (act == LAYER_OUTPUT || relu_family(act));
+    float bound = kaiming ? sqrtf(6.0f / (float)fan_in) : sqrtf(6.0f / (float)(fan_in + fan_out));
+    if (act == LAYER_OUTPUT && init == MT_INIT_KAIMING)
+        bound = sqrtf(3.0f / (float)fan_in); /* linear output: gain 1 */
+    for (size_t i = 0; i < n; i++)
+        w[i] = rng_uniform_range(rng, -bound, bound);
+}

@@ -1,0 +1,183 @@
+/* layers/pool.c: max and average pooling (kernel, stride, no padding) and
+ * global average pooling, NCHW.
+ *
+ * Max pooling keeps, per output, the offset of its maximum inside the
+ * window (one byte, windows of at most 256; aux), so its backward reads
+ * neither its input nor its output; PyTorch keeps an int64 index. Average
+ * pooling and the global average keep nothing. */
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kinds.h"
+
+static int pool_shape(struct mt_layer *L, struct mt_err *err)
+{
+    const struct mt_layer_spec *s = &L->s;
+    if (s->kh <= 0 || s->kw <= 0 || s->stride <= 0)
+        return mt_err_set(err, MT_E_INVAL, "kernel and stride must be positive");
+    if (s->kh * s->kw > 256)
+        return mt_err_set(err, MT_E_INVAL, "a %dx%d window: at most 256 values", s->kh, s->kw);
+    if (L->in.h < s->kh || L->in.w < s->kw)
+        return mt_err_set(err, MT_E_INVAL, "smaller than its %dx%d kernel", s->kh, s->kw);
+    L->out = (struct mt_shape){L->in.c, (L->in.h - s->kh) / s->stride + 1,
+                               (L->in.w - s->kw) / s->stride + 1};
+    return 0;
+}
+
+static size_t maxpool_aux(const struct mt_layer *L, int B)
+{
+    return ((size_t)B * shape_count(L->out) + 3) / 4; /* one byte per output */
+}
+
+/* Plane by plane: (h, w) in, (ho, wo) out. */
+static void maxpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
+{
+    int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w;
+    int kh = L->s.kh, kw = L->s.kw, S = L->s.stride;
+    size_t planes = (size_t)f->B * L->in.c;
+    uint8_t *arg = (uint8_t *)f->aux;
+    for (size_t p = 0; p < planes; p++) {
+        const float *x = f->x + p * H * W;
+        float *y = f->y + p * Ho * Wo;
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                const float *w0 = x + (size_t)oy * S * W + (size_t)ox * S;
+                float best = w0[0];
+                int at = 0;
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                        if (w0[i * W + j] > best) { /* first maximum; NaN never wins */
+                            best = w0[i * W + j];
+                            at = i * kw + j;
+                        }
+                y[oy * Wo + ox] = best;
+                if (arg)
+                    arg[p * Ho * Wo + (size_t)oy * Wo + ox] = (uint8_t)at;
+            }
+    }
+}
+
+static void maxpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+{
+    if (!b->dx)
+        return;
+    int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w, kw = L->s.kw, S = L->s.stride;
+    size_t planes = (size_t)b->B * L->in.c;
+    const uint8_t *arg = (const uint8_t *)b->aux;
+    memset(b->dx, 0, planes * H * W * sizeof(float));
+    for (size_t p = 0; p < planes; p++) {
+        float *dx = b->dx + p * H * W;
+        const float *dy = b->dy + p * Ho * Wo;
+        const uint8_t *a = arg + p * Ho * Wo;
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                int at = a[oy * Wo + ox];
+                dx[(size_t)(oy * S + at / kw) * W + ox * S + at % kw] += dy[oy * Wo + ox];
+            }
+    }
+}
+
+static void avgpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
+{
+    int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w;
+    int kh = L->s.kh, kw = L->s.kw, S = L->s.stride;
+    float inv = 1.0f / (float)(kh * kw);
+    size_t planes = (size_t)f->B * L->in.c;
+    for (size_t p = 0; p < planes; p++) {
+        const float *x = f->x + p * H * W;
+        float *y = f->y + p * Ho * Wo;
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                const float *w0 = x + (size_t)oy * S * W + (size_t)ox * S;
+                float s = 0.0f;
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                        s += w0[i * W + j];
+                y[oy * Wo + ox] = s * inv;
+            }
+    }
+}
+
+static void avgpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+{
+    if (!b->dx)
+        return;
+    int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w;
+    int kh = L->s.kh, kw = L->s.kw, S = L->s.stride;
+    float inv = 1.0f / (float)(kh * kw);
+    size_t planes = (size_t)b->B * L->in.c;
+    memset(b->dx, 0, planes * H * W * sizeof(float));
+    for (size_t p = 0; p < planes; p++) {
+        float *dx = b->dx + p * H * W;
+        const float *dy = b->dy + p * Ho * Wo;
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                float g = dy[oy * Wo + ox] * inv;
+                float *w0 = dx + (size_t)oy * S * W + (size_t)ox * S;
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                        w0[i * W + j] += g;
+            }
+    }
+}
+
+static int gap_shape(struct mt_layer *L, struct mt_err *err)
+{
+    (void)err;
+    L->out = (struct mt_shape){L->in.c, 1, 1};
+    return 0;
+}
+
+static void gap_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
+{
+    size_t planes = (size_t)f->B * L->in.c, hw = (size_t)L->in.h * L->in.w;
+    for (size_t p = 0; p < planes; p++) {
+        const float *x = f->x + p * hw;
+        float s = 0.0f;
+        for (size_t i = 0; i < hw; i++)
+            s += x[i];
+        f->y[p] = s / (float)hw;
+    }
+}
+
+static void gap_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+{
+    if (!b->dx)
+        return;
+    size_t planes = (size_t)b->B * L->in.c, hw = (size_t)L->in.h * L->in.w;
+    for (size_t p = 0; p < planes; p++) {
+        float g = b->dy[p] / (float)hw, *dx = b->dx + p * hw;
+        for (size_t i = 0; i < hw; i++)
+            dx[i] = g;
+    }
+}
+
+static double pool_flops(const struct mt_layer *L)
+{
+    return (double)shape_count(L->out) * L->s.kh * L->s.kw;
+}
+
+const struct mt_layer_ops layer_maxpool = {
+    .name = "maxpool",
+    .shape = pool_shape,
+    .aux_floats = maxpool_aux,
+    .forward = maxpool_fwd,
+    .backward = maxpool_bwd,
+    .flops = pool_flops,
+};
+
+const struct mt_layer_ops layer_avgpool = {
+    .name = "avgpool",
+    .shape = pool_shape,
+    .forward = avgpool_fwd,
+    .backward = avgpool_bwd,
+    .flops = pool_flops,
+};
+
+const struct mt_layer_ops layer_gap = {
+    .name = "globalavgpool",
+    .shape = gap_shape,
+    .forward = gap_fwd,
+    .backward = gap_bwd,
+};
