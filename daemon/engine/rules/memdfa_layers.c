@@ -38,6 +38,8 @@ struct memdfa_layout {
     int seg_of[MT_MAX_NODES];      /* the seed tensor whose segment holds node i; 0 = none */
     int dy_of[MT_MAX_NODES];       /* weight node i: its gradient's seed; 0 = none */
     int seed[GRAPH_T];             /* tensor t is a seed */
+    short group[GRAPH_T];          /* the tensor whose storage t shares (graph.c's in-place
+                                      rules: an activation over its input, a flatten) */
     short slot[2 * GRAPH_T];       /* tensor t, then aux of node i at GRAPH_T + i */
     size_t slot_floats[2 * GRAPH_T];
     size_t off[2 * GRAPH_T];       /* each slot's offset into the region, floats */
@@ -87,6 +89,39 @@ static int seed_time(int u)
     return u - 1;
 }
 
+/* Where seed u's segment puts each gradient: goff[t] floats into its push,
+ * -2 for E (the logits' seed), -1 for none. The seed's gradient (E D), then,
+ * walking down, each node's output gradient unless an elementwise layer or
+ * a flatten above took it over in place. Returns the floats pushed. */
+static size_t seg_buffers(const struct mt_model_desc *d, const struct memdfa_layout *o, int u,
+                          int B, long *goff)
+{
+    int T = d->n_nodes;
+    size_t used = 0;
+    for (int t = 0; t <= T; t++)
+        goff[t] = -1;
+    if (u == T) {
+        goff[T] = -2;
+    } else {
+        goff[u] = 0;
+        used = (size_t)B * graph_tensor_count(d, u);
+    }
+    for (int i = u - 1; i >= 0; i--) {
+        const struct mt_layer *L = &d->node[i];
+        int in_seg = o->seg_of[i] == u, wt = weights(d, i) && o->dy_of[i] == u;
+        if (!in_seg && !wt)
+            continue;
+        int t = i + 1, src = L->src + 1;
+        if (goff[t] == -1) {
+            goff[t] = (long)used;
+            used += (size_t)B * graph_tensor_count(d, t);
+        }
+        if (in_seg && src > 0 && (layer_flags(L) & (MT_LAYER_ELEMENTWISE | MT_LAYER_RESHAPE)))
+            goff[src] = goff[t];
+    }
+    return used;
+}
+
 static int layout(const struct mt_model_desc *d, int B, const struct graph_keep *keep,
                   struct memdfa_layout *o)
 {
@@ -110,6 +145,15 @@ static int layout(const struct mt_model_desc *d, int B, const struct graph_keep 
         if (n > 1)
             return -1;
     }
+
+    /* Storage shared in place, as graph.c decides it for the same backward
+     * reads (a tensor some backward reads is never written over). */
+    struct graph_mem *gm = malloc(sizeof *gm);
+    if (!gm)
+        return -2;
+    graph_mem_plan(d, B, NULL, NULL, gm);
+    memcpy(o->group, gm->group, sizeof o->group);
+    free(gm);
 
     /* Lifetimes: tensors 0..T, then each node's aux. */
     int n = 2 * GRAPH_T, birth[2 * GRAPH_T], death[2 * GRAPH_T];
@@ -148,6 +192,15 @@ static int layout(const struct mt_model_desc *d, int B, const struct graph_keep 
     for (int t = 1; t < T; t++)
         if (o->seed[t] && death[t] < seed_time(t))
             death[t] = seed_time(t);
+    /* a shared storage lives as long as any tensor in it */
+    for (int t = 1; t <= T; t++) {
+        int g = o->group[t];
+        if (g == t)
+            continue;
+        want[t] = 0;
+        if (g > 0 && death[t] > death[g])
+            death[g] = death[t];
+    }
     for (int k = 0; k < n; k++)
         if (!want[k])
             birth[k] = death[k] = -1;
@@ -158,20 +211,14 @@ static int layout(const struct mt_model_desc *d, int B, const struct graph_keep 
         o->region_floats += o->slot_floats[k];
     }
 
-    /* Each seed's segment: the seed's gradient (not for E), one per
-     * segment node's output, one per weight layer it reaches. */
     o->seg_max = 0;
     for (int u = 1; u <= T; u++) {
         if (!o->seed[u])
             continue;
-        size_t sf = u < T ? (size_t)B * graph_tensor_count(d, u) : 0;
-        for (int i = 0; i < T; i++)
-            if ((o->seg_of[i] == u && i + 1 != u) || (weights(d, i) && o->dy_of[i] == u &&
-                                                      i + 1 != u))
-                sf += (size_t)B * graph_tensor_count(d, i + 1);
-        o->seg_floats[u] = sf;
-        if (sf > o->seg_max)
-            o->seg_max = sf;
+        long goff[GRAPH_T];
+        o->seg_floats[u] = seg_buffers(d, o, u, B, goff);
+        if (o->seg_floats[u] > o->seg_max)
+            o->seg_max = o->seg_floats[u];
     }
     struct graph_mem m1;
     graph_eval_plan(d, B, keep, &m1);
@@ -291,24 +338,17 @@ static int run_segment(struct memdfa_run *r, int u, struct mt_err *err)
     const struct memdfa_layout *o = r->o;
     int T = d->n_nodes, B = r->B;
     size_t mark = arena_mark(t->arena);
-    float *g[GRAPH_T] = {0};
-    float *next = NULL;
+    float *g[GRAPH_T] = {0}, *base = NULL;
+    long goff[GRAPH_T];
+    seg_buffers(d, o, u, B, goff);
     if (o->seg_floats[u] &&
-        !(next = arena_push(t->arena, MT_MEM_WORKSPACE, o->seg_floats[u] * F4, err)))
+        !(base = arena_push(t->arena, MT_MEM_WORKSPACE, o->seg_floats[u] * F4, err)))
         return arena_error(t->arena);
-    if (u < T) {
-        g[u] = next;
-        next += (size_t)B * graph_tensor_count(d, u);
+    for (int k = 0; k <= T; k++)
+        g[k] = goff[k] >= 0 ? base + goff[k] : goff[k] == -2 ? r->E : NULL;
+    if (u < T) /* the seed: E D_l; E itself is the logits' (last) seed */
         dense_project(g[u], r->E, t->rs.fb[rule_graph_seed_layer(d, u)], B,
                       d->width[d->n_layers], (int)graph_tensor_count(d, u));
-    } else {
-        g[T] = r->E; /* the last seed: E may be overwritten now */
-    }
-    for (int i = 0; i < T; i++)
-        if (i + 1 != u && (o->seg_of[i] == u || (weights(d, i) && o->dy_of[i] == u))) {
-            g[i + 1] = next;
-            next += (size_t)B * graph_tensor_count(d, i + 1);
-        }
     for (int i = u - 1; i >= 0; i--)
         if (o->seg_of[i] == u)
             segment_node(r, i, g);
@@ -380,7 +420,8 @@ int memdfa_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, i
     }
     r.tt[0] = (float *)x;
     for (int u = 1; u <= T; u++)
-        r.tt[u] = o->slot[u] >= 0 ? region + o->off[o->slot[u]] : NULL;
+        r.tt[u] = o->group[u] != u ? r.tt[o->group[u]]
+                : o->slot[u] >= 0 ? region + o->off[o->slot[u]] : NULL;
     for (int i = 0; i < T; i++)
         r.aux[i] = o->slot[GRAPH_T + i] >= 0 ? region + o->off[o->slot[GRAPH_T + i]] : NULL;
     for (int i = 0; i < T; i++) {
