@@ -461,9 +461,37 @@ void jobs_cancel(struct daemon *d, struct job *j)
 /* The worker of a RUNNING job has ended (or a job is ended before it
  * started, counted as running): record the state and reason, tell the
  * watchers, free the job, start the next ones. */
+/* A job whose last checkpoint the store refused: its reason says which
+ * epoch was lost, why, and which one `ckpt export` gives instead. */
+static void lost_ckpt_reason(struct daemon *d, const struct job *j, const char *reason,
+                             char *out, size_t cap)
+{
+    struct ckpt_epochs e = {0};
+    struct mt_err err = {0};
+    uint32_t newest = 0;
+    if (store_ckpts_each(d->store, j->row.id, ckpt_epoch_add, &e, &err) == 0)
+        for (size_t i = 0; i < e.n; i++)
+            if (e.epoch[i] > newest)
+                newest = e.epoch[i];
+    char have[48];
+    if (newest)
+        snprintf(have, sizeof have, "the newest stored is epoch %u", newest);
+    else
+        snprintf(have, sizeof have, "none is stored");
+    snprintf(out, cap, "%s%sthe checkpoint of epoch %u was not stored (%s); %s",
+             reason && *reason ? reason : "", reason && *reason ? "; " : "", j->ckpt_lost_epoch,
+             j->ckpt_lost_why, have);
+}
+
 static void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
 {
     struct store_job *r = &j->row;
+    char lost[512];
+    if (j->ckpt_lost_epoch) {
+        lost_ckpt_reason(d, j, reason, lost, sizeof lost);
+        reason = lost;
+        log_warn("job %llu: %s", (unsigned long long)r->id, lost);
+    }
     d->running--;
     r->state = state;
     free(r->reason);
