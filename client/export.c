@@ -317,7 +317,10 @@ static const char ckpt_help[] =
     "one float32 array per tensor, named W1, b1, W2, b2, ... in layer order, W_l\n"
     "with shape (n_l, n_{l-1}) (numpy.load(FILE)['W1']). The file is written to\n"
     "FILE.tmp and renamed, so FILE is whole or untouched. An .npz that would pass\n"
-    "4 GiB is refused (zip64 is not written).\n"
+    "4 GiB is refused (zip64 is not written). It names the epoch it wrote; when\n"
+    "that is older than the last epoch of a COMPLETED job (its last checkpoint\n"
+    "could not be stored, e.g. on a full disk: `mtctl show` says why), it warns on\n"
+    "stderr and still exits 0 (the JSON has \"job_epochs\" and \"warning\").\n"
     "\n"
     "Options of export:\n"
     "  -o, --output FILE      the .npz to write (required)\n"
@@ -458,14 +461,45 @@ static int add_tensors(struct npz_entry *out, size_t *n, Memtrain__Tensor **t, s
     return 0;
 }
 
-static void export_report(struct mtctl *c, const char *path, uint64_t id,
-                          const Memtrain__CheckpointData *cd, const struct npz_entry *e, size_t n)
+/* The last epoch of a COMPLETED job, 0 for any other (or when the daemon
+ * cannot say): a newest checkpoint older than that lost the last one. */
+static uint32_t completed_epochs(struct mtctl *c, uint64_t id)
 {
+    Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
+    sq.job_id = id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
+    req.show = &sq;
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, &resp, &err))
+        return 0;
+    uint32_t n = resp->show->job && resp->show->job->state == MEMTRAIN__JOB_STATE__COMPLETED
+                 ? resp->show->job->epochs_done : 0;
+    memtrain__response__free_unpacked(resp, NULL);
+    return n;
+}
+
+static void export_report(struct mtctl *c, const char *path, uint64_t id,
+                          const Memtrain__CheckpointData *cd, const struct npz_entry *e, size_t n,
+                          uint32_t job_epochs)
+{
+    char warn[200] = "";
+    if (job_epochs > cd->epoch) {
+        snprintf(warn, sizeof warn, "job %llu completed %u epochs but its newest stored "
+                 "checkpoint is epoch %u: the last one was not stored (see mtctl show %llu)",
+                 (unsigned long long)id, job_epochs, cd->epoch, (unsigned long long)id);
+        fprintf(stderr, "mtctl: warning: %s\n", warn);
+    }
     if (c->json) {
         struct json j;
         json_begin(&j, stdout);
         json_u64(&j, "job_id", id);
         json_u64(&j, "epoch", cd->epoch);
+        if (job_epochs)
+            json_u64(&j, "job_epochs", job_epochs);
+        if (warn[0])
+            json_str(&j, "warning", warn);
         json_str(&j, "path", path);
         json_arr(&j, "arrays");
         for (size_t i = 0; i < n; i++) {
@@ -568,7 +602,7 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
     if (rc) {
         rc = mtctl_fail(c, &err);
     } else {
-        export_report(c, out, id, cd, e, n);
+        export_report(c, out, id, cd, e, n, epoch ? 0 : completed_epochs(c, id));
         rc = MTCTL_EXIT_OK;
     }
     free(e);

@@ -27,6 +27,10 @@ struct job {
     Memtrain__MemorySample *sample;   /* latest, owned (free_unpacked) */
     Memtrain__EpochProgress *last_epoch; /* latest, owned */
     int cancel_requested;
+    /* A checkpoint the store refused (a full disk): its epoch and why; 0 =
+     * none, or a later one was stored since. */
+    uint32_t ckpt_lost_epoch;
+    char ckpt_lost_why[160];
 };
 
 #endif

@@ -1,15 +1,18 @@
 /* jobs.c: the job table, admission by memory and the queue (jobs.h). */
 #include "jobs.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "frame.h"
 #include "jobspec.h"
 #include "log.h"
 #include "memstats.h"
 #include "memtrain/clock.h"
+#include "memtrain/procstat.h"
 #include "train.h"
 #include "watch.h"
 #include "workerproc.h"
@@ -149,6 +152,32 @@ static int collect_id(void *ud, const struct store_job *row)
     return 0;
 }
 
+int jobs_leftover_worker(int pid, uint64_t start)
+{
+    char comm[16];
+    uint64_t now;
+    return pid > 0 && start && mt_proc_identity(pid, &now, comm) == 0 && now == start &&
+           strcmp(comm, "memtrain-worker") == 0;
+}
+
+/* Kill job id's worker when it is still there (same pid, same start time,
+ * named memtrain-worker) and wait up to 5 s for it to be gone. */
+static void stop_leftover_worker(uint64_t id, int pid, uint64_t start)
+{
+    if (!jobs_leftover_worker(pid, start))
+        return;
+    log_warn("job %llu: its worker (pid %d) outlived the last memtraind; killing it before "
+             "the job resumes", (unsigned long long)id, pid);
+    kill(pid, SIGKILL);
+    for (int i = 0; i < 500 && jobs_leftover_worker(pid, start); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (jobs_leftover_worker(pid, start))
+        log_err("job %llu: its old worker (pid %d) is still there after SIGKILL", (unsigned long long)id,
+                pid);
+}
+
 int jobs_load(struct daemon *d, struct mt_err *err)
 {
     struct load_ctx c = {d, NULL, 0, 0};
@@ -182,7 +211,13 @@ int jobs_load(struct daemon *d, struct mt_err *err)
             continue;
         }
         if (was == MEMTRAIN__JOB_STATE__RUNNING) {
-            /* The daemon died under it: record that first. */
+            /* The daemon died under it: its worker must be gone before the
+             * job runs again (it dies with the daemon, PR_SET_PDEATHSIG; a
+             * worker that outlived it anyway is stopped here). */
+            stop_leftover_worker(id, j->row.worker_pid, j->row.worker_start);
+            j->row.worker_pid = 0;
+            j->row.worker_start = 0;
+            /* Record that first. */
             j->row.state = MEMTRAIN__JOB_STATE__INTERRUPTED;
             free(j->row.reason);
             j->row.reason = strdup("memtraind stopped while the job ran");
@@ -402,6 +437,12 @@ static void start_job(struct daemon *d, struct job *j)
     }
     free(resume);
     d->running++;
+    /* Who the worker is, so a daemon started after this one dies can tell
+     * a leftover worker from a process that later took its pid. */
+    char comm[16];
+    j->row.worker_pid = workerproc_pid(j->w);
+    if (mt_proc_identity(j->row.worker_pid, &j->row.worker_start, comm))
+        j->row.worker_start = 0;
     log_info("job %llu started (worker pid %d)%s", (unsigned long long)j->row.id,
              workerproc_pid(j->w), resume_len ? ", resuming" : "");
     jobs_changed(d, j);
@@ -461,11 +502,41 @@ void jobs_cancel(struct daemon *d, struct job *j)
 /* The worker of a RUNNING job has ended (or a job is ended before it
  * started, counted as running): record the state and reason, tell the
  * watchers, free the job, start the next ones. */
+/* A job whose last checkpoint the store refused: its reason says which
+ * epoch was lost, why, and which one `ckpt export` gives instead. */
+static void lost_ckpt_reason(struct daemon *d, const struct job *j, const char *reason,
+                             char *out, size_t cap)
+{
+    struct ckpt_epochs e = {0};
+    struct mt_err err = {0};
+    uint32_t newest = 0;
+    if (store_ckpts_each(d->store, j->row.id, ckpt_epoch_add, &e, &err) == 0)
+        for (size_t i = 0; i < e.n; i++)
+            if (e.epoch[i] > newest)
+                newest = e.epoch[i];
+    char have[48];
+    if (newest)
+        snprintf(have, sizeof have, "the newest stored is epoch %u", newest);
+    else
+        snprintf(have, sizeof have, "none is stored");
+    snprintf(out, cap, "%s%sthe checkpoint of epoch %u was not stored (%s); %s",
+             reason && *reason ? reason : "", reason && *reason ? "; " : "", j->ckpt_lost_epoch,
+             j->ckpt_lost_why, have);
+}
+
 static void jobs_finish(struct daemon *d, struct job *j, int state, const char *reason)
 {
     struct store_job *r = &j->row;
+    char lost[512];
+    if (j->ckpt_lost_epoch) {
+        lost_ckpt_reason(d, j, reason, lost, sizeof lost);
+        reason = lost;
+        log_warn("job %llu: %s", (unsigned long long)r->id, lost);
+    }
     d->running--;
     r->state = state;
+    r->worker_pid = 0;
+    r->worker_start = 0;
     free(r->reason);
     r->reason = strdup(reason ? reason : "");
     r->finished_at = state == MEMTRAIN__JOB_STATE__INTERRUPTED ? 0 : mt_now_ms();

@@ -20,6 +20,9 @@
 /* At start: RUNNING jobs left by a daemon that died become INTERRUPTED and
  * are queued again (they resume from their newest checkpoint); QUEUED jobs
  * are queued. */
+/* Whether pid is still the worker process that started at `start` (ticks
+ * after boot, /proc/PID/stat field 22) under the name memtrain-worker. */
+int jobs_leftover_worker(int pid, uint64_t start);
 int jobs_load(struct daemon *d, struct mt_err *err);
 
 /* The plan of a resolved spec as MemoryStats (the dataset's files are read

@@ -113,6 +113,11 @@ static const char *const migrations[] = {
     "  value REAL,"                        /* NULL for NaN */
     "  PRIMARY KEY (job_id, epoch, seq)"
     ");",
+    /* 2 -> 3: a running job's worker, to find one left over from a daemon
+     * that died (its pid and its start time in clock ticks after boot, field
+     * 22 of /proc/PID/stat, which tells it from a later process of that pid) */
+    "ALTER TABLE jobs ADD COLUMN worker_pid INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN worker_start INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -147,7 +152,7 @@ enum {
 #define JOB_COLS                                                                      \
     "name, owner_uid, state, state_name, reason, priority, submitted_at, started_at, " \
     "finished_at, rule, epochs, epochs_done, memory_limit, exit_code, resumes, spec, " \
-    "planned, measured"
+    "planned, measured, worker_pid, worker_start"
 
 #define EPOCH_COLS                                                                 \
     "epoch, loss, train_accuracy, test_accuracy, seconds, samples_per_second, lr, " \
@@ -166,12 +171,13 @@ static const char *const stmt_sql[S_N] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLS ") VALUES "
                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                     "?17, ?18)",
+                     "?17, ?18, ?20, ?21)",
     [S_JOB_UPDATE] = "UPDATE jobs SET name = ?1, owner_uid = ?2, state = ?3, state_name = ?4, "
                      "reason = ?5, priority = ?6, submitted_at = ?7, started_at = ?8, "
                      "finished_at = ?9, rule = ?10, epochs = ?11, epochs_done = ?12, "
                      "memory_limit = ?13, exit_code = ?14, resumes = ?15, spec = ?16, "
-                     "planned = ?17, measured = ?18 WHERE id = ?19",
+                     "planned = ?17, measured = ?18, worker_pid = ?20, worker_start = ?21 "
+                     "WHERE id = ?19",
     [S_JOB_GET] = "SELECT id, " JOB_COLS " FROM jobs WHERE id = ?1",
     [S_JOBS_EACH] = "SELECT id, " JOB_COLS " FROM jobs "
                     "WHERE (?1 < 0 OR owner_uid = ?1) AND (?2 = 0 OR (?2 >> state) & 1) "
@@ -573,10 +579,13 @@ static const char *state_name(int state)
     return v ? v->name : "UNKNOWN";
 }
 
-/* Binds ?1..?18; SQLite's code when a string or blob cannot be bound. */
+/* Binds ?1..?18, ?20, ?21; SQLite's code when a string or blob cannot be
+ * bound. */
 static int bind_job(sqlite3_stmt *s, const struct store_job *j)
 {
     int rc;
+    sqlite3_bind_int64(s, 20, j->worker_pid);
+    sqlite3_bind_int64(s, 21, (sqlite3_int64)j->worker_start);
     sqlite3_bind_int64(s, 2, j->owner_uid);
     sqlite3_bind_int(s, 3, j->state);
     sqlite3_bind_int(s, 6, j->priority);
@@ -617,6 +626,8 @@ static int read_job(sqlite3_stmt *s, struct store_job *j)
     j->memory_limit = (uint64_t)sqlite3_column_int64(s, 13);
     j->exit_code = sqlite3_column_int(s, 14);
     j->resumes = (uint32_t)sqlite3_column_int64(s, 15);
+    j->worker_pid = (int32_t)sqlite3_column_int64(s, 19);
+    j->worker_start = (uint64_t)sqlite3_column_int64(s, 20);
     if (!j->name || !j->reason || !j->rule ||
         col_blobdup(s, 16, &j->spec, &j->spec_len) ||
         col_blobdup(s, 17, &j->planned, &j->planned_len) ||

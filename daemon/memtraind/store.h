@@ -23,7 +23,7 @@
 #include "memtrain.pb-c.h"
 #include "memtrain/err.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -48,6 +48,8 @@ struct store_job {
     uint8_t *measured;           /* packed MemoryStats, may be NULL */
     size_t measured_len;
     uint32_t resumes;            /* times the job was re-queued after INTERRUPTED */
+    int32_t worker_pid;          /* RUNNING: its worker process; 0 otherwise */
+    uint64_t worker_start;       /* that process's start time (/proc/PID/stat field 22) */
 };
 
 void store_job_clear(struct store_job *j);

@@ -278,7 +278,17 @@ static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
         int rc = store_ckpt_add(d->store, j->row.id, c->epoch, mt_now_ms(), b, n, keep, &err);
         store_err(w, rc, &err);
         free(b);
-        if (!rc) {
+        if (rc) {
+            /* Say so where the owner looks (the job's log and, at its end,
+             * its reason), not only in the daemon's log. */
+            char line[256];
+            j->ckpt_lost_epoch = c->epoch;
+            snprintf(j->ckpt_lost_why, sizeof j->ckpt_lost_why, "%.150s", err.msg);
+            snprintf(line, sizeof line, "checkpoint of epoch %u NOT stored: %.200s", c->epoch,
+                     err.msg);
+            on_log(w, line);
+        } else {
+            j->ckpt_lost_epoch = 0;
             char a[32], line[128];
             snprintf(line, sizeof line, "checkpoint stored: epoch %u%s, %s", c->epoch,
                      c->step_in_epoch ? " (mid-epoch)" : "", mt_fmt_bytes(a, sizeof a, (double)n));

@@ -22,4 +22,10 @@ struct mt_procstat {
  * hidden): then every field is 0 and err names the file. */
 int mt_procstat_read(int pid, struct mt_procstat *ps, struct mt_err *err);
 
+/* A process's identity beyond its pid, from /proc/<pid>/stat: its start
+ * time (clock ticks after boot, field 22) and its command name (field 2,
+ * at most 15 bytes). A later process that reuses the pid has another start
+ * time. Returns 0, or MT_E_IO when there is no such process. */
+int mt_proc_identity(int pid, uint64_t *start, char comm[16]);
+
 #endif

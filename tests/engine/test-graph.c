@@ -473,6 +473,10 @@ static void test_graph_plan_equals_measured(void **state)
 static void test_bad_layer_lists_are_refused(void **state)
 {
 #define M(body) DATA "batch: 8\nepochs: 1\nmodel:\n  input: 12\n  classes: 3\n" body
+    parse_fails("dataset: mnist\nbatch: 8\nepochs: 1\nmodel:\n  layers: [{conv: {channels: 20, "
+                "kernel: 5}}, {maxpool: 2}, {conv: {channels: 50, kernel: 5}}, {maxpool: 2}, "
+                "{conv: {channels: 50, kernel: 5}}, flatten, {dense: 10}]\n",
+                "model.layers[4] (conv): input 50x4x4: smaller than its 5x5 kernel (padding 0)");
     parse_fails(M("  layers: [{dense: 5}, {pool: 2}, {dense: 3}]\n"),
                 "test.yaml:7: model.layers[1]: unknown layer kind 'pool' (expected dense, conv");
     parse_fails(M("  layers: [{dense: {bias: false}}, {dense: 3}]\n"),

@@ -204,6 +204,15 @@ int daemonproc_start(struct daemonproc *p, const char *const *extra)
     return spawn(p, extra);
 }
 
+int daemonproc_start_at(struct daemonproc *p, const char *dir, const char *const *extra)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "%s", dir);
+    snprintf(p->sock, sizeof p->sock, "%s/d.sock", p->dir);
+    snprintf(p->db, sizeof p->db, "%s/state.db", p->dir);
+    return spawn(p, extra);
+}
+
 int daemonproc_restart(struct daemonproc *p, const char *const *extra)
 {
     return spawn(p, extra);

@@ -19,6 +19,8 @@ struct daemonproc {
 /* Start memtraind (path from $MEMTRAIN_DAEMON) with extra args; waits until
  * the socket answers a ping. 0 or -1. */
 int daemonproc_start(struct daemonproc *p, const char *const *extra_args);
+/* The same in an existing directory (a test's own file system). */
+int daemonproc_start_at(struct daemonproc *p, const char *dir, const char *const *extra_args);
 /* SIGTERM and wait; returns the exit status (or -signal). keep_dir: leave
  * the directory (for a restart on the same database). */
 int daemonproc_stop(struct daemonproc *p, int keep_dir);

@@ -261,6 +261,96 @@ static void test_stopped_worker_dies_with_daemon(void **state)
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
+/* A process running memtrain-worker, started by the test (not by the
+ * daemon, so it does not die with it): it waits on its stdin, the WorkerStart
+ * frame that never comes. *wfd is the pipe's end to close. */
+static pid_t fake_worker(int *wfd)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[0], 0);
+        close(p[1]);
+        execl(getenv("MEMTRAIN_WORKER"), "memtrain-worker", (char *)NULL);
+        _exit(127);
+    }
+    close(p[0]);
+    *wfd = p[1];
+    return pid;
+}
+
+/* Field 22 of /proc/PID/stat (start time, clock ticks after boot). */
+static unsigned long long start_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *q = strrchr(buf, ')');
+    assert_non_null(q);
+    for (int field = 2; field < 22 && q; field++)
+        q = strchr(q + 1, ' ');
+    unsigned long long t = 0;
+    assert_non_null(q);
+    assert_int_equal(sscanf(q, " %llu", &t), 1);
+    return t;
+}
+
+/* Issue 11, finding 5: a worker that outlived a dead daemon (here a stand-in
+ * the test started, which PR_SET_PDEATHSIG cannot reach) is killed by the
+ * next daemon before the job resumes; a process that merely has the
+ * recorded pid but another start time is left alone. */
+static void test_leftover_worker_killed_at_start(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    uint64_t id = start_long_job(&dp, 1);
+    int fd = client_connect(dp.sock);
+    uint64_t other = submit_ok(fd, long_job); /* queued behind it */
+    close(fd);
+    kill_daemon(&dp);
+    int w1, w2;
+    pid_t leftover = fake_worker(&w1), stranger = fake_worker(&w2);
+    usleep(100000); /* both have exec'd */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"UPDATE jobs SET worker_pid = %d, worker_start = %llu WHERE id = %llu;"
+             " UPDATE jobs SET state = %d, state_name = 'RUNNING', worker_pid = %d, "
+             "worker_start = %llu WHERE id = %llu;\"", dp.db, (int)leftover,
+             start_ticks(leftover), (unsigned long long)id, MEMTRAIN__JOB_STATE__RUNNING,
+             (int)stranger, start_ticks(stranger) + 1, (unsigned long long)other);
+    assert_int_equal(system(cmd), 0);
+
+    assert_int_equal(daemonproc_restart(&dp, NULL), 0);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 250 && got == 0; i++) {
+        got = waitpid(leftover, &st, WNOHANG);
+        if (!got)
+            usleep(20000);
+    }
+    if (got != leftover) {
+        kill(leftover, SIGKILL);
+        kill(stranger, SIGKILL);
+        daemonproc_stop(&dp, 0);
+        fail_msg("the leftover worker %d was not stopped by the restarted daemon",
+                 (int)leftover);
+    }
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(waitpid(stranger, &st, WNOHANG), 0); /* still there */
+    kill(stranger, SIGKILL);
+    waitpid(stranger, &st, 0);
+    close(w1);
+    close(w2);
+    assert_int_equal(client_ping(dp.sock), 0);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
 static void test_daemon_stopped_then_resumed(void **state)
 {
     (void)state;
@@ -349,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_worker_killed),
         cmocka_unit_test(test_over_limit_refused),
         cmocka_unit_test(test_daemon_killed_then_resumed),
+        cmocka_unit_test(test_leftover_worker_killed_at_start),
         cmocka_unit_test(test_daemon_stopped_then_resumed),
         cmocka_unit_test(test_stopped_worker_dies_with_daemon),
         cmocka_unit_test(test_corrupt_newest_checkpoint),

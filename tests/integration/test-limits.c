@@ -1,8 +1,9 @@
 /* test-limits.c: what a submit may ask for, checked by a real memtraind:
  * a memory_limit above what it allows one job, a limit near 2^64, a model
  * whose plan would wrap, a job name that is not UTF-8 (every later reply
- * must still decode as UTF-8), and a list of 70,000 stored jobs, which comes
- * in pages under the frame cap. (A plain kill -9 of a worker ending as
+ * must still decode as UTF-8), a list of 70,000 stored jobs, which comes
+ * in pages under the frame cap, a running job over its limit (its data grew
+ * after the plan) and the RLIMIT_DATA backstop on a running worker. (A plain kill -9 of a worker ending as
  * "killed by signal 9", not OUT_OF_MEMORY: test-faults' test_worker_killed.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,6 +196,172 @@ static void test_list_of_70k_jobs_is_paged(void **state)
     assert_int_equal(lines, N);
 }
 
+/* An IDX file: unsigned bytes, dims as given (magic 0x08, ndims). */
+static void write_idx(const char *path, const int *dims, int nd, unsigned seed)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned char hdr[4] = {0, 0, 0x08, (unsigned char)nd};
+    fwrite(hdr, 1, 4, f);
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        unsigned char b[4] = {(unsigned char)(dims[i] >> 24), (unsigned char)(dims[i] >> 16),
+                              (unsigned char)(dims[i] >> 8), (unsigned char)dims[i]};
+        fwrite(b, 1, 4, f);
+        n *= (size_t)dims[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        fputc(nd == 1 ? (int)((i * 7 + seed) % 3) : (int)((i * 31 + seed) & 255), f);
+    fclose(f);
+}
+
+static void write_set(const char *dir, int train_n)
+{
+    char path[400];
+    int img[3] = {train_n, 8, 8}, lab[1] = {train_n}, timg[3] = {40, 8, 8}, tlab[1] = {40};
+    snprintf(path, sizeof path, "%s/train-images", dir);
+    write_idx(path, img, 3, 1);
+    snprintf(path, sizeof path, "%s/train-labels", dir);
+    write_idx(path, lab, 1, 2);
+    snprintf(path, sizeof path, "%s/test-images", dir);
+    write_idx(path, timg, 3, 3);
+    snprintf(path, sizeof path, "%s/test-labels", dir);
+    write_idx(path, tlab, 1, 4);
+}
+
+/* Issue 11, finding 6: a running job over its limit. The plan at submit
+ * counts the data files as they were then; replaced by larger ones while the
+ * job waits, the running job's data no longer fits its limit (= that plan):
+ * it ends OUT_OF_MEMORY naming the data, not stuck RUNNING, and the daemon
+ * goes on. */
+static void test_running_job_over_its_limit(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/memtrain-limits-XXXXXX", yaml[1024];
+    assert_non_null(mkdtemp(dir));
+    write_set(dir, 100);
+    snprintf(yaml, sizeof yaml,
+             "dataset: {name: idx, train_images: %s/train-images, train_labels: %s/train-labels,"
+             " test_images: %s/test-images, test_labels: %s/test-labels}\n"
+             "model: {input: 64, hidden: [16], classes: 3}\nbatch: 10\nepochs: 1\nthreads: 1\n",
+             dir, dir, dir, dir);
+    int fd = client_connect(dp.sock);
+    /* the plan, as the daemon makes it */
+    Memtrain__PlanRequest pq = MEMTRAIN__PLAN_REQUEST__INIT;
+    pq.spec_case = MEMTRAIN__PLAN_REQUEST__SPEC_YAML;
+    pq.yaml = yaml;
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    q.body_case = MEMTRAIN__REQUEST__BODY_PLAN;
+    q.plan = &pq;
+    Memtrain__Response *r = client_call(fd, &q);
+    assert_non_null(r);
+    if (r->status != MEMTRAIN__STATUS__OK)
+        fail_msg("plan: status %d: %s", r->status, r->message);
+    uint64_t plan = r->plan->planned->peak_total;
+    memtrain__response__free_unpacked(r, NULL);
+
+    /* a job holds the one slot while the next waits with limit = plan */
+    int st;
+    uint64_t blocker = client_submit_id(
+        fd, "dataset: {name: synthetic, synthetic_train: 20000, synthetic_test: 100}\n"
+            "model: {input: 64, hidden: [256, 256], classes: 4}\nbatch: 32\nepochs: 50\n"
+            "threads: 1\n", "blocker.yaml", &st);
+    assert_int_equal(st, MEMTRAIN__STATUS__OK);
+    r = submit(fd, yaml, "grows", plan);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    uint64_t id = r->submit->job->id;
+    memtrain__response__free_unpacked(r, NULL);
+    write_set(dir, 5000); /* the data grows while it waits */
+
+    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
+    cq.job_id = blocker;
+    q.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
+    q.cancel = &cq;
+    r = client_call(fd, &q);
+    assert_non_null(r);
+    memtrain__response__free_unpacked(r, NULL);
+
+    struct watch_seen seen;
+    assert_int_equal(client_watch(fd, id, 0), 0);
+    assert_int_equal(client_follow(fd, 0, &seen), 0);
+    close(fd);
+    printf("job with limit = plan, data grown after submit -> state %d: %s\n", seen.state,
+           seen.reason);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__OUT_OF_MEMORY);
+    if (!strstr(seen.reason, "memory limit exceeded: data"))
+        fail_msg("reason: '%s'", seen.reason);
+    assert_int_equal(client_ping(dp.sock), 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The first child of pid (a running worker), 0 when none. */
+static int child_of(int pid)
+{
+    char path[64];
+    int c = 0;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%d", &c) != 1)
+            c = 0;
+        fclose(f);
+    }
+    return c;
+}
+
+/* Issue 11, finding 6: the RLIMIT_DATA backstop, through the daemon. A
+ * running job's worker has a data limit of its memory limit plus the
+ * daemon's margin (256 MiB by default) and OpenBLAS's per-thread maps
+ * (160 MiB a thread), never unlimited. */
+static void test_hard_backstop_through_the_daemon(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    print_message("skipped: RLIMIT_DATA cannot work under AddressSanitizer (its shadow memory)\n");
+    skip();
+#endif
+    int fd = client_connect(dp.sock);
+    Memtrain__Response *r = submit(
+        fd, "dataset: {name: synthetic, synthetic_train: 20000, synthetic_test: 100}\n"
+            "model: {input: 64, hidden: [256, 256], classes: 4}\nbatch: 32\nepochs: 50\n"
+            "threads: 1\n", "backstop", (uint64_t)200 << 20);
+    assert_int_equal(r->status, MEMTRAIN__STATUS__OK);
+    uint64_t id = r->submit->job->id;
+    memtrain__response__free_unpacked(r, NULL);
+    unsigned long long soft = 0, hard = 0;
+    for (int i = 0; i < 500 && !soft; i++) {
+        int w = child_of(dp.pid);
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/limits", w);
+        FILE *f = w ? fopen(path, "r") : NULL;
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "Max data size", 13) == 0 &&
+                sscanf(line + 13, " %llu %llu", &soft, &hard) != 2)
+                soft = 0; /* "unlimited" reads as no number */
+        if (f)
+            fclose(f);
+        if (!soft)
+            usleep(10000);
+    }
+    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
+    cq.job_id = id;
+    Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+    q.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
+    q.cancel = &cq;
+    r = client_call(fd, &q);
+    if (r)
+        memtrain__response__free_unpacked(r, NULL);
+    struct watch_seen seen;
+    assert_int_equal(client_watch(fd, id, 0), 0);
+    assert_int_equal(client_follow(fd, 0, &seen), 0);
+    close(fd);
+    printf("worker's RLIMIT_DATA with memory_limit 200 MiB: %llu (soft), %llu (hard)\n", soft,
+           hard);
+    assert_true(soft == ((200ull + 256 + 160) << 20));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +369,8 @@ int main(void)
         cmocka_unit_test(test_wrapping_plan_refused),
         cmocka_unit_test(test_invalid_utf8_name_refused),
         cmocka_unit_test(test_list_of_70k_jobs_is_paged),
+        cmocka_unit_test(test_running_job_over_its_limit),
+        cmocka_unit_test(test_hard_backstop_through_the_daemon),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
