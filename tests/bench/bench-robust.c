@@ -40,6 +40,7 @@ struct robust_result {
     int ok;                 /* trained every epoch */
     char why[600];          /* when not: the error */
     double first_loss, last_loss, test_acc, seconds;
+    int epochs;             /* trained (tinyfoa: at least one per hidden layer) */
 };
 
 static double now_s(void)
@@ -67,6 +68,8 @@ static void robust_spec(struct mt_spec *s, const struct robust_opts *o, const ch
     s->model.width[n->nh + 1] = 10;
     s->batch = n->batch;
     s->epochs = o->epochs;
+    if (!strcmp(rule, "tinyfoa"))
+        s->epochs *= n->nh; /* one stage per hidden layer, `epochs` each */
     s->seed = 7;
     s->threads = o->threads;
 }
@@ -86,18 +89,20 @@ static void robust_run(const struct robust_opts *o, const char *rule, const stru
         return;
     }
     int e;
-    for (e = 0; e < o->epochs; e++) {
+    for (e = 0; e < s.epochs; e++) {
         struct mt_epoch_report rep;
         if (trainer_run_epoch(&t, NULL, NULL, &rep, &err)) {
             snprintf(res->why, sizeof res->why, "epoch %d: %s", e + 1, err.msg);
             break;
         }
-        if (e == 0)
+        /* TinyFoA: within its last stage (each stage has its own loss). */
+        if (e == s.epochs - o->epochs)
             res->first_loss = rep.loss;
         res->last_loss = rep.loss;
         res->test_acc = rep.test_accuracy;
     }
-    res->ok = e == o->epochs;
+    res->ok = e == s.epochs;
+    res->epochs = s.epochs;
     res->seconds = now_s() - t0;
     trainer_fini(&t);
 }
@@ -140,7 +145,7 @@ static void print_row(const struct robust_opts *o, const struct robust_net *n, c
             printf("\"error\":\"%s\",", r->why); /* engine messages hold no quotes */
         if (r->ok && !isnan(bp_acc))
             printf("\"gap_to_bp\":%.2f,", gap);
-        printf("\"seconds\":%.1f}\n", r->seconds);
+        printf("\"epochs\":%d,\"seconds\":%.1f}\n", r->epochs, r->seconds);
     } else if (!r->ok) {
         printf("| %s | %d | %s | — | — | no | — | %.0f | %s |\n", n->name, n->batch, rule,
                r->seconds, r->why);
@@ -151,7 +156,11 @@ static void print_row(const struct robust_opts *o, const struct robust_net *n, c
             printf("— |");
         else
             printf("%+.2f |", 0.0 - gap);
-        printf(" %.0f | |\n", r->seconds);
+        printf(" %.0f | ", r->seconds);
+        if (r->epochs != o->epochs)
+            printf("%d epochs: %d per hidden layer; loss over the last stage", r->epochs,
+                   o->epochs);
+        printf(" |\n");
     }
     fflush(stdout);
 }

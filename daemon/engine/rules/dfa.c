@@ -24,7 +24,12 @@ size_t dfa_ws_bytes(const struct mt_model_desc *d, int B)
 void dfa_defaults(struct mt_spec *s)
 {
     int widest = model_hidden_max(&s->model);
-    rule_optim_defaults(s);
+    /* SGD with momentum, not Adam: Adam's steps keep their size while E
+     * shrinks, and DFA's update, which is no gradient, keeps a sign, so the
+     * forward weights grow without bound against the fixed D_l (the loss
+     * rose on deep nets); SGD's steps shrink with E (docs/spec-reference.md,
+     * "Rule defaults"). */
+    rule_optim_recipe(s, MT_OPT_SGD, 0.9f);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_UNIFORM;
     /* TinyDFA's normaliser: the projection E D is divided by sqrt(max n). */
