@@ -13,6 +13,9 @@
  *           optimizer and OpenBLAS core: samples/s and peak RSS, and ratios;
  *           the order alternates run by run. torch-sgd and torch-adam run
  *           only the first or the second network.
+ *   robust  every rule with its defaults on a grid of MLPs on Fashion-MNIST
+ *           (bench-robust.c): final test accuracy, whether the training
+ *           loss fell, gap to BP.
  *   all     speed, depth, rules (1 epoch) and torch, in that order.
  * Every kernel is checked against its reference by the test suite first;
  * here each measured step also trains for real (accuracy is printed). */
@@ -26,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-robust.h"
 #include "blas.h"
 #include "spec.h"
 #include "train.h"
@@ -36,8 +40,11 @@ struct bench_opts {
     const char *torch_script;
     const char *python;
     const char *rule;
+    const char *net;           /* robust: network filter */
     int threads, epochs, reps;
+    int epochs_given, json;
     long max_steps;
+    long train_samples;        /* robust: training-set subset */
 };
 
 static double now_s(void)
@@ -556,18 +563,31 @@ static int bench_torch(const struct bench_opts *o, int which)
 
 /* ------------------------------------------------------------------- main */
 
+static int run_robust(const struct bench_opts *o)
+{
+    struct robust_opts r = {.data_dir = o->data_dir, .rule = o->rule, .net = o->net,
+                            .threads = o->threads, .epochs = o->epochs_given ? o->epochs : 3,
+                            .train_samples = o->train_samples, .json = o->json};
+    return bench_robust(&r);
+}
+
 static void usage(FILE *f)
 {
-    fputs("Usage: memtrain-bench [OPTION]... [speed|rules|rules-big|depth|torch|torch-sgd|"
-          "torch-adam|all]...\n"
+    fputs("Usage: memtrain-bench [OPTION]... [speed|rules|rules-big|robust|depth|torch|"
+          "torch-sgd|torch-adam|all]...\n"
           "Print memtrain's speed and memory figures on MNIST (see tests/bench/README.md).\n\n"
           "  -d, --data-dir DIR     MNIST IDX files (default: the engine's search path)\n"
           "  -t, --threads N        OpenBLAS threads (default 2)\n"
-          "  -e, --epochs N         epochs for 'rules' (default 1)\n"
+          "  -e, --epochs N         epochs for 'rules' (default 1) and 'robust' (default 3)\n"
           "  -s, --steps N          steps for 'speed', 0 = a full epoch\n"
           "                         (default 300)\n"
           "  -n, --reps N           interleaved repetitions for 'torch' (default 3)\n"
-          "  -r, --rule NAME        only this rule in 'speed' and 'rules'\n"
+          "  -r, --rule NAME        only this rule in 'speed' and 'rules'; in 'robust' a\n"
+          "                         comma-separated list (add bp for the gap to BP)\n"
+          "      --net TEXT         'robust': only networks whose name contains TEXT\n"
+          "      --train-samples N  'robust': the first N training samples, 0 = all\n"
+          "                         (default 10000)\n"
+          "      --json             'robust': one JSON object per run\n"
           "      --memtrain-run P   the memtrain-run binary (for 'torch')\n"
           "      --torch-script P   tests/bench/torch_mlp.py\n"
           "      --python P         Python with torch (default /usr/bin/python3)\n"
@@ -580,13 +600,15 @@ int main(int argc, char **argv)
     struct bench_opts o = {.data_dir = "", .run_path = "memtrain-run",
                            .torch_script = "tests/bench/torch_mlp.py",
                            .python = "/usr/bin/python3", .threads = 2, .epochs = 1, .reps = 3,
-                           .max_steps = 300};
+                           .max_steps = 300, .train_samples = 10000};
     static const struct option longopts[] = {
         {"data-dir", required_argument, 0, 'd'}, {"threads", required_argument, 0, 't'},
         {"epochs", required_argument, 0, 'e'},   {"steps", required_argument, 0, 's'},
         {"reps", required_argument, 0, 'n'},     {"rule", required_argument, 0, 'r'},
         {"memtrain-run", required_argument, 0, 1}, {"torch-script", required_argument, 0, 2},
-        {"python", required_argument, 0, 3},     {"help", no_argument, 0, 'h'},
+        {"python", required_argument, 0, 3},     {"net", required_argument, 0, 4},
+        {"train-samples", required_argument, 0, 5}, {"json", no_argument, 0, 6},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
@@ -594,25 +616,29 @@ int main(int argc, char **argv)
         switch (c) {
         case 'd': o.data_dir = optarg; break;
         case 't': o.threads = atoi(optarg); break;
-        case 'e': o.epochs = atoi(optarg); break;
+        case 'e': o.epochs = atoi(optarg); o.epochs_given = 1; break;
         case 's': o.max_steps = atol(optarg); break;
         case 'n': o.reps = atoi(optarg); break;
         case 'r': o.rule = optarg; break;
         case 1: o.run_path = optarg; break;
         case 2: o.torch_script = optarg; break;
         case 3: o.python = optarg; break;
+        case 4: o.net = optarg; break;
+        case 5: o.train_samples = atol(optarg); break;
+        case 6: o.json = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (o.threads < 1 || o.epochs < 1 || o.reps < 1 || o.max_steps < 0) {
+    if (o.threads < 1 || o.epochs < 1 || o.reps < 1 || o.max_steps < 0 || o.train_samples < 0) {
         fprintf(stderr, "memtrain-bench: threads, epochs and reps must be positive\n");
         return 2;
     }
     if (o.max_steps == 0)
         o.max_steps = 469; /* one epoch of MNIST at batch 128 */
     blas_set_threads(o.threads);
-    print_header(&o);
+    if (!o.json)
+        print_header(&o);
     static const int small[] = {1024, 1024, 1024}, big[] = {2000, 2000, 2000, 2000};
     int rc = 0;
     const char *what = optind < argc ? argv[optind] : "all";
@@ -625,6 +651,8 @@ int main(int argc, char **argv)
             rc |= bench_rules(&o, small, 3, 128, MT_OPT_SGD, 0.01f);
         else if (!strcmp(what, "rules-big"))
             rc |= bench_rules(&o, big, 4, 100, MT_OPT_DEFAULT, NAN);
+        else if (!strcmp(what, "robust"))
+            rc |= run_robust(&o);
         else if (!strcmp(what, "depth"))
             rc |= bench_depth(&o);
         else if (!strcmp(what, "torch"))

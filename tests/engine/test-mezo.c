@@ -212,9 +212,10 @@ static void test_defaults_and_refused_optimizers(void **state)
     assert_ok(spec_finish(&s, &err), err);
     assert_int_equal(s.optim.kind, MT_OPT_SGD);
     assert_true(s.optim.momentum == 0.0f);
-    /* 100 / P, capped at 2e-3: this small net gets the cap, the 4x2000
-     * MNIST net (13,596,010 parameters) 100 / P. */
-    assert_true(s.optim.lr == 2e-3f);
+    /* 100 / P, capped at 2e-3, times min(1, batch / 64): this small net
+     * gets the cap times 8 / 64, the 4x2000 MNIST net (13,596,010
+     * parameters, batch 100) 100 / P. */
+    assert_true(s.optim.lr == (float)(2e-3 * 8.0 / 64.0));
     assert_int_equal(s.sched.kind, MT_SCHED_CONSTANT);
     struct mt_spec big;
     test_spec(&big, "mezo", 4, 2000, MT_ACT_RELU, 100, 64);

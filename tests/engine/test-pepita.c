@@ -265,6 +265,13 @@ static void test_defaults(void **state)
     assert_int_equal(s.sched.kind, MT_SCHED_COSINE);
     assert_int_equal(s.rule.feedback_init, MT_FB_KAIMING);
     assert_true(s.rule.feedback_scale == 0.05f);
+    /* Up to 3 hidden layers 0.01; deeper, 0.01 * 2 / (hidden - 1). */
+    test_spec(&s, "pepita", 3, 8, MT_ACT_RELU, 4, 20);
+    assert_ok(spec_finish(&s, &err), err);
+    assert_true(s.optim.lr == 0.01f);
+    test_spec(&s, "pepita", 5, 8, MT_ACT_RELU, 4, 20);
+    assert_ok(spec_finish(&s, &err), err);
+    assert_true(s.optim.lr == 0.01f * 0.5f);
     /* What the spec says wins. */
     test_spec(&s, "pepita", 2, 8, MT_ACT_RELU, 4, 20);
     s.optim.kind = MT_OPT_SGD;

@@ -325,6 +325,44 @@ static void test_finish_marks_resolved(void **state)
     assert_false(s.resolved);
 }
 
+/* The feedback rules' recipe (docs/spec-reference.md, "Rule defaults"):
+ * SGD momentum 0.9, lr 0.01 (DFA: times B / 64 below batch 64), cosine
+ * when no optimizer is named; a named
+ * optimizer keeps the common lr defaults and momentum 0; BP keeps Adam 1e-4. */
+static void test_feedback_rules_default_to_sgd(void **state)
+{
+    (void)state;
+    struct mt_spec s;
+    struct mt_err err;
+    const char *rules[] = {"fa", "dfa", "memdfa"};
+    for (int i = 0; i < 3; i++) {
+        char yaml[320];
+        snprintf(yaml, sizeof yaml, "%srule: %s\n", small_yaml, rules[i]);
+        assert_int_equal(parse(yaml, &s, &err), 0);
+        assert_int_equal(spec_finish(&s, &err), 0);
+        assert_int_equal(s.optim.kind, MT_OPT_SGD);
+        /* DFA's 0.01 falls as B / 64 below batch 64 (here 10). */
+        assert_true(s.optim.lr == (i == 0 ? 0.01f : 0.01f * 10.0f / 64.0f));
+        assert_true(s.optim.momentum == 0.9f);
+        assert_int_equal(s.sched.kind, MT_SCHED_COSINE);
+        assert_true(s.rule.feedback_scale == (i == 0 ? 0.5f : 1.0f / sqrtf(64.0f)));
+        snprintf(yaml, sizeof yaml, "%srule: %s\noptimizer: sgd\n", small_yaml, rules[i]);
+        assert_int_equal(parse(yaml, &s, &err), 0);
+        assert_int_equal(spec_finish(&s, &err), 0);
+        assert_true(s.optim.lr == 0.01f && s.optim.momentum == 0.0f);
+        assert_int_equal(s.sched.kind, MT_SCHED_CONSTANT);
+        snprintf(yaml, sizeof yaml, "%srule: %s\noptimizer: adam\n", small_yaml, rules[i]);
+        assert_int_equal(parse(yaml, &s, &err), 0);
+        assert_int_equal(spec_finish(&s, &err), 0);
+        assert_true(s.optim.lr == 1e-4f);
+    }
+    assert_int_equal(parse(small_yaml, &s, &err), 0);
+    assert_int_equal(spec_finish(&s, &err), 0);
+    assert_int_equal(s.optim.kind, MT_OPT_ADAM);
+    assert_true(s.optim.lr == 1e-4f);
+    assert_int_equal(s.sched.kind, MT_SCHED_COSINE);
+}
+
 static void test_finish_fills_rule_defaults(void **state)
 {
     (void)state;
@@ -1211,6 +1249,7 @@ int main(void)
         cmocka_unit_test(test_defaults_before_finish),
         cmocka_unit_test(test_memory_limit_forms),
         cmocka_unit_test(test_finish_fills_rule_defaults),
+        cmocka_unit_test(test_feedback_rules_default_to_sgd),
         cmocka_unit_test(test_finish_marks_resolved),
         cmocka_unit_test(test_finish_dataset_sizes),
         cmocka_unit_test(test_finish_checks_built_specs),

@@ -275,15 +275,22 @@ void rule_update_all(struct mt_trainer *t)
         optim_update(&t->opt, t->lr, t->net.params, t->rs.grads, 0, t->opt.n);
 }
 
-void rule_optim_defaults(struct mt_spec *s)
+void rule_optim_recipe(struct mt_spec *s, enum mt_optim_kind kind, float momentum)
 {
     if (s->optim.kind == MT_OPT_DEFAULT) {
-        s->optim.kind = MT_OPT_ADAM;
+        s->optim.kind = kind;
+        if (kind == MT_OPT_SGD && isnan(s->optim.momentum))
+            s->optim.momentum = momentum;
         if (s->sched.kind == MT_SCHED_CONSTANT && s->sched.warmup_epochs == 0)
             s->sched.kind = MT_SCHED_COSINE;
     }
     if (isnan(s->optim.lr))
         s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
+}
+
+void rule_optim_defaults(struct mt_spec *s)
+{
+    rule_optim_recipe(s, MT_OPT_ADAM, 0.0f);
 }
 
 void rule_plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p)

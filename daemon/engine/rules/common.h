@@ -112,6 +112,10 @@ void rule_update_all(struct mt_trainer *t);
  * when the spec names no optimizer and no schedule (docs/spec-reference.md,
  * "Rule defaults"). */
 void rule_optim_defaults(struct mt_spec *s);
+/* The same recipe with `kind` as the optimizer when the spec names none
+ * (SGD then with `momentum` unless given); an optimizer the spec names
+ * keeps its lr default (Adam 1e-4, SGD 0.01) and momentum fallback (0). */
+void rule_optim_recipe(struct mt_spec *s, enum mt_optim_kind kind, float momentum);
 
 /* Plan pieces shared by the rules. */
 void rule_plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p);

@@ -24,7 +24,17 @@ size_t dfa_ws_bytes(const struct mt_model_desc *d, int B)
 void dfa_defaults(struct mt_spec *s)
 {
     int widest = model_hidden_max(&s->model);
-    rule_optim_defaults(s);
+    int recipe = s->optim.kind == MT_OPT_DEFAULT && isnan(s->optim.lr);
+    /* SGD with momentum, not Adam: Adam's steps keep their size while E
+     * shrinks, and DFA's update, which is no gradient, keeps a sign, so the
+     * forward weights grow without bound against the fixed D_l (the loss
+     * rose on deep nets); SGD's steps shrink with E (docs/spec-reference.md,
+     * "Rule defaults"). */
+    rule_optim_recipe(s, MT_OPT_SGD, 0.9f);
+    /* lr 0.01 down to 0.01 B / 64 below batch 64: at batch 32 the
+     * 784-128x4-10 net's loss rose to 1e12 at 0.01 and fell at 0.005. */
+    if (recipe && s->batch < 64)
+        s->optim.lr *= (float)s->batch / 64.0f;
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_UNIFORM;
     /* TinyDFA's normaliser: the projection E D is divided by sqrt(max n). */

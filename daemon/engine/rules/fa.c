@@ -19,11 +19,15 @@ static size_t fa_feedback_bytes(const struct mt_model_desc *d)
 
 static void fa_defaults(struct mt_spec *s)
 {
-    rule_optim_defaults(s);
+    /* SGD, not Adam: see dfa_defaults; the error shrinks as the net learns,
+     * so the updates do too (docs/spec-reference.md, "Rule defaults"). */
+    rule_optim_recipe(s, MT_OPT_SGD, 0.9f);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_KAIMING;
+    /* Half the forward init's scale: at 1 the forward weights grow along
+     * R_l^T under SGD 0.01 and the logits blow up on deep nets. */
     if (isnan(s->rule.feedback_scale))
-        s->rule.feedback_scale = 1.0f;
+        s->rule.feedback_scale = 0.5f;
 }
 
 static void fa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
