@@ -526,6 +526,22 @@ static void test_codes_replace_kept_tensors(void **state)
 
 /* ---- plan = measured ----------------------------------------------------- */
 
+/* Plan = measured for every rule that trains layer lists. */
+static void plan_matches_every_rule(const char *data, int batch, const char *model)
+{
+    static const char *const rules[] = {"bp", "fa", "dfa", "memdfa", "ckpt"};
+    for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
+        char yaml[1024];
+        struct mt_spec s;
+        struct mt_mem_stats st;
+        struct mt_mem_plan plan;
+        snprintf(yaml, sizeof yaml, "%sbatch: %d\nepochs: 1\nseed: 2\nthreads: 1\nrule: %s\n%s",
+                 data, batch, rules[r], model);
+        parse(yaml, &s);
+        assert_plan_matches(&s, &st, &plan);
+    }
+}
+
 static void test_graph_plan_equals_measured(void **state)
 {
     static const int batches[] = {1, 16, 33};
@@ -535,32 +551,13 @@ static void test_graph_plan_equals_measured(void **state)
         "model:\n  input: [2, 3, 4]\n  classes: 4\n  layers: [flatten, {dense: 20}, batchnorm, "
         "silu, {dense: 12}, relu, layernorm, {dense: 4}]\n",
     };
-    static const char *const rules[] = {"bp", "fa", "dfa", "memdfa", "ckpt"};
     static const char *const nets[] = {CONV_NET, RES_NET};
     for (size_t n = 0; n < 2; n++)
         for (size_t b = 0; b < 2; b++)
-            for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
-                char yaml[1024];
-                struct mt_spec s;
-                struct mt_mem_stats st;
-                struct mt_mem_plan plan;
-                snprintf(yaml, sizeof yaml, SYNTH_IMG "batch: %d\nepochs: 1\nseed: 2\n"
-                         "threads: 1\nrule: %s\n%s", b ? 16 : 7, rules[r], nets[n]);
-                parse(yaml, &s);
-                assert_plan_matches(&s, &st, &plan);
-            }
+            plan_matches_every_rule(SYNTH_IMG, b ? 16 : 7, nets[n]);
     for (size_t m = 0; m < sizeof models / sizeof *models; m++)
         for (size_t b = 0; b < 3; b++)
-            for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
-            char yaml[1024];
-            struct mt_spec s;
-            struct mt_mem_stats st;
-            struct mt_mem_plan plan;
-            snprintf(yaml, sizeof yaml, DATA "batch: %d\nepochs: 1\nseed: 2\nthreads: 1\n"
-                     "rule: %s\n%s", batches[b], rules[r], models[m]);
-            parse(yaml, &s);
-            assert_plan_matches(&s, &st, &plan);
-        }
+            plan_matches_every_rule(DATA, batches[b], models[m]);
 }
 
 /* ---- refusals ----------------------------------------------------------- */

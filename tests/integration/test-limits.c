@@ -296,21 +296,6 @@ static void test_running_job_over_its_limit(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* The first child of pid (a running worker), 0 when none. */
-static int child_of(int pid)
-{
-    char path[64];
-    int c = 0;
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%d", &c) != 1)
-            c = 0;
-        fclose(f);
-    }
-    return c;
-}
-
 /* Issue 11, finding 6: the RLIMIT_DATA backstop, through the daemon. A
  * running job's worker has a data limit of its memory limit plus the
  * daemon's margin (256 MiB by default) and OpenBLAS's per-thread maps
@@ -332,7 +317,7 @@ static void test_hard_backstop_through_the_daemon(void **state)
     memtrain__response__free_unpacked(r, NULL);
     unsigned long long soft = 0, hard = 0;
     for (int i = 0; i < 500 && !soft; i++) {
-        int w = child_of(dp.pid);
+        int w = daemonproc_worker(&dp);
         char path[64], line[256];
         snprintf(path, sizeof path, "/proc/%d/limits", w);
         FILE *f = w ? fopen(path, "r") : NULL;
