@@ -229,6 +229,18 @@ int graph_weight_layer(const struct mt_model_desc *d, int node)
     return k;
 }
 
+int graph_is_projection(const struct mt_model_desc *d, int node)
+{
+    const struct mt_layer *L = &d->node[node];
+    if (L->s.kind != MT_LK_ADD || L->src2 < 0 ||
+        !(layer_flags(&d->node[L->src2]) & MT_LAYER_WEIGHTS))
+        return 0;
+    for (int i = 0; i < d->n_nodes; i++)
+        if (i != node && (d->node[i].src == L->src2 || d->node[i].src2 == L->src2))
+            return 0;
+    return 1;
+}
+
 int graph_feeds_weights(const struct mt_model_desc *d, int t)
 {
     for (int i = 0; i < d->n_nodes && t > 0; i++)
@@ -699,10 +711,9 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
             if (u < 0 || !m->need_grad[u] || (sink->direct && (f & MT_LAYER_WEIGHTS)))
                 continue;
             /* Direct feedback keeps each layer's error local: a residual
-             * join sends none down its shortcut unless a weight layer (a
-             * projection) made it. */
-            if (sink->direct && k == 1 &&
-                !(layer_flags(&d->node[u - 1]) & MT_LAYER_WEIGHTS))
+             * join sends none down its shortcut unless that is a
+             * projection (graph_is_projection). */
+            if (sink->direct && k == 1 && !graph_is_projection(d, i))
                 continue;
             dst[k] = have[u] ? tmp[k] : (k == 0 && m->gshare[u]) ? g[t] : g[u];
         }

@@ -142,9 +142,10 @@ int graph_train_forward(const struct mt_model_desc *d, const struct graph_mem *m
  * their input; instead, just before tensor t's producer runs its backward,
  * seed(ud, t, g, B) may write a gradient for t into g (B, size of t) and
  * return 1; it is added to what t's other readers sent. A residual join
- * then sends its gradient down the shortcut only to a weight layer (a
- * projection), so each layer's error comes from the nearest projections
- * above it, as MEM-DFA can compute it layer by layer. */
+ * then sends its gradient down the shortcut only to a projection (a weight
+ * layer whose output only the join reads), so each layer's error comes
+ * from the one feedback point above it, as MEM-DFA computes it layer by
+ * layer. */
 struct graph_grad_sink {
     float *(*dp)(void *ud, int node, float *beta); /* NULL = no gradient for it */
     const float *(*back)(void *ud, int node);      /* NULL = its own weights */
@@ -158,6 +159,10 @@ struct graph_grad_sink {
  * node (0 when it has no weights). */
 int graph_weight_node(const struct mt_model_desc *d, int l);
 int graph_weight_layer(const struct mt_model_desc *d, int node);
+/* Whether node (a residual join) has a projection shortcut: a weight
+ * layer whose output only the join reads. Direct feedback sends a join's
+ * gradient down its shortcut only then. */
+int graph_is_projection(const struct mt_model_desc *d, int node);
 /* Whether a weight layer reads tensor t (t > 0): DFA's injection points. */
 int graph_feeds_weights(const struct mt_model_desc *d, int t);
 /* Values per sample of tensor t (t = 0: the input). */

@@ -434,6 +434,14 @@ void workerproc_interrupt(struct workerproc *w, uint64_t grace_ms)
     send_signal(w, SIGUSR1, grace_ms);
 }
 
+/* The OpenBLAS threads a job's worker runs: the spec's, else the daemon's
+ * threads_per_job, at least one. */
+static int pack_threads(const struct daemon *d, const struct job *j)
+{
+    int t = j->spec.threads > 0 ? j->spec.threads : (int)d->cfg.threads_per_job;
+    return t > 0 ? t : 1;
+}
+
 static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
                       struct workerproc *w, struct mt_err *err)
 {
@@ -453,15 +461,49 @@ static int pack_start(struct daemon *d, struct job *j, const uint8_t *resume, si
     /* RLIMIT_DATA counts address space: OpenBLAS maps about 128 MiB per
      * thread before the job allocates anything, so the backstop sits that
      * far above the arena's limit (plus the configured margin). */
-    uint64_t threads = j->spec.threads > 0 ? (uint64_t)j->spec.threads : st.threads;
+    uint64_t threads = (uint64_t)pack_threads(d, j);
     st.hard_limit = j->spec.memory_limit
-        ? j->spec.memory_limit + d->cfg.hard_limit_margin + (threads ? threads : 1) * OPENBLAS_MAP_PER_THREAD
+        ? j->spec.memory_limit + d->cfg.hard_limit_margin + threads * OPENBLAS_MAP_PER_THREAD
         : 0;
     w->start_buf = frame_pack(&st.base, &w->start_len);
     memtrain__job_spec__free_unpacked(js, NULL);
     if (st.planned)
         memtrain__memory_stats__free_unpacked(st.planned, NULL);
     return w->start_buf ? 0 : mt_err_set(err, MT_E_NOMEM, "out of memory for the start message");
+}
+
+/* The worker's environment: the daemon's, with OPENBLAS_NUM_THREADS set to
+ * the job's thread count. malloc'd; free_env. */
+static char **worker_env(int threads)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
+            env[k++] = environ[i];
+    char *mine = malloc(48);
+    if (!mine) {
+        free(env);
+        return NULL;
+    }
+    snprintf(mine, 48, "OPENBLAS_NUM_THREADS=%d", threads);
+    env[k] = mine; /* the last entry is the one this owns */
+    return env;
+}
+
+static void free_env(char **env)
+{
+    size_t k = 0;
+    while (env[k + 1])
+        k++;
+    free(env[k]);
+    free(env);
 }
 
 int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, size_t resume_len,
@@ -503,13 +545,27 @@ int workerproc_start(struct daemon *d, struct job *j, const uint8_t *resume, siz
     stdio[1].data.stream = (uv_stream_t *)&w->out;
     stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[2].data.stream = (uv_stream_t *)&w->errp;
+    /* OpenBLAS sizes its buffers by the thread count it starts with: the
+     * worker's is the job's, which the hard limit allows for (another count
+     * from the daemon's environment could make OpenBLAS map a buffer the
+     * limit refuses, and it retries such a map forever). */
+    char **env = worker_env(pack_threads(d, j));
+    if (!env) {
+        frame_reader_deinit(&w->fr);
+        free(w->start_buf);
+        free(w->rbuf);
+        free(w);
+        return mt_err_set(err, MT_E_NOMEM, "out of memory starting a worker");
+    }
     uv_process_options_t opt = {0};
     opt.file = d->cfg.worker_path;
     opt.args = args;
+    opt.env = env;
     opt.exit_cb = on_exit_cb;
     opt.stdio_count = 3;
     opt.stdio = stdio;
     rc = uv_spawn(d->loop, &w->proc, &opt);
+    free_env(env);
     if (rc < 0) {
         mt_err_set(err, MT_E_IO, "cannot start the worker %s: %s", d->cfg.worker_path,
                    uv_strerror(rc));

@@ -38,6 +38,16 @@ static int parse_fails(const char *yaml, const char *want)
 }
 
 #define DATA "dataset: {name: synthetic, synthetic_train: 130, synthetic_test: 40}\n"
+#define SYNTH_IMG "dataset: {name: synthetic, synthetic_train: 200, synthetic_test: 40}\n"
+#define CONV_NET "model:\n  input: [2, 8, 8]\n  classes: 3\n  layers:\n" \
+    "    - conv: {channels: 4, kernel: 3}\n    - relu\n    - maxpool: 2\n" \
+    "    - conv: {channels: 6, kernel: 2, padding: 1}\n    - relu\n    - flatten\n" \
+    "    - dense: 8\n    - relu\n    - dense: 3\n"
+#define RES_NET "model:\n  input: [2, 8, 8]\n  classes: 3\n  layers:\n" \
+    "    - conv: {channels: 4, kernel: 3, padding: 1}\n    - residual: 4\n" \
+    "    - residual: {channels: 6, stride: 2}\n    - residual: 6\n    - batchnorm\n" \
+    "    - relu\n    - globalavgpool\n    - dense: 3\n"
+
 
 /* Train s for its epochs; return the parameter block (malloc'd). */
 static float *train(const struct mt_spec *s, size_t *n)
@@ -127,6 +137,26 @@ static void test_memdfa_equals_dfa_on_layer_lists(void **state)
                  "model:\n  input: [2, 3, 4]\n  classes: 4\n%s", models[m]);
         same_bits(a, b);
     }
+}
+
+/* On a conv net and a residual net (with identity and projection
+ * shortcuts), MEM-DFA's weights are DFA's and checkpointing's are BP's, bit
+ * for bit after 50 steps (two epochs of 25 batches of 8) on one thread. */
+static void test_conv_and_residual_nets_same_bits(void **state)
+{
+    static const char *const nets[] = {CONV_NET, RES_NET};
+    static const char *const pairs[][2] = {{"dfa", "memdfa"},
+                                           {"bp", "{name: ckpt, segments: 2}"},
+                                           {"bp", "{name: ckpt, segments: 3}"}};
+    for (size_t n = 0; n < 2; n++)
+        for (size_t k = 0; k < 3; k++) {
+            char a[1024], b[1024];
+            snprintf(a, sizeof a, SYNTH_IMG "batch: 8\nepochs: 2\nseed: 4\nthreads: 1\n"
+                     "rule: %s\n%s", pairs[k][0], nets[n]);
+            snprintf(b, sizeof b, SYNTH_IMG "batch: 8\nepochs: 2\nseed: 4\nthreads: 1\n"
+                     "rule: %s\n%s", pairs[k][1], nets[n]);
+            same_bits(a, b);
+        }
 }
 
 /* Checkpointing over layers gives BP's weights, at every segment count. */
@@ -392,8 +422,27 @@ static const float *copy_input(void *ud, int node, const float *x, int B, float 
 
 static const struct graph_keep copy_keep = {copy_coded, copy_encode, copy_decode, copy_input, 1};
 
+/* FA's path: the input gradient through a matrix given per weight layer
+ * (here a copy of the forward weights, so FA must give BP's gradients). */
+static const float *copy_params;
+static const struct mt_model_desc *back_d;
+static const float *back_copy(void *ud, int node)
+{
+    (void)ud;
+    return copy_params + back_d->node[node].param_off;
+}
+
+static void grads_with_back(const struct mt_model_desc *d, const struct graph_keep *keep, int B,
+                            float *grads, size_t *kept, int fa);
+
 static void grads_with(const struct mt_model_desc *d, const struct graph_keep *keep, int B,
                        float *grads, size_t *kept)
+{
+    grads_with_back(d, keep, B, grads, kept, 0);
+}
+
+static void grads_with_back(const struct mt_model_desc *d, const struct graph_keep *keep, int B,
+                            float *grads, size_t *kept, int fa)
 {
     struct mt_err err = {0};
     struct mt_arena *a = arena_new(0);
@@ -417,10 +466,43 @@ static void grads_with(const struct mt_model_desc *d, const struct graph_keep *k
     struct fd f = {.d = *d};
     struct graph_step st;
     struct graph_grad_sink sink = {.dp = sink_grads, .ud = &f};
+    float *copy = NULL;
+    if (fa) {
+        copy = malloc(P * sizeof *copy);
+        for (size_t i = 0; i < P; i++)
+            copy[i] = params[i] * (float)fa; /* fa 2: not the forward weights */
+        copy_params = copy;
+        back_d = d;
+        sink.back = back_copy;
+    }
     assert_ok(graph_train_forward(d, &m, params, stats, x, B, NULL, a, &st, &err), err);
     loss_softmax_xent_backward(st.t[d->n_nodes], y, B, C, &correct);
     assert_ok(graph_backward(d, &m, params, &st, B, &sink, NULL, a, &err), err);
+    free(copy);
     arena_free(a);
+}
+
+/* FA with its fixed matrices equal to the forward weights is BP, on a conv
+ * net and a residual net. */
+static void test_fa_with_forward_weights_is_bp(void **state)
+{
+    static const char *const nets[] = {CONV_NET, RES_NET};
+    for (size_t n = 0; n < 2; n++) {
+        char yaml[1024];
+        struct mt_spec s;
+        snprintf(yaml, sizeof yaml, SYNTH_IMG "batch: 5\nepochs: 1\nrule: fa\n%s", nets[n]);
+        parse(yaml, &s);
+        size_t P = graph_param_count(&s.model), k0, k1;
+        float *g0 = calloc(P, 4), *g1 = calloc(P, 4);
+        grads_with_back(&s.model, NULL, 5, g0, &k0, 0);
+        grads_with_back(&s.model, NULL, 5, g1, &k1, 1);
+        assert_memory_equal(g0, g1, P * 4);
+        /* and the matrices are what the input gradient goes through */
+        grads_with_back(&s.model, NULL, 5, g1, &k1, 2);
+        assert_true(memcmp(g0, g1, P * 4) != 0);
+        free(g0);
+        free(g1);
+    }
 }
 
 static void test_codes_replace_kept_tensors(void **state)
@@ -444,6 +526,22 @@ static void test_codes_replace_kept_tensors(void **state)
 
 /* ---- plan = measured ----------------------------------------------------- */
 
+/* Plan = measured for every rule that trains layer lists. */
+static void plan_matches_every_rule(const char *data, int batch, const char *model)
+{
+    static const char *const rules[] = {"bp", "fa", "dfa", "memdfa", "ckpt"};
+    for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
+        char yaml[1024];
+        struct mt_spec s;
+        struct mt_mem_stats st;
+        struct mt_mem_plan plan;
+        snprintf(yaml, sizeof yaml, "%sbatch: %d\nepochs: 1\nseed: 2\nthreads: 1\nrule: %s\n%s",
+                 data, batch, rules[r], model);
+        parse(yaml, &s);
+        assert_plan_matches(&s, &st, &plan);
+    }
+}
+
 static void test_graph_plan_equals_measured(void **state)
 {
     static const int batches[] = {1, 16, 33};
@@ -453,19 +551,13 @@ static void test_graph_plan_equals_measured(void **state)
         "model:\n  input: [2, 3, 4]\n  classes: 4\n  layers: [flatten, {dense: 20}, batchnorm, "
         "silu, {dense: 12}, relu, layernorm, {dense: 4}]\n",
     };
-    static const char *const rules[] = {"bp", "fa", "dfa", "memdfa", "ckpt"};
+    static const char *const nets[] = {CONV_NET, RES_NET};
+    for (size_t n = 0; n < 2; n++)
+        for (size_t b = 0; b < 2; b++)
+            plan_matches_every_rule(SYNTH_IMG, b ? 16 : 7, nets[n]);
     for (size_t m = 0; m < sizeof models / sizeof *models; m++)
         for (size_t b = 0; b < 3; b++)
-            for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
-            char yaml[1024];
-            struct mt_spec s;
-            struct mt_mem_stats st;
-            struct mt_mem_plan plan;
-            snprintf(yaml, sizeof yaml, DATA "batch: %d\nepochs: 1\nseed: 2\nthreads: 1\n"
-                     "rule: %s\n%s", batches[b], rules[r], models[m]);
-            parse(yaml, &s);
-            assert_plan_matches(&s, &st, &plan);
-        }
+            plan_matches_every_rule(DATA, batches[b], models[m]);
 }
 
 /* ---- refusals ----------------------------------------------------------- */
@@ -500,9 +592,11 @@ int main(void)
         cmocka_unit_test(test_layer_list_mlp_trains_to_the_same_bits),
         cmocka_unit_test(test_memdfa_equals_dfa_on_layer_lists),
         cmocka_unit_test(test_ckpt_equals_bp_on_layer_lists),
+        cmocka_unit_test(test_conv_and_residual_nets_same_bits),
         cmocka_unit_test(test_graph_gradients_match_finite_differences),
         cmocka_unit_test(test_conv_matches_naive_convolution),
         cmocka_unit_test(test_codes_replace_kept_tensors),
+        cmocka_unit_test(test_fa_with_forward_weights_is_bp),
         cmocka_unit_test(test_graph_plan_equals_measured),
         cmocka_unit_test(test_bad_layer_lists_are_refused),
     };

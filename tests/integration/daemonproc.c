@@ -232,6 +232,20 @@ int daemonproc_stop(struct daemonproc *p, int keep_dir)
     return rc;
 }
 
+pid_t daemonproc_worker(const struct daemonproc *p)
+{
+    char path[64];
+    int c = 0;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)p->pid, (int)p->pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%d", &c) != 1)
+            c = 0;
+        fclose(f);
+    }
+    return c;
+}
+
 void daemonproc_cleanup(struct daemonproc *p)
 {
     if (!p->dir[0])

@@ -27,6 +27,8 @@ int daemonproc_stop(struct daemonproc *p, int keep_dir);
 /* Start again on the same socket and database. */
 int daemonproc_restart(struct daemonproc *p, const char *const *extra_args);
 void daemonproc_cleanup(struct daemonproc *p);
+/* The daemon's first child process (its running worker), 0 when none. */
+pid_t daemonproc_worker(const struct daemonproc *p);
 
 int client_connect(const char *sock);
 /* Send a Request (version 1 set here) and read one Response; NULL on error. */

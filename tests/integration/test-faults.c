@@ -34,21 +34,6 @@ static struct watch_seen follow(int fd, uint64_t id, int epochs)
     return seen;
 }
 
-/* The first child process of pid (the running worker). */
-static pid_t child_of(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "r");
-    int c = 0;
-    if (f) {
-        if (fscanf(f, "%d", &c) != 1)
-            c = 0;
-        fclose(f);
-    }
-    return c;
-}
-
 static const char *long_job =
     "name: long\ndataset: {name: synthetic, synthetic_train: 20000, synthetic_test: 500}\n"
     "model: {input: 64, hidden: [256, 256], classes: 4}\nbatch: 32\nepochs: 6\nthreads: 1\n"
@@ -62,7 +47,7 @@ static void test_worker_killed(void **state)
     int fd = client_connect(dp.sock);
     uint64_t id = submit_ok(fd, long_job);
     struct watch_seen seen = follow(fd, id, 1);
-    pid_t w = child_of(dp.pid);
+    pid_t w = daemonproc_worker(&dp);
     assert_true(w > 0);
     kill(w, SIGKILL);
     assert_int_equal(client_follow(fd, 0, &seen), 0);
@@ -195,7 +180,7 @@ static void test_daemon_killed_then_resumed(void **state)
     (void)state;
     struct daemonproc dp;
     uint64_t id = start_long_job(&dp, 2);
-    pid_t worker = child_of(dp.pid);
+    pid_t worker = daemonproc_worker(&dp);
     kill_daemon(&dp);
     /* The orphaned worker must not run on: it dies with its daemon. */
     for (int i = 0; i < 200 && worker > 0 && kill(worker, 0) == 0; i++)
@@ -237,7 +222,7 @@ static void test_stopped_worker_dies_with_daemon(void **state)
     (void)state;
     struct daemonproc dp;
     start_long_job(&dp, 1);
-    pid_t worker = child_of(dp.pid);
+    pid_t worker = daemonproc_worker(&dp);
     assert_true(worker > 0);
     assert_int_equal(kill(worker, SIGSTOP), 0);
     kill_daemon(&dp);

@@ -296,21 +296,6 @@ static void test_running_job_over_its_limit(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* The first child of pid (a running worker), 0 when none. */
-static int child_of(int pid)
-{
-    char path[64];
-    int c = 0;
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%d", &c) != 1)
-            c = 0;
-        fclose(f);
-    }
-    return c;
-}
-
 /* Issue 11, finding 6: the RLIMIT_DATA backstop, through the daemon. A
  * running job's worker has a data limit of its memory limit plus the
  * daemon's margin (256 MiB by default) and OpenBLAS's per-thread maps
@@ -332,7 +317,7 @@ static void test_hard_backstop_through_the_daemon(void **state)
     memtrain__response__free_unpacked(r, NULL);
     unsigned long long soft = 0, hard = 0;
     for (int i = 0; i < 500 && !soft; i++) {
-        int w = child_of(dp.pid);
+        int w = daemonproc_worker(&dp);
         char path[64], line[256];
         snprintf(path, sizeof path, "/proc/%d/limits", w);
         FILE *f = w ? fopen(path, "r") : NULL;
@@ -362,6 +347,71 @@ static void test_hard_backstop_through_the_daemon(void **state)
     assert_true(soft == ((200ull + 256 + 160) << 20));
 }
 
+/* A daemon whose environment asks OpenBLAS for more threads than a job
+ * runs: the worker's OpenBLAS must start with the job's count, which the
+ * hard limit allows for. With the daemon's count it sometimes mapped a
+ * second 128 MiB buffer mid-run, the limit refused it, and OpenBLAS retried
+ * for ever: the job stayed RUNNING (found by a helper's test on
+ * OPENBLAS_NUM_THREADS=2), or OpenBLAS's second buffer left the job too
+ * little and it ended OUT_OF_MEMORY. Each run must complete within 60 s. */
+static void test_openblas_threads_follow_the_job(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    print_message("skipped: RLIMIT_DATA cannot work under AddressSanitizer (its shadow memory)\n");
+    skip();
+#endif
+    char cfg[] = "/tmp/memtrain-limits-cfg-XXXXXX";
+    int cfd = mkstemp(cfg);
+    assert_true(cfd >= 0);
+    dprintf(cfd, "hard_limit_margin: 81MiB\n");
+    close(cfd);
+    const char *const args[] = {"--config", cfg, NULL};
+    const char *old = getenv("OPENBLAS_NUM_THREADS");
+    setenv("OPENBLAS_NUM_THREADS", "2", 1);
+    struct daemonproc d2;
+    int started = daemonproc_start(&d2, args);
+    if (old)
+        setenv("OPENBLAS_NUM_THREADS", old, 1);
+    unlink(cfg);
+    assert_int_equal(started, 0);
+    for (int run = 0; run < 3; run++) {
+        int fd = client_connect(d2.sock), st;
+        uint64_t id = client_submit_id(
+            fd, "dataset: {name: synthetic, synthetic_train: 512, synthetic_test: 64}\n"
+                "model: {input: 64, hidden: [1024, 1024], classes: 4}\nbatch: 32\nepochs: 1\n"
+                "threads: 1\nmemory_limit: 32MiB\n", "threads.yaml", &st);
+        assert_int_equal(st, MEMTRAIN__STATUS__OK);
+        int ended = 0;
+        struct watch_seen seen = {0};
+        for (int i = 0; i < 600 && !ended; i++) { /* 60 s */
+            Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
+            sq.job_id = id;
+            Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
+            q.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
+            q.show = &sq;
+            Memtrain__Response *r = client_call(fd, &q);
+            assert_non_null(r);
+            seen.state = r->show && r->show->job ? (int)r->show->job->state : 0;
+            snprintf(seen.reason, sizeof seen.reason, "%s",
+                     r->show && r->show->job ? r->show->job->reason : "");
+            memtrain__response__free_unpacked(r, NULL);
+            ended = seen.state == MEMTRAIN__JOB_STATE__COMPLETED ||
+                    seen.state == MEMTRAIN__JOB_STATE__OUT_OF_MEMORY ||
+                    seen.state == MEMTRAIN__JOB_STATE__FAILED;
+            if (!ended)
+                usleep(100000);
+        }
+        close(fd);
+        printf("run %d: state %d: %s\n", run, seen.state, seen.reason);
+        if (seen.state != MEMTRAIN__JOB_STATE__COMPLETED) {
+            daemonproc_stop(&d2, 0);
+            fail_msg("run %d: state %d after 60 s: %s", run, seen.state, seen.reason);
+        }
+    }
+    assert_int_equal(daemonproc_stop(&d2, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_list_of_70k_jobs_is_paged),
         cmocka_unit_test(test_running_job_over_its_limit),
         cmocka_unit_test(test_hard_backstop_through_the_daemon),
+        cmocka_unit_test(test_openblas_threads_follow_the_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

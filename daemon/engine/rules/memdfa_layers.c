@@ -78,7 +78,7 @@ static int mark_segment(const struct mt_model_desc *d, struct memdfa_layout *o, 
     const struct mt_layer *L = &d->node[node];
     if (mark_segment(d, o, u, L->src))
         return -1;
-    if (L->s.kind == MT_LK_ADD && L->src2 >= 0 && weights(d, L->src2))
+    if (graph_is_projection(d, node))
         return mark_segment(d, o, u, L->src2);
     return 0;
 }
@@ -140,7 +140,7 @@ static int layout(const struct mt_model_desc *d, int B, const struct graph_keep 
             if (!o->seg_of[i])
                 continue;
             n += L->src + 1 == s;
-            n += L->s.kind == MT_LK_ADD && L->src2 + 1 == s && weights(d, L->src2);
+            n += L->src2 + 1 == s && graph_is_projection(d, i);
         }
         if (n > 1)
             return -1;
@@ -311,8 +311,7 @@ static void segment_node(struct memdfa_run *r, int i, float *const *g)
         .aux = r->aux[i],
         .dy = g[i + 1],
         .dx = src > 0 ? g[src] : NULL,
-        .dx2 = L->s.kind == MT_LK_ADD && L->src2 >= 0 && weights(d, L->src2) ? g[L->src2 + 1]
-                                                                           : NULL,
+        .dx2 = graph_is_projection(d, i) ? g[L->src2 + 1] : NULL,
         .p = t->net.params + L->param_off,
         .ws = r->ws,
         .B = r->B,
