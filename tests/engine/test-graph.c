@@ -390,7 +390,7 @@ static const float *copy_input(void *ud, int node, const float *x, int B, float 
     return ws;
 }
 
-static const struct graph_keep copy_keep = {copy_coded, copy_encode, copy_decode, copy_input, 1};
+static const struct graph_keep copy_keep = {copy_coded, copy_encode, copy_decode, copy_input, 1, 0};
 
 static void grads_with(const struct mt_model_desc *d, const struct graph_keep *keep, int B,
                        float *grads, size_t *kept)
