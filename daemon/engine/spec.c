@@ -1343,6 +1343,11 @@ static int finish_layers(struct mt_spec *s, struct mt_err *err)
     if (r && !(r->flags & MT_RULE_LAYERS)) {
         char rules[256];
         rules_with(rules, sizeof rules, MT_RULE_LAYERS);
+        if (r->fc_only)
+            return where_fail(err, NULL, 0, "rule.name", "rule '%s' %s; it does not train "
+                              "conv or layer-list models (model.layers): use an MLP "
+                              "(model.hidden), or another rule (%s)", r->name, r->fc_only,
+                              rules);
         return where_fail(err, NULL, 0, "rule.name", "rule '%s' does not train layer-list "
                           "models (model.layers) yet (%s)", r->name, rules);
     }

@@ -490,6 +490,32 @@ static void test_bad_layer_lists_are_refused(void **state)
 #undef M
 }
 
+/* Rules their papers define for fully connected layers refuse a layer
+ * list at submit, each saying why; the same rule takes the MLP form. */
+static void test_fc_only_rules_refuse_layer_lists(void **state)
+{
+    static const char *const rules[][2] = {
+        {"ff", "rule 'ff' (Forward-Forward) is defined for fully connected layers"},
+        {"pepita", "rule 'pepita' (PEPITA) is defined for fully connected layers"},
+        {"tinyfoa", "rule 'tinyfoa' (TinyFoA) is defined for fully connected layers"},
+        {"{name: bp, binary: true}", "rule bp with binary: true (BP+BW+BA, spec 7.3) is "
+         "defined for fully connected layers"},
+    };
+    for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
+        char yaml[1024];
+        struct mt_spec s;
+        snprintf(yaml, sizeof yaml, DATA "batch: 8\nepochs: 1\nrule: %s\nmodel:\n"
+                 "  input: [1, 4, 4]\n  classes: 3\n  layers: [{conv: {channels: 2, kernel: 3}},"
+                 " relu, flatten, {dense: 3}]\n", rules[r][0]);
+        parse_fails(yaml, rules[r][1]);
+        parse_fails(yaml, "it does not train conv or layer-list models (model.layers): use an "
+                    "MLP (model.hidden)");
+        snprintf(yaml, sizeof yaml, DATA "batch: 8\nepochs: 1\nrule: %s\nmodel:\n"
+                 "  input: 16\n  classes: 3\n  hidden: [8]\n", rules[r][0]);
+        parse(yaml, &s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_codes_replace_kept_tensors),
         cmocka_unit_test(test_graph_plan_equals_measured),
         cmocka_unit_test(test_bad_layer_lists_are_refused),
+        cmocka_unit_test(test_fc_only_rules_refuse_layer_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
