@@ -490,6 +490,21 @@ static void test_bad_layer_lists_are_refused(void **state)
 #undef M
 }
 
+/* The MLP form's defaults do not apply to a layer list; a residual join is
+ * no entry of its own. */
+static void test_layer_list_refuses_mlp_keys_and_add(void **state)
+{
+#define M(body) DATA "batch: 8\nepochs: 1\nmodel:\n  input: 12\n  classes: 3\n" body
+    parse_fails(M("  activation: tanh\n  layers: [{dense: 5}, act, {dense: 3}]\n"),
+                "test.yaml:7: model.activation: applies to model.hidden only; in a layer list "
+                "each activation is an entry of model.layers");
+    parse_fails(M("  layers: [{dense: 5}, relu, {dense: 3}]\n  norm: batchnorm\n"),
+                "test.yaml:8: model.norm: applies to model.hidden only");
+    parse_fails(M("  layers: [{dense: 12}, add, {dense: 3}]\n"),
+                "model.layers[1]: unknown layer kind 'add'");
+#undef M
+}
+
 /* Rules their papers define for fully connected layers refuse a layer
  * list at submit, each saying why; the same rule takes the MLP form. */
 static void test_fc_only_rules_refuse_layer_lists(void **state)
@@ -528,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_graph_plan_equals_measured),
         cmocka_unit_test(test_bad_layer_lists_are_refused),
         cmocka_unit_test(test_fc_only_rules_refuse_layer_lists),
+        cmocka_unit_test(test_layer_list_refuses_mlp_keys_and_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
