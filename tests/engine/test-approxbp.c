@@ -302,14 +302,6 @@ static void test_approxbp_learns(void **state)
 
 /* ---- layer lists (model.layers) ---- */
 
-static void parse_spec(const char *yaml, struct mt_spec *s)
-{
-    struct mt_err err = {0};
-    spec_init(s);
-    assert_ok(spec_parse_string(yaml, strlen(yaml), "test.yaml", s, &err), err);
-    assert_ok(spec_finish(s, &err), err);
-}
-
 /* An MLP written as a layer list trains to the hidden form's bits and keeps
  * the same bytes: 2-bit codes of GELU / SiLU inputs, MS-LayerNorm from its
  * output, a 1-bit mask of a ReLU before a layer-norm, f(Z) of tanh. */
@@ -361,7 +353,7 @@ static void test_layer_list_plan_matches_measured(void **state)
             struct mt_mem_plan plan;
             snprintf(yaml, sizeof yaml, LL_DATA "batch: %d\nrule: approxbp\n%s", batches[b],
                      ll_models[m]);
-            parse_spec(yaml, &s);
+            test_parse_spec(yaml, &s);
             assert_plan_matches(&s, &st, &plan);
         }
 }
@@ -383,7 +375,7 @@ static void test_layer_list_keeps_less_than_bp(void **state)
         struct mt_mem_plan plan;
         snprintf(yaml, sizeof yaml, LL_DATA "batch: %d\nrule: %s\n%s", B,
                  r ? "approxbp" : "bp", ll_models[1]);
-        parse_spec(yaml, &s);
+        test_parse_spec(yaml, &s);
         assert_plan_matches(&s, &st, &plan);
         acts[r] = st.peak[MT_MEM_ACTS];
     }
@@ -412,7 +404,7 @@ static void test_layer_list_ms_layernorm_gradients_equal_bp(void **state)
         snprintf(yaml, sizeof yaml, "dataset: {name: synthetic, synthetic_train: 16, "
                  "synthetic_test: 8}\nepochs: 1\nseed: 5\nthreads: 1\nbatch: 16\nrule: %s\n"
                  "optimizer: {name: sgd, lr: 0.01}\n%s", r ? "approxbp" : "bp", model);
-        parse_spec(yaml, &s);
+        test_parse_spec(yaml, &s);
         assert_ok(trainer_init(&t[r], &s, &err), err);
         assert_ok(trainer_run_epoch(&t[r], NULL, NULL, &rep, &err), err);
     }

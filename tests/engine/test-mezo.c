@@ -332,14 +332,6 @@ static void test_mezo_trains_synthetic_above_chance(void **state)
 
 /* ---- layer lists (model.layers) ---- */
 
-static void parse_spec(const char *yaml, struct mt_spec *s)
-{
-    struct mt_err err = {0};
-    spec_init(s);
-    assert_ok(spec_parse_string(yaml, strlen(yaml), "test.yaml", s, &err), err);
-    assert_ok(spec_finish(s, &err), err);
-}
-
 /* An MLP written as a layer list: the same forwards, the same seeds, the
  * same weights. */
 static void test_layer_list_trains_as_the_hidden_form(void **state)
@@ -381,7 +373,7 @@ static void test_layer_list_plan_equals_measured_and_keeps_nothing(void **state)
             struct mt_mem_plan plan;
             snprintf(yaml, sizeof yaml, LL_DATA "batch: %d\nrule: {name: mezo, samples: 2}\n%s",
                      batches[b], models[m]);
-            parse_spec(yaml, &s);
+            test_parse_spec(yaml, &s);
             assert_plan_matches(&s, &st, &plan);
             assert_int_equal(st.peak[MT_MEM_ACTS], 0);
             assert_int_equal(st.peak[MT_MEM_GRADS], 0);
@@ -404,7 +396,7 @@ static void test_layer_list_learns_generated_images(void **state)
     struct mt_spec s;
     struct mt_trainer t;
     struct mt_epoch_report r[6];
-    parse_spec(yaml, &s);
+    test_parse_spec(yaml, &s);
     run_epochs(&s, s.epochs, &t, r);
     for (int e = 0; e < s.epochs; e++)
         print_message("epoch %d: loss %.4f, train %.3f, test %.3f, g_rms %.3g\n", e + 1, r[e].loss,

@@ -374,6 +374,16 @@ static inline double test_ref_loss(const struct mt_model_desc *d, const float *p
     return loss / B;
 }
 
+/* Parse a YAML spec and resolve it (spec_finish), failing the test on an
+ * error. */
+static inline void test_parse_spec(const char *yaml, struct mt_spec *s)
+{
+    struct mt_err err = {0};
+    spec_init(s);
+    assert_ok(spec_parse_string(yaml, strlen(yaml), "test.yaml", s, &err), err);
+    assert_ok(spec_finish(s, &err), err);
+}
+
 /* The MLP of s (model.hidden form, as test_spec makes it) rewritten as the
  * layer list that means the same network: dense, f, then batch-norm before
  * f or layer-norm after it where the layer has one, ..., dense. */
