@@ -164,29 +164,45 @@ float act_code2_deriv(unsigned code, enum mt_act a)
     return code2_d(a)[code & 3u];
 }
 
-void act_code2_forward(float *restrict z, uint8_t *restrict codes, size_t count, enum mt_act a)
+void act_code2_pack(uint8_t *restrict codes, const float *restrict z, size_t count,
+                    enum mt_act a)
 {
     const float *c = code2_c(a);
     float c0 = c[0], c1 = c[1], c2 = c[2];
-    size_t full = count / 4;
-    for (size_t b = 0; b < full; b++) {
-        float *v = z + 4 * b;
+    for (size_t b = 0; b < count / 4 + (count % 4 != 0); b++) {
         unsigned byte = 0;
-        for (int j = 0; j < 4; j++) {
-            unsigned k = (unsigned)(v[j] > c0) + (unsigned)(v[j] > c1) + (unsigned)(v[j] > c2);
+        for (size_t j = 0; j < 4 && 4 * b + j < count; j++) {
+            float v = z[4 * b + j];
+            unsigned k = (unsigned)(v > c0) + (unsigned)(v > c1) + (unsigned)(v > c2);
             byte |= k << (2 * j);
-            v[j] = act_f(v[j], a);
         }
         codes[b] = (uint8_t)byte;
     }
-    if (count % 4) {
-        unsigned byte = 0;
-        for (size_t i = 4 * full; i < count; i++) {
-            byte |= act_code2(z[i], a) << (2 * (i % 4));
-            z[i] = act_f(z[i], a);
-        }
-        codes[full] = (uint8_t)byte;
-    }
+}
+
+void act_code2_forward(float *restrict z, uint8_t *restrict codes, size_t count, enum mt_act a)
+{
+    act_code2_pack(codes, z, count, a);
+    for (size_t i = 0; i < count; i++)
+        z[i] = act_f(z[i], a);
+}
+
+void act_code2_unpack(float *restrict z, const uint8_t *restrict codes, size_t count,
+                      enum mt_act a)
+{
+    /* Code k < 3 holds (c_k, c_{k+1}]: c_{k+1} itself; code 3 is above c_3. */
+    const float *c = code2_c(a);
+    const float at[4] = {c[0], c[1], c[2], c[2] + 1.0f};
+    for (size_t i = 0; i < count; i++)
+        z[i] = at[(codes[i >> 2] >> (2 * (i & 3))) & 3u];
+}
+
+void act_code2_backward_z(float *restrict dh, const float *restrict z, size_t count,
+                          enum mt_act a)
+{
+    const float *d = code2_d(a);
+    for (size_t i = 0; i < count; i++)
+        dh[i] *= d[act_code2(z[i], a)];
 }
 
 void act_code2_backward(float *restrict dh, const uint8_t *restrict codes, size_t count,

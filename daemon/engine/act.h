@@ -57,5 +57,12 @@ float act_code2_deriv(unsigned code, enum mt_act a);
 void act_code2_forward(float *z, uint8_t *codes, size_t count, enum mt_act a);
 /* Backward: dh[i] *= act_code2_deriv(code i) over count elements. */
 void act_code2_backward(float *dh, const uint8_t *codes, size_t count, enum mt_act a);
+/* The codes of count pre-activations z alone (z unchanged). */
+void act_code2_pack(uint8_t *codes, const float *z, size_t count, enum mt_act a);
+/* A pre-activation on each code's step (act_code2 gives the code back), for
+ * a backward that reads z: what 2-bit codes decode to. */
+void act_code2_unpack(float *z, const uint8_t *codes, size_t count, enum mt_act a);
+/* Backward from z: dh[i] *= act_code2_deriv(act_code2(z[i])). */
+void act_code2_backward_z(float *dh, const float *z, size_t count, enum mt_act a);
 
 #endif

@@ -266,6 +266,16 @@ static int readers(const struct mt_model_desc *d, int t, int *out)
     return n;
 }
 
+int graph_readers(const struct mt_model_desc *d, int t, int *out)
+{
+    return readers(d, t, out);
+}
+
+unsigned graph_node_flags(const struct mt_model_desc *d, const struct graph_keep *keep, int i)
+{
+    return layer_flags_for(&d->node[i], keep && keep->approx);
+}
+
 int graph_last_reader(const struct mt_model_desc *d, int t)
 {
     int r[MT_MAX_NODES], n = readers(d, t, r);
@@ -298,7 +308,7 @@ static void assign_kept(const struct mt_model_desc *d, struct graph_mem *m)
     int T = d->n_nodes;
     for (int i = 0; i < T; i++) {
         const struct mt_layer *L = &d->node[i];
-        unsigned f = layer_flags(L);
+        unsigned f = graph_node_flags(d, m->keep, i);
         if (f & MT_LAYER_NEEDS_IN)
             m->kept[L->src + 1] = 1;
         if (f & MT_LAYER_NEEDS_OUT)
@@ -669,7 +679,7 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
     have[T] = 1;
     for (int i = T - 1; i >= 0; i--) {
         const struct mt_layer *L = &d->node[i];
-        unsigned f = layer_flags(L);
+        unsigned f = graph_node_flags(d, m->keep, i);
         int t = i + 1, in[2] = {L->src + 1, L->s.kind == MT_LK_ADD ? L->src2 + 1 : -1};
         if (sink->seed && m->need_grad[t] && t < T) {
             float *dst = have[t] ? tmp[0] : g[t];
@@ -719,7 +729,7 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
         }
         b.dx = dst[0];
         b.dx2 = dst[1];
-        layer_ops(L->s.kind)->backward(L, &b);
+        layer_backward(L, m->keep && m->keep->approx, &b);
         for (int k = 0; k < 2; k++) {
             int u = in[k];
             if (!dst[k])

@@ -66,13 +66,17 @@ struct graph_step;
  *  - weight_input(ud, node, x, B, ws): with `transforms_input`, what weight
  *    layer `node` reads in the forward (training and evaluation) in place of
  *    its input x (ASA's x + eps S), written into ws (B, its input's values)
- *    and returned. */
+ *    and returned.
+ *  - approx: every layer runs Approx-BP's backward where its kind has one
+ *    (layer.h, approx_backward), reading what that backward reads
+ *    (layer_flags_for). */
 struct graph_keep {
     int (*coded)(const void *ctx, const struct mt_model_desc *d, int t, int B, size_t *bytes);
     void (*encode)(void *ud, int t, const float *x, int B, void *code, const struct graph_step *s);
     void (*decode)(void *ud, int t, int reader, int B, float *out, const struct graph_step *s);
     const float *(*weight_input)(void *ud, int node, const float *x, int B, float *ws);
     int transforms_input;
+    int approx;
 };
 
 /* Where each tensor of a training step lives (see above). Tensor t of
@@ -196,6 +200,10 @@ const float *graph_forward_rolling(const struct mt_model_desc *d, const struct g
 struct mt_shape graph_tensor_shape(const struct mt_model_desc *d, int t);
 /* The last node reading tensor t, -1 when none. */
 int graph_last_reader(const struct mt_model_desc *d, int t);
+/* The nodes reading tensor t, in order, into out (MT_MAX_NODES); their count. */
+int graph_readers(const struct mt_model_desc *d, int t, int *out);
+/* What node i's backward reads under keep (layer_flags_for). */
+unsigned graph_node_flags(const struct mt_model_desc *d, const struct graph_keep *keep, int i);
 /* Run node i: its inputs from t[], its output into t[i + 1]. */
 void graph_run_node(const struct mt_model_desc *d, const struct graph_keep *keep, int i,
                     float *const *t, const float *params, float *stats, float *aux, float *ws,

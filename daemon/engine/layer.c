@@ -84,6 +84,21 @@ unsigned layer_flags(const struct mt_layer *L)
     return o->flags_of ? o->flags_of(L) : o->flags;
 }
 
+unsigned layer_flags_for(const struct mt_layer *L, int approx)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    return approx && o->approx_flags ? o->approx_flags : layer_flags(L);
+}
+
+void layer_backward(const struct mt_layer *L, int approx, const struct mt_layer_bwd *b)
+{
+    const struct mt_layer_ops *o = layer_ops(L->s.kind);
+    if (approx && o->approx_backward)
+        o->approx_backward(L, b);
+    else
+        o->backward(L, b);
+}
+
 static int relu_family(int a)
 {
     return a == MT_ACT_RELU || a == MT_ACT_LEAKY_RELU || a == MT_ACT_GELU || a == MT_ACT_SILU;

@@ -132,6 +132,13 @@ struct mt_layer_ops {
     void (*forward)(const struct mt_layer *L, const struct mt_layer_fwd *f);
     void (*backward)(const struct mt_layer *L, const struct mt_layer_bwd *b);
     double (*flops)(const struct mt_layer *L);              /* per sample, forward */
+    /* Optional: Approx-BP's backward (spec 8.2), which a rule asks for with
+     * graph_keep.approx: ReGELU2 / ReSiLU2's step derivative for GELU and
+     * SiLU (act), the memory-sharing backward from the output (layernorm).
+     * approx_flags: what it reads, when not as `flags` (0 = the same).
+     * NULL = the exact backward. */
+    void (*approx_backward)(const struct mt_layer *L, const struct mt_layer_bwd *b);
+    unsigned approx_flags;
 };
 
 const struct mt_layer_ops *layer_ops(enum mt_layer_kind k);
@@ -149,6 +156,10 @@ size_t layer_n_stats(const struct mt_layer *L);
 size_t layer_aux_floats(const struct mt_layer *L, int B);
 size_t layer_ws_floats(const struct mt_layer *L, int B);
 unsigned layer_flags(const struct mt_layer *L);
+/* The flags and the backward a rule runs: the kind's approx_* when `approx`
+ * and the kind has them, else its own. */
+unsigned layer_flags_for(const struct mt_layer *L, int approx);
+void layer_backward(const struct mt_layer *L, int approx, const struct mt_layer_bwd *b);
 
 #define LAYER_OUTPUT (-1)
 /* The engine's uniform init, as model_net_init_weights draws an MLP's:

@@ -374,6 +374,7 @@ struct spec_parse {
     unsigned char act_given[MT_MAX_LAYERS + 1];
     int norm_default;                      /* model.norm */
     size_t line_norm;                      /* its line; 0 = not given */
+    size_t line_act;                       /* model.activation's line; 0 = not given */
     size_t norm_line[MT_MAX_LAYERS + 1];   /* line of model.hidden[l-1].norm; 0 = not given */
     int classes;                           /* model.classes; 0 = not given */
     int have_hidden;                       /* model.hidden given */
@@ -592,6 +593,12 @@ static int parse_model(struct spec_parse *ps)
     if (m->n_spec > 0 && ps->have_hidden)
         return mt_err_set(ps->y.err, MT_E_INVAL, "%s:%zu: model: give either hidden (an MLP) "
                           "or layers (a layer list), not both", ps->y.file, ps->line_model);
+    if (m->n_spec > 0 && (ps->line_act || ps->line_norm))
+        return mt_err_set(ps->y.err, MT_E_INVAL, "%s:%zu: model.%s: applies to model.hidden "
+                          "only; in a layer list each %s is an entry of model.layers",
+                          ps->y.file, ps->line_act ? ps->line_act : ps->line_norm,
+                          ps->line_act ? "activation" : "norm",
+                          ps->line_act ? "activation" : "norm layer (batchnorm, layernorm)");
     if (m->n_spec == 0 && !ps->have_hidden)
         return mt_err_set(ps->y.err, MT_E_INVAL, "%s:%zu: missing required key "
                           "'model.hidden' (an MLP) or 'model.layers' (a layer list)",
@@ -794,6 +801,8 @@ static int parse_layer_entry(struct spec_parse *ps, struct mt_layer_spec *L)
         return rc;
     snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), t);
     int kind = layer_kind_from_name(name), act = act_from_name(name);
+    if (kind == MT_LK_ADD)
+        kind = -1; /* a residual join: only inside a residual block */
     if (kind < 0 && act >= 0)
         kind = MT_LK_ACT;
     if (kind < 0) {
@@ -894,6 +903,7 @@ static int set_layer_act(struct spec_parse *ps)
 
 static int set_default_act(struct spec_parse *ps)
 {
+    ps->line_act = ps->key_line;
     return want_enum(ps, act_from_name, ACT_NAMES, &ps->act_default);
 }
 
@@ -1343,6 +1353,11 @@ static int finish_layers(struct mt_spec *s, struct mt_err *err)
     if (r && !(r->flags & MT_RULE_LAYERS)) {
         char rules[256];
         rules_with(rules, sizeof rules, MT_RULE_LAYERS);
+        if (r->fc_only)
+            return where_fail(err, NULL, 0, "rule.name", "rule '%s' %s; it does not train "
+                              "conv or layer-list models (model.layers): use an MLP "
+                              "(model.hidden), or another rule (%s)", r->name, r->fc_only,
+                              rules);
         return where_fail(err, NULL, 0, "rule.name", "rule '%s' does not train layer-list "
                           "models (model.layers) yet (%s)", r->name, rules);
     }

@@ -102,6 +102,15 @@ static void test_codes_round_trip_through_packing(void **state)
             assert_int_equal(pack_get(packed, i, 2), codes[i]);
         pack_codes(repacked, codes, n, 2); /* same bytes, unused high bits zero */
         assert_memory_equal(repacked, packed, pack_bytes(n, 2));
+        /* The codes alone, and what they decode to: a value on each step. */
+        for (size_t i = 0; i < n; i++)
+            z[i] = -8.0f + 16.0f * (float)((i * 37) % n) / (float)n;
+        memset(repacked, 0xff, pack_bytes(n, 2));
+        act_code2_pack(repacked, z, n, MT_ACT_SILU);
+        assert_memory_equal(repacked, packed, pack_bytes(n, 2));
+        act_code2_unpack(z, packed, n, MT_ACT_SILU);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(act_code2(z[i], MT_ACT_SILU), codes[i]);
         free(z), free(packed), free(codes), free(back), free(repacked);
     }
 }
@@ -291,6 +300,127 @@ static void test_approxbp_learns(void **state)
     check_learns(MT_ACT_SILU, MT_NK_NONE);
 }
 
+/* ---- layer lists (model.layers) ---- */
+
+/* An MLP written as a layer list trains to the hidden form's bits and keeps
+ * the same bytes: 2-bit codes of GELU / SiLU inputs, MS-LayerNorm from its
+ * output, a 1-bit mask of a ReLU before a layer-norm, f(Z) of tanh. */
+static void test_layer_list_trains_as_the_hidden_form(void **state)
+{
+    static const enum mt_act acts[] = {MT_ACT_GELU, MT_ACT_SILU, MT_ACT_RELU,
+                                       MT_ACT_LEAKY_RELU, MT_ACT_TANH};
+    for (int a = 0; a < 5; a++)
+        for (int nk = MT_NK_NONE; nk <= MT_NK_LAYER; nk += MT_NK_LAYER) {
+            struct mt_spec h, g;
+            struct mt_epoch_report rh, rg;
+            test_spec(&h, "approxbp", 3, 21, acts[a], 16, 96);
+            h.model.width[2] = 14;
+            set_norm(&h, (enum mt_normkind)nk);
+            h.optim.kind = MT_OPT_ADAM;
+            h.optim.lr = 3e-3f;
+            g = h;
+            test_as_layer_list(&g);
+            assert_train_identically(&h, &g, 6, &rh, &rg);
+            assert_int_equal(rh.mem.peak[MT_MEM_ACTS], rg.mem.peak[MT_MEM_ACTS]);
+        }
+}
+
+#define LL_DATA "dataset: {name: synthetic, synthetic_train: 70, synthetic_test: 20}\n" \
+                "epochs: 1\nseed: 5\nthreads: 1\n"
+
+static const char *const ll_models[] = {
+    "model:\n  input: 24\n  classes: 4\n  layers: [{dense: 20}, gelu, layernorm, "
+    "{dense: 12}, silu, {dense: 10}, relu, layernorm, {dense: 4}]\n",
+    "model:\n  input: [2, 6, 6]\n  classes: 3\n  layers:\n"
+    "    - conv: {channels: 3, kernel: 3, padding: 1}\n    - gelu\n"
+    "    - conv: {channels: 4, kernel: 3, padding: 1, stride: 2}\n    - silu\n"
+    "    - flatten\n    - layernorm\n    - {dense: 3}\n",
+    "model:\n  input: [2, 6, 6]\n  classes: 3\n  layers:\n"
+    "    - conv: {channels: 3, kernel: 3, padding: 1}\n    - maxpool: {kernel: 2, stride: 1}\n"
+    "    - residual: {channels: 3, activation: gelu}\n"
+    "    - residual: {channels: 4, stride: 2, activation: silu}\n"
+    "    - batchnorm\n    - gelu\n    - globalavgpool\n    - {dense: 3}\n",
+};
+
+static void test_layer_list_plan_matches_measured(void **state)
+{
+    static const int batches[] = {1, 16, 33};
+    for (size_t m = 0; m < sizeof ll_models / sizeof *ll_models; m++)
+        for (int b = 0; b < 3; b++) {
+            char yaml[1024];
+            struct mt_spec s;
+            struct mt_mem_stats st;
+            struct mt_mem_plan plan;
+            snprintf(yaml, sizeof yaml, LL_DATA "batch: %d\nrule: approxbp\n%s", batches[b],
+                     ll_models[m]);
+            test_parse_spec(yaml, &s);
+            assert_plan_matches(&s, &st, &plan);
+        }
+}
+
+/* The conv net above keeps, under BP: conv1's output Z1 (GELU's input),
+ * GELU's output (conv2's input), conv2's output Z2 (SiLU's input), SiLU's
+ * output (the layer-norm's input), the layer-norm's output, 1/sigma and the
+ * logits. Approx-BP keeps Z1 and Z2 as 2-bit codes and not the layer-norm's
+ * input. */
+static void test_layer_list_keeps_less_than_bp(void **state)
+{
+    int B = 5;
+    size_t z1 = (size_t)B * 3 * 6 * 6, z2 = (size_t)B * 4 * 3 * 3;
+    size_t acts[2];
+    for (int r = 0; r < 2; r++) {
+        char yaml[1024];
+        struct mt_spec s;
+        struct mt_mem_stats st;
+        struct mt_mem_plan plan;
+        snprintf(yaml, sizeof yaml, LL_DATA "batch: %d\nrule: %s\n%s", B,
+                 r ? "approxbp" : "bp", ll_models[1]);
+        test_parse_spec(yaml, &s);
+        assert_plan_matches(&s, &st, &plan);
+        acts[r] = st.peak[MT_MEM_ACTS];
+    }
+    size_t ln = 4 * (size_t)B, logits = 4 * (size_t)B * 3;
+    assert_int_equal(acts[0], 4 * (2 * z1 + 3 * z2) + ln + logits);
+    assert_int_equal(acts[1], pack_bytes(z1, 2) + 4 * z1 + pack_bytes(z2, 2) + 4 * z2 + ln + logits);
+    print_message("conv GELU/SiLU/layer-norm net, batch %d: bp keeps %zu bytes, approxbp %zu "
+                  "(%.2fx)\n", B, acts[0], acts[1], (double)acts[0] / (double)acts[1]);
+}
+
+/* Where its backward is exact (MS-LayerNorm), approxbp's first step on a
+ * conv layer list gives BP's gradients up to float rounding. */
+static void test_layer_list_ms_layernorm_gradients_equal_bp(void **state)
+{
+    static const char *model =
+        "model:\n  input: [2, 5, 5]\n  classes: 3\n  layers:\n"
+        "    - conv: {channels: 3, kernel: 3}\n    - tanh\n    - layernorm\n"
+        "    - conv: {channels: 4, kernel: 2}\n    - relu\n    - layernorm\n"
+        "    - flatten\n    - {dense: 3}\n";
+    struct mt_trainer t[2];
+    struct mt_err err = {0};
+    for (int r = 0; r < 2; r++) {
+        char yaml[1024];
+        struct mt_spec s;
+        struct mt_epoch_report rep;
+        snprintf(yaml, sizeof yaml, "dataset: {name: synthetic, synthetic_train: 16, "
+                 "synthetic_test: 8}\nepochs: 1\nseed: 5\nthreads: 1\nbatch: 16\nrule: %s\n"
+                 "optimizer: {name: sgd, lr: 0.01}\n%s", r ? "approxbp" : "bp", model);
+        test_parse_spec(yaml, &s);
+        assert_ok(trainer_init(&t[r], &s, &err), err);
+        assert_ok(trainer_run_epoch(&t[r], NULL, NULL, &rep, &err), err);
+    }
+    size_t P = model_param_count(&t[0].net.d);
+    double mx = 0, diff = 0;
+    for (size_t i = 0; i < P; i++) {
+        mx = fmax(mx, fabs(t[0].rs.grads[i]));
+        diff = fmax(diff, fabs(t[0].rs.grads[i] - t[1].rs.grads[i]));
+    }
+    print_message("conv + MS-LayerNorm: max |g_approxbp - g_bp| / max |g_bp| = %.3g\n",
+                  diff / mx);
+    assert_true(diff / mx < 1e-5);
+    trainer_fini(&t[0]);
+    trainer_fini(&t[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +434,10 @@ int main(void)
         cmocka_unit_test(test_plan_matches_measured),
         cmocka_unit_test(test_batchnorm_is_refused),
         cmocka_unit_test(test_approxbp_learns),
+        cmocka_unit_test(test_layer_list_trains_as_the_hidden_form),
+        cmocka_unit_test(test_layer_list_plan_matches_measured),
+        cmocka_unit_test(test_layer_list_keeps_less_than_bp),
+        cmocka_unit_test(test_layer_list_ms_layernorm_gradients_equal_bp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

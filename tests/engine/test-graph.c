@@ -420,7 +420,7 @@ static const float *copy_input(void *ud, int node, const float *x, int B, float 
     return ws;
 }
 
-static const struct graph_keep copy_keep = {copy_coded, copy_encode, copy_decode, copy_input, 1};
+static const struct graph_keep copy_keep = {copy_coded, copy_encode, copy_decode, copy_input, 1, 0};
 
 /* FA's path: the input gradient through a matrix given per weight layer
  * (here a copy of the forward weights, so FA must give BP's gradients). */
@@ -586,6 +586,47 @@ static void test_bad_layer_lists_are_refused(void **state)
 #undef M
 }
 
+/* The MLP form's defaults do not apply to a layer list; a residual join is
+ * no entry of its own. */
+static void test_layer_list_refuses_mlp_keys_and_add(void **state)
+{
+#define M(body) DATA "batch: 8\nepochs: 1\nmodel:\n  input: 12\n  classes: 3\n" body
+    parse_fails(M("  activation: tanh\n  layers: [{dense: 5}, act, {dense: 3}]\n"),
+                "test.yaml:7: model.activation: applies to model.hidden only; in a layer list "
+                "each activation is an entry of model.layers");
+    parse_fails(M("  layers: [{dense: 5}, relu, {dense: 3}]\n  norm: batchnorm\n"),
+                "test.yaml:8: model.norm: applies to model.hidden only");
+    parse_fails(M("  layers: [{dense: 12}, add, {dense: 3}]\n"),
+                "model.layers[1]: unknown layer kind 'add'");
+#undef M
+}
+
+/* Rules their papers define for fully connected layers refuse a layer
+ * list at submit, each saying why; the same rule takes the MLP form. */
+static void test_fc_only_rules_refuse_layer_lists(void **state)
+{
+    static const char *const rules[][2] = {
+        {"ff", "rule 'ff' (Forward-Forward) is defined for fully connected layers"},
+        {"pepita", "rule 'pepita' (PEPITA) is defined for fully connected layers"},
+        {"tinyfoa", "rule 'tinyfoa' (TinyFoA) is defined for fully connected layers"},
+        {"{name: bp, binary: true}", "rule bp with binary: true (BP+BW+BA, spec 7.3) is "
+         "defined for fully connected layers"},
+    };
+    for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
+        char yaml[1024];
+        struct mt_spec s;
+        snprintf(yaml, sizeof yaml, DATA "batch: 8\nepochs: 1\nrule: %s\nmodel:\n"
+                 "  input: [1, 4, 4]\n  classes: 3\n  layers: [{conv: {channels: 2, kernel: 3}},"
+                 " relu, flatten, {dense: 3}]\n", rules[r][0]);
+        parse_fails(yaml, rules[r][1]);
+        parse_fails(yaml, "it does not train conv or layer-list models (model.layers): use an "
+                    "MLP (model.hidden)");
+        snprintf(yaml, sizeof yaml, DATA "batch: 8\nepochs: 1\nrule: %s\nmodel:\n"
+                 "  input: 16\n  classes: 3\n  hidden: [8]\n", rules[r][0]);
+        parse(yaml, &s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +640,8 @@ int main(void)
         cmocka_unit_test(test_fa_with_forward_weights_is_bp),
         cmocka_unit_test(test_graph_plan_equals_measured),
         cmocka_unit_test(test_bad_layer_lists_are_refused),
+        cmocka_unit_test(test_fc_only_rules_refuse_layer_lists),
+        cmocka_unit_test(test_layer_list_refuses_mlp_keys_and_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -374,4 +374,37 @@ static inline double test_ref_loss(const struct mt_model_desc *d, const float *p
     return loss / B;
 }
 
+/* Parse a YAML spec and resolve it (spec_finish), failing the test on an
+ * error. */
+static inline void test_parse_spec(const char *yaml, struct mt_spec *s)
+{
+    struct mt_err err = {0};
+    spec_init(s);
+    assert_ok(spec_parse_string(yaml, strlen(yaml), "test.yaml", s, &err), err);
+    assert_ok(spec_finish(s, &err), err);
+}
+
+/* The MLP of s (model.hidden form, as test_spec makes it) rewritten as the
+ * layer list that means the same network: dense, f, then batch-norm before
+ * f or layer-norm after it where the layer has one, ..., dense. */
+static inline void test_as_layer_list(struct mt_spec *s)
+{
+    struct mt_model_desc *m = &s->model;
+    int k = 0;
+    for (int l = 1; l <= m->n_layers; l++) {
+        m->spec_layer[k++] = (struct mt_layer_spec){.kind = MT_LK_DENSE, .units = m->width[l],
+                                                    .stride = 1, .bias = 1};
+        if (l == m->n_layers)
+            break;
+        if (m->norm[l] == MT_NK_BATCH)
+            m->spec_layer[k++] = (struct mt_layer_spec){.kind = MT_LK_BATCHNORM};
+        m->spec_layer[k++] = (struct mt_layer_spec){.kind = MT_LK_ACT, .act = m->act[l]};
+        if (m->norm[l] == MT_NK_LAYER)
+            m->spec_layer[k++] = (struct mt_layer_spec){.kind = MT_LK_LAYERNORM};
+        m->norm[l] = MT_NK_NONE;
+    }
+    m->n_spec = k;
+    m->input = (struct mt_shape){m->width[0], 1, 1};
+}
+
 #endif

@@ -1,6 +1,9 @@
 /* layers/act.c: an elementwise nonlinearity (act.h) over any shape.
  * Its backward reads its output, or its input for GELU and SiLU
- * (act_backward_needs_z); both run in place when the graph lets them. */
+ * (act_backward_needs_z); both run in place when the graph lets them.
+ * Approx-BP's backward (spec 8.2) takes ReGELU2 / ReSiLU2's step
+ * derivative at the input for GELU and SiLU (which then needs only the
+ * input's 2-bit code, act_code2_unpack), and is the exact one otherwise. */
 #include <string.h>
 
 #include "kinds.h"
@@ -38,6 +41,18 @@ static void act_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
     act_backward(b->dx, act_backward_needs_z(L->s.act) ? b->x : b->y, count, L->s.act);
 }
 
+static void act_approx_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+{
+    size_t count = (size_t)b->B * shape_count(L->in);
+    if (!act_has_code2(L->s.act) || !b->dx) {
+        act_bwd(L, b);
+        return;
+    }
+    if (b->dx != b->dy)
+        memcpy(b->dx, b->dy, count * sizeof(float));
+    act_code2_backward_z(b->dx, b->x, count, L->s.act);
+}
+
 const struct mt_layer_ops layer_act = {
     .name = "act",
     .flags = MT_LAYER_ELEMENTWISE,
@@ -45,4 +60,5 @@ const struct mt_layer_ops layer_act = {
     .shape = act_shape,
     .forward = act_fwd,
     .backward = act_bwd,
+    .approx_backward = act_approx_bwd,
 };

@@ -1,6 +1,8 @@
 /* layers/layernorm.c: each sample normalised over its c h w values, no
  * affine (norm.h, spec 8.2). Keeps its input and 1/sigma per sample; the
- * backward is autograd's, from the input. */
+ * backward is autograd's, from the input. Approx-BP's backward is
+ * MS-LayerNorm's, from the output (which the next layer keeps anyway) and
+ * 1/sigma: the input is then not kept. */
 #include "kinds.h"
 #include "../norm.h"
 
@@ -36,6 +38,12 @@ static void ln_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
         layernorm_backward(b->dx, b->dy, b->x, b->aux, b->B, (int)shape_count(L->in));
 }
 
+static void ln_ms_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+{
+    if (b->dx)
+        layernorm_backward_ms(b->dx, b->dy, b->y, b->aux, b->B, (int)shape_count(L->in));
+}
+
 const struct mt_layer_ops layer_layernorm = {
     .name = "layernorm",
     .flags = MT_LAYER_NEEDS_IN,
@@ -43,4 +51,6 @@ const struct mt_layer_ops layer_layernorm = {
     .aux_floats = ln_aux,
     .forward = ln_fwd,
     .backward = ln_bwd,
+    .approx_backward = ln_ms_bwd,
+    .approx_flags = MT_LAYER_NEEDS_OUT,
 };

@@ -16,6 +16,11 @@
  * Same kernels and order as BP, so a model of ReLU layers without norms
  * trains bit for bit as `bp`. Batch-norm layers are refused.
  *
+ * A layer list (model.layers) runs BP's pass over its layers with each
+ * layer's Approx-BP backward (approxbp_layers.c): GELU / SiLU nodes keep
+ * 2-bit codes of their input, layer-norm nodes the memory-sharing backward
+ * from their output; other layers, batch-norm included, as BP.
+ *
  * Kept (bytes): 4 B C + sum over hidden l of 4 B n_l, plus per layer
  * pack_bytes(B n_l, 2) for GELU/SiLU, 4 B for layer-norm, and with
  * layer-norm pack_bytes(B n_l, 1) for ReLU/leaky ReLU or 4 B n_l for
@@ -83,6 +88,10 @@ static size_t approxbp_acts_bytes(const struct mt_model_desc *d, int B)
 
 static void approxbp_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
+    if (model_is_graph(&s->model)) {
+        rule_graph_plan(s, 0, 1, p);
+        return;
+    }
     memset(p, 0, sizeof *p);
     rule_plan_full_grads(s, p);
     size_t acts = approxbp_acts_bytes(&s->model, s->batch);
@@ -105,7 +114,8 @@ static int approxbp_check(const struct mt_spec *s, struct mt_err *err)
 
 static int approxbp_init(struct mt_trainer *t, struct mt_err *err)
 {
-    return rule_alloc_full_grads(t, err);
+    int rc = rule_graph_init(t, err);
+    return rc ? rc : rule_alloc_full_grads(t, err);
 }
 
 static int push_kept(struct mt_trainer *t, int B, struct abp_kept *k, struct mt_err *err)
@@ -193,6 +203,8 @@ static int approxbp_step(struct mt_trainer *t, const float *x, const uint8_t *y,
                          struct mt_step_result *r, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
+    if (model_is_graph(d))
+        return rule_graph_bp_step(t, x, y, B, NULL, r, err); /* approxbp_keep: approxbp_layers.c */
     size_t mark = arena_mark(t->arena);
     struct abp_kept k;
     int rc;
@@ -226,5 +238,6 @@ const struct mt_rule rule_approxbp = {
     .check = approxbp_check,
     .init = approxbp_init,
     .step = approxbp_step,
-    .flags = MT_RULE_NORMS,
+    .flags = MT_RULE_NORMS | MT_RULE_LAYERS,
+    .keep = &approxbp_keep,
 };

@@ -128,6 +128,12 @@ int bpbin_check(const struct mt_spec *s, struct mt_err *err)
     const struct mt_model_desc *d = &s->model;
     if (s->rule.binary != 1)
         return 0;
+    if (model_is_graph(d))
+        return mt_err_set(err, MT_E_INVAL,
+                          "rule bp with binary: true (BP+BW+BA, spec 7.3) is defined for fully "
+                          "connected layers: binary weights and activations of each dense "
+                          "layer; it does not train conv or layer-list models (model.layers): "
+                          "use an MLP (model.hidden), or binary: false");
     for (int l = 1; l < d->n_layers; l++) {
         if (d->act[l] != MT_ACT_RELU)
             return mt_err_set(err, MT_E_INVAL,

@@ -166,6 +166,11 @@ int rule_graph_dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, 
  * reader), 0 when t is no feedback point. */
 int rule_graph_seed_layer(const struct mt_model_desc *d, int t);
 
+/* Approx-BP over layers (approxbp_layers.c): the layers' Approx-BP
+ * backwards, GELU / SiLU inputs as 2-bit codes, ReLU masks before a
+ * layer-norm, for rule_graph_init / rule_graph_bp_step (rule.keep). */
+extern const struct graph_keep approxbp_keep;
+
 /* Checkpointing over layers (ckpt_layers.c). */
 void ckpt_layers_plan(const struct mt_spec *s, struct mt_mem_plan *p);
 int ckpt_layers_init(struct mt_trainer *t, struct mt_err *err);

@@ -339,6 +339,9 @@ static int ff_epoch_metrics(struct mt_trainer *t, struct mt_rule_metric *out, in
 
 const struct mt_rule rule_ff = {
     .name = "ff",
+    .fc_only = "(Forward-Forward) is defined for fully connected layers: the label is written "
+               "into the input's first values and each layer's goodness is the sum of squares "
+               "of its units",
     .summary = "Forward-Forward: layer-local goodness on positive and negative data",
     .defaults = ff_defaults,
     .plan = ff_plan,

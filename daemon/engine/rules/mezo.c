@@ -22,7 +22,14 @@
  * Reported per step: loss = mean over j of (l+ + l-) / 2 (= loss(theta) +
  * O(eps^2)); correct = hits of the first l+ pass (theta + eps z: a third
  * forward at theta only for accuracy would cost 50 % more; with eps = 1e-3
- * the perturbed argmax almost never differs). */
+ * the perturbed argmax almost never differs).
+ *
+ * A layer list (model.layers) runs the same step: the loss comes from
+ * graph_forward_rolling over the evaluation layout (graph.h: every tensor
+ * in a slot reused once dead, nothing kept) with batch statistics;
+ * batch-norm's running statistics move once per step, in its first forward
+ * (at theta + eps z(s_0)). The perturbation covers the whole parameter
+ * block (weights, biases, batch-norm's gamma and beta) as for an MLP. */
 #include "mezo.h"
 
 #include <math.h>
@@ -31,6 +38,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "../graph.h"
 #include "../loss.h"
 #include "../rng.h"
 #include "../spec.h"
@@ -101,6 +109,7 @@ struct mezo_state {
     float eps;
     double g2_sum;            /* sum of g^2 over the epoch's estimates, for the metric */
     long g_count;
+    struct graph_mem roll;    /* a layer list's rolling layout (graph_eval_plan) */
 };
 
 /* What the loss callback needs: the batch and two rolling buffers. */
@@ -109,8 +118,10 @@ struct mezo_batch {
     const float *x;           /* (B, n_0) */
     const uint8_t *y;         /* (B) */
     int B;
-    float *buf0, *buf1;       /* (B, max n) each, workspace */
-    int count;                /* count hits on the next call */
+    float *buf0, *buf1;       /* (B, max n) each, workspace; a layer list: buf0 alone */
+    const struct graph_mem *roll; /* a layer list's layout, NULL for an MLP */
+    int count;                /* the step's first call: count hits (and move the running
+                                 statistics of a layer list) */
     int correct;
 };
 
@@ -123,7 +134,10 @@ static int batch_loss(void *ud, const float *theta, size_t n, double *loss, stru
     const struct mt_model_desc *d = &t->net.d;
     int hits = 0;
     (void)theta, (void)n;
-    const float *logits = rule_forward_rolling(&t->net, b->x, b->B, b->buf0, b->buf1);
+    const float *logits =
+        b->roll ? graph_forward_rolling(d, b->roll, t->net.params, b->count ? t->net.stats : NULL,
+                                        b->x, b->B, 1, t, b->buf0)
+                : rule_forward_rolling(&t->net, b->x, b->B, b->buf0, b->buf1);
     *loss = loss_softmax_xent(logits, b->y, b->B, d->width[d->n_layers], &hits);
     if (b->count) {
         b->correct = hits;
@@ -150,10 +164,21 @@ static void mezo_defaults(struct mt_spec *s)
         s->rule.samples = 1;
 }
 
+/* The forward's workspace: two rolling buffers (an MLP) or a layer list's
+ * evaluation slots and layer workspace. */
+static size_t forward_bytes(const struct mt_model_desc *d, int B)
+{
+    if (!model_is_graph(d))
+        return rule_rolling_bytes(d, B);
+    struct graph_mem m;
+    graph_eval_plan(d, B, NULL, &m);
+    return graph_eval_floats(&m) * F4;
+}
+
 static void mezo_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
     memset(p, 0, sizeof *p);
-    size_t ws = rule_rolling_bytes(&s->model, s->batch);
+    size_t ws = forward_bytes(&s->model, s->batch);
     p->cat[MT_MEM_WORKSPACE] = ws;
     rule_plan_phases(p, 0, ws, 0, 0);
 }
@@ -203,6 +228,8 @@ static int mezo_init(struct mt_trainer *t, struct mt_err *err)
                           rs->samples);
     p->samples = rs->samples;
     p->eps = rs->epsilon;
+    if (model_is_graph(&t->net.d))
+        graph_eval_plan(&t->net.d, t->spec.batch, NULL, &p->roll);
     return 0;
 }
 
@@ -211,14 +238,16 @@ static int mezo_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
 {
     struct mezo_state *p = t->rs.priv;
     size_t P = model_param_count(&t->net.d);
-    size_t half = rule_rolling_bytes(&t->net.d, B) / 2;
+    int graph = model_is_graph(&t->net.d);
+    size_t half = graph ? graph_eval_floats(&p->roll) * F4 : rule_rolling_bytes(&t->net.d, B) / 2;
     size_t mark = arena_mark(t->arena);
-    struct mezo_batch b = {.t = t, .x = x, .y = y, .B = B, .count = 1};
+    struct mezo_batch b = {.t = t, .x = x, .y = y, .B = B, .roll = graph ? &p->roll : NULL,
+                           .count = 1};
     int rc = 0;
 
     arena_set_phase(t->arena, MT_PHASE_FORWARD);
     if (!(b.buf0 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err)) ||
-        !(b.buf1 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err))) {
+        (!graph && !(b.buf1 = arena_push(t->arena, MT_MEM_WORKSPACE, half, err)))) {
         rc = arena_error(t->arena);
         goto out;
     }
@@ -272,5 +301,5 @@ const struct mt_rule rule_mezo = {
     .step = mezo_step,
     .fini = mezo_fini,
     .epoch_metrics = mezo_epoch_metrics,
-    .flags = MT_RULE_EPSILON | MT_RULE_SAMPLES,
+    .flags = MT_RULE_EPSILON | MT_RULE_SAMPLES | MT_RULE_LAYERS,
 };

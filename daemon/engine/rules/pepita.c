@@ -184,4 +184,6 @@ const struct mt_rule rule_pepita = {
     .init = pepita_init,
     .step = pepita_step,
     .flags = MT_RULE_FEEDBACK,
+    .fc_only = "(PEPITA) is defined for fully connected layers: the error modulates the input "
+               "through a fixed matrix and each layer learns from its two forward outputs",
 };

@@ -84,6 +84,10 @@ struct mt_rule {
     /* Layer-list models: how the rule keeps what the backward reads (codes
      * in place of FP32 tensors, graph.h); NULL = FP32, as BP. */
     const struct graph_keep *keep;
+    /* A rule its paper defines for fully connected layers only (no
+     * MT_RULE_LAYERS): why, as the refusal of a layer-list model says it,
+     * following "rule 'ff' " ("(Forward-Forward) is defined for ..."). */
+    const char *fc_only;
 };
 
 /* The rule named `name`, or NULL. */

@@ -525,4 +525,7 @@ const struct mt_rule rule_tinyfoa = {
     .fini = tinyfoa_fini,
     .epoch_metrics = tinyfoa_epoch_metrics,
     .flags = MT_RULE_GROUPS,
+    .fc_only = "(TinyFoA) is defined for fully connected layers (the paper's locally "
+               "connected variant is not implemented): binary layers trained one by one, each "
+               "with a fixed local classifier",
 };
