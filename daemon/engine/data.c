@@ -251,6 +251,7 @@ struct idx_file {
     const char *path;
     long n;          /* samples, as the header says */
     int dim;         /* bytes per sample */
+    int c, h, w;     /* the sample's image shape, from the trailing dimensions */
     size_t header;   /* header bytes */
 };
 
@@ -301,6 +302,19 @@ static int idx_short_header(const struct idx_file *f, size_t got, struct mt_err 
                       "IDX header", f->path, got);
 }
 
+/* The image shape from the per-sample dimensions (after n): one is a row
+ * 1x1xd, two are 1xhxw, three are cxhxw as stored; more fold into c. */
+static void idx_image_shape(struct idx_file *f, const unsigned char *dims, int ndims)
+{
+    int k = ndims - 1;
+    f->w = k >= 1 ? (int)be32(dims + 4 * (size_t)(ndims - 1)) : 1;
+    f->h = k >= 2 ? (int)be32(dims + 4 * (size_t)(ndims - 2)) : 1;
+    if (f->dim <= 0 || f->h <= 0 || f->w <= 0)
+        f->c = f->h = f->w = 0; /* empty samples: no image */
+    else
+        f->c = f->dim / (f->h * f->w);
+}
+
 /* Samples and sample size from the dimension sizes after the magic. */
 static int idx_shape(struct idx_file *f, const unsigned char *dims, int ndims, int labels,
                      struct mt_err *err)
@@ -317,6 +331,7 @@ static int idx_shape(struct idx_file *f, const unsigned char *dims, int ndims, i
         return mt_err_set(err, MT_E_FORMAT, "%s: labels file has samples of %lld bytes, "
                           "expected 1 (magic 0x%08x)", f->path, dim, IDX_LABELS);
     f->dim = (int)dim;
+    idx_image_shape(f, dims, ndims);
     return 0;
 }
 
@@ -415,6 +430,10 @@ static int pairs_open(const struct mt_data_spec *ds, char paths[NPATHS][MT_PATH_
     if (!rc && te->img.dim != tr->img.dim)
         rc = mt_err_set(err, MT_E_FORMAT, "%s: samples of %d bytes, but the training images %s "
                         "have %d", paths[TEST_IMG], te->img.dim, paths[TRAIN_IMG], tr->img.dim);
+    else if (!rc && (te->img.h != tr->img.h || te->img.w != tr->img.w))
+        rc = mt_err_set(err, MT_E_FORMAT, "%s: images of %dx%dx%d, but the training images %s "
+                        "are %dx%dx%d", paths[TEST_IMG], te->img.c, te->img.h, te->img.w,
+                        paths[TRAIN_IMG], tr->img.c, tr->img.h, tr->img.w);
     if (rc) {
         pair_close(tr);
         pair_close(te);
@@ -449,7 +468,12 @@ static int splits_alloc(struct mt_arena *a, const struct mt_data_shape *s,
                         struct mt_dataset *train, struct mt_dataset *test, struct mt_err *err)
 {
     int rc = dataset_alloc(a, train, s->train_n, s->dim, err);
-    return rc ? rc : dataset_alloc(a, test, s->test_n, s->dim, err);
+    if (!rc)
+        rc = dataset_alloc(a, test, s->test_n, s->dim, err);
+    train->c = test->c = s->c;
+    train->h = test->h = s->h;
+    train->w = test->w = s->w;
+    return rc;
 }
 
 /* classes = 1 + the largest label; labels past max_label are refused. */
@@ -491,7 +515,8 @@ static int idx_run(const struct mt_data_spec *ds, struct mt_data_shape *s, struc
         rc = pairs_open(ds, paths, &tr, &te, err);
     if (rc)
         return rc;
-    *s = (struct mt_data_shape){.train_n = tr.n, .test_n = te.n, .dim = tr.img.dim};
+    *s = (struct mt_data_shape){.train_n = tr.n, .test_n = te.n, .dim = tr.img.dim,
+                                .c = tr.img.c, .h = tr.img.h, .w = tr.img.w};
     int named = is_named_idx(ds->kind);
     if (a) {
         rc = splits_alloc(a, s, train, test, err);
@@ -554,6 +579,9 @@ static void cifar_shape(const struct mt_data_spec *ds, const struct cifar_files 
     out->train_n = limited(train, ds->train_limit);
     out->test_n = limited(c->n[CIFAR_BATCHES], ds->test_limit);
     out->dim = CIFAR_PIXELS;
+    /* Each record is 1024 R, 1024 G, 1024 B bytes, rows of 32: already CHW. */
+    out->c = 3;
+    out->h = out->w = 32;
 }
 
 /* k records of one file into d, from sample `at` on. */
@@ -641,6 +669,8 @@ static int synth_shape(const struct mt_data_spec *ds, struct mt_data_shape *out,
     out->train_n = limited(train, ds->train_limit);
     out->test_n = limited(test, ds->test_limit);
     out->dim = ds->synthetic_dim;
+    out->c = out->h = 1;
+    out->w = ds->synthetic_dim;
     return 0;
 }
 
@@ -753,6 +783,12 @@ int data_check_reader(const struct mt_data_spec *ds, const struct mt_creds *c, s
         rc = check_in_dir(c, ds->dir, name, err);
     }
     return rc;
+}
+
+struct mt_data_shape data_shape_of(const struct mt_dataset *train, const struct mt_dataset *test)
+{
+    return (struct mt_data_shape){.train_n = train->n, .test_n = test->n, .dim = train->dim,
+                                  .c = train->c, .h = train->h, .w = train->w};
 }
 
 size_t data_bytes(const struct mt_data_shape *s)

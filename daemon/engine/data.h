@@ -37,9 +37,13 @@ enum mt_normalize {
 #define MT_PATH_LEN 1024
 
 /* What a dataset will cost before it is loaded (read from the headers). */
+/* Each sample is an image of c channels of h x w values, stored CHW row-major
+ * (dim = c * h * w): MNIST and Fashion-MNIST 1x28x28, CIFAR-10 3x32x32, IDX
+ * from the header's dimensions, synthetic 1x1xdim. */
 struct mt_data_shape {
     long train_n, test_n;
     int dim;
+    int c, h, w;
 };
 
 struct mt_data_spec {
@@ -67,6 +71,7 @@ struct mt_data_spec {
 struct mt_dataset {
     long n;                 /* samples */
     int dim;                /* values per sample (784, 3072, ...) */
+    int c, h, w;            /* per-sample image shape, CHW; c * h * w == dim */
     int classes;            /* 1 + the largest label seen, at least the model's */
     uint8_t *images;        /* (n, dim), arena data category */
     uint8_t *labels;        /* (n) */
@@ -88,6 +93,8 @@ int data_probe(const struct mt_data_spec *ds, struct mt_data_shape *out, struct 
  * (no dataset.dir) are the daemon's own and not checked. 0 or MT_E_PERM. */
 struct mt_creds;
 int data_check_reader(const struct mt_data_spec *ds, const struct mt_creds *c, struct mt_err *err);
+/* The shape of two loaded splits (counts, sample size, image shape). */
+struct mt_data_shape data_shape_of(const struct mt_dataset *train, const struct mt_dataset *test);
 /* Bytes data_load will charge to the data category for these shapes. */
 size_t data_bytes(const struct mt_data_shape *s);
 

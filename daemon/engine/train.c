@@ -120,7 +120,7 @@ static int reserve_stack(struct mt_trainer *t, struct mt_err *err)
     struct mt_mem_stats st;
     size_t total = t->plan_total;
     if (!total) {
-        struct mt_data_shape shape = {t->train.n, t->test.n, t->train.dim};
+        struct mt_data_shape shape = data_shape_of(&t->train, &t->test);
         struct mt_mem_plan plan;
         trainer_plan_shape(&t->spec, &shape, &plan);
         total = plan.total;

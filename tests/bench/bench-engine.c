@@ -300,7 +300,7 @@ static int depth_point(const struct bench_opts *o, const char *rule, int depth, 
         trainer_fini(&t);
         return err->code;
     }
-    struct mt_data_shape shape = {t.train.n, t.test.n, t.train.dim};
+    struct mt_data_shape shape = data_shape_of(&t.train, &t.test);
     trainer_plan_shape(&t.spec, &shape, &plan);
     *acts = staged ? plan.cat[MT_MEM_ACTS] : rep.mem.peak[MT_MEM_ACTS];
     if (!staged && (plan.cat[MT_MEM_ACTS] != *acts || plan.total != rep.mem.total_peak))

@@ -484,7 +484,7 @@ static size_t plan_acts(const char *rule, struct mt_mem_plan *plan)
     s.model.width[0] = 784;
     s.model.width[5] = 10;
     assert_ok(spec_finish(&s, &err), err);
-    struct mt_data_shape shape = {60000, 10000, 784};
+    struct mt_data_shape shape = {.train_n = 60000, .test_n = 10000, .dim = 784};
     trainer_plan_shape(&s, &shape, plan);
     return plan->cat[MT_MEM_ACTS];
 }

@@ -157,6 +157,9 @@ static void check_pattern(const struct mt_dataset *d, long n)
 {
     assert_int_equal(d->n, n);
     assert_int_equal(d->dim, DIM);
+    assert_int_equal(d->c, 1);   /* (n, ROWS, COLS) images are 1xROWSxCOLS */
+    assert_int_equal(d->h, ROWS);
+    assert_int_equal(d->w, COLS);
     for (long i = 0; i < n; i++) {
         assert_int_equal(d->labels[i], lab(i));
         for (int j = 0; j < DIM; j++)
@@ -233,6 +236,9 @@ static void test_idx_gzip_round_trip(void **state)
     assert_int_equal(s.train_n, 6);
     assert_int_equal(s.test_n, 4);
     assert_int_equal(s.dim, DIM);
+    assert_int_equal(s.c, 1);
+    assert_int_equal(s.h, ROWS);
+    assert_int_equal(s.w, COLS);
     arena_free(a);
 }
 
@@ -409,6 +415,69 @@ static void test_split_dim_mismatch(void **state)
     assert_has(err.msg, want);
 }
 
+/* A raw IDX image file of n zero samples with the per-sample dims given. */
+static void write_idx_dims(const char *path, long n, const uint32_t *dims, int nd)
+{
+    size_t per = 1;
+    for (int i = 0; i < nd; i++)
+        per *= dims[i];
+    size_t len = 8 + 4 * (size_t)nd + (size_t)n * per;
+    uint8_t *buf = calloc(1, len);
+    assert_non_null(buf);
+    buf[2] = 8;
+    buf[3] = (uint8_t)(nd + 1);
+    put_be32(buf + 4, (uint32_t)n);
+    for (int i = 0; i < nd; i++)
+        put_be32(buf + 8 + 4 * (size_t)i, dims[i]);
+    write_file(path, buf, len, 0);
+    free(buf);
+}
+
+/* The image shape comes from the per-sample dims: (d) is 1x1xd, (h, w) is
+ * 1xhxw, (c, h, w) is cxhxw; a test split of the same size but another
+ * shape is refused, naming both files and shapes. */
+static void test_idx_image_shape(void **state)
+{
+    static const uint32_t row[1] = {12}, chw[3] = {3, 2, 2}, hw[2] = {3, 4};
+    struct {
+        const uint32_t *dims;
+        int nd, c, h, w;
+    } cases[] = {{row, 1, 1, 1, 12}, {chw, 3, 3, 2, 2}, {hw, 2, 1, 3, 4}};
+    char tri[MT_PATH_LEN], trl[MT_PATH_LEN], tei[MT_PATH_LEN], tel[MT_PATH_LEN];
+    tp(trl, "shape-train-lbl");
+    write_idx(trl, 0x801, 2, 2, 0);
+    tp(tel, "shape-test-lbl");
+    write_idx(tel, 0x801, 2, 2, 0);
+    tp(tri, "shape-train-img");
+    tp(tei, "shape-test-img");
+    struct mt_data_spec ds;
+    idx_spec(&ds, tri, trl, tei, tel);
+    struct mt_err err = {0};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        write_idx_dims(tri, 2, cases[k].dims, cases[k].nd);
+        write_idx_dims(tei, 2, cases[k].dims, cases[k].nd);
+        struct mt_data_shape s;
+        assert_int_equal(data_probe(&ds, &s, &err), 0);
+        assert_int_equal(s.dim, 12);
+        assert_int_equal(s.c, cases[k].c);
+        assert_int_equal(s.h, cases[k].h);
+        assert_int_equal(s.w, cases[k].w);
+        struct mt_arena *a = arena_new(0);
+        struct mt_dataset tr, te;
+        assert_int_equal(data_load(&ds, a, &tr, &te, &err), 0);
+        assert_int_equal(te.c * 100 + te.h * 10 + te.w,
+                         cases[k].c * 100 + cases[k].h * 10 + cases[k].w);
+        arena_free(a);
+    }
+    write_idx_dims(tri, 2, hw, 2);   /* 1x3x4 train, 3x2x2 test: 12 bytes each */
+    write_idx_dims(tei, 2, chw, 3);
+    expect_fail(&ds, MT_E_FORMAT, &err);
+    assert_has(err.msg, tei);
+    assert_has(err.msg, tri);
+    assert_has(err.msg, "images of 3x2x2");
+    assert_has(err.msg, "are 1x3x4");
+}
+
 static void test_missing_file(void **state)
 {
     char tri[MT_PATH_LEN], trl[MT_PATH_LEN], tei[MT_PATH_LEN], tel[MT_PATH_LEN];
@@ -505,6 +574,9 @@ static void check_cifar(const struct mt_dataset *d, long n)
 {
     assert_int_equal(d->n, n);
     assert_int_equal(d->dim, 3072);
+    assert_int_equal(d->c, 3);   /* R, G, B planes of 32x32: CHW */
+    assert_int_equal(d->h, 32);
+    assert_int_equal(d->w, 32);
     assert_int_equal(d->classes, 10);
     for (long i = 0; i < n; i++) {
         assert_int_equal(d->labels[i], lab(i));
@@ -588,6 +660,8 @@ static void test_synthetic_deterministic_per_seed(void **state)
         assert_int_equal(tr[k].n, 50);
         assert_int_equal(te[k].n, 20);
         assert_int_equal(tr[k].dim, 16);
+        assert_int_equal(tr[k].c * tr[k].h, 1);    /* a 1x1x16 row */
+        assert_int_equal(tr[k].w, 16);
         assert_int_equal(tr[k].classes, 4);
     }
     assert_memory_equal(tr[0].images, tr[1].images, 50 * 16);
@@ -896,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_bad_magic),
         cmocka_unit_test(test_count_mismatch),
         cmocka_unit_test(test_split_dim_mismatch),
+        cmocka_unit_test(test_idx_image_shape),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_named_label_out_of_range),
         cmocka_unit_test(test_default_search),

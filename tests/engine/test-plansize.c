@@ -78,7 +78,7 @@ static size_t tinyfoa_plan(int width)
     struct mt_spec s;
     struct mt_err err = {0};
     assert_int_equal(resolve(yaml, &s, &err), 0);
-    struct mt_data_shape shape = {8, 8, 8};
+    struct mt_data_shape shape = {.train_n = 8, .test_n = 8, .dim = 8};
     struct mt_mem_plan p;
     trainer_plan_shape(&s, &shape, &p);
     return p.total;

@@ -545,7 +545,7 @@ static void assert_job_plan_matches(const struct mt_spec *s, struct mt_mem_stats
     assert_ok(trainer_init(&t, s, &err), err);
     for (int e = 0; e < t.spec.epochs; e++)
         assert_ok(trainer_run_epoch(&t, NULL, NULL, &r, &err), err);
-    struct mt_data_shape shape = {t.train.n, t.test.n, t.train.dim};
+    struct mt_data_shape shape = data_shape_of(&t.train, &t.test);
     trainer_plan_shape(&t.spec, &shape, plan);
     *st = r.mem;
     for (int c = 0; c < MT_MEM_NCAT; c++)

@@ -53,7 +53,7 @@ static inline void assert_plan_matches(const struct mt_spec *s, struct mt_mem_st
     assert_ok(trainer_init(&t, s, &err), err);
     struct mt_epoch_report r;
     assert_ok(trainer_run_epoch(&t, NULL, NULL, &r, &err), err);
-    struct mt_data_shape shape = {t.train.n, t.test.n, t.train.dim};
+    struct mt_data_shape shape = data_shape_of(&t.train, &t.test);
     trainer_plan_shape(&t.spec, &shape, plan);
     *st = r.mem;
     int L = s->model.n_layers;
