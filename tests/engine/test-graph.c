@@ -483,8 +483,8 @@ static void test_bad_layer_lists_are_refused(void **state)
     parse_fails(M("  hidden: [4]\n  layers: [{dense: 3}]\n"), "give either hidden");
     parse_fails(M("  layers: [flatten: 3, {dense: 3}]\n"), "takes no settings");
     parse_fails(M("  layers: [{dense: 3, relu: 1}]\n"), "one layer per list entry");
-    parse_fails(DATA "batch: 8\nepochs: 1\nrule: asa\nmodel:\n  input: 12\n  classes: 3\n"
-                "  layers: [{dense: 3}]\n", "rule 'asa' does not train layer-list models");
+    parse_fails(DATA "batch: 8\nepochs: 1\nrule: pepita\nmodel:\n  input: 12\n  classes: 3\n"
+                "  layers: [{dense: 3}]\n", "rule 'pepita' does not train layer-list models");
     parse_fails("dataset: mnist\nbatch: 8\nepochs: 1\nmodel:\n  input: [2, 2, 2]\n"
                 "  layers: [{dense: 10}]\n", "model.input: 8 does not match dataset 'mnist'");
 #undef M
