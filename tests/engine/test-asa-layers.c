@@ -4,7 +4,8 @@
  * learning indicators; the plan equals the measured peaks on a LeNet-like
  * net and a pre-activation ResNet; every conv input is kept as one bit, and
  * the kept activations are <= 1/20 of BP's on the LeNet net and <= 1/2 on
- * the ResNet; asa learns a generated image problem. */
+ * the ResNet; the ReLU masks asa derives from batch-norm are the forward's
+ * bits; asa learns a generated image problem. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -158,7 +159,7 @@ static void test_kept_bytes_against_bp(void **state)
     asa = planned_acts("asa", RESNET, &s);
     print_message("pre-activation ResNet, batch 100: bp keeps %zu bytes, asa %zu (%.4f)\n", bp,
                   asa, (double)asa / (double)bp);
-    assert_true(100 * asa <= 52 * bp);
+    assert_true(2 * asa <= bp);
     assert_conv_inputs_one_bit(&s);
 }
 
@@ -194,6 +195,88 @@ static void test_asa_learns_images(void **state)
     }
 }
 
+/* The bits asa derives from batch-norm (0 bytes kept) and the bits it packs
+ * are the forward's own [t > 0], for every backward that reads them: a keep
+ * that records [t > 0] as each tensor is made wraps asa's and checks every
+ * decode for a ReLU's mask against the record. */
+static uint8_t *g_rec[GRAPH_T];
+static long g_checked, g_derived, g_wrong;
+static const struct mt_model_desc *g_d;
+
+static void rec_encode(void *ud, int t, const float *x, int B, void *code,
+                       const struct graph_step *s)
+{
+    size_t n = (size_t)B * graph_tensor_count(g_d, t);
+    g_rec[t] = malloc(pack_bytes(n, 1));
+    pack_sign(g_rec[t], x, n);
+    rule_find("asa")->keep->encode(ud, t, x, B, code, s);
+}
+
+static void rec_decode(void *ud, int t, int reader, int B, float *out, const struct graph_step *s)
+{
+    rule_find("asa")->keep->decode(ud, t, reader, B, out, s);
+    if (layer_flags(&g_d->node[reader]) & MT_LAYER_WEIGHTS)
+        return;
+    size_t n = (size_t)B * graph_tensor_count(g_d, t);
+    g_derived += s->code[t] == NULL;
+    for (size_t i = 0; i < n; i++, g_checked++)
+        g_wrong += (out[i] > 0) != (int)pack_get(g_rec[t], i, 1);
+}
+
+static float g_sinkbuf[1 << 16];
+static float *rec_dp(void *ud, int node, float *beta)
+{
+    (void)ud;
+    (void)node;
+    *beta = 0.0f;
+    return g_sinkbuf;
+}
+
+static void test_derived_bits_are_the_forwards(void **state)
+{
+    (void)state;
+    const struct graph_keep *asa = rule_find("asa")->keep;
+    struct graph_keep rec = *asa;
+    rec.encode = rec_encode;
+    rec.decode = rec_decode;
+    char yaml[2048];
+    struct mt_spec s;
+    snprintf(yaml, sizeof yaml, DATA "batch: 16\nepochs: 1\nseed: 2\nthreads: 1\nrule: asa\n%s",
+             RESNET_SMALL);
+    parse(yaml, &s);
+    struct mt_trainer t;
+    struct mt_err err = {0};
+    assert_ok(trainer_init(&t, &s, &err), err);
+    struct mt_epoch_report r;
+    assert_ok(trainer_run_epoch(&t, NULL, NULL, &r, &err), err); /* BN statistics move */
+    const struct mt_model_desc *d = &t.net.d;
+    g_d = d;
+    int B = 16;
+    struct graph_mem m;
+    graph_mem_plan(d, B, &rec, &s, &m);
+    size_t nx = (size_t)B * graph_tensor_count(d, 0);
+    float *x = malloc(nx * sizeof *x);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)((i * 7919) % 113) / 50.0f - 1.0f;
+    struct graph_step st;
+    size_t mark = arena_mark(t.arena);
+    assert_ok(graph_train_forward(d, &m, t.net.params, t.net.stats, x, B, &t, t.arena, &st,
+                                  &err), err);
+    struct graph_grad_sink sink = {rec_dp, NULL, NULL, 0, NULL};
+    assert_ok(graph_backward(d, &m, t.net.params, &st, B, &sink, &t, t.arena, &err), err);
+    arena_pop(t.arena, mark);
+    print_message("ReLU masks checked: %ld values, %ld decodes derived from batch-norm\n",
+                  g_checked, g_derived);
+    assert_true(g_derived >= 3);
+    assert_int_equal(g_wrong, 0);
+    for (int u = 0; u < GRAPH_T; u++) {
+        free(g_rec[u]);
+        g_rec[u] = NULL;
+    }
+    free(x);
+    trainer_fini(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_plan_equals_measured),
         cmocka_unit_test(test_kept_bytes_against_bp),
         cmocka_unit_test(test_asa_learns_images),
+        cmocka_unit_test(test_derived_bits_are_the_forwards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

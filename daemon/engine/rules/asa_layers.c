@@ -28,6 +28,13 @@
  *    pre-activation ResNet every conv reads a ReLU output, so every conv
  *    input is one bit and batch-norm's inputs (the residual stream, the
  *    convs' outputs) stay FP32.
+ *  - a ReLU output whose ReLU reads a batch-norm's output (of a feature
+ *    map), as every conv input of a pre-activation ResNet: 0 bytes. Its bit
+ *    is [gamma xhat + beta > 0], recomputed from what batch-norm keeps
+ *    anyway (its FP32 input, batch mean and 1/sigma) with the forward's own
+ *    arithmetic, so it is the forward's bit exactly (the build turns FP
+ *    contraction off). Without it the ResNet would keep 1/32 more than the
+ *    batch-norm inputs, just over half of BP's.
  * Max pooling's argmax, batch-norm's statistics and the logits are kept as
  * BP keeps them.
  *
@@ -83,13 +90,44 @@ static int bit_serves(const struct mt_model_desc *d, int t)
     return 1;
 }
 
+/* The batch-norm node (of a feature map, its input not the data) whose
+ * output the ReLU making t reads, or -1. */
+static int bn_below(const struct mt_model_desc *d, int t)
+{
+    const struct mt_layer *P = &d->node[t - 1];
+    if (!is_relu(P) || P->src < 0)
+        return -1;
+    const struct mt_layer *N = &d->node[P->src];
+    return N->s.kind == MT_LK_BATCHNORM && N->src >= 0 && N->in.h * N->in.w > 1 ? P->src : -1;
+}
+
 static int asa_coded(const void *ctx, const struct mt_model_desc *d, int t, int B, size_t *bytes)
 {
     (void)ctx;
     if (!bit_serves(d, t))
         return 0;
-    *bytes = pack_bytes((size_t)B * graph_tensor_count(d, t), 1);
+    *bytes = bn_below(d, t) >= 0 ? 0 : pack_bytes((size_t)B * graph_tensor_count(d, t), 1);
     return 1;
+}
+
+/* out (B, c, h, w) = one where batch-norm node q's output is > 0, else zero:
+ * y = x g + o per channel as layers/batchnorm.c computes it in training. */
+static void bits_from_bn(const struct mt_trainer *tr, const struct graph_step *s, int q, int B,
+                         float one, float zero, float *out)
+{
+    const struct mt_layer *N = &tr->net.d.node[q];
+    int C = N->in.c;
+    size_t hw = (size_t)N->in.h * N->in.w;
+    const float *p = tr->net.params + N->param_off, *mu = s->aux[q], *r = s->aux[q] + C;
+    const float *x = s->t[N->src + 1];
+    for (int c = 0; c < C; c++) {
+        float g = p[c] * r[c], o = p[C + c] - mu[c] * g;
+        for (int b = 0; b < B; b++) {
+            size_t at = ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++)
+                out[at + i] = x[at + i] * g + o > 0 ? one : zero;
+        }
+    }
 }
 
 static void asa_encode(void *ud, int t, const float *x, int B, void *code,
@@ -97,12 +135,13 @@ static void asa_encode(void *ud, int t, const float *x, int B, void *code,
 {
     const struct mt_trainer *tr = ud;
     (void)s;
-    pack_sign(code, x, (size_t)B * graph_tensor_count(&tr->net.d, t));
+    if (code) /* none when derived from batch-norm */
+        pack_sign(code, x, (size_t)B * graph_tensor_count(&tr->net.d, t));
 }
 
 /* For a weight layer: kappa eps S (S in {0, 1} or {-1, +1}); for a ReLU
  * reading its output: its mask, 1 or 0. From the code, or from t's FP32
- * values when t is kept whole. */
+ * values when t is kept whole, or from batch-norm's. */
 static void asa_decode(void *ud, int t, int reader, int B, float *out, const struct graph_step *s)
 {
     const struct mt_trainer *tr = ud;
@@ -116,6 +155,10 @@ static void asa_decode(void *ud, int t, int reader, int B, float *out, const str
     }
     if (s->code[t]) {
         pack_unpack_sign(out, s->code[t], n, one, zero);
+        return;
+    }
+    if (!s->t[t]) {
+        bits_from_bn(tr, s, bn_below(d, t), B, one, zero, out);
         return;
     }
     for (size_t i = 0; i < n; i++)
