@@ -59,12 +59,7 @@ static void test_mlp_layer_list_same_bits(void **state)
     struct mt_epoch_report ra, rb;
     float *pa = train(&sa, &na, &ra), *pb = train(&sb, &nb, &rb);
     assert_int_equal(na, nb);
-    for (size_t i = 0; i < na; i++)
-        if (memcmp(&pa[i], &pb[i], sizeof *pa) != 0)
-            fail_msg("parameter %zu of %zu: hidden form %.9g, layer list %.9g", i, na,
-                     (double)pa[i], (double)pb[i]);
-    free(pa);
-    free(pb);
+    assert_same_params(pa, pb, na);
     /* The evaluation's forward carries the sign term in both forms. */
     assert_true(ra.test_loss == rb.test_loss);
     assert_true(ra.loss == rb.loss);

@@ -64,12 +64,7 @@ static void same_bits(const char *hidden_yaml, const char *layers_yaml)
     size_t na, nb;
     float *pa = train(&a, &na), *pb = train(&b, &nb);
     assert_int_equal(na, nb);
-    for (size_t i = 0; i < na; i++)
-        if (memcmp(&pa[i], &pb[i], sizeof *pa) != 0)
-            fail_msg("parameter %zu of %zu: hidden form %.9g, layer list %.9g", i, na,
-                     (double)pa[i], (double)pb[i]);
-    free(pa);
-    free(pb);
+    assert_same_params(pa, pb, na);
 }
 
 static void test_layer_list_mlp_trains_to_the_same_bits(void **state)

@@ -374,4 +374,16 @@ static inline double test_ref_loss(const struct mt_model_desc *d, const float *p
     return loss / B;
 }
 
+/* The hidden form's parameters pa and the layer list's pb (n each), bit
+ * for bit; frees both. */
+static inline void assert_same_params(float *pa, float *pb, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&pa[i], &pb[i], sizeof *pa) != 0)
+            fail_msg("parameter %zu of %zu: hidden form %.9g, layer list %.9g", i, n,
+                     (double)pa[i], (double)pb[i]);
+    free(pa);
+    free(pb);
+}
+
 #endif
