@@ -476,6 +476,23 @@ static void assign_codes(const struct mt_model_desc *d, const struct graph_keep 
     }
 }
 
+/* With transforms_input, a weight layer's backward reads what decode gives
+ * for its input (t > 0) even when that input is kept in FP32. */
+static int decodes_weight_input(const struct graph_mem *m, const struct mt_layer *L)
+{
+    return m->keep && m->keep->transforms_input && (layer_flags(L) & MT_LAYER_WEIGHTS) &&
+           L->src >= 0;
+}
+
+static void plan_weight_decodes(const struct mt_model_desc *d, struct graph_mem *m)
+{
+    for (int i = 0; i < d->n_nodes; i++) {
+        size_t n = (size_t)m->B * shape_count(d->node[i].in);
+        if (decodes_weight_input(m, &d->node[i]) && n > m->decode_floats)
+            m->decode_floats = n;
+    }
+}
+
 static size_t max_weight_input(const struct mt_model_desc *d, int B)
 {
     size_t mx = 0;
@@ -508,6 +525,7 @@ static void mem_plan(const struct mt_model_desc *d, int B, const struct graph_ke
     m->keep = keep;
     assign_kept(d, m);
     assign_codes(d, keep, ctx, m);
+    plan_weight_decodes(d, m);
     assign_groups(d, m);
     assign_forward_slots(d, m);
     assign_backward_slots(d, m, input_grad);
@@ -695,7 +713,7 @@ int graph_backward(const struct mt_model_desc *d, const struct graph_mem *m,
          * input and its output). */
         int rt = (f & MT_LAYER_NEEDS_IN) ? in[0] : (f & MT_LAYER_NEEDS_OUT) ? t : -1;
         const float *rd = rt >= 0 ? s->t[rt] : NULL;
-        if (rt > 0 && m->coded[rt]) {
+        if (rt > 0 && (m->coded[rt] || decodes_weight_input(m, L))) {
             m->keep->decode(ud, rt, i, B, dec, s);
             rd = dec;
         }

@@ -66,7 +66,9 @@ struct graph_step;
  *  - weight_input(ud, node, x, B, ws): with `transforms_input`, what weight
  *    layer `node` reads in the forward (training and evaluation) in place of
  *    its input x (ASA's x + eps S), written into ws (B, its input's values)
- *    and returned.
+ *    and returned. With it, a weight layer's backward also reads what
+ *    decode gives for its input (t > 0) when that input is kept in FP32
+ *    (ASA's sign map of a tensor batch-norm keeps whole).
  *  - approx: every layer runs Approx-BP's backward where its kind has one
  *    (layer.h, approx_backward), reading what that backward reads
  *    (layer_flags_for). */
@@ -98,7 +100,7 @@ struct graph_mem {
     size_t kept_bytes;               /* kept tensors and aux, as pushed */
     size_t ws_floats;                /* the largest layer workspace */
     size_t tmp_floats;               /* one tensor, for summed gradients */
-    size_t decode_floats;            /* the largest coded tensor: one decode buffer */
+    size_t decode_floats;            /* the largest coded (or decoded weight) input: one buffer */
     size_t winput_floats;            /* the largest weight-layer input (transforms_input) */
     const struct graph_keep *keep;
     int n_tmp;                       /* 0, 1, or 2 (an add whose two inputs both sum) */

@@ -407,4 +407,16 @@ static inline void test_as_layer_list(struct mt_spec *s)
     m->input = (struct mt_shape){m->width[0], 1, 1};
 }
 
+/* The hidden form's parameters pa and the layer list's pb (n each), bit
+ * for bit; frees both. */
+static inline void assert_same_params(float *pa, float *pb, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&pa[i], &pb[i], sizeof *pa) != 0)
+            fail_msg("parameter %zu of %zu: hidden form %.9g, layer list %.9g", i, n,
+                     (double)pa[i], (double)pb[i]);
+    free(pa);
+    free(pb);
+}
+
 #endif

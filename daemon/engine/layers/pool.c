@@ -2,14 +2,17 @@
  * global average pooling, NCHW.
  *
  * Max pooling keeps, per output, the offset of its maximum inside the
- * window (one byte, windows of at most 256; aux), so its backward reads
- * neither its input nor its output; PyTorch keeps an int64 index. Average
+ * window (aux), packed (pack.h) in the fewest of 1, 2, 4 or 8 bits that
+ * hold every offset (2 bits for a 2x2 window; windows of at most 256), so
+ * its backward reads neither its input nor its output; PyTorch keeps an
+ * int64 index. Average
  * pooling and the global average keep nothing. */
 #include <float.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "kinds.h"
+#include "../pack.h"
 
 static int pool_shape(struct mt_layer *L, struct mt_err *err)
 {
@@ -25,9 +28,18 @@ static int pool_shape(struct mt_layer *L, struct mt_err *err)
     return 0;
 }
 
+/* Bits per argmax: 1, 2, 4 or 8, the fewest holding kh kw offsets. */
+static int arg_bits(const struct mt_layer *L)
+{
+    int n = L->s.kh * L->s.kw, b = 1;
+    while ((1 << b) < n)
+        b *= 2;
+    return b;
+}
+
 static size_t maxpool_aux(const struct mt_layer *L, int B)
 {
-    return ((size_t)B * shape_count(L->out) + 3) / 4; /* one byte per output */
+    return (pack_bytes((size_t)B * shape_count(L->out), arg_bits(L)) + 3) / 4;
 }
 
 /* Plane by plane: (h, w) in, (ho, wo) out. */
@@ -37,6 +49,9 @@ static void maxpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
     int kh = L->s.kh, kw = L->s.kw, S = L->s.stride;
     size_t planes = (size_t)f->B * L->in.c;
     uint8_t *arg = (uint8_t *)f->aux;
+    int bits = arg_bits(L);
+    if (arg)
+        memset(arg, 0, pack_bytes(planes * Ho * Wo, bits));
     for (size_t p = 0; p < planes; p++) {
         const float *x = f->x + p * H * W;
         float *y = f->y + p * Ho * Wo;
@@ -52,8 +67,10 @@ static void maxpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
                             at = i * kw + j;
                         }
                 y[oy * Wo + ox] = best;
-                if (arg)
-                    arg[p * Ho * Wo + (size_t)oy * Wo + ox] = (uint8_t)at;
+                if (arg) {
+                    size_t bit = (p * Ho * Wo + (size_t)oy * Wo + ox) * (size_t)bits;
+                    arg[bit >> 3] |= (uint8_t)(at << (bit & 7));
+                }
             }
     }
 }
@@ -65,14 +82,14 @@ static void maxpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
     int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w, kw = L->s.kw, S = L->s.stride;
     size_t planes = (size_t)b->B * L->in.c;
     const uint8_t *arg = (const uint8_t *)b->aux;
+    int bits = arg_bits(L);
     memset(b->dx, 0, planes * H * W * sizeof(float));
     for (size_t p = 0; p < planes; p++) {
         float *dx = b->dx + p * H * W;
         const float *dy = b->dy + p * Ho * Wo;
-        const uint8_t *a = arg + p * Ho * Wo;
         for (int oy = 0; oy < Ho; oy++)
             for (int ox = 0; ox < Wo; ox++) {
-                int at = a[oy * Wo + ox];
+                int at = (int)pack_get(arg, p * Ho * Wo + (size_t)oy * Wo + ox, bits);
                 dx[(size_t)(oy * S + at / kw) * W + ox * S + at % kw] += dy[oy * Wo + ox];
             }
     }

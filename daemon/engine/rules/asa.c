@@ -25,16 +25,20 @@
  * sample's row of H_{l-1} and a = eps S, LI = 1 - |h|^2 / |h + a|^2, averaged
  * over the epoch's training samples and reported as "li.<l>". A sample whose
  * row is all zero (a = h = 0, LI undefined) is left out of the mean, and a
- * layer with no such sample in the epoch reports nothing. */
+ * layer with no such sample in the epoch reports nothing.
+ *
+ * Layer-list models (conv nets, residual nets) train in asa_layers.c with
+ * the same math. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "asa.h"
 #include "../act.h"
 #include "../blas.h"
 #include "../dense.h"
+#include "../graph.h"
 #include "../pack.h"
 #include "../spec.h"
 
@@ -43,13 +47,6 @@
 /* Authors' defaults (spec 5(a)): eps = 0.01, kappa = 1/eps, so the weight
  * gradient is Delta^T S at the scale of BP's. */
 #define ASA_EPSILON 0.01f
-
-/* The rule's bookkeeping, in t->rs.priv. */
-struct asa_state {
-    float eps, kappa;
-    double li_sum[MT_MAX_LAYERS + 1];   /* sum of per-sample LI of layer l's input, l >= 2 */
-    long li_n[MT_MAX_LAYERS + 1];       /* samples summed */
-};
 
 /* Rolling buffers of the forward (and delta buffers of the backward):
  * min(L-1, 2) of (B, max hidden n) floats. */
@@ -83,6 +80,10 @@ static void asa_defaults(struct mt_spec *s)
 
 static void asa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
 {
+    if (model_is_graph(&s->model)) {
+        rule_graph_plan(s, 0, 1, p); /* asa_layers.c: the graph keeps the codes */
+        return;
+    }
     memset(p, 0, sizeof *p);
     rule_plan_full_grads(s, p);
     size_t acts = asa_kept_bytes(&s->model, s->batch);
@@ -98,7 +99,7 @@ static int asa_check(const struct mt_spec *s, struct mt_err *err)
 {
     const struct mt_model_desc *d = &s->model;
     float eps = s->rule.epsilon, kappa = s->rule.kappa;
-    for (int l = 1; l < d->n_layers; l++)
+    for (int l = 1; l < d->n_layers && !model_is_graph(d); l++)
         if (d->act[l] != MT_ACT_RELU)
             return mt_err_set(err, MT_E_INVAL,
                               "rule 'asa': hidden layer %d has activation '%s'; asa needs relu "
@@ -122,7 +123,8 @@ static int asa_init(struct mt_trainer *t, struct mt_err *err)
     st->eps = eps;
     st->kappa = kappa;
     t->rs.priv = st;
-    return rule_alloc_full_grads(t, err);
+    int rc = rule_graph_init(t, err);
+    return rc ? rc : rule_alloc_full_grads(t, err);
 }
 
 static void asa_fini(struct mt_trainer *t)
@@ -131,18 +133,19 @@ static void asa_fini(struct mt_trainer *t)
     t->rs.priv = NULL;
 }
 
-/* h (B, n) becomes X~ = h + eps [h > 0] in place. With li_sum, add each
- * row's LI = 1 - |h|^2 / |h + a|^2 (rows with |h + a| = 0 are skipped). */
-static void add_sign_term(float *h, int B, int n, float eps, double *li_sum, long *li_n)
+void asa_sign_term(float *out, const float *h, int B, size_t n, float eps, int relu,
+                   double *li_sum, long *li_n)
 {
+    float low = relu ? 0.0f : eps;
     for (int i = 0; i < B; i++) {
-        float *row = h + (size_t)i * n;
+        const float *row = h + (size_t)i * n;
+        float *dst = out + (size_t)i * n;
         double hh = 0, xx = 0;
-        for (int j = 0; j < n; j++) {
-            float v = row[j], x = v > 0 ? v + eps : v;
+        for (size_t j = 0; j < n; j++) {
+            float v = row[j], x = v > 0 ? v + eps : v - low;
             hh += (double)v * v;
             xx += (double)x * x;
-            row[j] = x;
+            dst[j] = x;
         }
         if (li_sum && xx > 0) {
             *li_sum += 1.0 - hh / xx;
@@ -170,7 +173,8 @@ static float *asa_forward(const struct mt_net *net, float eps, const float *x, i
             int n = d->width[l - 1];
             if (bits)
                 pack_sign(bits[l - 1], h, (size_t)B * n);
-            add_sign_term(h, B, n, eps, st ? &st->li_sum[l] : NULL, st ? &st->li_n[l] : NULL);
+            asa_sign_term(h, h, B, (size_t)n, eps, 1, st ? &st->li_sum[l] : NULL,
+                          st ? &st->li_n[l] : NULL);
             rule_layer_forward(net, l, h, out, B);
         }
         h = out;
@@ -181,6 +185,8 @@ static float *asa_forward(const struct mt_net *net, float eps, const float *x, i
 static const float *asa_infer(struct mt_trainer *t, float *x, int B, float *buf0, float *buf1)
 {
     const struct asa_state *st = t->rs.priv;
+    if (model_is_graph(&t->net.d))
+        return NULL; /* the graph's evaluation, through asa_layers_keep */
     return asa_forward(&t->net, st->eps, x, B, buf0, buf1, NULL, NULL, NULL);
 }
 
@@ -225,6 +231,8 @@ static int asa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int 
 {
     const struct mt_model_desc *d = &t->net.d;
     struct asa_state *st = t->rs.priv;
+    if (model_is_graph(d))
+        return asa_layers_step(t, x, y, B, r, err);
     int L = d->n_layers, nbuf = asa_nbuf(d);
     size_t mark = arena_mark(t->arena), ws_mark;
     size_t half = (size_t)B * model_hidden_max(d) * F4;
@@ -290,5 +298,6 @@ const struct mt_rule rule_asa = {
     .infer = asa_infer,
     .fini = asa_fini,
     .epoch_metrics = asa_epoch_metrics,
-    .flags = MT_RULE_EPSILON | MT_RULE_KAPPA,
+    .flags = MT_RULE_EPSILON | MT_RULE_KAPPA | MT_RULE_LAYERS,
+    .keep = &asa_layers_keep,
 };
