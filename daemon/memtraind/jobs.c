@@ -510,12 +510,15 @@ static void lost_ckpt_reason(struct daemon *d, const struct job *j, const char *
     struct ckpt_epochs e = {0};
     struct mt_err err = {0};
     uint32_t newest = 0;
-    if (store_ckpts_each(d->store, j->row.id, ckpt_epoch_add, &e, &err) == 0)
-        for (size_t i = 0; i < e.n; i++)
-            if (e.epoch[i] > newest)
-                newest = e.epoch[i];
-    char have[48];
-    if (newest)
+    int rc = store_ckpts_each(d->store, j->row.id, ckpt_epoch_add, &e, &err);
+    for (size_t i = 0; i < e.n; i++)
+        if (e.epoch[i] > newest)
+            newest = e.epoch[i];
+    char have[160];
+    if (rc)
+        snprintf(have, sizeof have, "which checkpoints are stored could not be read (%.100s)",
+                 err.msg);
+    else if (newest)
         snprintf(have, sizeof have, "the newest stored is epoch %u", newest);
     else
         snprintf(have, sizeof have, "none is stored");

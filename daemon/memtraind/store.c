@@ -1064,9 +1064,10 @@ int store_ckpt_add(struct store *st, uint64_t job_id, uint32_t epoch, int64_t ti
 int store_ckpts_each(struct store *st, uint64_t job_id, store_ckpt_fn fn, void *ud,
                      struct mt_err *err)
 {
-    int ret = store_flush(st, err);
-    if (ret)
-        return ret;
+    /* A batch that cannot be committed now (a full disk) stays open for a
+     * later flush; the list is read all the same, inside it. */
+    int ret = 0;
+    store_flush(st, NULL);
     sqlite3_stmt *s = stmt(st, S_CKPTS_EACH);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)job_id);
     int rc;
