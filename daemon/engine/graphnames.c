@@ -73,3 +73,50 @@ int graph_param_tensors(const struct mt_model_desc *d, struct graph_tensor *out)
     }
     return n;
 }
+
+/* One model.layers entry, compact: conv20k5, conv64k3s2p1, maxpool2,
+ * res128s2, dense10, relu, bn, gap. */
+static int spec_layer_string(char *buf, size_t len, const struct mt_layer_spec *l)
+{
+    char sz[32] = "", st[16] = "", pd[16] = "";
+    int pool = l->kind == MT_LK_MAXPOOL || l->kind == MT_LK_AVGPOOL;
+    if (l->kh && l->kh == l->kw)
+        snprintf(sz, sizeof sz, "%d", l->kh);
+    else if (l->kh)
+        snprintf(sz, sizeof sz, "%dx%d", l->kh, l->kw);
+    if (l->stride > 1 && !(pool && l->stride == l->kh))
+        snprintf(st, sizeof st, "s%d", l->stride);
+    if (l->pad)
+        snprintf(pd, sizeof pd, "p%d", l->pad);
+    switch (l->kind) {
+    case MT_LK_CONV:
+        return snprintf(buf, len, "conv%dk%s%s%s%s", l->units, sz, st, pd, l->bias ? "" : "nb");
+    case MT_LK_DENSE:
+        return snprintf(buf, len, "dense%d%s", l->units, l->bias ? "" : "nb");
+    case MT_LK_MAXPOOL:
+    case MT_LK_AVGPOOL:
+        return snprintf(buf, len, "%s%s%s", layer_kind_name(l->kind), sz, st);
+    case MT_LK_RESIDUAL:
+        return snprintf(buf, len, "res%d%s%s%s", l->units, st, l->act == MT_ACT_RELU ? "" : "-",
+                        l->act == MT_ACT_RELU ? "" : act_name(l->act));
+    case MT_LK_ACT:
+        return snprintf(buf, len, "%s", act_name(l->act));
+    case MT_LK_BATCHNORM:
+        return snprintf(buf, len, "bn");
+    case MT_LK_LAYERNORM:
+        return snprintf(buf, len, "ln");
+    case MT_LK_GAP:
+        return snprintf(buf, len, "gap");
+    default:
+        return snprintf(buf, len, "%s", layer_kind_name(l->kind));
+    }
+}
+
+void graph_model_string(char *buf, size_t len, const struct mt_model_desc *d)
+{
+    size_t n = (size_t)snprintf(buf, len, "%dx%dx%d", d->input.c, d->input.h, d->input.w);
+    for (int k = 0; k < d->n_spec && n + 1 < len; k++) {
+        buf[n++] = ' ';
+        n += (size_t)spec_layer_string(buf + n, len - n, &d->spec_layer[k]);
+    }
+}

@@ -33,4 +33,8 @@ struct graph_tensor {
  * 4 per node). `out` holds 4 * d->n_nodes entries. */
 int graph_param_tensors(const struct mt_model_desc *d, struct graph_tensor *out);
 
+/* The layer list in one line: "1x28x28 conv20k5 relu maxpool2 conv50k5 relu
+ * maxpool2 flatten dense500 relu dense10" (mtctl show prints the same). */
+void graph_model_string(char *buf, size_t len, const struct mt_model_desc *d);
+
 #endif
