@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "graph.h"
 #include "jobspec.h"
 #include "memtrain/wire.h"
 #include "spec.h"
@@ -758,6 +759,20 @@ static void test_restore_layer_list_in_process(void **state)
     if (trainer_evaluate(&t, &t.test, &loss, &acc, &err))
         fail_msg("evaluate: %s", err.msg);
     assert_true(acc == r.epochs[1].test_accuracy);
+    /* The tensors, in order, tile the parameter block and then the
+     * statistics block (weights, bias; gamma, beta; mean, var). */
+    size_t po = 0, so = 0;
+    for (size_t k = 0; k < cd->n_weights; k++) {
+        const Memtrain__Tensor *tn = cd->weights[k];
+        int stat = strstr(tn->name, ".running_") != NULL;
+        const float *at = stat ? t.net.stats + so : t.net.params + po;
+        if (memcmp(at, tn->data.data, tn->data.len))
+            fail_msg("%s is not the %s block at %zu", tn->name, stat ? "statistics" : "parameter",
+                     stat ? so : po);
+        *(stat ? &so : &po) += tn->data.len / sizeof(float);
+    }
+    assert_int_equal(po, model_param_count(&t.net.d));
+    assert_int_equal(so, graph_stat_count(&t.net.d));
     Memtrain__CheckpointData *again;
     if (checkpoint_build(&t, cd->job_id, cd->history, cd->n_history, &again, &err))
         fail_msg("build: %s", err.msg);
