@@ -136,10 +136,65 @@ const char *fmt_user(uint32_t uid, char *buf, size_t len)
 }
 
 /* "784-256-256-10 relu, kaiming init"; per-layer activations in brackets. */
+/* One layer-list entry, compact: conv20k5, conv64k3s2p1, maxpool2, res128s2,
+ * dense10, relu, bn, gap. */
+static int fmt_layer_node(char *buf, size_t len, const Memtrain__LayerNode *l)
+{
+    const char *k = l->kind;
+    char sz[32] = "", st[16] = "", pd[16] = "";
+    if (l->kernel_h && l->kernel_h == l->kernel_w)
+        snprintf(sz, sizeof sz, "%u", l->kernel_h);
+    else if (l->kernel_h)
+        snprintf(sz, sizeof sz, "%ux%u", l->kernel_h, l->kernel_w);
+    if (l->stride > 1 && !(strstr(k, "pool") && l->stride == l->kernel_h))
+        snprintf(st, sizeof st, "s%u", l->stride);
+    if (l->padding)
+        snprintf(pd, sizeof pd, "p%u", l->padding);
+    if (strcmp(k, "conv") == 0)
+        return snprintf(buf, len, "conv%uk%s%s%s%s", l->units, sz, st, pd, l->no_bias ? "nb" : "");
+    if (strcmp(k, "dense") == 0)
+        return snprintf(buf, len, "dense%u%s", l->units, l->no_bias ? "nb" : "");
+    if (strcmp(k, "maxpool") == 0 || strcmp(k, "avgpool") == 0)
+        return snprintf(buf, len, "%s%s%s", k, sz, st);
+    if (strcmp(k, "residual") == 0)
+        return snprintf(buf, len, "res%u%s%s%s", l->units, st,
+                        l->activation[0] && strcmp(l->activation, "relu") ? "-" : "",
+                        l->activation[0] && strcmp(l->activation, "relu") ? l->activation : "");
+    if (strcmp(k, "act") == 0)
+        return snprintf(buf, len, "%s", l->activation[0] ? l->activation : "relu");
+    if (strcmp(k, "batchnorm") == 0)
+        return snprintf(buf, len, "bn");
+    if (strcmp(k, "layernorm") == 0)
+        return snprintf(buf, len, "ln");
+    if (strcmp(k, "globalavgpool") == 0)
+        return snprintf(buf, len, "gap");
+    return snprintf(buf, len, "%s", k);
+}
+
+/* A layer list: "1x28x28 conv20k5 relu maxpool2 ... dense10, kaiming init". */
+static char *fmt_layer_list(char *buf, size_t len, const Memtrain__ModelSpec *m)
+{
+    size_t n = 0;
+    if (m->n_input_shape == 3)
+        n += (size_t)snprintf(buf, len, "%ux%ux%u", m->input_shape[0], m->input_shape[1],
+                              m->input_shape[2]);
+    else
+        n += (size_t)snprintf(buf, len, "in");
+    for (size_t i = 0; i < m->n_layers && n + 1 < len; i++) {
+        buf[n++] = ' ';
+        n += (size_t)fmt_layer_node(buf + n, len - n, m->layers[i]);
+    }
+    if (n < len)
+        snprintf(buf + n, len - n, ", %s init", m->init[0] ? m->init : "kaiming");
+    return buf;
+}
+
 char *fmt_model(char *buf, size_t len, const Memtrain__ModelSpec *m)
 {
     const char *act = m->activation[0] ? m->activation : "relu";
     size_t n = 0;
+    if (m->n_layers)
+        return fmt_layer_list(buf, len, m);
     if (m->input)
         n += (size_t)snprintf(buf + n, len - n, "%u", m->input);
     else

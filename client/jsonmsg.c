@@ -162,6 +162,27 @@ static void json_model(struct json *j, const char *key, const Memtrain__ModelSpe
     json_str(j, "norm", m->norm);
     json_u64(j, "classes", m->classes);
     json_str(j, "init", m->init);
+    if (m->n_layers) {   /* a layer list */
+        json_arr(j, "input_shape");
+        for (size_t i = 0; i < m->n_input_shape; i++)
+            json_u64(j, NULL, m->input_shape[i]);
+        json_arr_end(j);
+        json_arr(j, "layers");
+        for (size_t i = 0; i < m->n_layers; i++) {
+            const Memtrain__LayerNode *l = m->layers[i];
+            json_obj(j, NULL);
+            json_str(j, "kind", l->kind);
+            json_u64(j, "units", l->units);
+            json_u64(j, "kernel_h", l->kernel_h);
+            json_u64(j, "kernel_w", l->kernel_w);
+            json_u64(j, "stride", l->stride);
+            json_u64(j, "padding", l->padding);
+            json_bool(j, "bias", !l->no_bias);
+            json_str(j, "activation", l->activation);
+            json_obj_end(j);
+        }
+        json_arr_end(j);
+    }
     json_obj_end(j);
 }
 

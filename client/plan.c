@@ -20,19 +20,117 @@ static const char plan_help[] =
     "(params, grads, optimizer, activations, workspace, data), its peak, and the\n"
     "peak within each phase of a step (forward, gradient, update); then the same\n"
     "model and batch under every learning rule side by side (the spec's rule\n"
-    "marked *); then whether the job fits its memory limit and the daemon's\n"
-    "budget. The figures are exact: the arena allocates exactly what the plan\n"
-    "says.\n"
+    "marked *); for a layer list, one row per node (its model.layers entry,\n"
+    "output shape, parameters) with the bytes each rule that trains layer lists\n"
+    "keeps for it during a step (n/a where the rule refuses the spec, and why);\n"
+    "then whether the job fits its memory limit and the daemon's budget. The\n"
+    "figures are exact: the arena allocates exactly what the plan says.\n"
     "\n"
     "Options:\n"
     "  -o json, --json        one JSON document: \"planned\", \"rules\", \"limit\",\n"
-    "                         \"budget\", \"fits\" and the resolved \"spec\"\n"
+    "                         \"budget\", \"fits\" and the resolved \"spec\"; a layer\n"
+    "                         list adds \"layers\" (node, layer, kind, part, output,\n"
+    "                         params, kept per rule, null if refused), \"refused\"\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 when the daemon answered (fits or not: see the last line),\n"
     "1 when it refused the spec, 2 usage, 3 daemon unreachable.\n";
 
+/* A layer list's nodes: where each came from, its output shape, parameters
+ * and the bytes each rule that trains layer lists keeps for it in a step
+ * (the spec's rule marked *; n/a where a rule refuses the spec, and why). */
+static int refused(const Memtrain__PlanResponse *p, const char *rule)
+{
+    for (size_t i = 0; i < p->n_layer_refused; i++)
+        if (strcmp(p->layer_refused[i]->rule, rule) == 0)
+            return 1;
+    return 0;
+}
+
+static void print_layers(const Memtrain__PlanResponse *p, const char *rule)
+{
+    size_t nc = 4 + p->n_layer_rules;
+    const char **hd = calloc(nc, sizeof *hd), **cells = calloc(nc, sizeof *cells);
+    char (*cell)[48] = calloc(nc, sizeof *cell), (*names)[48] = calloc(nc, sizeof *names);
+    char *align = calloc(nc + 1, 1);
+    if (hd && cells && cell && names && align) {
+        hd[0] = "  NODE", hd[1] = "LAYER", hd[2] = "OUTPUT", hd[3] = "PARAMS";
+        memcpy(align, "r..r", 4);
+        for (size_t r = 0; r < p->n_layer_rules; r++) {
+            snprintf(names[r], sizeof names[r], "KEPT %s%s", p->layer_rules[r],
+                     strcmp(p->layer_rules[r], rule) == 0 ? "*" : "");
+            hd[4 + r] = names[r];
+            align[4 + r] = 'r';
+        }
+        struct table t;
+        table_init(&t, (int)nc, hd, align);
+        for (size_t i = 0; i < p->n_layers; i++) {
+            const Memtrain__LayerPlan *l = p->layers[i];
+            snprintf(cell[0], sizeof cell[0], "%u", l->node);
+            snprintf(cell[1], sizeof cell[1], "[%u] %s%s", l->layer,
+                     l->in_block ? "residual: " : "", l->part);
+            if (l->n_output == 3)
+                snprintf(cell[2], sizeof cell[2], "%ux%ux%u", l->output[0], l->output[1],
+                         l->output[2]);
+            else
+                snprintf(cell[2], sizeof cell[2], "?");
+            snprintf(cell[3], sizeof cell[3], "%llu", (unsigned long long)l->params);
+            for (size_t r = 0; r < p->n_layer_rules; r++) {
+                if (refused(p, p->layer_rules[r]) || r >= l->n_kept)
+                    snprintf(cell[4 + r], sizeof cell[4 + r], "n/a");
+                else
+                    fmt_bytes(cell[4 + r], sizeof cell[4 + r], l->kept[r]);
+            }
+            for (size_t k = 0; k < nc; k++)
+                cells[k] = cell[k];
+            table_add(&t, cells);
+        }
+        printf("\n");
+        table_print(&t, stdout);
+        table_free(&t);
+        for (size_t i = 0; i < p->n_layer_refused; i++)
+            printf("  n/a %s: %s\n", p->layer_refused[i]->rule, p->layer_refused[i]->reason);
+    }
+    free(hd);
+    free(cells);
+    free(cell);
+    free(names);
+    free(align);
+}
+
+static void json_layers(struct json *j, const Memtrain__PlanResponse *p)
+{
+    json_arr(j, "layers");
+    for (size_t i = 0; i < p->n_layers; i++) {
+        const Memtrain__LayerPlan *l = p->layers[i];
+        json_obj(j, NULL);
+        json_u64(j, "node", l->node);
+        json_u64(j, "layer", l->layer);
+        json_str(j, "kind", l->kind);
+        json_str(j, "part", l->part);
+        json_bool(j, "in_block", l->in_block);
+        json_arr(j, "output");
+        for (size_t k = 0; k < l->n_output; k++)
+            json_u64(j, NULL, l->output[k]);
+        json_arr_end(j);
+        json_u64(j, "params", l->params);
+        json_obj(j, "kept");
+        for (size_t r = 0; r < p->n_layer_rules; r++) {
+            if (refused(p, p->layer_rules[r]) || r >= l->n_kept)
+                json_null(j, p->layer_rules[r]);
+            else
+                json_u64(j, p->layer_rules[r], l->kept[r]);
+        }
+        json_obj_end(j);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    json_obj(j, "refused");
+    for (size_t i = 0; i < p->n_layer_refused; i++)
+        json_str(j, p->layer_refused[i]->rule, p->layer_refused[i]->reason);
+    json_obj_end(j);
+}
 
 static void print_plan(const char *path, const Memtrain__PlanResponse *p)
 {
@@ -96,6 +194,9 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
         free(cells);
     }
 
+    if (p->n_layers)
+        print_layers(p, rule[0] ? rule : "bp");
+
     uint64_t peak = p->planned ? p->planned->peak_total : 0;
     printf("\nfits: %s: peak %s, limit %s, daemon budget %s\n", p->fits ? "yes" : "NO",
            fmt_bytes(a, sizeof a, peak), p->limit ? fmt_bytes(b, sizeof b, p->limit) : "none",
@@ -148,6 +249,8 @@ int cmd_plan(struct mtctl *c, int argc, char **argv)
         json_u64(&j, "budget", p->budget);
         json_bool(&j, "fits", p->fits);
         json_spec(&j, "spec", p->spec);
+        if (p->n_layers)
+            json_layers(&j, p);
         json_end(&j);
     } else {
         print_plan(pq.yaml_name, p);

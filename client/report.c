@@ -180,7 +180,12 @@ static int figure(struct job_fig *f)
     r->epochs_planned = (int)job->epochs;
     r->epochs_done = (int)job->epochs_done;
     snprintf(r->network, sizeof r->network, "-");
-    if (s && s->model && s->model->n_hidden + 2 <= MAX_WIDTHS) {
+    if (s && s->model && s->model->n_layers) {
+        /* a layer list: named as mtctl show does; the paper counts only
+         * fully connected networks (PAPER-COUNT n/a, no paper row) */
+        char net[512];
+        snprintf(r->network, sizeof r->network, "%s", fmt_model(net, sizeof net, s->model));
+    } else if (s && s->model && s->model->n_hidden + 2 <= MAX_WIDTHS) {
         int width[MAX_WIDTHS], n_layers, batch = (int)s->batch;
         describe_net(f, s, width, &n_layers);
         papermem_count(rule, binary, groups, batch, n_layers, width, &r->pm);

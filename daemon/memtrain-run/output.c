@@ -2,14 +2,20 @@
 #include "output.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
 #include "graph.h"
+#include "graphnames.h"
 
 void output_model_string(char *buf, size_t len, const struct mt_model_desc *d)
 {
     size_t o = 0;
+    if (model_is_graph(d)) {
+        graph_model_string(buf, len, d);
+        return;
+    }
     for (int l = 0; l <= d->n_layers && o < len; l++)
         o += (size_t)snprintf(buf + o, len - o, l ? "-%d" : "%d", d->width[l]);
 }
@@ -103,28 +109,85 @@ void output_plan_text(FILE *f, const struct mt_spec *s, const struct mt_mem_plan
     fputc('\n', f);
 }
 
+/* The rules that train layer lists, and each one's kept bytes per node of
+ * spec s's layer list (NULL where the rule refuses the spec, why[] says
+ * why). Returns how many rules; free with layer_cols_free. */
+#define MAX_LAYER_RULES 16
+struct layer_cols {
+    int n;
+    const char *name[MAX_LAYER_RULES];
+    size_t *kept[MAX_LAYER_RULES];
+    char why[MAX_LAYER_RULES][sizeof ((struct mt_err *)0)->msg];
+};
+
+static void layer_cols_of(const struct mt_spec *s, struct layer_cols *c)
+{
+    const struct mt_rule *const *rules = rule_list();
+    c->n = 0;
+    for (int i = 0; rules[i] && c->n < MAX_LAYER_RULES; i++) {
+        if (!(rules[i]->flags & MT_RULE_LAYERS))
+            continue;
+        struct mt_err err = {0};
+        int k = c->n++;
+        c->name[k] = rules[i]->name;
+        c->why[k][0] = 0;
+        c->kept[k] = malloc((size_t)s->model.n_nodes * sizeof *c->kept[k]);
+        if (!c->kept[k])
+            snprintf(c->why[k], sizeof c->why[k], "out of memory");
+        else if (rule_node_kept_as(s, rules[i]->name, c->kept[k], &err)) {
+            snprintf(c->why[k], sizeof c->why[k], "%s", err.msg);
+            free(c->kept[k]);
+            c->kept[k] = NULL;
+        }
+    }
+}
+
+static void layer_cols_free(struct layer_cols *c)
+{
+    for (int k = 0; k < c->n; k++)
+        free(c->kept[k]);
+}
+
+/* Node i's layer: "[4] residual: conv1", "[0] conv". */
+static void node_from(const struct mt_model_desc *d, int i, char *buf, size_t len)
+{
+    int o = d->node[i].origin;
+    snprintf(buf, len, "[%d] %s%s", o, d->spec_layer[o].kind == MT_LK_RESIDUAL ? "residual: " : "",
+             graph_node_part(d, i));
+}
+
 /* A layer list's nodes: kind (and the model.layers entry it came from),
- * output shape, parameters, and the bytes BP, FA and DFA keep for it. */
+ * output shape, parameters, and the bytes each rule that trains layer
+ * lists keeps for it during a step (n/a: the rule refuses the spec). */
 void output_layers_text(FILE *f, const struct mt_spec *s)
 {
     const struct mt_model_desc *d = &s->model;
     if (!model_is_graph(d))
         return;
-    struct graph_mem m;
-    graph_mem_plan(d, s->batch, rule_find(s->rule.name)->keep, s, &m);
-    char shape[48], b[32], from[40];
-    fprintf(f, "  %-4s %-26s %-12s %12s %12s\n", "node", "layer", "output", "params",
-            "kept (bp)");
+    struct layer_cols c;
+    layer_cols_of(s, &c);
+    char shape[48], b[32], from[64], head[40];
+    fprintf(f, "  %-4s %-26s %-12s %10s", "node", "layer", "output", "params");
+    for (int k = 0; k < c.n; k++) {
+        snprintf(head, sizeof head, "kept %s%s", c.name[k],
+                 strcmp(c.name[k], s->rule.name) == 0 ? "*" : "");
+        fprintf(f, " %12s", head);
+    }
+    fputc('\n', f);
     for (int i = 0; i < d->n_nodes; i++) {
         const struct mt_layer *L = &d->node[i];
         shape_format(L->out, shape, sizeof shape);
-        const char *kind = L->s.kind == MT_LK_ACT ? act_name(L->s.act)
-                                                  : layer_kind_name(L->s.kind);
-        snprintf(from, sizeof from, "[%d] %s%s", L->origin,
-                 d->spec_layer[L->origin].kind == MT_LK_RESIDUAL ? "residual: " : "", kind);
-        fprintf(f, "  %-4d %-26s %-12s %12zu %12s\n", i, from, shape, layer_n_params(L),
-                mt_fmt_bytes(b, sizeof b, (double)graph_node_kept_bytes(d, &m, i)));
+        node_from(d, i, from, sizeof from);
+        fprintf(f, "  %-4d %-26s %-12s %10zu", i, from, shape, layer_n_params(L));
+        for (int k = 0; k < c.n; k++)
+            fprintf(f, " %12s", c.kept[k] ? mt_fmt_bytes(b, sizeof b, (double)c.kept[k][i])
+                                          : "n/a");
+        fputc('\n', f);
     }
+    for (int k = 0; k < c.n; k++)
+        if (!c.kept[k])
+            fprintf(f, "  n/a %s: %s\n", c.name[k], c.why[k]);
+    layer_cols_free(&c);
 }
 
 void output_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan *p)
@@ -140,14 +203,34 @@ void output_plan_json(FILE *f, const struct mt_spec *s, const struct mt_mem_plan
     const struct mt_model_desc *d = &s->model;
     if (!model_is_graph(d))
         return;
-    struct graph_mem m;
-    graph_mem_plan(d, s->batch, rule_find(s->rule.name)->keep, s, &m);
-    /* the layers, one JSON line each after the plan */
+    struct layer_cols c;
+    layer_cols_of(s, &c);
+    /* the layers, one JSON line each after the plan; "kept" per rule, null
+     * where the rule refuses the spec (then the last line gives why) */
     for (int i = 0; i < d->n_nodes; i++) {
         const struct mt_layer *L = &d->node[i];
-        fprintf(f, "{\"node\":%d,\"layer\":%d,\"kind\":\"%s\",\"output\":[%d,%d,%d],"
-                "\"params\":%zu,\"kept_bp\":%zu}\n", i, L->origin, layer_kind_name(L->s.kind),
-                L->out.c, L->out.h, L->out.w, layer_n_params(L),
-                graph_node_kept_bytes(d, &m, i));
+        size_t own = 0;
+        fprintf(f, "{\"node\":%d,\"layer\":%d,\"kind\":\"%s\",\"part\":\"%s\","
+                "\"output\":[%d,%d,%d],\"params\":%zu,\"kept\":{", i, L->origin,
+                layer_kind_name(L->s.kind), graph_node_part(d, i), L->out.c, L->out.h, L->out.w,
+                layer_n_params(L));
+        for (int k = 0; k < c.n; k++) {
+            fprintf(f, "%s\"%s\":", k ? "," : "", c.name[k]);
+            if (c.kept[k])
+                fprintf(f, "%zu", c.kept[k][i]);
+            else
+                fputs("null", f);
+            if (c.kept[k] && strcmp(c.name[k], s->rule.name) == 0)
+                own = c.kept[k][i];
+        }
+        fprintf(f, "},\"kept_bp\":%zu}\n", own);
     }
+    fputs("{\"refused\":{", f);
+    for (int k = 0, n = 0; k < c.n; k++)
+        if (!c.kept[k]) {
+            fprintf(f, "%s\"%s\":", n++ ? "," : "", c.name[k]);
+            json_string(f, c.why[k]);
+        }
+    fputs("}}\n", f);
+    layer_cols_free(&c);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graphnames.h"
 #include "jobspec.h"
 #include "memstats.h"
 #include "spec.h"
@@ -21,10 +22,12 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "checkpoints store float32 little-endian: add byte swapping for this host");
 
 /* Per layer W, b and, for batch-norm layers, gamma, beta and the running
- * mean and variance; then the optimizer's two. */
-#define MAX_WEIGHTS (6 * MT_MAX_LAYERS)
+ * mean and variance (a layer list: up to 4 per node, graphnames.h); then
+ * the optimizer's two. */
+#define MAX_WEIGHTS (4 * MT_MAX_NODES > 6 * MT_MAX_LAYERS ? 4 * MT_MAX_NODES : 6 * MT_MAX_LAYERS)
 #define MAX_TENSORS (MAX_WEIGHTS + 2)
-#define NAME_LEN 16
+#define NAME_LEN GRAPH_NAME_LEN
+#define MAX_RANK 4
 #define RNG_BYTES 32
 
 struct bundle {
@@ -32,24 +35,41 @@ struct bundle {
     Memtrain__Tensor tensor[MAX_TENSORS];
     Memtrain__Tensor *weight_ptr[MAX_WEIGHTS];
     Memtrain__Tensor *optim_ptr[2];
-    uint64_t shape[MAX_TENSORS][2];
+    uint64_t shape[MAX_TENSORS][MAX_RANK];
     char name[MAX_TENSORS][NAME_LEN];
     uint8_t rng[RNG_BYTES];
 };
 
 /* The model's state as named tensors, in checkpoint order: W1, b1 (gamma1,
- * beta1, bn_mean1, bn_var1 for a batch-norm layer), W2, b2, ... */
+ * beta1, bn_mean1, bn_var1 for a batch-norm layer), W2, b2, ...; a layer
+ * list's as graph_param_tensors names them (layers.0.conv.weight, ...). */
 struct wtensor {
     char name[NAME_LEN];
     float *data;
     int rank;
-    uint64_t d0, d1;
+    uint64_t shape[MAX_RANK];
 };
+
+static int graph_weight_tensors(const struct mt_net *net, struct wtensor *w)
+{
+    static struct graph_tensor gt[4 * MT_MAX_NODES];   /* the worker is one thread */
+    int n = graph_param_tensors(&net->d, gt);
+    for (int k = 0; k < n; k++) {
+        memcpy(w[k].name, gt[k].name, NAME_LEN);
+        w[k].data = (gt[k].stat ? net->stats : net->params) + gt[k].off;
+        w[k].rank = gt[k].rank;
+        for (int r = 0; r < MAX_RANK; r++)
+            w[k].shape[r] = r < gt[k].rank ? (uint64_t)gt[k].shape[r] : 0;
+    }
+    return n;
+}
 
 static int weight_tensors(const struct mt_net *net, struct wtensor *w)
 {
     const struct mt_model_desc *d = &net->d;
     int i = 0;
+    if (model_is_graph(d))
+        return graph_weight_tensors(net, w);
     for (int l = 1; l <= d->n_layers; l++) {
         uint64_t n = (uint64_t)d->width[l];
         struct { const char *name; float *data; int rank; } parts[] = {
@@ -63,8 +83,8 @@ static int weight_tensors(const struct mt_net *net, struct wtensor *w)
             snprintf(w[i].name, NAME_LEN, "%s%d", parts[k].name, l);
             w[i].data = parts[k].data;
             w[i].rank = parts[k].rank;
-            w[i].d0 = n;
-            w[i].d1 = parts[k].rank == 2 ? (uint64_t)d->width[l - 1] : 0;
+            w[i].shape[0] = n;
+            w[i].shape[1] = parts[k].rank == 2 ? (uint64_t)d->width[l - 1] : 0;
             i++;
         }
     }
@@ -86,18 +106,25 @@ static int optim_tensors(const struct mt_optim *o, float **data, const char **na
     return 0;
 }
 
+static uint64_t shape_elems(int rank, const uint64_t *shape)
+{
+    uint64_t n = 1;
+    for (int r = 0; r < rank; r++)
+        n *= shape[r];
+    return n;
+}
+
 static Memtrain__Tensor *tensor_out(struct bundle *b, int i, const char *name, const float *data,
-                                    int rank, uint64_t d0, uint64_t d1)
+                                    int rank, const uint64_t *shape)
 {
     Memtrain__Tensor *tn = &b->tensor[i];
     memtrain__tensor__init(tn);
     snprintf(b->name[i], NAME_LEN, "%.*s", NAME_LEN - 1, name);
     tn->name = b->name[i];
-    b->shape[i][0] = d0;
-    b->shape[i][1] = d1;
+    memcpy(b->shape[i], shape, (size_t)rank * sizeof *shape);
     tn->n_shape = (size_t)rank;
     tn->shape = b->shape[i];
-    tn->data.len = (size_t)(rank == 2 ? d0 * d1 : d0) * sizeof(float);
+    tn->data.len = (size_t)shape_elems(rank, shape) * sizeof(float);
     tn->data.data = (uint8_t *)data;   /* borrowed; the message is only packed */
     return tn;
 }
@@ -149,15 +176,16 @@ int checkpoint_build(const struct mt_trainer *t, uint64_t job_id,
     struct wtensor w[MAX_WEIGHTS];
     int i = weight_tensors(&t->net, w);
     for (int k = 0; k < i; k++)
-        b->weight_ptr[k] = tensor_out(b, k, w[k].name, w[k].data, w[k].rank, w[k].d0, w[k].d1);
+        b->weight_ptr[k] = tensor_out(b, k, w[k].name, w[k].data, w[k].rank, w[k].shape);
     cd->n_weights = (size_t)i;
     cd->weights = b->weight_ptr;
 
     float *od[2];
     const char *on[2];
     int no = optim_tensors(&t->opt, od, on);
+    uint64_t on_shape[1] = {(uint64_t)t->opt.n};
     for (int k = 0; k < no; k++)
-        b->optim_ptr[k] = tensor_out(b, i + k, on[k], od[k], 1, (uint64_t)t->opt.n, 0);
+        b->optim_ptr[k] = tensor_out(b, i + k, on[k], od[k], 1, on_shape);
     cd->n_optimizer = (size_t)no;
     cd->optimizer = b->optim_ptr;
     cd->optimizer_t = (uint64_t)t->opt.t;
@@ -208,20 +236,23 @@ static int check_model(const struct mt_model_desc *job, const Memtrain__JobSpec 
 }
 
 static int check_tensor(const Memtrain__Tensor *tn, const char *group, int index,
-                        const char *name, int rank, uint64_t d0, uint64_t d1, struct mt_err *err)
+                        const char *name, int rank, const uint64_t *shape, struct mt_err *err)
 {
     if (!tn || !tn->name || strcmp(tn->name, name) != 0)
         return mt_err_set(err, MT_E_INVAL, "checkpoint: %s[%d] is '%.64s', expected '%s'", group,
                           index, tn && tn->name ? tn->name : "", name);
-    uint64_t count = rank == 2 ? d0 * d1 : d0;
-    int shape_ok = tn->n_shape == (size_t)rank && tn->shape[0] == d0 &&
-                   (rank == 1 || tn->shape[1] == d1);
-    if (!shape_ok)
-        return rank == 2 ? mt_err_set(err, MT_E_INVAL,
-                                      "checkpoint: %s should have shape (%llu, %llu)", name,
-                                      (unsigned long long)d0, (unsigned long long)d1)
-                         : mt_err_set(err, MT_E_INVAL, "checkpoint: %s should have shape (%llu)",
-                                      name, (unsigned long long)d0);
+    uint64_t count = shape_elems(rank, shape);
+    int shape_ok = tn->n_shape == (size_t)rank;
+    for (int r = 0; shape_ok && r < rank; r++)
+        shape_ok = tn->shape[r] == shape[r];
+    if (!shape_ok) {
+        char want[96];
+        size_t o = 0;
+        for (int r = 0; r < rank && o < sizeof want; r++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%s%llu", r ? ", " : "",
+                                  (unsigned long long)shape[r]);
+        return mt_err_set(err, MT_E_INVAL, "checkpoint: %s should have shape (%s)", name, want);
+    }
     if (tn->data.len != count * sizeof(float))
         return mt_err_set(err, MT_E_INVAL,
                           "checkpoint: %s has %zu bytes of data, its shape needs %llu", name,
@@ -238,8 +269,8 @@ static int check_tensors(const struct mt_trainer *t, const Memtrain__CheckpointD
         return mt_err_set(err, MT_E_INVAL, "checkpoint: %zu weight tensors, the model has %d",
                           cd->n_weights, nw);
     for (int k = 0; k < nw; k++)
-        if ((rc = check_tensor(cd->weights[k], "weights", k, w[k].name, w[k].rank, w[k].d0,
-                               w[k].d1, err)))
+        if ((rc = check_tensor(cd->weights[k], "weights", k, w[k].name, w[k].rank, w[k].shape,
+                               err)))
             return rc;
     float *od[2];
     const char *on[2];
@@ -248,9 +279,9 @@ static int check_tensors(const struct mt_trainer *t, const Memtrain__CheckpointD
         return mt_err_set(err, MT_E_INVAL,
                           "checkpoint: %zu optimizer state tensors, the job's optimizer %s "
                           "keeps %d", cd->n_optimizer, optim_kind_name(t->opt.s.kind), no);
+    uint64_t on_shape[1] = {(uint64_t)t->opt.n};
     for (int k = 0; k < no; k++)
-        if ((rc = check_tensor(cd->optimizer[k], "optimizer", k, on[k], 1, (uint64_t)t->opt.n, 0,
-                               err)))
+        if ((rc = check_tensor(cd->optimizer[k], "optimizer", k, on[k], 1, on_shape, err)))
             return rc;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "frame.h"
 #include "jobs.h"
 #include "msgtext.h"
+#include "planlayers.h"
 #include "jobspec.h"
 #include "log.h"
 #include "memtrain/clock.h"
@@ -629,10 +630,14 @@ static void plan_probed(struct conn *c, uint64_t id, void *ud, int rc,
     pr.n_rules = k;
     pr.rules = ptrs;
     pr.spec = resolved;
+    if ((rc = plan_layers_add(&pr, sp, parsed, &err)))
+        conn_send_error(c, id, status_of(rc), "%s", err.msg);
     Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
     r.body_case = MEMTRAIN__RESPONSE__BODY_PLAN;
     r.plan = &pr;
-    conn_send(c, id, &r, NULL, NULL);
+    if (!rc)
+        conn_send(c, id, &r, NULL, NULL);
+    plan_layers_free(&pr);
     jobspec_free(resolved);
     free(rp);
     free(ptrs);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "graph.h"
 #include "jobspec.h"
 #include "memtrain/wire.h"
 #include "spec.h"
@@ -712,6 +713,81 @@ static void test_resume_is_exact_memdfa_adamw_cosine(void **state)
                  "schedule: {name: cosine, warmup_epochs: 0.5}\n");
 }
 
+/* A layer list with batch-norm (its running statistics are state a resume
+ * needs) and a residual block with a projection shortcut. */
+#define LONG_CONV_JOB(rule, optim)                                                   \
+    "name: worker-resume-conv\n"                                                      \
+    "dataset: {name: synthetic, synthetic_train: 16384, synthetic_test: 256}\n"       \
+    "model:\n  input: [1, 6, 6]\n  classes: 4\n  layers:\n"                            \
+    "    - conv: {channels: 4, kernel: 3, padding: 1}\n    - batchnorm\n    - relu\n"    \
+    "    - maxpool: 2\n    - residual: {channels: 6}\n    - flatten\n    - dense: 4\n" \
+    "rule: " rule "\n"                                                                \
+    "optimizer: " optim "\n"                                                          \
+    "batch: 32\nepochs: 4\nseed: 9\nthreads: 1\ncheckpoint_every: 1\n"
+
+static void test_resume_is_exact_conv_batchnorm(void **state)
+{
+    (void)state;
+    exact_resume(LONG_CONV_JOB("bp", "{name: sgd, lr: 0.02, momentum: 0.9}"));
+}
+
+/* In process: a layer-list checkpoint restored into a fresh trainer gives
+ * back every tensor (the running statistics too, which a resumed run would
+ * otherwise forget only slowly) and evaluates as the worker's last epoch. */
+static void test_restore_layer_list_in_process(void **state)
+{
+    struct mt_spec s;
+    struct mt_trainer t;
+    struct mt_err err = {0};
+    struct run r;
+    (void)state;
+    jobspec_free(job_from_yaml(LONG_CONV_JOB("bp", "{name: sgd, lr: 0.02, momentum: 0.9}"), &s));
+    s.data.synthetic_train = 2048;
+    s.epochs = 2;
+    run_job(&s, NULL, 0, 0, NULL, &r);
+    assert_int_equal(r.n_ckpt, 2);
+    Memtrain__CheckpointData *cd = memtrain__checkpoint_data__unpack(NULL, r.ckpt_len[1],
+                                                                     r.ckpt[1]);
+    assert_non_null(cd);
+    assert_string_equal(cd->weights[0]->name, "layers.0.conv.weight");
+    assert_int_equal(cd->weights[0]->n_shape, 4);
+    if (trainer_init(&t, &s, &err))
+        fail_msg("init: %s", err.msg);
+    if (checkpoint_restore(&t, cd, &err))
+        fail_msg("restore: %s", err.msg);
+    double loss, acc;
+    if (trainer_evaluate(&t, &t.test, &loss, &acc, &err))
+        fail_msg("evaluate: %s", err.msg);
+    assert_true(acc == r.epochs[1].test_accuracy);
+    /* The tensors, in order, tile the parameter block and then the
+     * statistics block (weights, bias; gamma, beta; mean, var). */
+    size_t po = 0, so = 0;
+    for (size_t k = 0; k < cd->n_weights; k++) {
+        const Memtrain__Tensor *tn = cd->weights[k];
+        int stat = strstr(tn->name, ".running_") != NULL;
+        const float *at = stat ? t.net.stats + so : t.net.params + po;
+        if (memcmp(at, tn->data.data, tn->data.len))
+            fail_msg("%s is not the %s block at %zu", tn->name, stat ? "statistics" : "parameter",
+                     stat ? so : po);
+        *(stat ? &so : &po) += tn->data.len / sizeof(float);
+    }
+    assert_int_equal(po, model_param_count(&t.net.d));
+    assert_int_equal(so, graph_stat_count(&t.net.d));
+    Memtrain__CheckpointData *again;
+    if (checkpoint_build(&t, cd->job_id, cd->history, cd->n_history, &again, &err))
+        fail_msg("build: %s", err.msg);
+    size_t len = memtrain__checkpoint_data__get_packed_size(again);
+    uint8_t *bytes = malloc(len);
+    assert_non_null(bytes);
+    memtrain__checkpoint_data__pack(again, bytes);
+    assert_same_final(bytes, len, r.ckpt[1], r.ckpt_len[1]);
+    free(bytes);
+    checkpoint_free(again);
+    trainer_fini(&t);
+    memtrain__checkpoint_data__free_unpacked(cd, NULL);
+    run_free(&r);
+}
+
 static void test_malformed_start_fails(void **state)
 {
     struct worker_proc w;
@@ -949,6 +1025,8 @@ int main(void)
         cmocka_unit_test(test_resume_is_exact_dfa_momentum),
         cmocka_unit_test(test_resume_is_exact_bp_accumulated_momentum),
         cmocka_unit_test(test_resume_is_exact_memdfa_adamw_cosine),
+        cmocka_unit_test(test_resume_is_exact_conv_batchnorm),
+        cmocka_unit_test(test_restore_layer_list_in_process),
         cmocka_unit_test(test_malformed_start_fails),
         cmocka_unit_test(test_eof_before_start_exits_1_quietly),
         cmocka_unit_test(test_broken_stdout_exits_1),

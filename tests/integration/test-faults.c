@@ -418,6 +418,54 @@ static void test_corrupt_newest_checkpoint(void **state)
     assert_int_equal(daemonproc_stop(&dp, 0), 0);
 }
 
+/* A layer list with batch-norm layers (running statistics) and a residual
+ * block: stopped mid-run with the daemon, resumed from its checkpoint, it
+ * ends with the figures of an uninterrupted run of the same spec. */
+static const char *conv_job =
+    "name: conv\ndataset: {name: synthetic, synthetic_train: 16384, synthetic_test: 256}\n"
+    "model:\n  input: [1, 8, 8]\n  classes: 4\n  layers:\n"
+    "    - conv: {channels: 8, kernel: 3, padding: 1}\n    - batchnorm\n    - relu\n"
+    "    - maxpool: 2\n    - residual: {channels: 8}\n    - flatten\n    - dense: 4\n"
+    "optimizer: {name: sgd, lr: 0.02, momentum: 0.9}\n"
+    "batch: 32\nepochs: 6\nthreads: 1\ncheckpoint_every: 1\n";
+#define CONV_STEPS_PER_EPOCH 512
+
+static void test_layer_list_stopped_then_resumed(void **state)
+{
+    (void)state;
+    struct daemonproc dp;
+    assert_int_equal(daemonproc_start(&dp, NULL), 0);
+    int fd = client_connect(dp.sock);
+    uint64_t id = submit_ok(fd, conv_job);
+    follow(fd, id, 1);
+    close(fd);
+    assert_int_equal(daemonproc_stop(&dp, 1), 0);
+    assert_int_equal(daemonproc_restart(&dp, NULL), 0);
+    fd = client_connect(dp.sock);
+    struct watch_seen seen = follow(fd, id, 0);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
+    unsigned e;
+    long step, in_epoch;
+    assert_int_equal(resumed_from(dp.sock, id, &e, &step, &in_epoch), 0);
+    assert_true(e >= 1 && e < 6);
+    assert_int_equal(step, (long)e * CONV_STEPS_PER_EPOCH + in_epoch);
+
+    uint64_t ref = submit_ok(fd, conv_job);   /* the same spec, uninterrupted */
+    seen = follow(fd, ref, 0);
+    close(fd);
+    assert_int_equal(seen.state, MEMTRAIN__JOB_STATE__COMPLETED);
+    struct epoch_row a[16], b[16];
+    assert_int_equal(read_epochs(dp.sock, id, a, 16), 6);
+    assert_int_equal(read_epochs(dp.sock, ref, b, 16), 6);
+    for (int i = 0; i < 6; i++)
+        if (a[i].loss != b[i].loss || a[i].test_acc != b[i].test_acc)
+            fail_msg("epoch %d: resumed loss %.17g test %.17g, uninterrupted %.17g %.17g", i + 1,
+                     a[i].loss, a[i].test_acc, b[i].loss, b[i].test_acc);
+    printf("layer-list job %llu resumed at epoch %u step %ld: its 6 epochs equal job %llu's\n",
+           (unsigned long long)id, e, step, (unsigned long long)ref);
+    assert_int_equal(daemonproc_stop(&dp, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_daemon_stopped_then_resumed),
         cmocka_unit_test(test_stopped_worker_dies_with_daemon),
         cmocka_unit_test(test_corrupt_newest_checkpoint),
+        cmocka_unit_test(test_layer_list_stopped_then_resumed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,30 +4,7 @@
 # cancelled, metrics read as CSV and JSON, a checkpoint exported and read
 # back, and the SQLite rows checked. Exit status is the verdict.
 set -eu
-: "${MEMTRAIN_DAEMON:?}" "${MTCTL:?}"
-dir=$(mktemp -d /tmp/memtrain-mtctl.XXXXXX)
-sock=$dir/d.sock
-db=$dir/state.db
-"$MEMTRAIN_DAEMON" --socket "$sock" --db "$db" --slots 1 2>"$dir/daemon.log" &
-daemon=$!
-cleanup() {
-    kill -TERM $daemon 2>/dev/null || true
-    wait $daemon 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- daemon log" >&2
-    cat "$dir/daemon.log" >&2
-    exit 1
-}
-mt() { "$MTCTL" --socket "$sock" "$@"; }
-
-i=0
-until mt ping >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -lt 200 ] || fail "daemon did not answer ping"; sleep 0.05
-done
+. "$(dirname "$0")/mtctl-daemon.sh"
 
 cat >"$dir/a.yaml" <<YAML
 name: first

@@ -274,4 +274,5 @@ const struct mt_rule rule_ckpt = {
     .step = ckpt_step,
     .fini = ckpt_fini,
     .flags = MT_RULE_SEGMENTS | MT_RULE_LAYERS,
+    .node_kept = ckpt_layers_node_kept,
 };

@@ -141,6 +141,22 @@ void ckpt_layers_plan(const struct mt_spec *s, struct mt_mem_plan *p)
     free(g);
 }
 
+/* Kept across the step: each segment's cut (the output of its last node)
+ * and the logits; a replayed segment's tensors live only while it runs. */
+void ckpt_layers_node_kept(const struct mt_spec *s, size_t *kept)
+{
+    const struct mt_model_desc *d = &s->model;
+    struct ckpt_graph *g = malloc(sizeof *g);
+    memset(kept, 0, (size_t)d->n_nodes * sizeof *kept);
+    if (!g)
+        return;
+    ckpt_graph_build(s, g);
+    for (int j = 0; j < g->k - 1; j++)
+        kept[g->seg[j].b - 1] += g->cut_floats[j] * F4;
+    kept[d->n_nodes - 1] += (size_t)s->batch * d->width[d->n_layers] * F4;
+    free(g);
+}
+
 int ckpt_layers_init(struct mt_trainer *t, struct mt_err *err)
 {
     struct ckpt_graph *g = malloc(sizeof *g);

@@ -173,6 +173,7 @@ extern const struct graph_keep approxbp_keep;
 
 /* Checkpointing over layers (ckpt_layers.c). */
 void ckpt_layers_plan(const struct mt_spec *s, struct mt_mem_plan *p);
+void ckpt_layers_node_kept(const struct mt_spec *s, size_t *kept);
 int ckpt_layers_init(struct mt_trainer *t, struct mt_err *err);
 void ckpt_layers_fini(struct mt_trainer *t);
 int ckpt_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
@@ -181,6 +182,7 @@ int ckpt_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, int
 /* MEM-DFA over layers (memdfa_layers.c). */
 int memdfa_layers_check(const struct mt_spec *s, struct mt_err *err);
 void memdfa_layers_plan(const struct mt_spec *s, size_t feedback_bytes, struct mt_mem_plan *p);
+void memdfa_layers_node_kept(const struct mt_spec *s, size_t *kept);
 int memdfa_layers_init(struct mt_trainer *t, struct mt_err *err);
 void memdfa_layers_fini(struct mt_trainer *t);
 int memdfa_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,

@@ -143,6 +143,37 @@ int rule_graph_init(struct mt_trainer *t, struct mt_err *err)
     return 0;
 }
 
+void rule_node_kept(const struct mt_rule *r, const struct mt_spec *s, size_t *kept)
+{
+    const struct mt_model_desc *d = &s->model;
+    if (r->node_kept) {
+        r->node_kept(s, kept);
+        return;
+    }
+    struct graph_mem m;
+    graph_mem_plan(d, s->batch, r->keep, s, &m);
+    for (int i = 0; i < d->n_nodes; i++)
+        kept[i] = graph_node_kept_bytes(d, &m, i);
+}
+
+int rule_node_kept_as(const struct mt_spec *s, const char *rule, size_t *kept,
+                      struct mt_err *err)
+{
+    const struct mt_rule *r = rule_find(rule);
+    if (!r || !(r->flags & MT_RULE_LAYERS))
+        return mt_err_set(err, MT_E_INVAL, "rule '%s' does not train layer lists", rule);
+    struct mt_spec *o = malloc(sizeof *o);
+    if (!o)
+        return mt_err_set(err, MT_E_NOMEM, "out of memory");
+    *o = *s;
+    spec_set_rule(o, rule);
+    int rc = spec_finish(o, err);
+    if (!rc)
+        rule_node_kept(r, o, kept);
+    free(o);
+    return rc;
+}
+
 void rule_graph_plan(const struct mt_spec *s, size_t feedback_bytes, int grads,
                      struct mt_mem_plan *p)
 {

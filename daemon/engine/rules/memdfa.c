@@ -139,4 +139,5 @@ const struct mt_rule rule_memdfa = {
     .step = memdfa_step,
     .fini = memdfa_fini,
     .flags = MT_RULE_FEEDBACK | MT_RULE_LAYERS,
+    .node_kept = memdfa_layers_node_kept,
 };

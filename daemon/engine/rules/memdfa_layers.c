@@ -358,6 +358,42 @@ static int run_segment(struct memdfa_run *r, int u, struct mt_err *err)
     return 0;
 }
 
+/* Pass 2 holds, for each node its segment or its update reaches, what the
+ * node's backward reads (its input, counted at the node that made it, its
+ * output, its aux) until the seed is handled; the last node also holds the
+ * output error E. Slots are shared, so the sum may exceed the region. */
+void memdfa_layers_node_kept(const struct mt_spec *s, size_t *kept)
+{
+    const struct mt_model_desc *d = &s->model;
+    int T = d->n_nodes, B = s->batch;
+    struct memdfa_layout *o = malloc(sizeof *o);
+    unsigned char held[GRAPH_T] = {0};
+    memset(kept, 0, (size_t)T * sizeof *kept);
+    if (!o || layout(d, B, NULL, o)) {
+        free(o);
+        return;
+    }
+    for (int i = 0; i < T; i++) {
+        const struct mt_layer *L = &d->node[i];
+        unsigned f = layer_flags(L);
+        if (!(weights(d, i) ? o->dy_of[i] : o->seg_of[i]))
+            continue;
+        if ((f & MT_LAYER_NEEDS_IN) && L->src >= 0)
+            held[L->src + 1] = 1;
+        if (f & MT_LAYER_NEEDS_OUT)
+            held[i + 1] = 1;
+        kept[i] += layer_aux_floats(L, B) * F4;
+    }
+    for (int t = T; t >= 1; t--) /* a reshape's output is its input's bytes */
+        if (held[t] && (layer_flags(&d->node[t - 1]) & MT_LAYER_RESHAPE) && d->node[t - 1].src >= 0)
+            held[d->node[t - 1].src + 1] = 1, held[t] = 0;
+    for (int t = 1; t <= T; t++)
+        if (held[t])
+            kept[t - 1] += (size_t)B * graph_tensor_count(d, t) * F4;
+    kept[T - 1] += (size_t)B * d->width[d->n_layers] * F4;
+    free(o);
+}
+
 int memdfa_layers_init(struct mt_trainer *t, struct mt_err *err)
 {
     struct memdfa_state *st = malloc(sizeof *st);

@@ -88,7 +88,21 @@ struct mt_rule {
      * MT_RULE_LAYERS): why, as the refusal of a layer-list model says it,
      * following "rule 'ff' " ("(Forward-Forward) is defined for ..."). */
     const char *fc_only;
+    /* Optional, layer-list models: the bytes the rule keeps for each node
+     * (kept[d->n_nodes]) as it schedules its step; NULL = graph_mem's
+     * layout with `keep` (graph_node_kept_bytes). rule_node_kept calls it. */
+    void (*node_kept)(const struct mt_spec *s, size_t *kept);
 };
+
+/* Node i of the spec's layer list: the bytes `r` keeps for it during a
+ * step (its output or code and aux, as the rule's plan counts them);
+ * kept has s->model.n_nodes entries. The spec is finished under r. */
+void rule_node_kept(const struct mt_rule *r, const struct mt_spec *s, size_t *kept);
+/* The same for the layer list of spec s (finished or not) under the rule
+ * named `rule`: the spec is copied, given that rule and finished; an error
+ * (the rule refuses the spec) says why. */
+int rule_node_kept_as(const struct mt_spec *s, const char *rule, size_t *kept,
+                      struct mt_err *err);
 
 /* The rule named `name`, or NULL. */
 const struct mt_rule *rule_find(const char *name);
