@@ -42,8 +42,10 @@ struct approx_win {
     const float *step;
     const float *gamma;
     const uint8_t *zero;   /* (n) s_c, in 1..N-1 */
-    int n;                 /* features */
+    int n;                 /* features, or channels of a map */
     int bits;              /* K: 8 or 4 */
+    size_t hw;             /* values per channel per sample (h w of a map); 0 or 1 =
+                              features. Values are (B, n, hw), channel c's window for all hw */
 };
 
 /* What the rule keeps of one step, from the forward to the update (all in
@@ -62,19 +64,22 @@ struct approx_kept {
 
 /* Window of each feature from the batch statistics of z (B, n): step (n), zero (n). */
 void approx_window_stats(float *step, uint8_t *zero, const float *z, int B, int n, int bits);
+/* The same per channel of maps z (B, C, hw): statistics over the batch and the positions. */
+void approx_window_stats_map(float *step, uint8_t *zero, const float *z, int B, int C, size_t hw,
+                             int bits);
 /* Batch-norm window offsets s_c from gamma and beta (n); the step follows from gamma. */
 void approx_window_bn(uint8_t *zero, const float *gamma, const float *beta, int n, int bits);
 /* Bin width of feature c. */
 float approx_step(const struct approx_win *w, int c);
 
-/* Codes of v (B, w->n) into packed (pack_bytes(B n, K) bytes). Returns how
+/* Codes of v (B, w->n, w->hw) into packed (pack_bytes(B n, K) bytes). Returns how
  * many elements fell outside the window and were clipped. */
 size_t approx_encode(uint8_t *packed, const float *v, const struct approx_win *w, int B);
-/* v_hat (B, n) = bin centres (q - s_c + 1/2) step_c. */
+/* v_hat (B, n, hw) = bin centres (q - s_c + 1/2) step_c. */
 void approx_decode(float *out, const uint8_t *packed, const struct approx_win *w, int B);
-/* h_hat (B, n) = ReLU(v_hat): the bin centre above zero, 0 below. */
+/* h_hat (B, n, hw) = ReLU(v_hat): the bin centre above zero, 0 below. */
 void approx_decode_relu(float *out, const uint8_t *packed, const struct approx_win *w, int B);
-/* d (B, n) *= [q >= s_c], the exact ReLU derivative. */
+/* d (B, n, hw) *= [q >= s_c], the exact ReLU derivative. */
 void approx_mask(float *d, const uint8_t *packed, const struct approx_win *w, int B);
 /* Batch-norm backward with the decoded xhat' = (v_hat - beta) / gamma (spec
  * 6(a)): g = dy * mask; dbeta = sum g; dgamma = sum g xhat';
