@@ -343,16 +343,13 @@ void approx_backward(struct mt_trainer *t, const float *x, int B, int bits,
 
 /* ---- the rule ------------------------------------------------------------ */
 
-/* Bookkeeping: K and the clipped fraction of each layer's codes this epoch. */
-struct approx_state {
-    int bits;
-    double clipped[MT_MAX_LAYERS + 1];
-    double coded[MT_MAX_LAYERS + 1];
-};
-
 static void approx_plan(const struct mt_spec *s, struct mt_mem_plan *p, int bits)
 {
     const struct mt_model_desc *d = &s->model;
+    if (model_is_graph(d)) { /* BP's over layers with the rule's keep (approx_layers.c) */
+        rule_graph_plan(s, 0, !backprop_accumulates(s), p);
+        return;
+    }
     memset(p, 0, sizeof *p);
     rule_plan_full_grads(s, p);
     size_t acts = approx_kept_bytes(d, s->batch, bits);
@@ -369,6 +366,8 @@ static int approx_check(const struct mt_spec *s, struct mt_err *err)
 {
     const struct mt_model_desc *d = &s->model;
     const char *name = s->rule.name;
+    if (model_is_graph(d))
+        return 0; /* sites are ReLUs; every other layer is kept as BP keeps it */
     for (int l = 1; l < d->n_layers; l++) {
         if (d->act[l] != MT_ACT_RELU)
             return mt_err_set(err, MT_E_INVAL,
@@ -387,7 +386,10 @@ static int approx_check(const struct mt_spec *s, struct mt_err *err)
 static int approx_init(struct mt_trainer *t, int bits, struct mt_err *err)
 {
     const char *name = t->spec.rule.name;
-    int rc = rule_alloc_full_grads(t, err);
+    int rc = rule_graph_init(t, err);
+    if (!rc) /* layer lists store gradients as BP over layers does */
+        rc = model_is_graph(&t->net.d) ? backprop_alloc_grads(t, err)
+                                       : rule_alloc_full_grads(t, err);
     if (rc)
         return rc;
     struct approx_state *st = calloc(1, sizeof *st);
@@ -406,6 +408,8 @@ static int approx_train_step(struct mt_trainer *t, const float *x, const uint8_t
 {
     struct approx_state *st = t->rs.priv;
     const struct mt_model_desc *d = &t->net.d;
+    if (model_is_graph(d)) /* codes through approx8_keep / approx4_keep */
+        return rule_graph_bp_step(t, x, y, B, NULL, r, err);
     size_t mark = arena_mark(t->arena);
     struct approx_kept k;
     float *buf[2];
@@ -434,11 +438,13 @@ static void approx_fini(struct mt_trainer *t)
 }
 
 /* "clip": fraction of all codes this epoch that were clipped to an end bin
- * (the value lay outside its window); "clip.l" the same for layer l. */
+ * (the value lay outside its window); "clip.l" the same for hidden layer l
+ * (MLP) or the l-th site (layer lists). */
 static int approx_epoch_metrics(struct mt_trainer *t, struct mt_rule_metric *out, int max)
 {
     struct approx_state *st = t->rs.priv;
-    int L = t->net.d.n_layers, m = 0;
+    const struct mt_model_desc *d = &t->net.d;
+    int L = model_is_graph(d) ? approx_layers_n_sites(d) + 1 : d->n_layers, m = 0;
     double c = 0, n = 0;
     for (int l = 1; l < L; l++) {
         c += st->clipped[l];
@@ -467,7 +473,8 @@ const struct mt_rule rule_approx8 = {
     .step = approx_train_step,
     .fini = approx_fini,
     .epoch_metrics = approx_epoch_metrics,
-    .flags = MT_RULE_NORMS,
+    .flags = MT_RULE_NORMS | MT_RULE_LAYERS,
+    .keep = &approx8_keep,
 };
 
 const struct mt_rule rule_approx4 = {
@@ -480,5 +487,6 @@ const struct mt_rule rule_approx4 = {
     .step = approx_train_step,
     .fini = approx_fini,
     .epoch_metrics = approx_epoch_metrics,
-    .flags = MT_RULE_NORMS,
+    .flags = MT_RULE_NORMS | MT_RULE_LAYERS,
+    .keep = &approx4_keep,
 };

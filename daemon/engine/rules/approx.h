@@ -106,4 +106,38 @@ void approx_backward(struct mt_trainer *t, const float *x, int B, int bits,
 void approx_layer_win(const struct mt_trainer *t, const struct approx_kept *k, int l, int bits,
                       struct approx_win *w);
 
+/* The rule's state (t->rs.priv): K, and the values clipped and coded this
+ * epoch per hidden layer l (MLP) or per site k = 1, 2, ... in forward order
+ * (layer lists). */
+struct approx_state {
+    int bits;
+    double clipped[MT_MAX_NODES + 1];
+    double coded[MT_MAX_NODES + 1];
+};
+
+/* ---- layer lists (approx_layers.c) ----------------------------------------
+ * A site is a pre-activation tensor y that only a ReLU reads, made by a
+ * layer whose backward does not read y, the ReLU's output not feeding the
+ * last weight layer. y is kept as one K-bit code; the ReLU's output and
+ * (when only that batch-norm's backward reads it) the input of the
+ * batch-norm making y are decoded from it and keep no bytes. */
+struct graph_keep;
+struct graph_step;
+extern const struct graph_keep approx8_keep, approx4_keep;
+
+/* Whether tensor t is a site. */
+int approx_layers_site(const struct mt_model_desc *d, int t);
+int approx_layers_n_sites(const struct mt_model_desc *d);
+/* Bytes of site y's code for a batch of B. */
+size_t approx_layers_code_bytes(const struct mt_model_desc *d, int y, int B, int bits);
+/* Site y's values x (B, y's values) into its code; params the model's
+ * parameter block (a batch-norm's gamma and beta set the window). Returns
+ * the values clipped. */
+size_t approx_layers_encode(const struct mt_model_desc *d, const float *params, int y, int bits,
+                            const float *x, int B, void *code);
+/* Tensor t, decoded from its site's code in s->code (and, for a batch-norm
+ * input, that batch-norm's aux in s), into out (B, t's values). */
+void approx_layers_decode(const struct mt_model_desc *d, const float *params, int t, int bits,
+                          const struct graph_step *s, int B, float *out);
+
 #endif
