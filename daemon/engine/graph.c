@@ -457,7 +457,9 @@ static void assign_backward_slots(const struct mt_model_desc *d, struct graph_me
 
 /* The rule's codes: a tensor some backward reads is coded instead of kept
  * when the rule says so (never the logits); coded tensors then live in
- * forward slots like any transient, their codes in the activations. */
+ * forward slots like any transient, their codes in the activations. A
+ * tensor no backward reads is coded when the rule says GRAPH_CODE_SOURCE
+ * (never decoded). */
 static void assign_codes(const struct mt_model_desc *d, const struct graph_keep *keep,
                          const void *ctx, struct graph_mem *m)
 {
@@ -465,12 +467,13 @@ static void assign_codes(const struct mt_model_desc *d, const struct graph_keep 
         return;
     for (int t = 1; t < d->n_nodes; t++) {
         size_t bytes = 0;
-        if (m->kept[t] && keep->coded(ctx, d, t, m->B, &bytes)) {
+        int read = m->kept[t], c = keep->coded(ctx, d, t, m->B, &bytes);
+        if (c && (read || c == GRAPH_CODE_SOURCE)) {
             m->kept[t] = 0;
             m->coded[t] = 1;
             m->code_bytes[t] = bytes;
             size_t n = (size_t)m->B * shape_count(graph_tensor_shape(d, t));
-            if (n > m->decode_floats)
+            if (read && n > m->decode_floats)
                 m->decode_floats = n;
         }
     }

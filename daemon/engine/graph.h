@@ -58,7 +58,11 @@ struct graph_step;
  *  - coded(ctx, d, t, B, &bytes): at plan time, for each tensor t > 0 some
  *    backward reads (not the logits): 1 to keep a code of `bytes` instead
  *    (0 bytes: decoded from another tensor's code). ctx is what the caller
- *    gave graph_mem_plan (a spec).
+ *    gave graph_mem_plan (a spec). It is asked about every other tensor
+ *    0 < t < n_nodes too, which only GRAPH_CODE_SOURCE codes: a tensor no
+ *    backward reads may hold the code others decode from (approximate
+ *    activations code a batch-norm's output, which only the ReLU after it
+ *    reads, and that in place); it is encoded and never decoded.
  *  - encode(ud, t, x, B, code, s): right after t is made, x (B, t's values)
  *    into its code (`bytes` long), while x is still exact.
  *  - decode(ud, t, reader, B, out, s): before node `reader`'s backward reads
@@ -72,6 +76,7 @@ struct graph_step;
  *  - approx: every layer runs Approx-BP's backward where its kind has one
  *    (layer.h, approx_backward), reading what that backward reads
  *    (layer_flags_for). */
+#define GRAPH_CODE_SOURCE 2   /* coded's answer: code t even when no backward reads it */
 struct graph_keep {
     int (*coded)(const void *ctx, const struct mt_model_desc *d, int t, int B, size_t *bytes);
     void (*encode)(void *ud, int t, const float *x, int B, void *code, const struct graph_step *s);

@@ -53,20 +53,30 @@ static uint8_t zero_code(double center, double step, int N)
 
 void approx_window_stats(float *step, uint8_t *zero, const float *z, int B, int n, int bits)
 {
+    approx_window_stats_map(step, zero, z, B, n, 1, bits);
+}
+
+void approx_window_stats_map(float *step, uint8_t *zero, const float *z, int B, int C, size_t hw,
+                             int bits)
+{
     int N = 1 << bits;
-    for (int c = 0; c < n; c++) {
+    double cnt = (double)B * (double)hw;
+    for (int c = 0; c < C; c++) {
         double mu = 0, var = 0;
         for (int b = 0; b < B; b++)
-            mu += z[(size_t)b * n + c];
-        mu /= B;
-        for (int b = 0; b < B; b++) {
-            double dz = z[(size_t)b * n + c] - mu;
-            var += dz * dz;
-        }
-        /* The paper's 6-sigma window. A feature with no spread over the
-         * batch (always so with batch 1) takes sigma = |mu|, so the window
-         * still holds its value and zero; sigma = 1 when it is all zero. */
-        double st = 6.0 * sqrt(var / B) / N;
+            for (size_t j = 0; j < hw; j++)
+                mu += z[((size_t)b * C + c) * hw + j];
+        mu /= cnt;
+        for (int b = 0; b < B; b++)
+            for (size_t j = 0; j < hw; j++) {
+                double dz = z[((size_t)b * C + c) * hw + j] - mu;
+                var += dz * dz;
+            }
+        /* The paper's 6-sigma window. A channel with no spread over the
+         * batch (always so with batch 1 and one value) takes sigma = |mu|,
+         * so the window still holds its value and zero; sigma = 1 when it
+         * is all zero. */
+        double st = 6.0 * sqrt(var / cnt) / N;
         if (!(st >= FLT_MIN && st <= FLT_MAX))
             st = 6.0 * fabs(mu) / N;
         if (!(st >= FLT_MIN && st <= FLT_MAX))
@@ -93,72 +103,84 @@ float approx_step(const struct approx_win *w, int c)
     return (6.0f / (float)(1 << w->bits)) * fmaxf(fabsf(w->gamma[c]), APPROX_MIN_GAMMA);
 }
 
+/* Values per channel per sample: 1 for features. */
+static size_t win_hw(const struct approx_win *w)
+{
+    return w->hw > 1 ? w->hw : 1;
+}
+
 size_t approx_encode(uint8_t *packed, const float *v, const struct approx_win *w, int B)
 {
     int n = w->n, N = 1 << w->bits;
-    size_t clipped = 0, i = 0;
+    size_t clipped = 0, i = 0, hw = win_hw(w);
     for (int b = 0; b < B; b++) {
-        for (int c = 0; c < n; c++, i++) {
+        for (int c = 0; c < n; c++) {
             int s = w->zero[c];
-            /* k = floor(|v| / step) bins away from zero; NaN counts as clipped. */
-            double r = fabs((double)v[i]) / approx_step(w, c);
-            int k = r < N ? (int)r : N;
-            int q;
-            if (v[i] > 0) {
-                q = s + k;
-                if (q > N - 1) {
-                    q = N - 1;
-                    clipped++;
+            float step = approx_step(w, c);
+            for (size_t j = 0; j < hw; j++, i++) {
+                /* k = floor(|v| / step) bins away from zero; NaN counts as clipped. */
+                double r = fabs((double)v[i]) / step;
+                int k = r < N ? (int)r : N;
+                int q;
+                if (v[i] > 0) {
+                    q = s + k;
+                    if (q > N - 1) {
+                        q = N - 1;
+                        clipped++;
+                    }
+                } else {
+                    q = s - 1 - k;
+                    if (q < 0) {
+                        q = 0;
+                        clipped++;
+                    }
                 }
-            } else {
-                q = s - 1 - k;
-                if (q < 0) {
-                    q = 0;
-                    clipped++;
-                }
+                if (w->bits == 8)
+                    packed[i] = (uint8_t)q;
+                else if (i & 1) /* 4-bit: element i in the low (even i) or high nibble */
+                    packed[i >> 1] |= (uint8_t)(q << 4);
+                else
+                    packed[i >> 1] = (uint8_t)q;
             }
-            if (w->bits == 8)
-                packed[i] = (uint8_t)q;
-            else if (i & 1) /* 4-bit: element i in the low (even i) or high nibble */
-                packed[i >> 1] |= (uint8_t)(q << 4);
-            else
-                packed[i >> 1] = (uint8_t)q;
         }
     }
     return clipped;
 }
 
+/* out (B, n, hw) from the codes: the bin centre, or 0 below zero when relu. */
+static void decode(float *out, const uint8_t *packed, const struct approx_win *w, int B,
+                   int relu)
+{
+    size_t i = 0, hw = win_hw(w);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < w->n; c++) {
+            int s = w->zero[c];
+            float step = approx_step(w, c);
+            for (size_t j = 0; j < hw; j++, i++) {
+                int q = (int)pack_get(packed, i, w->bits);
+                out[i] = relu && q < s ? 0.0f : ((float)(q - s) + 0.5f) * step;
+            }
+        }
+}
+
 void approx_decode(float *out, const uint8_t *packed, const struct approx_win *w, int B)
 {
-    int n = w->n;
-    size_t i = 0;
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < n; c++, i++) {
-            int q = (int)pack_get(packed, i, w->bits);
-            out[i] = ((float)(q - w->zero[c]) + 0.5f) * approx_step(w, c);
-        }
+    decode(out, packed, w, B, 0);
 }
 
 void approx_decode_relu(float *out, const uint8_t *packed, const struct approx_win *w, int B)
 {
-    int n = w->n;
-    size_t i = 0;
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < n; c++, i++) {
-            int q = (int)pack_get(packed, i, w->bits);
-            out[i] = q >= w->zero[c] ? ((float)(q - w->zero[c]) + 0.5f) * approx_step(w, c)
-                                     : 0.0f;
-        }
+    decode(out, packed, w, B, 1);
 }
 
 void approx_mask(float *d, const uint8_t *packed, const struct approx_win *w, int B)
 {
-    int n = w->n;
-    size_t i = 0;
+    size_t i = 0, hw = win_hw(w);
     for (int b = 0; b < B; b++)
-        for (int c = 0; c < n; c++, i++)
-            if ((int)pack_get(packed, i, w->bits) < w->zero[c])
-                d[i] = 0.0f;
+        for (int c = 0; c < w->n; c++)
+            for (size_t j = 0; j < hw; j++, i++)
+                if ((int)pack_get(packed, i, w->bits) < w->zero[c])
+                    d[i] = 0.0f;
 }
 
 /* xhat' of element (b, c) from its code: (v_hat - beta) / gamma, with
@@ -219,6 +241,7 @@ void approx_layer_win(const struct mt_trainer *t, const struct approx_kept *k, i
     w->zero = k->zero[l];
     w->step = k->step[l];
     w->gamma = is_bn(&t->net.d, l) ? t->net.gamma[l] : NULL;
+    w->hw = 1;
 }
 
 static int push_kept(struct mt_trainer *t, int B, int bits, struct approx_kept *k,
@@ -320,16 +343,13 @@ void approx_backward(struct mt_trainer *t, const float *x, int B, int bits,
 
 /* ---- the rule ------------------------------------------------------------ */
 
-/* Bookkeeping: K and the clipped fraction of each layer's codes this epoch. */
-struct approx_state {
-    int bits;
-    double clipped[MT_MAX_LAYERS + 1];
-    double coded[MT_MAX_LAYERS + 1];
-};
-
 static void approx_plan(const struct mt_spec *s, struct mt_mem_plan *p, int bits)
 {
     const struct mt_model_desc *d = &s->model;
+    if (model_is_graph(d)) { /* BP's over layers with the rule's keep (approx_layers.c) */
+        rule_graph_plan(s, 0, !backprop_accumulates(s), p);
+        return;
+    }
     memset(p, 0, sizeof *p);
     rule_plan_full_grads(s, p);
     size_t acts = approx_kept_bytes(d, s->batch, bits);
@@ -346,6 +366,8 @@ static int approx_check(const struct mt_spec *s, struct mt_err *err)
 {
     const struct mt_model_desc *d = &s->model;
     const char *name = s->rule.name;
+    if (model_is_graph(d))
+        return 0; /* sites are ReLUs; every other layer is kept as BP keeps it */
     for (int l = 1; l < d->n_layers; l++) {
         if (d->act[l] != MT_ACT_RELU)
             return mt_err_set(err, MT_E_INVAL,
@@ -364,7 +386,10 @@ static int approx_check(const struct mt_spec *s, struct mt_err *err)
 static int approx_init(struct mt_trainer *t, int bits, struct mt_err *err)
 {
     const char *name = t->spec.rule.name;
-    int rc = rule_alloc_full_grads(t, err);
+    int rc = rule_graph_init(t, err);
+    if (!rc) /* layer lists store gradients as BP over layers does */
+        rc = model_is_graph(&t->net.d) ? backprop_alloc_grads(t, err)
+                                       : rule_alloc_full_grads(t, err);
     if (rc)
         return rc;
     struct approx_state *st = calloc(1, sizeof *st);
@@ -383,6 +408,8 @@ static int approx_train_step(struct mt_trainer *t, const float *x, const uint8_t
 {
     struct approx_state *st = t->rs.priv;
     const struct mt_model_desc *d = &t->net.d;
+    if (model_is_graph(d)) /* codes through approx8_keep / approx4_keep */
+        return rule_graph_bp_step(t, x, y, B, NULL, r, err);
     size_t mark = arena_mark(t->arena);
     struct approx_kept k;
     float *buf[2];
@@ -411,11 +438,13 @@ static void approx_fini(struct mt_trainer *t)
 }
 
 /* "clip": fraction of all codes this epoch that were clipped to an end bin
- * (the value lay outside its window); "clip.l" the same for layer l. */
+ * (the value lay outside its window); "clip.l" the same for hidden layer l
+ * (MLP) or the l-th site (layer lists). */
 static int approx_epoch_metrics(struct mt_trainer *t, struct mt_rule_metric *out, int max)
 {
     struct approx_state *st = t->rs.priv;
-    int L = t->net.d.n_layers, m = 0;
+    const struct mt_model_desc *d = &t->net.d;
+    int L = model_is_graph(d) ? approx_layers_n_sites(d) + 1 : d->n_layers, m = 0;
     double c = 0, n = 0;
     for (int l = 1; l < L; l++) {
         c += st->clipped[l];
@@ -444,7 +473,8 @@ const struct mt_rule rule_approx8 = {
     .step = approx_train_step,
     .fini = approx_fini,
     .epoch_metrics = approx_epoch_metrics,
-    .flags = MT_RULE_NORMS,
+    .flags = MT_RULE_NORMS | MT_RULE_LAYERS,
+    .keep = &approx8_keep,
 };
 
 const struct mt_rule rule_approx4 = {
@@ -457,5 +487,6 @@ const struct mt_rule rule_approx4 = {
     .step = approx_train_step,
     .fini = approx_fini,
     .epoch_metrics = approx_epoch_metrics,
-    .flags = MT_RULE_NORMS,
+    .flags = MT_RULE_NORMS | MT_RULE_LAYERS,
+    .keep = &approx4_keep,
 };

@@ -42,8 +42,10 @@ struct approx_win {
     const float *step;
     const float *gamma;
     const uint8_t *zero;   /* (n) s_c, in 1..N-1 */
-    int n;                 /* features */
+    int n;                 /* features, or channels of a map */
     int bits;              /* K: 8 or 4 */
+    size_t hw;             /* values per channel per sample (h w of a map); 0 or 1 =
+                              features. Values are (B, n, hw), channel c's window for all hw */
 };
 
 /* What the rule keeps of one step, from the forward to the update (all in
@@ -62,19 +64,22 @@ struct approx_kept {
 
 /* Window of each feature from the batch statistics of z (B, n): step (n), zero (n). */
 void approx_window_stats(float *step, uint8_t *zero, const float *z, int B, int n, int bits);
+/* The same per channel of maps z (B, C, hw): statistics over the batch and the positions. */
+void approx_window_stats_map(float *step, uint8_t *zero, const float *z, int B, int C, size_t hw,
+                             int bits);
 /* Batch-norm window offsets s_c from gamma and beta (n); the step follows from gamma. */
 void approx_window_bn(uint8_t *zero, const float *gamma, const float *beta, int n, int bits);
 /* Bin width of feature c. */
 float approx_step(const struct approx_win *w, int c);
 
-/* Codes of v (B, w->n) into packed (pack_bytes(B n, K) bytes). Returns how
+/* Codes of v (B, w->n, w->hw) into packed (pack_bytes(B n, K) bytes). Returns how
  * many elements fell outside the window and were clipped. */
 size_t approx_encode(uint8_t *packed, const float *v, const struct approx_win *w, int B);
-/* v_hat (B, n) = bin centres (q - s_c + 1/2) step_c. */
+/* v_hat (B, n, hw) = bin centres (q - s_c + 1/2) step_c. */
 void approx_decode(float *out, const uint8_t *packed, const struct approx_win *w, int B);
-/* h_hat (B, n) = ReLU(v_hat): the bin centre above zero, 0 below. */
+/* h_hat (B, n, hw) = ReLU(v_hat): the bin centre above zero, 0 below. */
 void approx_decode_relu(float *out, const uint8_t *packed, const struct approx_win *w, int B);
-/* d (B, n) *= [q >= s_c], the exact ReLU derivative. */
+/* d (B, n, hw) *= [q >= s_c], the exact ReLU derivative. */
 void approx_mask(float *d, const uint8_t *packed, const struct approx_win *w, int B);
 /* Batch-norm backward with the decoded xhat' = (v_hat - beta) / gamma (spec
  * 6(a)): g = dy * mask; dbeta = sum g; dgamma = sum g xhat';
@@ -100,5 +105,39 @@ void approx_backward(struct mt_trainer *t, const float *x, int B, int bits,
 /* The window of hidden layer l as the forward left it. */
 void approx_layer_win(const struct mt_trainer *t, const struct approx_kept *k, int l, int bits,
                       struct approx_win *w);
+
+/* The rule's state (t->rs.priv): K, and the values clipped and coded this
+ * epoch per hidden layer l (MLP) or per site k = 1, 2, ... in forward order
+ * (layer lists). */
+struct approx_state {
+    int bits;
+    double clipped[MT_MAX_NODES + 1];
+    double coded[MT_MAX_NODES + 1];
+};
+
+/* ---- layer lists (approx_layers.c) ----------------------------------------
+ * A site is a pre-activation tensor y that only a ReLU reads, made by a
+ * layer whose backward does not read y, the ReLU's output not feeding the
+ * last weight layer. y is kept as one K-bit code; the ReLU's output and
+ * (when only that batch-norm's backward reads it) the input of the
+ * batch-norm making y are decoded from it and keep no bytes. */
+struct graph_keep;
+struct graph_step;
+extern const struct graph_keep approx8_keep, approx4_keep;
+
+/* Whether tensor t is a site. */
+int approx_layers_site(const struct mt_model_desc *d, int t);
+int approx_layers_n_sites(const struct mt_model_desc *d);
+/* Bytes of site y's code for a batch of B. */
+size_t approx_layers_code_bytes(const struct mt_model_desc *d, int y, int B, int bits);
+/* Site y's values x (B, y's values) into its code; params the model's
+ * parameter block (a batch-norm's gamma and beta set the window). Returns
+ * the values clipped. */
+size_t approx_layers_encode(const struct mt_model_desc *d, const float *params, int y, int bits,
+                            const float *x, int B, void *code);
+/* Tensor t, decoded from its site's code in s->code (and, for a batch-norm
+ * input, that batch-norm's aux in s), into out (B, t's values). */
+void approx_layers_decode(const struct mt_model_desc *d, const float *params, int t, int bits,
+                          const struct graph_step *s, int B, float *out);
 
 #endif
