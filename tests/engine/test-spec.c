@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -1099,6 +1100,26 @@ static void test_example_files(void **state)
         assert_string_equal(s.rule.name, "bp");
         assert_int_equal(s.threads, 2);
     }
+    /* and every other example parses and finishes, layer lists included */
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%.*s/examples", (int)(n - 11), data);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int seen = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0)
+            continue;
+        char path[2048];
+        struct mt_spec s;
+        struct mt_err err = {0};
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (spec_parse_file(path, &s, &err) != 0 || spec_finish(&s, &err) != 0)
+            fail_msg("%s: %s", e->d_name, err.msg);
+        seen++;
+    }
+    closedir(d);
+    assert_true(seen >= 11);
 }
 
 /* ------------------------------------------------------------------------ */
