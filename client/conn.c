@@ -165,6 +165,16 @@ int conn_call(struct mtctl *c, Memtrain__Request *req, int body_case,
     return 0;
 }
 
+int conn_show(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err)
+{
+    Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
+    sq.job_id = job_id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
+    req.show = &sq;
+    return conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, resp, err);
+}
+
 int conn_job_err(struct mt_err *err, uint64_t job_id)
 {
     char name[40];

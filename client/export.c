@@ -465,14 +465,9 @@ static int add_tensors(struct npz_entry *out, size_t *n, Memtrain__Tensor **t, s
  * cannot say): a newest checkpoint older than that lost the last one. */
 static uint32_t completed_epochs(struct mtctl *c, uint64_t id)
 {
-    Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
-    sq.job_id = id;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
-    req.show = &sq;
     Memtrain__Response *resp;
     struct mt_err err = {0};
-    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, &resp, &err))
+    if (conn_show(c, id, &resp, &err))
         return 0;
     uint32_t n = resp->show->job && resp->show->job->state == MEMTRAIN__JOB_STATE__COMPLETED
                  ? resp->show->job->epochs_done : 0;

@@ -496,14 +496,9 @@ int cmd_show(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
-    Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
-    sq.job_id = id;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
-    req.show = &sq;
     Memtrain__Response *resp;
     struct mt_err err = {0};
-    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, &resp, &err)) {
+    if (conn_show(c, id, &resp, &err)) {
         conn_job_err(&err, id);
         return mtctl_fail(c, &err);
     }

@@ -117,6 +117,9 @@ int conn_recv(struct mtctl *c, Memtrain__Response **resp, struct mt_err *err);
 int conn_call(struct mtctl *c, Memtrain__Request *req, int body_case,
               Memtrain__Response **resp, struct mt_err *err);
 
+/* A Show request for job_id through conn_call. */
+int conn_show(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err);
+
 /* Prefix err's message with "job N: " unless the daemon already named the
  * job; returns err->code. */
 int conn_job_err(struct mt_err *err, uint64_t job_id);
