@@ -25,15 +25,24 @@ static int thin(int M, int N, int K)
 void blas_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                const float *B, float beta, float *C)
 {
-    if (log_buf && log_n < log_cap)
-        log_buf[log_n++] = (struct blas_call){transA, transB, M, N, K, alpha, beta, A, B, C};
-    int lda = transA ? M : K;
-    int ldb = transB ? K : N;
+    blas_gemm_ld(transA, transB, M, N, K, alpha, A, transA ? M : K, B, transB ? K : N, beta, C,
+                 N);
+}
+
+void blas_gemm_ld(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (log_buf) {
+        int i = __atomic_fetch_add(&log_n, 1, __ATOMIC_RELAXED); /* par.h workers log too */
+        if (i < log_cap)
+            log_buf[i] = (struct blas_call){transA, transB, M, N, K, alpha, beta, A, B, C,
+                                            lda, ldb, ldc};
+    }
     int threads = thin(M, N, K) ? openblas_get_num_threads() : 1;
     if (threads > 1)
         openblas_set_num_threads(1);
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (threads > 1)
         openblas_set_num_threads(threads);
 }
@@ -92,5 +101,5 @@ void blas_log_start(struct blas_call *buf, int cap)
 int blas_log_stop(void)
 {
     log_buf = NULL;
-    return log_n;
+    return log_n < log_cap ? log_n : log_cap;
 }

@@ -10,6 +10,10 @@
 
 void blas_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                const float *B, float beta, float *C);
+/* The same on sub-matrices: lda, ldb, ldc are the row strides of A, B, C
+ * as stored (at least their stored widths). */
+void blas_gemm_ld(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* y += alpha x over n floats (OpenBLAS splits long ones over its threads). */
 void blas_axpy(size_t n, float alpha, const float *x, float *y);
 /* The same by three plain loops, for tests. */
@@ -32,6 +36,7 @@ struct blas_call {
     float alpha, beta;
     const float *A, *B;
     float *C;
+    int lda, ldb, ldc;
 };
 void blas_log_start(struct blas_call *buf, int cap);
 int blas_log_stop(void); /* number of calls recorded */

@@ -16,8 +16,14 @@ void dense_colsum(float *out, const float *A, int rows, int n)
     colsum_acc(out, 0.0f, A, rows, n);
 }
 
-MT_CLONES
 void colsum_acc(float *restrict out, float beta, const float *restrict A, int rows, int n)
+{
+    colsum_acc_ld(out, beta, A, rows, n, n);
+}
+
+MT_CLONES
+void colsum_acc_ld(float *restrict out, float beta, const float *restrict A, int rows, int n,
+                   int lda)
 {
     if (beta == 0.0f)
         memset(out, 0, (size_t)n * sizeof *out);
@@ -25,7 +31,7 @@ void colsum_acc(float *restrict out, float beta, const float *restrict A, int ro
         for (int j = 0; j < n; j++)
             out[j] *= beta;
     for (int r = 0; r < rows; r++) {
-        const float *restrict row = A + (size_t)r * n;
+        const float *restrict row = A + (size_t)r * lda;
         for (int j = 0; j < n; j++)
             out[j] += row[j];
     }

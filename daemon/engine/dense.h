@@ -26,5 +26,7 @@ void dense_project(float *out, const float *E, const float *D, int B, int C, int
 void dense_colsum(float *out, const float *A, int rows, int n);
 /* out = beta out + the column sums of A (beta 0 overwrites). */
 void colsum_acc(float *out, float beta, const float *A, int rows, int n);
+/* The same over n columns of rows lda floats apart. */
+void colsum_acc_ld(float *out, float beta, const float *A, int rows, int n, int lda);
 
 #endif

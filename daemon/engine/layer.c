@@ -1,6 +1,8 @@
 /* layer.c: the table of layer kinds and what goes through it (layer.h). */
 #include "layer.h"
 
+#include "par.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,4 +115,36 @@ void layer_init_uniform(float *w, size_t n, int fan_in, int fan_out, struct mt_r
         bound = sqrtf(3.0f / (float)fan_in); /* linear output: gain 1 */
     for (size_t i = 0; i < n; i++)
         w[i] = rng_uniform_range(rng, -bound, bound);
+}
+
+struct split_job {
+    const struct mt_layer *L;
+    const void *io;
+    size_t units, unit, n;
+    void (*part)(const struct mt_layer *L, const void *io, size_t lo, size_t hi);
+};
+
+static void split_part(void *ctx, int w, int nw)
+{
+    const struct split_job *j = ctx;
+    size_t lo, hi;
+    par_range(j->units, w, nw, &lo, &hi);
+    lo *= j->unit;
+    hi = hi * j->unit < j->n ? hi * j->unit : j->n;
+    if (lo < hi)
+        j->part(j->L, j->io, lo, hi);
+}
+
+void layer_split(const struct mt_layer *L, const void *io, size_t n, size_t unit,
+                 void (*part)(const struct mt_layer *L, const void *io, size_t lo, size_t hi))
+{
+    if (unit < 1)
+        unit = 1;
+    struct split_job j = {L, io, (n + unit - 1) / unit, unit, n, part};
+    if (par_threads() == 1 || j.units < 2) {
+        if (n)
+            part(L, io, 0, n);
+        return;
+    }
+    par_run(split_part, &j);
 }

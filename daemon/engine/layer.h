@@ -161,6 +161,13 @@ unsigned layer_flags(const struct mt_layer *L);
 unsigned layer_flags_for(const struct mt_layer *L, int approx);
 void layer_backward(const struct mt_layer *L, int approx, const struct mt_layer_bwd *b);
 
+/* part(L, io, lo, hi) over [0, n) items (samples, planes, elements), cut
+ * into contiguous ranges for the engine's workers (par.h), each range a
+ * multiple of `unit` items except the last. For kernels whose items are
+ * independent, so every split gives the same bits. */
+void layer_split(const struct mt_layer *L, const void *io, size_t n, size_t unit,
+                 void (*part)(const struct mt_layer *L, const void *io, size_t lo, size_t hi));
+
 #define LAYER_OUTPUT (-1)
 /* The engine's uniform init, as model_net_init_weights draws an MLP's:
  * with MT_INIT_KAIMING, Kaiming (He) U(+-sqrt(6/fan_in)) before the ReLU

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "blas.h"
+#include "par.h"
 #include "graph.h"
 #include "loss.h"
 #include "memtrain/procstat.h"
@@ -158,6 +159,21 @@ int trainer_init(struct mt_trainer *t, const struct mt_spec *spec, struct mt_err
     return trainer_init_planned(t, spec, 0, err);
 }
 
+/* An MLP's products are wide: OpenBLAS splits each over the job's threads.
+ * A layer-list model's kernels split themselves over the engine's workers
+ * (par.h), each running OpenBLAS on one thread. */
+static void set_threads(const struct mt_spec *spec)
+{
+    int n = spec->threads > 0 ? spec->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (model_is_graph(&spec->model)) {
+        par_set_threads(n);
+        blas_set_threads(1);
+    } else {
+        par_set_threads(1);
+        blas_set_threads(n);
+    }
+}
+
 int trainer_init_planned(struct mt_trainer *t, const struct mt_spec *spec, size_t plan_total,
                          struct mt_err *err)
 {
@@ -170,10 +186,7 @@ int trainer_init_planned(struct mt_trainer *t, const struct mt_spec *spec, size_
     t->rule = rule_find(t->spec.rule.name);
     if (!t->rule)
         return mt_err_set(err, MT_E_INVAL, "unknown rule '%s'", t->spec.rule.name);
-    if (t->spec.threads > 0)
-        blas_set_threads(t->spec.threads);
-    else
-        blas_set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
+    set_threads(&t->spec);
     if (!(t->arena = arena_new(t->spec.memory_limit)))
         return mt_err_set(err, MT_E_NOMEM, "out of system memory creating the arena");
     rng_derive(&t->shuffle_rng, t->spec.seed, 2);

@@ -115,8 +115,8 @@ static double time_calls(const struct blas_call *c, int n, int reps)
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
         for (int i = 0; i < n; i++)
-            blas_gemm(c[i].transA, c[i].transB, c[i].M, c[i].N, c[i].K, c[i].alpha, c[i].A, c[i].B,
-                      c[i].beta, c[i].C);
+            blas_gemm_ld(c[i].transA, c[i].transB, c[i].M, c[i].N, c[i].K, c[i].alpha, c[i].A,
+                         c[i].lda, c[i].B, c[i].ldb, c[i].beta, c[i].C, c[i].ldc);
         best[r] = now_s() - t0;
     }
     for (int i = 1; i < reps; i++) /* insertion sort for the median */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "graph.h"
+#include "par.h"
 #include "loss.h"
 #include "rng.h"
 #include "testutil.h"
@@ -151,6 +152,54 @@ static void test_conv_and_residual_nets_same_bits(void **state)
             snprintf(b, sizeof b, SYNTH_IMG "batch: 8\nepochs: 2\nseed: 4\nthreads: 1\n"
                      "rule: %s\n%s", pairs[k][1], nets[n]);
             same_bits(a, b);
+        }
+}
+
+/* The engine's workers (par.h) split every kernel of a layer-list model
+ * (images, channels, columns of a product, runs of planes). A split can
+ * move the last bits of a product (OpenBLAS picks its small-matrix kernel
+ * by size), never what it computes: two and three workers train the same
+ * bits run after run, and stay within float rounding of one worker over
+ * three steps (batch-norm over small batches amplifies rounding, so longer
+ * runs drift further apart, as any two BLAS builds do). */
+#define POOL_NET "model:\n  input: [3, 9, 9]\n  classes: 3\n  layers:\n" \
+    "    - conv: {channels: 5, kernel: 3, padding: 1}\n    - batchnorm\n    - relu\n" \
+    "    - maxpool: 2\n    - conv: {channels: 7, kernel: 3, padding: 1}\n    - tanh\n" \
+    "    - avgpool: {kernel: 3, stride: 2}\n    - flatten\n    - dense: {units: 40}\n" \
+    "    - relu\n    - dense: 3\n"
+#define WORKER_DATA "dataset: {name: synthetic, synthetic_train: 39, synthetic_test: 10}\n"
+static void test_workers_train_alike(void **state)
+{
+    static const char *const nets[] = {CONV_NET, RES_NET, POOL_NET};
+    static const char *const rules[] = {"bp", "dfa"};
+    for (size_t n = 0; n < 3; n++)
+        for (size_t r = 0; r < 2; r++) {
+            struct mt_spec one;
+            char y[1024];
+            snprintf(y, sizeof y, WORKER_DATA "batch: 13\nepochs: 1\nseed: 4\nthreads: 1\n"
+                     "rule: %s\n%s", rules[r], nets[n]);
+            parse(y, &one);
+            size_t n1;
+            float *p1 = train(&one, &n1);
+            for (int threads = 2; threads <= 3; threads++) {
+                struct mt_spec s;
+                snprintf(y, sizeof y, WORKER_DATA "batch: 13\nepochs: 1\nseed: 4\nthreads: %d\n"
+                         "rule: %s\n%s", threads, rules[r], nets[n]);
+                parse(y, &s);
+                size_t na, nb;
+                float *pa = train(&s, &na), *pb = train(&s, &nb);
+                assert_int_equal(na, n1);
+                double scale = 0, worst = 0;
+                for (size_t i = 0; i < n1; i++) {
+                    scale = fmax(scale, fabs(p1[i]));
+                    worst = fmax(worst, fabs((double)pa[i] - p1[i]));
+                }
+                if (worst > 1e-4 * scale)
+                    fail_msg("net %zu, %s, %d workers: a parameter moved %.3g from one "
+                             "worker's (largest %.3g)", n, rules[r], threads, worst, scale);
+                assert_same_params(pa, pb, na);
+            }
+            free(p1);
         }
 }
 
@@ -325,9 +374,14 @@ static void naive_conv(const struct mt_layer *L, const float *x, const float *W,
 static void test_conv_matches_naive_convolution(void **state)
 {
     static const int cases[][6] = {/* c_in, h, w, c_out, kh, kw */
-        {3, 7, 5, 4, 3, 2}, {1, 9, 9, 2, 5, 5}, {2, 5, 6, 3, 1, 1}, {4, 6, 6, 5, 3, 3}};
-    static const int sp[][2] = {{2, 1}, {1, 0}, {1, 0}, {2, 1}};
-    for (int k = 0; k < 4; k++) {
+        {3, 7, 5, 4, 3, 2}, {1, 9, 9, 2, 5, 5}, {2, 5, 6, 3, 1, 1}, {4, 6, 6, 5, 3, 3},
+        /* stride 1, output as wide as the input (the shifted-plane im2col) */
+        {3, 6, 5, 4, 3, 3}, {2, 7, 8, 3, 5, 5}, {2, 4, 3, 2, 3, 1}, {1, 3, 3, 2, 3, 3}};
+    static const int sp[][2] = {{2, 1}, {1, 0}, {1, 0}, {2, 1}, {1, 1}, {1, 2}, {1, 0}, {1, 1}};
+    /* each case on one, two and three workers (par.h) */
+    for (int run = 0; run < 3 * 8; run++) {
+        int k = run % 8;
+        par_set_threads(1 + run / 8);
         struct mt_layer L = {.s = {.kind = MT_LK_CONV, .units = cases[k][3], .kh = cases[k][4],
                                    .kw = cases[k][5], .stride = sp[k][0], .pad = sp[k][1],
                                    .bias = 1},
@@ -371,9 +425,82 @@ static void test_conv_matches_naive_convolution(void **state)
             sx += (double)dx[i] * x[i];
         /* Y = conv(W, x) + b: <R, Y> = <dW, W> + <db, b> = <dx, x> + <db, b> */
         if (fabs(sy - sw - sb) > 1e-3 * (1 + fabs(sy)) || fabs(sy - sx - sb) > 1e-3 * (1 + fabs(sy)))
-            fail_msg("case %d: <R,Y> %.6g, <dW,W>+<db,b> %.6g, <dx,x>+<db,b> %.6g", k, sy,
-                     sw + sb, sx + sb);
+            fail_msg("case %d (%d workers): <R,Y> %.6g, <dW,W>+<db,b> %.6g, <dx,x>+<db,b> %.6g", k, par_threads(),
+                     sy, sw + sb, sx + sb);
         free(x), free(p), free(y), free(ref), free(ws), free(R), free(dx), free(dp);
+    }
+    par_set_threads(1);
+}
+
+/* ---- the workers' splits, layer by layer ------------------------------ */
+
+/* One layer's forward (training) and backward on B samples with `workers`
+ * workers; outputs, aux, statistics and gradients into out (malloc'd). */
+static float *run_layer(const struct mt_layer *L, int B, int workers, size_t *n)
+{
+    par_set_threads(workers);
+    size_t nin = B * shape_count(L->in), nout = B * shape_count(L->out);
+    size_t np = layer_n_params(L), ns = layer_n_stats(L), na = layer_aux_floats(L, B);
+    size_t nws = layer_ws_floats(L, B);
+    *n = nout + na + ns + np + 2 * nin;
+    float *o = calloc(*n, 4), *x = malloc(nin * 4), *x2 = malloc(nin * 4), *p = malloc(np * 4 + 4);
+    float *dy = malloc(nout * 4), *ws = malloc(nws * 4 + 4);
+    float *y = o, *aux = y + nout, *st = aux + na, *dp = st + ns, *dx = dp + np, *dx2 = dx + nin;
+    struct mt_rng rng;
+    rng_seed(&rng, 11);
+    for (size_t i = 0; i < nin; i++)
+        x[i] = rng_uniform_range(&rng, -1, 1), x2[i] = rng_uniform_range(&rng, -1, 1);
+    for (size_t i = 0; i < np; i++)
+        p[i] = rng_uniform_range(&rng, 0.5f, 1.5f);
+    for (size_t i = 0; i < ns; i++)
+        st[i] = 0.5f;
+    for (size_t i = 0; i < nout; i++)
+        dy[i] = rng_uniform_range(&rng, -1, 1);
+    const struct mt_layer_ops *ops = layer_ops(L->s.kind);
+    ops->forward(L, &(struct mt_layer_fwd){.x = x, .x2 = x2, .y = y, .p = p, .stats = ns ? st : NULL,
+                                          .aux = na ? aux : NULL, .ws = ws, .B = B, .train = 1});
+    ops->backward(L, &(struct mt_layer_bwd){.x = x, .y = y, .aux = na ? aux : NULL, .dy = dy,
+                                           .dx = dx, .dx2 = dx2, .dp = np ? dp : NULL,
+                                           .p = p, .back = p, .ws = ws, .B = B});
+    free(x), free(x2), free(p), free(dy), free(ws);
+    par_set_threads(1);
+    return o;
+}
+
+/* Kinds whose items are independent split without changing a bit; conv and
+ * dense split products, which stay within float rounding. */
+static void test_workers_split_each_kind(void **state)
+{
+    static const struct mt_layer_spec kinds[] = {
+        {.kind = MT_LK_BATCHNORM}, {.kind = MT_LK_ACT, .act = MT_ACT_RELU},
+        {.kind = MT_LK_ACT, .act = MT_ACT_GELU}, {.kind = MT_LK_ADD},
+        {.kind = MT_LK_MAXPOOL, .kh = 2, .kw = 2, .stride = 2},
+        {.kind = MT_LK_MAXPOOL, .kh = 3, .kw = 3, .stride = 2},
+        {.kind = MT_LK_AVGPOOL, .kh = 3, .kw = 3, .stride = 2}, {.kind = MT_LK_GAP},
+        {.kind = MT_LK_CONV, .units = 6, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .bias = 1},
+        {.kind = MT_LK_CONV, .units = 5, .kh = 3, .kw = 3, .stride = 2, .pad = 1, .bias = 1},
+        {.kind = MT_LK_CONV, .units = 4, .kh = 1, .kw = 1, .stride = 1, .bias = 0},
+        {.kind = MT_LK_DENSE, .units = 37, .bias = 1},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        struct mt_layer L = {.s = kinds[k], .in = {3, 7, 9}};
+        struct mt_err err = {0};
+        assert_ok(layer_ops(L.s.kind)->shape(&L, &err), err);
+        int B = 11; /* 33 planes: not a multiple of the maxpool's runs of 8 */
+        size_t n1, n;
+        float *one = run_layer(&L, B, 1, &n1);
+        for (int w = 2; w <= 3; w++) {
+            float *more = run_layer(&L, B, w, &n);
+            assert_int_equal(n, n1);
+            int products = L.s.kind == MT_LK_CONV || L.s.kind == MT_LK_DENSE;
+            for (size_t i = 0; i < n; i++)
+                if (products ? fabsf(more[i] - one[i]) > 1e-5f * (1 + fabsf(one[i]))
+                             : memcmp(&more[i], &one[i], 4) != 0)
+                    fail_msg("%s, %d workers: value %zu of %zu is %.9g, one worker's %.9g",
+                             layer_kind_name(L.s.kind), w, i, n, more[i], one[i]);
+            free(more);
+        }
+        free(one);
     }
 }
 
@@ -627,6 +754,8 @@ int main(void)
         cmocka_unit_test(test_memdfa_equals_dfa_on_layer_lists),
         cmocka_unit_test(test_ckpt_equals_bp_on_layer_lists),
         cmocka_unit_test(test_conv_and_residual_nets_same_bits),
+        cmocka_unit_test(test_workers_train_alike),
+        cmocka_unit_test(test_workers_split_each_kind),
         cmocka_unit_test(test_graph_gradients_match_finite_differences),
         cmocka_unit_test(test_conv_matches_naive_convolution),
         cmocka_unit_test(test_codes_replace_kept_tensors),

@@ -23,34 +23,54 @@ static unsigned act_needs(const struct mt_layer *L)
            (act_backward_needs_z(L->s.act) ? MT_LAYER_NEEDS_IN : MT_LAYER_NEEDS_OUT);
 }
 
+/* Samples [lo, hi) of each, split over the workers (layer_split). */
+static void act_fwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_fwd *f = io;
+    size_t n = shape_count(L->in);
+    float *y = f->y + lo * n;
+    if (f->y != f->x)
+        memcpy(y, f->x + lo * n, (hi - lo) * n * sizeof(float));
+    act_forward_bias(y, NULL, hi - lo, n, L->s.act);
+}
+
 static void act_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
-    size_t n = shape_count(L->in);
-    if (f->y != f->x)
-        memcpy(f->y, f->x, (size_t)f->B * n * sizeof(float));
-    act_forward_bias(f->y, NULL, (size_t)f->B, n, L->s.act);
+    layer_split(L, f, (size_t)f->B, 1, act_fwd_part);
+}
+
+static void act_bwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_bwd *b = io;
+    size_t n = shape_count(L->in), at = lo * n, count = (hi - lo) * n;
+    if (b->dx != b->dy)
+        memcpy(b->dx + at, b->dy + at, count * sizeof(float));
+    act_backward(b->dx + at, (act_backward_needs_z(L->s.act) ? b->x : b->y) + at, count,
+                 L->s.act);
 }
 
 static void act_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
 {
-    size_t count = (size_t)b->B * shape_count(L->in);
-    if (!b->dx)
-        return;
+    if (b->dx)
+        layer_split(L, b, (size_t)b->B, 1, act_bwd_part);
+}
+
+static void act_approx_bwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_bwd *b = io;
+    size_t n = shape_count(L->in), at = lo * n, count = (hi - lo) * n;
     if (b->dx != b->dy)
-        memcpy(b->dx, b->dy, count * sizeof(float));
-    act_backward(b->dx, act_backward_needs_z(L->s.act) ? b->x : b->y, count, L->s.act);
+        memcpy(b->dx + at, b->dy + at, count * sizeof(float));
+    act_code2_backward_z(b->dx + at, b->x + at, count, L->s.act);
 }
 
 static void act_approx_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
 {
-    size_t count = (size_t)b->B * shape_count(L->in);
     if (!act_has_code2(L->s.act) || !b->dx) {
         act_bwd(L, b);
         return;
     }
-    if (b->dx != b->dy)
-        memcpy(b->dx, b->dy, count * sizeof(float));
-    act_code2_backward_z(b->dx, b->x, count, L->s.act);
+    layer_split(L, b, (size_t)b->B, 1, act_approx_bwd_part);
 }
 
 const struct mt_layer_ops layer_act = {

@@ -10,6 +10,8 @@
 
 #include "kinds.h"
 #include "../norm.h"
+#include "../par.h"
+#include "../simd.h"
 
 static int bn_shape(struct mt_layer *L, struct mt_err *err)
 {
@@ -20,101 +22,155 @@ static int bn_shape(struct mt_layer *L, struct mt_err *err)
 
 /* ---- per channel over (batch, h, w): maps ------------------------------- */
 
-/* Channel c of a batch: B planes of hw values, `stride` apart. */
+/* Sums over one plane in eight double lanes, in a fixed order (the same
+ * bits on every run and clone, simd.h). */
+MT_CLONES static double plane_sum(const float *restrict p, size_t n)
+{
+    double a[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            a[k] += p[i + k];
+    for (; i < n; i++)
+        a[i & 7] += p[i];
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+MT_CLONES static double plane_sqdev(const float *restrict p, size_t n, float mu)
+{
+    double a[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = (double)p[i + k] - mu;
+            a[k] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)p[i] - mu;
+        a[i & 7] += d * d;
+    }
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* sum dy xhat and sum dy over one plane, xhat = (x - mu) r. */
+MT_CLONES static void plane_dots(const float *restrict d, const float *restrict x, size_t n,
+                                 float mu, float r, double *sg, double *sb)
+{
+    double g[8] = {0}, b[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            g[k] += (double)d[i + k] * ((x[i + k] - mu) * r);
+            b[k] += d[i + k];
+        }
+    for (; i < n; i++) {
+        g[i & 7] += (double)d[i] * ((x[i] - mu) * r);
+        b[i & 7] += d[i];
+    }
+    *sg += ((g[0] + g[1]) + (g[2] + g[3])) + ((g[4] + g[5]) + (g[6] + g[7]));
+    *sb += ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+}
+
+MT_CLONES static void plane_affine(float *restrict y, const float *restrict x, size_t n, float g,
+                                   float o)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] * g + o;
+}
+
+MT_CLONES static void plane_bwd(float *o, const float *d, const float *x, size_t n, float sc,
+                                float mb, float mu, float r, float mg)
+{
+    for (size_t i = 0; i < n; i++)
+        o[i] = sc * (d[i] - mb - ((x[i] - mu) * r) * mg);
+}
+
+/* Channel c of a batch: B planes of hw values, C hw apart. */
 static void map_stats(const float *x, int B, int C, size_t hw, int c, float *mean, float *rstd,
                       float *uvar)
 {
     double s = 0.0, v = 0.0, n = (double)B * (double)hw;
-    for (int b = 0; b < B; b++) {
-        const float *p = x + ((size_t)b * C + c) * hw;
-        for (size_t i = 0; i < hw; i++)
-            s += p[i];
-    }
+    for (int b = 0; b < B; b++)
+        s += plane_sum(x + ((size_t)b * C + c) * hw, hw);
     float mu = (float)(s / n);
-    for (int b = 0; b < B; b++) {
-        const float *p = x + ((size_t)b * C + c) * hw;
-        for (size_t i = 0; i < hw; i++) {
-            double d = (double)p[i] - mu;
-            v += d * d;
-        }
-    }
+    for (int b = 0; b < B; b++)
+        v += plane_sqdev(x + ((size_t)b * C + c) * hw, hw, mu);
     *mean = mu;
     *rstd = (float)(1.0 / sqrt(v / n + MT_NORM_EPS));
     *uvar = (float)(n > 1 ? v / (n - 1) : v / n);
 }
 
-static void map_forward_train(const struct mt_layer *L, const struct mt_layer_fwd *f)
-{
-    int C = L->in.c;
-    size_t hw = (size_t)L->in.h * L->in.w;
-    const float *gamma = f->p, *beta = f->p + C;
-    for (int c = 0; c < C; c++) {
-        float mu, r, uvar;
-        map_stats(f->x, f->B, C, hw, c, &mu, &r, &uvar);
-        if (f->aux) {
-            f->aux[c] = mu;
-            f->aux[C + c] = r;
-        }
-        if (f->stats) {
-            f->stats[c] = (1.0f - MT_BN_MOMENTUM) * f->stats[c] + MT_BN_MOMENTUM * mu;
-            f->stats[C + c] = (1.0f - MT_BN_MOMENTUM) * f->stats[C + c] + MT_BN_MOMENTUM * uvar;
-        }
-        float g = gamma[c] * r, o = beta[c] - mu * g;
-        for (int b = 0; b < f->B; b++) {
-            const float *x = f->x + ((size_t)b * C + c) * hw;
-            float *y = f->y + ((size_t)b * C + c) * hw;
-            for (size_t i = 0; i < hw; i++)
-                y[i] = x[i] * g + o;
-        }
-    }
-}
+/* Channels are independent: the workers (par.h) take ranges of them, each
+ * channel computed as one worker alone would. */
+struct bn_job {
+    const struct mt_layer *L;
+    const struct mt_layer_fwd *f;
+    const struct mt_layer_bwd *b;
+};
 
-static void map_forward_infer(const struct mt_layer *L, const struct mt_layer_fwd *f)
+static void map_forward_part(void *ctx, int w, int nw)
 {
+    const struct bn_job *j = ctx;
+    const struct mt_layer *L = j->L;
+    const struct mt_layer_fwd *f = j->f;
     int C = L->in.c;
-    size_t hw = (size_t)L->in.h * L->in.w;
-    for (int c = 0; c < C; c++) {
-        float r = 1.0f / sqrtf(f->stats[C + c] + MT_NORM_EPS);
-        float g = f->p[c] * r, o = f->p[C + c] - f->stats[c] * g;
+    size_t hw = (size_t)L->in.h * L->in.w, lo, hi;
+    par_range((size_t)C, w, nw, &lo, &hi);
+    for (int c = (int)lo; c < (int)hi; c++) {
+        float g, o;
+        if (f->train) {
+            float mu, r, uvar;
+            map_stats(f->x, f->B, C, hw, c, &mu, &r, &uvar);
+            if (f->aux) {
+                f->aux[c] = mu;
+                f->aux[C + c] = r;
+            }
+            if (f->stats) {
+                f->stats[c] = (1.0f - MT_BN_MOMENTUM) * f->stats[c] + MT_BN_MOMENTUM * mu;
+                f->stats[C + c] =
+                    (1.0f - MT_BN_MOMENTUM) * f->stats[C + c] + MT_BN_MOMENTUM * uvar;
+            }
+            g = f->p[c] * r;
+            o = f->p[C + c] - mu * g;
+        } else {
+            float r = 1.0f / sqrtf(f->stats[C + c] + MT_NORM_EPS);
+            g = f->p[c] * r;
+            o = f->p[C + c] - f->stats[c] * g;
+        }
         for (int b = 0; b < f->B; b++) {
-            const float *x = f->x + ((size_t)b * C + c) * hw;
-            float *y = f->y + ((size_t)b * C + c) * hw;
-            for (size_t i = 0; i < hw; i++)
-                y[i] = x[i] * g + o;
+            size_t at = ((size_t)b * C + c) * hw;
+            plane_affine(f->y + at, f->x + at, hw, g, o);
         }
     }
 }
 
 /* dx = rstd gamma (dy - mean(dy) - xhat mean(dy xhat)), xhat from the input. */
-static void map_backward(const struct mt_layer *L, const struct mt_layer_bwd *b, float *dx)
+static void map_backward_part(void *ctx, int w, int nw)
 {
+    const struct bn_job *j = ctx;
+    const struct mt_layer *L = j->L;
+    const struct mt_layer_bwd *b = j->b;
     int C = L->in.c;
-    size_t hw = (size_t)L->in.h * L->in.w;
+    size_t hw = (size_t)L->in.h * L->in.w, lo, hi;
     double n = (double)b->B * (double)hw;
-    for (int c = 0; c < C; c++) {
+    par_range((size_t)C, w, nw, &lo, &hi);
+    for (int c = (int)lo; c < (int)hi; c++) {
         float mu = b->aux[c], r = b->aux[C + c];
         double sg = 0.0, sb = 0.0;
         for (int k = 0; k < b->B; k++) {
-            const float *x = b->x + ((size_t)k * C + c) * hw;
-            const float *d = b->dy + ((size_t)k * C + c) * hw;
-            for (size_t i = 0; i < hw; i++) {
-                sg += (double)d[i] * ((x[i] - mu) * r);
-                sb += d[i];
-            }
+            size_t at = ((size_t)k * C + c) * hw;
+            plane_dots(b->dy + at, b->x + at, hw, mu, r, &sg, &sb);
         }
         if (b->dp) {
             b->dp[c] = (float)sg;
             b->dp[C + c] = (float)sb;
         }
-        if (!dx)
+        if (!b->dx)
             continue;
         float mg = (float)(sg / n), mb = (float)(sb / n), sc = r * b->p[c];
         for (int k = 0; k < b->B; k++) {
-            const float *x = b->x + ((size_t)k * C + c) * hw;
-            const float *d = b->dy + ((size_t)k * C + c) * hw;
-            float *o = dx + ((size_t)k * C + c) * hw;
-            for (size_t i = 0; i < hw; i++)
-                o[i] = sc * (d[i] - mb - ((x[i] - mu) * r) * mg);
+            size_t at = ((size_t)k * C + c) * hw;
+            plane_bwd(b->dx + at, b->dy + at, b->x + at, hw, sc, mb, mu, r, mg);
         }
     }
 }
@@ -147,10 +203,7 @@ static void bn_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
     int c = L->in.c;
     if (L->in.h * L->in.w > 1) {
-        if (f->train)
-            map_forward_train(L, f);
-        else
-            map_forward_infer(L, f);
+        par_run(map_forward_part, &(struct bn_job){.L = L, .f = f});
         return;
     }
     const float *gamma = f->p, *beta = f->p + c;
@@ -166,7 +219,7 @@ static void bn_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
 {
     int c = L->in.c;
     if (L->in.h * L->in.w > 1) {
-        map_backward(L, b, b->dx);
+        par_run(map_backward_part, &(struct bn_job){.L = L, .b = b});
         return;
     }
     float *dg = b->dp ? b->dp : NULL, *db = b->dp ? b->dp + c : NULL;

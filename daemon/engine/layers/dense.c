@@ -6,6 +6,7 @@
 
 #include "kinds.h"
 #include "../act.h"
+#include "../blas.h"
 #include "../dense.h"
 
 static int in_features(const struct mt_layer *L)
@@ -44,23 +45,48 @@ static void dense_init(const struct mt_layer *L, float *p, float *stats, struct 
         memset(p + dense_n_weights(L), 0, (size_t)out * sizeof(float));
 }
 
+/* Samples [lo, hi) (layer_split): Y = X W^T + b. */
+static void dense_fwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_fwd *f = io;
+    int in = in_features(L), out = L->s.units, B = (int)(hi - lo);
+    float *y = f->y + lo * out;
+    dense_forward(y, f->x + lo * in, f->p, B, in, out);
+    if (L->s.bias)
+        act_forward_bias(y, f->p + dense_n_weights(L), (size_t)B, (size_t)out, MT_ACT_IDENTITY);
+}
+
 static void dense_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
-    int in = in_features(L), out = L->s.units;
-    dense_forward(f->y, f->x, f->p, f->B, in, out);
+    layer_split(L, f, (size_t)f->B, 1, dense_fwd_part);
+}
+
+/* Output units [lo, hi) (layer_split): dW[lo:hi] (+)= dY[:, lo:hi]^T X and
+ * the bias's. */
+static void dense_params_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_bwd *b = io;
+    int in = in_features(L), out = L->s.units, n = (int)(hi - lo);
+    blas_gemm_ld(1, 0, n, in, b->B, 1.0f, b->dy + lo, out, b->x, in, b->beta, b->dp + lo * in,
+                 in);
     if (L->s.bias)
-        act_forward_bias(f->y, f->p + dense_n_weights(L), (size_t)f->B, (size_t)out,
-                         MT_ACT_IDENTITY);
+        colsum_acc_ld(b->dp + dense_n_weights(L) + lo, b->beta, b->dy + lo, b->B, n, out);
+}
+
+/* Samples [lo, hi): dX = dY M, M the weights or FA's fixed matrix. */
+static void dense_input_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_bwd *b = io;
+    int in = in_features(L), out = L->s.units;
+    dense_backward_input(b->dx + lo * in, b->dy + lo * out, b->back, (int)(hi - lo), in, out);
 }
 
 static void dense_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
 {
-    int in = in_features(L), out = L->s.units;
     if (b->dp)
-        dense_accumulate_params(b->dp, L->s.bias ? b->dp + dense_n_weights(L) : NULL, b->beta,
-                                b->dy, b->x, b->B, in, out);
+        layer_split(L, b, (size_t)L->s.units, 16, dense_params_part);
     if (b->dx)
-        dense_backward_input(b->dx, b->dy, b->back, b->B, in, out);
+        layer_split(L, b, (size_t)b->B, 1, dense_input_part);
 }
 
 static double dense_flops(const struct mt_layer *L)

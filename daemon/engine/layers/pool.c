@@ -42,17 +42,20 @@ static size_t maxpool_aux(const struct mt_layer *L, int B)
     return (pack_bytes((size_t)B * shape_count(L->out), arg_bits(L)) + 3) / 4;
 }
 
-/* Plane by plane: (h, w) in, (ho, wo) out. */
-static void maxpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
+/* Plane by plane, planes [lo, hi) of the batch: (h, w) in, (ho, wo) out.
+ * The workers take runs of 8 planes (layer_split), so each run's argmax
+ * bits start on a byte. */
+static void maxpool_fwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
 {
+    const struct mt_layer_fwd *f = io;
     int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w;
     int kh = L->s.kh, kw = L->s.kw, S = L->s.stride;
-    size_t planes = (size_t)f->B * L->in.c;
     uint8_t *arg = (uint8_t *)f->aux;
     int bits = arg_bits(L);
+    size_t first = lo * Ho * Wo * bits / 8; /* lo is a multiple of 8 */
     if (arg)
-        memset(arg, 0, pack_bytes(planes * Ho * Wo, bits));
-    for (size_t p = 0; p < planes; p++) {
+        memset(arg + first, 0, pack_bytes(hi * Ho * Wo, bits) - first);
+    for (size_t p = lo; p < hi; p++) {
         const float *x = f->x + p * H * W;
         float *y = f->y + p * Ho * Wo;
         for (int oy = 0; oy < Ho; oy++)
@@ -75,16 +78,19 @@ static void maxpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
     }
 }
 
-static void maxpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+static void maxpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
-    if (!b->dx)
-        return;
+    layer_split(L, f, (size_t)f->B * L->in.c, 8, maxpool_fwd_part);
+}
+
+static void maxpool_bwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_bwd *b = io;
     int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w, kw = L->s.kw, S = L->s.stride;
-    size_t planes = (size_t)b->B * L->in.c;
     const uint8_t *arg = (const uint8_t *)b->aux;
     int bits = arg_bits(L);
-    memset(b->dx, 0, planes * H * W * sizeof(float));
-    for (size_t p = 0; p < planes; p++) {
+    memset(b->dx + lo * H * W, 0, (hi - lo) * H * W * sizeof(float));
+    for (size_t p = lo; p < hi; p++) {
         float *dx = b->dx + p * H * W;
         const float *dy = b->dy + p * Ho * Wo;
         for (int oy = 0; oy < Ho; oy++)
@@ -95,13 +101,19 @@ static void maxpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
     }
 }
 
-static void avgpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
+static void maxpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
 {
+    if (b->dx)
+        layer_split(L, b, (size_t)b->B * L->in.c, 1, maxpool_bwd_part);
+}
+
+static void avgpool_fwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_fwd *f = io;
     int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w;
     int kh = L->s.kh, kw = L->s.kw, S = L->s.stride;
     float inv = 1.0f / (float)(kh * kw);
-    size_t planes = (size_t)f->B * L->in.c;
-    for (size_t p = 0; p < planes; p++) {
+    for (size_t p = lo; p < hi; p++) {
         const float *x = f->x + p * H * W;
         float *y = f->y + p * Ho * Wo;
         for (int oy = 0; oy < Ho; oy++)
@@ -116,16 +128,19 @@ static void avgpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
     }
 }
 
-static void avgpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+static void avgpool_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
-    if (!b->dx)
-        return;
+    layer_split(L, f, (size_t)f->B * L->in.c, 1, avgpool_fwd_part);
+}
+
+static void avgpool_bwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_bwd *b = io;
     int H = L->in.h, W = L->in.w, Ho = L->out.h, Wo = L->out.w;
     int kh = L->s.kh, kw = L->s.kw, S = L->s.stride;
     float inv = 1.0f / (float)(kh * kw);
-    size_t planes = (size_t)b->B * L->in.c;
-    memset(b->dx, 0, planes * H * W * sizeof(float));
-    for (size_t p = 0; p < planes; p++) {
+    memset(b->dx + lo * H * W, 0, (hi - lo) * H * W * sizeof(float));
+    for (size_t p = lo; p < hi; p++) {
         float *dx = b->dx + p * H * W;
         const float *dy = b->dy + p * Ho * Wo;
         for (int oy = 0; oy < Ho; oy++)
@@ -139,6 +154,12 @@ static void avgpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
     }
 }
 
+static void avgpool_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+{
+    if (b->dx)
+        layer_split(L, b, (size_t)b->B * L->in.c, 1, avgpool_bwd_part);
+}
+
 static int gap_shape(struct mt_layer *L, struct mt_err *err)
 {
     (void)err;
@@ -146,10 +167,11 @@ static int gap_shape(struct mt_layer *L, struct mt_err *err)
     return 0;
 }
 
-static void gap_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
+static void gap_fwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
 {
-    size_t planes = (size_t)f->B * L->in.c, hw = (size_t)L->in.h * L->in.w;
-    for (size_t p = 0; p < planes; p++) {
+    const struct mt_layer_fwd *f = io;
+    size_t hw = (size_t)L->in.h * L->in.w;
+    for (size_t p = lo; p < hi; p++) {
         const float *x = f->x + p * hw;
         float s = 0.0f;
         for (size_t i = 0; i < hw; i++)
@@ -158,16 +180,26 @@ static void gap_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
     }
 }
 
-static void gap_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+static void gap_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
-    if (!b->dx)
-        return;
-    size_t planes = (size_t)b->B * L->in.c, hw = (size_t)L->in.h * L->in.w;
-    for (size_t p = 0; p < planes; p++) {
+    layer_split(L, f, (size_t)f->B * L->in.c, 1, gap_fwd_part);
+}
+
+static void gap_bwd_part(const struct mt_layer *L, const void *io, size_t lo, size_t hi)
+{
+    const struct mt_layer_bwd *b = io;
+    size_t hw = (size_t)L->in.h * L->in.w;
+    for (size_t p = lo; p < hi; p++) {
         float g = b->dy[p] / (float)hw, *dx = b->dx + p * hw;
         for (size_t i = 0; i < hw; i++)
             dx[i] = g;
     }
+}
+
+static void gap_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
+{
+    if (b->dx)
+        layer_split(L, b, (size_t)b->B * L->in.c, 1, gap_bwd_part);
 }
 
 static double pool_flops(const struct mt_layer *L)
