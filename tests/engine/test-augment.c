@@ -3,8 +3,8 @@
  * are a pure function of (seed, epoch, sample) and change with the epoch
  * and the seed; a job stopped and resumed in a fresh trainer (at an epoch's
  * end and inside one) ends in the same bits as one run straight through;
- * the plan still equals the measured peaks; bad settings are refused with
- * the documented messages. */
+ * evaluation is never augmented; the plan still equals the measured peaks;
+ * bad settings are refused with the documented messages. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -295,6 +295,28 @@ static void test_resume_sees_the_same_augmentation(void **state)
     free(plain);
 }
 
+/* Evaluation sees the test images as they are: the same weights give the
+ * same test loss with augmentation on and off. */
+static void test_evaluation_is_not_augmented(void **state)
+{
+    (void)state;
+    struct mt_spec s, off;
+    struct mt_trainer a, b;
+    struct mt_err err = {0};
+    double la, lb, acc_a, acc_b;
+    test_parse_spec(net_yaml, &s);
+    off = s;
+    off.data.augment = (struct mt_augment){0};
+    assert_ok(trainer_init(&a, &s, &err), err);
+    assert_ok(trainer_init(&b, &off, &err), err);
+    assert_ok(trainer_evaluate(&a, &a.test, &la, &acc_a, &err), err);
+    assert_ok(trainer_evaluate(&b, &b.test, &lb, &acc_b, &err), err);
+    assert_memory_equal(&la, &lb, sizeof la);
+    assert_memory_equal(&acc_a, &acc_b, sizeof acc_a);
+    trainer_fini(&a);
+    trainer_fini(&b);
+}
+
 /* With augmentation on, MLP and layer list alike, the data category and
  * every phase are what the plan says: the crop needs no buffer. */
 static void test_plan_matches_with_augmentation(void **state)
@@ -414,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_batch_equals_naive_pad_crop_flip),
         cmocka_unit_test(test_draws_are_a_function_of_seed_epoch_sample),
         cmocka_unit_test(test_resume_sees_the_same_augmentation),
+        cmocka_unit_test(test_evaluation_is_not_augmented),
         cmocka_unit_test(test_plan_matches_with_augmentation),
         cmocka_unit_test(test_yaml_forms),
         cmocka_unit_test(test_refusals_name_the_key),
