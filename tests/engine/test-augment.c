@@ -10,6 +10,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "augment.h"
 #include "rng.h"
@@ -295,6 +297,77 @@ static void test_resume_sees_the_same_augmentation(void **state)
     free(plain);
 }
 
+/* An IDX file in dir: n images of 1 x h x w random bytes (magic 0x803),
+ * or n labels 0..3 (0x801). */
+static void write_idx(const char *dir, const char *name, int images, long n, int h, int w,
+                      char *path)
+{
+    struct mt_rng r;
+    size_t per = images ? (size_t)h * w : 1, head = images ? 16 : 8;
+    size_t len = head + (size_t)n * per;
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    uint32_t words[] = {images ? 0x803u : 0x801u, (uint32_t)n, (uint32_t)h, (uint32_t)w};
+    for (size_t k = 0; k < head / 4; k++)
+        for (int b = 0; b < 4; b++)
+            buf[4 * k + (size_t)b] = (uint8_t)(words[k] >> (24 - 8 * b));
+    rng_seed(&r, (uint64_t)len);
+    for (size_t k = head; k < len; k++)
+        buf[k] = (uint8_t)(images ? rng_below(&r, 256) : rng_below(&r, 4));
+    snprintf(path, MT_PATH_LEN, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    free(buf);
+}
+
+/* The MLP form sees the image as its 36 values: a 1-hidden-layer MLP on
+ * 1x6x6 IDX images (48 training samples, 3 steps an epoch) trains to the
+ * same bits as the same MLP written as a layer list, both augmented; it
+ * resumes in a fresh trainer inside epoch 2 in the same bits as straight
+ * through; without the augmentation its weights differ. */
+static void test_mlp_form_is_augmented_and_resumes(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mt-test-augment-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct mt_spec h, g;
+    test_spec(&h, "bp", 1, 12, MT_ACT_RELU, 16, 48);
+    h.data.kind = MT_DATA_IDX;
+    write_idx(dir, "train-img", 1, 48, 6, 6, h.data.train_images);
+    write_idx(dir, "train-lbl", 0, 48, 6, 6, h.data.train_labels);
+    write_idx(dir, "test-img", 1, 16, 6, 6, h.data.test_images);
+    write_idx(dir, "test-lbl", 0, 16, 6, 6, h.data.test_labels);
+    h.model.width[0] = 36;
+    h.optim.kind = MT_OPT_SGD;
+    h.optim.lr = 0.05f;
+    h.data.augment = (struct mt_augment){2, 1};
+    g = h;
+    test_as_layer_list(&g);   /* input 36x1x1; the crop follows the data's 1x6x6 */
+    assert_train_identically(&h, &g, 3, NULL, NULL);
+    h.epochs = 2;
+    size_t P = model_param_count(&h.model);
+    double l_straight, l_mid, l_off;
+    float *straight = train_straight(&h, &l_straight);
+    float *mid_epoch = train_resumed(&h, 3 + 1, &l_mid);
+    assert_memory_equal(straight, mid_epoch, P * sizeof(float));
+    assert_memory_equal(&l_straight, &l_mid, sizeof l_straight);
+    h.data.augment = (struct mt_augment){0};
+    float *plain = train_straight(&h, &l_off);
+    assert_true(memcmp(straight, plain, P * sizeof(float)) != 0);
+    free(straight);
+    free(mid_epoch);
+    free(plain);
+    static const char *const names[] = {"train-img", "train-lbl", "test-img", "test-lbl"};
+    for (int i = 0; i < 4; i++) {
+        char p[MT_PATH_LEN];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        assert_int_equal(unlink(p), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
 /* Evaluation sees the test images as they are: the same weights give the
  * same test loss with augmentation on and off. */
 static void test_evaluation_is_not_augmented(void **state)
@@ -436,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_batch_equals_naive_pad_crop_flip),
         cmocka_unit_test(test_draws_are_a_function_of_seed_epoch_sample),
         cmocka_unit_test(test_resume_sees_the_same_augmentation),
+        cmocka_unit_test(test_mlp_form_is_augmented_and_resumes),
         cmocka_unit_test(test_evaluation_is_not_augmented),
         cmocka_unit_test(test_plan_matches_with_augmentation),
         cmocka_unit_test(test_yaml_forms),
