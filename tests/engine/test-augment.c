@@ -268,33 +268,41 @@ static float *train_straight(const struct mt_spec *s, double *loss)
     return w;
 }
 
-/* Two epochs straight, and one epoch + checkpoint + one more in a fresh
- * trainer (and a stop 2 steps into the second epoch), end in the same
- * bits; and the augmentation is really on (without it the weights
- * differ). */
-static void test_resume_sees_the_same_augmentation(void **state)
+/* s trained straight through, and stopped after each of stops[0..n-1]
+ * steps then resumed in a fresh trainer, ends in the same weights and last
+ * epoch loss, bit for bit; and the augmentation is really on: without it
+ * the weights differ. */
+static void assert_resumes_exactly(const struct mt_spec *s, const long *stops, int n)
 {
-    (void)state;
-    struct mt_spec s, off;
-    test_parse_spec(net_yaml, &s);
-    assert_int_equal(s.data.augment.crop, 2);
-    size_t P = model_param_count(&s.model);
-    double l_straight, l_epoch, l_mid, l_off;
-    float *straight = train_straight(&s, &l_straight);
-    float *at_epoch = train_resumed(&s, 6, &l_epoch);
-    float *mid_epoch = train_resumed(&s, 6 + 2, &l_mid);
-    assert_memory_equal(straight, at_epoch, P * sizeof(float));
-    assert_memory_equal(straight, mid_epoch, P * sizeof(float));
-    assert_memory_equal(&l_straight, &l_epoch, sizeof l_straight);
-    assert_memory_equal(&l_straight, &l_mid, sizeof l_straight);
-    off = s;
+    struct mt_spec off = *s;
+    size_t P = model_param_count(&s->model);
+    double l_straight, l_resumed, l_off;
+    float *straight = train_straight(s, &l_straight);
+    for (int i = 0; i < n; i++) {
+        float *resumed = train_resumed(s, stops[i], &l_resumed);
+        if (memcmp(straight, resumed, P * sizeof(float)) != 0)
+            fail_msg("resumed after %ld steps: other weights than straight through", stops[i]);
+        assert_memory_equal(&l_straight, &l_resumed, sizeof l_straight);
+        free(resumed);
+    }
     off.data.augment = (struct mt_augment){0};
     float *plain = train_straight(&off, &l_off);
     assert_true(memcmp(straight, plain, P * sizeof(float)) != 0);
     free(straight);
-    free(at_epoch);
-    free(mid_epoch);
     free(plain);
+}
+
+/* Two epochs straight, and one epoch + checkpoint + one more in a fresh
+ * trainer (and a stop 2 steps into the second epoch), end in the same
+ * bits. */
+static void test_resume_sees_the_same_augmentation(void **state)
+{
+    (void)state;
+    struct mt_spec s;
+    test_parse_spec(net_yaml, &s);
+    assert_int_equal(s.data.augment.crop, 2);
+    static const long stops[] = {6, 6 + 2};   /* 6 steps an epoch */
+    assert_resumes_exactly(&s, stops, 2);
 }
 
 /* An IDX file in dir: n images of 1 x h x w random bytes (magic 0x803),
@@ -347,18 +355,8 @@ static void test_mlp_form_is_augmented_and_resumes(void **state)
     test_as_layer_list(&g);   /* input 36x1x1; the crop follows the data's 1x6x6 */
     assert_train_identically(&h, &g, 3, NULL, NULL);
     h.epochs = 2;
-    size_t P = model_param_count(&h.model);
-    double l_straight, l_mid, l_off;
-    float *straight = train_straight(&h, &l_straight);
-    float *mid_epoch = train_resumed(&h, 3 + 1, &l_mid);
-    assert_memory_equal(straight, mid_epoch, P * sizeof(float));
-    assert_memory_equal(&l_straight, &l_mid, sizeof l_straight);
-    h.data.augment = (struct mt_augment){0};
-    float *plain = train_straight(&h, &l_off);
-    assert_true(memcmp(straight, plain, P * sizeof(float)) != 0);
-    free(straight);
-    free(mid_epoch);
-    free(plain);
+    static const long stops[] = {3 + 1};   /* 3 steps an epoch */
+    assert_resumes_exactly(&h, stops, 1);
     static const char *const names[] = {"train-img", "train-lbl", "test-img", "test-lbl"};
     for (int i = 0; i < 4; i++) {
         char p[MT_PATH_LEN];
