@@ -359,6 +359,11 @@ static void dataset_summary(char *buf, size_t len, const Memtrain__DatasetSpec *
     if (d->test_limit && n < len)
         n += (size_t)snprintf(buf + n, len - n, ", first %llu test samples",
                               (unsigned long long)d->test_limit);
+    if (d->augment && d->augment->crop && n < len)
+        n += (size_t)snprintf(buf + n, len - n, ", augment crop %u%s", d->augment->crop,
+                              d->augment->flip ? ", flip" : "");
+    else if (d->augment && d->augment->flip && n < len)
+        n += (size_t)snprintf(buf + n, len - n, ", augment flip");
     if (d->dir[0] && n < len)
         snprintf(buf + n, len - n, " (from %s)", d->dir);
 }

@@ -138,6 +138,10 @@ static void json_dataset(struct json *j, const char *key, const Memtrain__Datase
         json_u64(j, "synthetic_seed", d->synthetic_seed);
     else
         json_null(j, "synthetic_seed");
+    json_obj(j, "augment");   /* {"crop": 0, "flip": false} = off */
+    json_u64(j, "crop", d->augment ? d->augment->crop : 0);
+    json_bool(j, "flip", d->augment && d->augment->flip);
+    json_obj_end(j);
     json_obj_end(j);
 }
 

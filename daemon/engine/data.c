@@ -671,6 +671,12 @@ static int synth_shape(const struct mt_data_spec *ds, struct mt_data_shape *out,
     out->dim = ds->synthetic_dim;
     out->c = out->h = 1;
     out->w = ds->synthetic_dim;
+    if (ds->synthetic_c > 0 && ds->synthetic_h > 0 && ds->synthetic_w > 0 &&
+        (long long)ds->synthetic_c * ds->synthetic_h * ds->synthetic_w == ds->synthetic_dim) {
+        out->c = ds->synthetic_c;   /* a layer list's input: the blobs are images */
+        out->h = ds->synthetic_h;
+        out->w = ds->synthetic_w;
+    }
     return 0;
 }
 

@@ -36,10 +36,19 @@ enum mt_normalize {
 
 #define MT_PATH_LEN 1024
 
+/* Augmentation of training images (augment.h): zero padding of `crop`
+ * pixels on each side then a random crop back to h x w, and a horizontal
+ * flip with probability 1/2 when `flip`. Both 0 = off (the default). */
+struct mt_augment {
+    int crop;                       /* pixels, 0 <= crop < min(h, w) */
+    int flip;                       /* 0 or 1 */
+};
+
 /* What a dataset will cost before it is loaded (read from the headers). */
 /* Each sample is an image of c channels of h x w values, stored CHW row-major
  * (dim = c * h * w): MNIST and Fashion-MNIST 1x28x28, CIFAR-10 3x32x32, IDX
- * from the header's dimensions, synthetic 1x1xdim. */
+ * from the header's dimensions, synthetic the model's input shape (a layer
+ * list's [c, h, w], else 1x1xdim). */
 struct mt_data_shape {
     long train_n, test_n;
     int dim;
@@ -60,7 +69,10 @@ struct mt_data_spec {
     long synthetic_test;
     int synthetic_dim;              /* set from the model's input width */
     int synthetic_classes;          /* set from the model's classes */
+    int synthetic_c, synthetic_h, synthetic_w; /* set from a layer list's input shape;
+                                                  0 = 1x1xdim */
     uint64_t synthetic_seed;
+    struct mt_augment augment;      /* training batches only */
     /* Not carried in a JobSpec: the shape read earlier from the files
      * (memtraind probes them off its loop, with the submitter's rights);
      * data_probe returns it without opening anything when has_shape. */

@@ -172,6 +172,7 @@ static int parse_bool(const char *t)
     {.name = n, .type = t, .range = r, FIELD(f), .unset_ok = 1, .rule_flag = flag}
 
 static int parse_dataset(struct spec_parse *ps);
+static int parse_augment(struct spec_parse *ps);
 static int parse_model(struct spec_parse *ps);
 static int parse_rule(struct spec_parse *ps);
 static int parse_optimizer(struct spec_parse *ps);
@@ -191,7 +192,7 @@ static int parse_layers(struct spec_parse *ps);
 #define KSUB(n, func, req, section) \
     {.name = n, .type = SK_FN, .fn = func, .required = req, .sub = &section}
 
-static const struct spec_section dataset_section, model_section, rule_section, optim_section,
+static const struct spec_section dataset_section, augment_section, model_section, rule_section, optim_section,
     sched_section;
 
 static const struct spec_key top_keys[] = {
@@ -226,6 +227,12 @@ static const struct spec_key dataset_keys[] = {
     KNUM("synthetic_train", SK_LONG, SR_POS, data.synthetic_train),
     KNUM("synthetic_test", SK_LONG, SR_POS, data.synthetic_test),
     KNUM("synthetic_seed", SK_U64, SR_ANY, data.synthetic_seed),
+    KSUB("augment", parse_augment, 0, augment_section),
+};
+
+static const struct spec_key augment_keys[] = {
+    KNUM("crop", SK_INT, SR_NONNEG, data.augment.crop),
+    KNUM("flip", SK_BOOL, SR_ANY, data.augment.flip),
 };
 
 static const struct spec_key model_keys[] = {
@@ -280,6 +287,8 @@ static const struct spec_key sched_keys[] = {
 };
 
 static const struct spec_section dataset_section = {"dataset", dataset_keys, NKEYS(dataset_keys)};
+static const struct spec_section augment_section = {"dataset.augment", augment_keys,
+                                                    NKEYS(augment_keys)};
 const struct spec_section spec_layer_fields = {"model.hidden[]", layer_keys, NKEYS(layer_keys)};
 static const struct spec_section model_section = {"model", model_keys, NKEYS(model_keys)};
 static const struct spec_section rule_section = {"rule", rule_keys, NKEYS(rule_keys)};
@@ -541,6 +550,23 @@ static int parse_dataset(struct spec_parse *ps)
 {
     ps->line_dataset = ps->key_line;
     return parse_section(ps, dataset_keys, NKEYS(dataset_keys));
+}
+
+/* dataset.augment: a mapping {crop, flip}, or `none` (or nothing) for off. */
+static int parse_augment(struct spec_parse *ps)
+{
+    static const char what[] = "none or a mapping {crop, flip}";
+    if (ps->y.ev.type == YAML_MAPPING_START_EVENT)
+        return parse_map(ps, augment_keys, NKEYS(augment_keys), ps->key_line);
+    const char *t;
+    size_t n;
+    int rc = mt_yaml_scalar(&ps->y, what, &t, &n);
+    if (rc)
+        return rc;
+    if (!mt_yaml_is_null(&ps->y) && strcmp(t, "none") != 0)
+        return mt_yaml_bad_value(&ps->y, what, t, n);
+    ps->s->data.augment = (struct mt_augment){0};
+    return 0;
 }
 
 static int parse_rule(struct spec_parse *ps)
@@ -1385,6 +1411,12 @@ int spec_finish(struct mt_spec *s, struct mt_err *err)
     }
     if (model_is_graph(m) && (rc = finish_layers(s, err)))
         return rc;
+    if (s->data.kind == MT_DATA_SYNTHETIC) {   /* images for a layer list, else rows */
+        int g = model_is_graph(m);
+        s->data.synthetic_c = g ? m->input.c : 0;
+        s->data.synthetic_h = g ? m->input.h : 0;
+        s->data.synthetic_w = g ? m->input.w : 0;
+    }
     size_t samples = s->data.kind == MT_DATA_SYNTHETIC
         ? (size_t)s->data.synthetic_train + (size_t)s->data.synthetic_test : 0;
     if ((rc = model_check_size(m, s->batch, samples, err)))

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "augment.h"
 #include "blas.h"
 #include "par.h"
 #include "graph.h"
@@ -76,7 +77,8 @@ int trainer_plan(const struct mt_spec *spec, struct mt_mem_plan *plan, struct mt
     int rc = s.resolved ? 0 : spec_finish(&s, err);
     if (rc)
         return rc;
-    if ((rc = data_probe(&s.data, &shape, err)))
+    if ((rc = data_probe(&s.data, &shape, err)) ||
+        (rc = augment_check(&s.data.augment, &shape, data_kind_name(s.data.kind), err)))
         return rc;
     trainer_plan_shape(&s, &shape, plan);
     return 0;
@@ -97,7 +99,8 @@ static int check_data(struct mt_trainer *t, struct mt_err *err)
     if (t->train.n < 1 || t->test.n < 1)
         return mt_err_set(err, MT_E_INVAL, "%s: no samples to train or test on",
                           t->train.source);
-    return 0;
+    struct mt_data_shape shape = data_shape_of(&t->train, &t->test);
+    return augment_check(&t->spec.data.augment, &shape, data_kind_name(t->spec.data.kind), err);
 }
 
 static int alloc_batch(struct mt_trainer *t, struct mt_err *err)
@@ -334,6 +337,8 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
     long trained = 0;                /* samples trained in this call */
     int rc, stop = 0;
 
+    const struct mt_augment *aug = &s->data.augment;
+    uint64_t aug_key = augment_epoch_key(s->seed, t->epoch); /* this epoch's crops and flips */
     memset(rep, 0, sizeof *rep);
     if (t->epoch_step == 0) {
         t->epoch_rng = t->shuffle_rng;
@@ -345,7 +350,10 @@ int trainer_run_epoch(struct mt_trainer *t, mt_progress_fn progress, void *ud,
     for (long k = t->epoch_step; k < t->steps_per_epoch && !stop; k++) {
         int nb = n - k * B < B ? (int)(n - k * B) : B;
         struct mt_step_result r = {0};
-        data_batch(&t->train, &t->norm, t->perm + k * B, nb, t->x, t->y);
+        if (augment_on(aug))
+            augment_batch(&t->train, &t->norm, aug, aug_key, t->perm + k * B, nb, t->x, t->y);
+        else
+            data_batch(&t->train, &t->norm, t->perm + k * B, nb, t->x, t->y);
         t->lr = optim_sched_lr(&s->sched, s->optim.lr, t->step, t->steps_per_epoch, s->epochs);
         if ((rc = t->rule->step(t, t->x, t->y, nb, &r, err))) {
             arena_set_phase(t->arena, MT_PHASE_IDLE);

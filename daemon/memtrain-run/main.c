@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "augment.h"
 #include "blas.h"
 #include "memtrain/version.h"
 #include "output.h"
@@ -156,18 +157,20 @@ static int train(const struct run_opts *o, const struct mt_spec *s)
 {
     struct mt_trainer t;
     struct mt_err err = {0};
-    char model[256];
+    char model[256], aug[48];
     if (trainer_init(&t, s, &err)) {
         fprintf(stderr, "memtrain-run: %s\n", err.msg);
         return err.code == MT_E_LIMIT ? 3 : err.code == MT_E_INVAL ? 2 : 1;
     }
     output_model_string(model, sizeof model, &s->model);
+    augment_describe(aug, sizeof aug, &s->data.augment);
     fprintf(stderr,
             "memtrain-run: %s: rule %s, model %s (%zu parameters), batch %d, %d epochs, "
-            "%s lr %g; %ld training and %ld test samples; OpenBLAS core %s, %d threads\n",
+            "%s lr %g; %ld training and %ld test samples%s%s; OpenBLAS core %s, %d threads\n",
             s->name, s->rule.name, model, model_param_count(&s->model), s->batch, s->epochs,
             optim_kind_name(t.spec.optim.kind), (double)t.spec.optim.lr, t.train.n, t.test.n,
-            blas_corename(), blas_threads());
+            augment_on(&s->data.augment) ? ", augmented: " : "",
+            augment_on(&s->data.augment) ? aug : "", blas_corename(), blas_threads());
     struct bar bar = {.on = !o->quiet && isatty(2), .epochs = s->epochs};
     int rc = 0;
     for (int e = 0; e < s->epochs; e++) {

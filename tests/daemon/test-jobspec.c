@@ -34,6 +34,7 @@ static const char full_yaml[] =
     "  synthetic_train: 300\n"
     "  synthetic_test: 40\n"
     "  synthetic_seed: 0\n"
+    "  augment: {crop: 3, flip: true}\n"
     "model:\n"
     "  input: 100\n"
     "  hidden:\n"
@@ -130,6 +131,8 @@ static void assert_same_spec(const struct mt_spec *a, const struct mt_spec *b)
     assert_int_equal(da->synthetic_dim, db->synthetic_dim);
     assert_int_equal(da->synthetic_classes, db->synthetic_classes);
     assert_true(da->synthetic_seed == db->synthetic_seed);
+    assert_int_equal(da->augment.crop, db->augment.crop);
+    assert_int_equal(da->augment.flip, db->augment.flip);
 
     const struct mt_model_desc *ma = &a->model, *mb = &b->model;
     assert_int_equal(ma->n_layers, mb->n_layers);
@@ -236,6 +239,42 @@ static void test_roundtrip_full_spec(void **state)
 }
 
 /* A layer list travels whole: input shape, every kind and setting. */
+/* dataset.augment crosses as AugmentSpec, each half alone too; a JobSpec
+ * without one (an older client) means off, and a crop past INT_MAX is
+ * refused, not wrapped. */
+static void test_roundtrip_keeps_augment(void **state)
+{
+    (void)state;
+    static const struct mt_augment cases[] = {{3, 1}, {2, 0}, {0, 1}, {0, 0}};
+    struct mt_spec in, out;
+    struct mt_err err = {0};
+    parse_yaml(small_yaml, &in);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        in.data.augment = cases[i];
+        round_trip(&in, &out);
+        assert_int_equal(out.data.augment.crop, cases[i].crop);
+        assert_int_equal(out.data.augment.flip, cases[i].flip);
+    }
+    parse_yaml(full_yaml, &in);
+    assert_int_equal(in.data.augment.crop, 3);
+    assert_int_equal(in.data.augment.flip, 1);
+    Memtrain__JobSpec *js = NULL;
+    assert_int_equal(jobspec_from_spec(&in, &js, &err), 0);
+    assert_non_null(js->dataset->augment);
+    assert_int_equal(js->dataset->augment->crop, 3);
+    assert_true(js->dataset->augment->flip);
+    js->dataset->augment = NULL;
+    assert_int_equal(jobspec_to_spec(js, &out, &err), 0);
+    assert_int_equal(out.data.augment.crop, 0);
+    assert_int_equal(out.data.augment.flip, 0);
+    Memtrain__AugmentSpec big = MEMTRAIN__AUGMENT_SPEC__INIT;
+    big.crop = 0x80000000u;
+    js->dataset->augment = &big;
+    assert_int_not_equal(jobspec_to_spec(js, &out, &err), 0);
+    assert_non_null(strstr(err.msg, "dataset.augment.crop"));
+    jobspec_free(js);
+}
+
 static void test_roundtrip_layer_list(void **state)
 {
     (void)state;
@@ -658,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_full_spec),
         cmocka_unit_test(test_roundtrip_keeps_unset),
         cmocka_unit_test(test_roundtrip_layer_list),
+        cmocka_unit_test(test_roundtrip_keeps_augment),
         cmocka_unit_test(test_roundtrip_after_finish),
         cmocka_unit_test(test_message_fields),
         cmocka_unit_test(test_registry_matches_proto),

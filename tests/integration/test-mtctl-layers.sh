@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-mtctl-layers.sh: a layer-list job (conv, batch-norm, a residual block)
 # through a real memtraind and mtctl: `plan` gives one row per node with
-# every layer-list rule's kept bytes, `show` names the layers, and
+# every layer-list rule's kept bytes, `show` names the layers and the
+# augmentation (a crop too large for the images is refused at submit), and
 # `ckpt export` writes every parameter and running statistic named by layer,
 # in PyTorch's shapes, with the checkpoint's bytes in the parameter block's
 # order. Exit status is the verdict.
@@ -10,7 +11,11 @@ set -eu
 
 cat >"$dir/c.yaml" <<YAML
 name: convbn
-dataset: {name: synthetic, synthetic_train: 2048, synthetic_test: 256}
+dataset:
+  name: synthetic
+  synthetic_train: 2048
+  synthetic_test: 256
+  augment: {crop: 1, flip: true}
 model:
   input: [1, 8, 8]
   classes: 4
@@ -42,6 +47,16 @@ mt watch "$id" >"$dir/watch.txt" || fail "watch $id exited $?"
 mt show "$id" | grep -q "model *1x8x8 conv4k3p1 bn relu maxpool2 res6s2 flatten dense4" ||
     fail "show: $(mt show "$id")"
 mt --json show "$id" | grep -q '"kind": *"residual"' || fail "show --json lacks the layers"
+mt show "$id" | grep -q "dataset *synthetic, 2048 training samples, augment crop 1, flip" ||
+    fail "show lacks the augmentation: $(mt show "$id")"
+mt --json show "$id" | tr -d ' \n' | grep -q '"augment":{"crop":1,"flip":true}' ||
+    fail "show --json lacks the augmentation"
+# A crop as large as the 8x8 images is refused at submit, with the key named.
+sed 's/augment: {crop: 1, flip: true}/augment: {crop: 8}/' "$dir/c.yaml" >"$dir/bad.yaml"
+rc=0; mt submit "$dir/bad.yaml" 2>"$dir/err.txt" || rc=$?
+[ $rc -ne 0 ] || fail "a crop of 8 on 8x8 images was accepted"
+grep -q "dataset.augment.crop: must be at least 0 and less than the image's height and width" \
+    "$dir/err.txt" || fail "message: $(cat "$dir/err.txt")"
 
 mt ckpt export "$id" -o "$dir/w.npz" >/dev/null || fail "ckpt export"
 sqlite3 "file:$db?mode=ro" \
