@@ -306,7 +306,9 @@ static const char show_help[] =
     "memory planned at submission against what the arena measured, per category\n"
     "(params, grads, optimizer, activations, workspace, data) and per phase of a\n"
     "step (forward, gradient, update), the kernel's peak RSS, the last epoch's\n"
-    "figures and the worker's exit status.\n"
+    "figures and the worker's exit status. While the job runs, its latest memory\n"
+    "sample too: the bytes in use NOW (between two steps) and the INTERVAL's\n"
+    "peaks (the steps since the sample before, about a second).\n"
     "\n"
     "Options:\n"
     "  -o json, --json        one JSON document with \"job\" and \"spec\"\n"
@@ -350,7 +352,7 @@ static void schedule_summary(char *buf, size_t len, const Memtrain__ScheduleSpec
 static void dataset_summary(char *buf, size_t len, const Memtrain__DatasetSpec *d)
 {
     size_t n = (size_t)snprintf(buf, len, "%s", d->name[0] ? d->name : "-");
-    if (d->opt_synthetic_train_case && n < len)
+    if (strcmp(d->name, "synthetic") == 0 && d->opt_synthetic_train_case && n < len)
         n += (size_t)snprintf(buf + n, len - n, ", %llu training samples",
                               (unsigned long long)d->synthetic_train);
     if (d->train_limit && n < len)
@@ -407,18 +409,20 @@ static void mem_cell(char *buf, size_t len, const Memtrain__MemoryStats *m, size
 static void show_memory(const Memtrain__Job *job)
 {
     const Memtrain__MemorySample *now = job->memory;
-    static const char *const head[] = {"memory", "PLANNED", "MEASURED", "NOW"};
+    const Memtrain__MemoryStats *iv = now ? now->interval_peak : NULL;
+    static const char *const head[] = {"memory", "PLANNED", "MEASURED", "NOW", "INTERVAL"};
     struct table t;
-    table_init(&t, now ? 4 : 3, head, ".rrr");
+    table_init(&t, iv ? 5 : now ? 4 : 3, head, ".rrrr");
     for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
-        char label[32], p[32], m[32], n[32];
+        char label[32], p[32], m[32], n[32], v[32];
         snprintf(label, sizeof label, "  %s", fmt_mem_label(i));
         mem_cell(p, sizeof p, job->planned, i);
         mem_cell(m, sizeof m, job->measured, i);
         mem_cell(n, sizeof n, now ? now->current : NULL, i);
+        mem_cell(v, sizeof v, iv, i);
         if (i >= 7 && now)
             snprintf(n, sizeof n, "-");  /* a sample's current phase peaks are not "now" */
-        const char *cells[] = {label, p, m, n};
+        const char *cells[] = {label, p, m, n, v};
         table_add(&t, cells);
     }
     char m[32], n[32];
@@ -428,10 +432,13 @@ static void show_memory(const Memtrain__Job *job)
         snprintf(m, sizeof m, "-");
     if (now)
         fmt_bytes(n, sizeof n, now->rss_bytes);
-    const char *rss[] = {"  rss (kernel)", "-", m, now ? n : "-"};
+    const char *rss[] = {"  rss (kernel)", "-", m, now ? n : "-", "-"};
     table_add(&t, rss);
     table_print(&t, stdout);
     table_free(&t);
+    if (iv)
+        printf("  interval      the %llu steps before the latest sample\n",
+               (unsigned long long)now->interval_steps);
     if (job->memory_limit) {
         char lim[32];
         printf("  limit         %s\n", fmt_bytes(lim, sizeof lim, job->memory_limit));
