@@ -23,6 +23,9 @@ static const char submit_help[] =
     "\n"
     "Options:\n"
     "  -n, --name NAME        the job's name (instead of the spec's name:)\n"
+    "  -r, --rule NAME        the learning rule (instead of the spec's rule:); the\n"
+    "                         spec's rule settings the rule does not read are\n"
+    "                         dropped (`mtctl plan` lists the rules)\n"
     "  -p, --priority N       higher runs first; equal priorities in submit order\n"
     "                         (default 0)\n"
     "  -m, --mem-limit SIZE   the job's memory limit (instead of memory_limit:);\n"
@@ -42,11 +45,29 @@ static const char submit_help[] =
     "final state: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
     "13 INTERRUPTED.\n";
 
+/* Cancel job `id` without printing anything; 0 when the daemon took it. */
+static int cancel_job(struct mtctl *c, uint64_t id)
+{
+    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
+    cq.job_id = id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
+    req.cancel = &cq;
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    int rc = conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_CANCEL, &resp, &err);
+    if (!rc)
+        memtrain__response__free_unpacked(resp, NULL);
+    c->status = -1;   /* the submit's outcome decides the exit status */
+    return rc;
+}
+
 int cmd_submit(struct mtctl *c, int argc, char **argv)
 {
     enum { OPT_STEPS = 0x2001 };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, 'n'},
+        {"rule", required_argument, NULL, 'r'},
         {"priority", required_argument, NULL, 'p'},
         {"mem-limit", required_argument, NULL, 'm'},
         {"follow", no_argument, NULL, 'f'},
@@ -54,17 +75,20 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    const char *name = NULL;
+    const char *name = NULL, *rule = NULL;
     long priority = 0;
     uint64_t limit = 0;
     struct mt_err perr;
     int follow = 0, steps = 0, opt;
     char *end;
     mtctl_getopt_reset(c, argv, "submit");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:p:m:f", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:r:p:m:f", longopts, NULL)) != -1) {
         switch (opt) {
         case 'n':
             name = optarg;
+            break;
+        case 'r':
+            rule = optarg;
             break;
         case 'p':
             priority = strtol(optarg, &end, 10);
@@ -100,6 +124,7 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
     sub.priority = (int32_t)priority;
     sub.name = (char *)(name ? name : "");
     sub.memory_limit = limit;
+    sub.rule = (char *)(rule ? rule : "");
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
     req.submit = &sub;
@@ -114,6 +139,15 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         return mtctl_fail(c, &err);
     }
     uint64_t id = resp->submit->job->id;
+    if (rule && strcmp(resp->submit->job->rule, rule) != 0) {
+        /* a daemon older than SubmitRequest.rule runs the spec's rule */
+        mt_err_set(&err, MT_E_PROTO, "memtraind ignored --rule %s (it predates the option): job "
+                   "%llu would train with %s; %s", rule, (unsigned long long)id,
+                   resp->submit->job->rule, cancel_job(c, id) ? "cancelling it failed"
+                                                              : "it is cancelled");
+        memtrain__response__free_unpacked(resp, NULL);
+        return mtctl_fail(c, &err);
+    }
     if (c->json) {
         struct json j;
         json_begin(&j, stdout);

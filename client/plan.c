@@ -21,19 +21,21 @@ static const char plan_help[] =
     "peak within each phase of a step (forward, gradient, update); then the same\n"
     "model and batch under every learning rule side by side (the spec's rule\n"
     "marked *; n/a where a rule refuses the spec, and why); for a layer list,\n"
-    "one row per node (its model.layers entry,\n"
-    "output shape, parameters) with the bytes each rule that trains layer lists\n"
-    "keeps for it during a step (n/a where the rule refuses the spec, and why);\n"
-    "then whether the job fits its memory limit and the daemon's budget. The\n"
-    "figures are exact: the arena allocates exactly what the plan says.\n"
+    "one row per node (its model.layers entry, output shape, parameters) with\n"
+    "the bytes each rule that trains layer lists keeps for it during a step\n"
+    "(n/a where the rule refuses the spec); then whether the job fits its\n"
+    "memory limit and the daemon's budget. The figures are exact: the arena\n"
+    "allocates exactly what the plan says.\n"
     "\n"
     "Options:\n"
+    "  -r, --rule NAME        plan with this rule instead of the spec's (as\n"
+    "                         `mtctl submit --rule` would run it)\n"
     "  -o json, --json        one JSON document: \"planned\", \"rules\" (those that\n"
     "                         take the spec), \"rules_refused\" (the others: rule ->\n"
     "                         why), \"limit\", \"budget\", \"fits\" and the resolved\n"
-    "                         \"spec\"; a layer\n"
-    "                         list adds \"layers\" (node, layer, kind, part, output,\n"
-    "                         params, kept per rule, null if refused), \"refused\"\n"
+    "                         \"spec\"; a layer list adds \"layers\" (node, layer,\n"
+    "                         kind, part, output, params, kept per rule, null if\n"
+    "                         refused), \"refused\"\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n"
     "\n"
@@ -230,11 +232,19 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
 
 int cmd_plan(struct mtctl *c, int argc, char **argv)
 {
-    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"rule", required_argument, NULL, 'r'},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
     int opt;
+    const char *rule = NULL;
     mtctl_getopt_reset(c, argv, "plan");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "r:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'r':
+            rule = optarg;
+            break;
         MTCTL_OPT_DEFAULT(c, opt, plan_help)
         }
     }
@@ -248,6 +258,7 @@ int cmd_plan(struct mtctl *c, int argc, char **argv)
     pq.spec_case = MEMTRAIN__PLAN_REQUEST__SPEC_YAML;
     pq.yaml = yaml;
     pq.yaml_name = (char *)yaml_name;
+    pq.rule = (char *)(rule ? rule : "");
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_PLAN;
     req.plan = &pq;
@@ -257,6 +268,13 @@ int cmd_plan(struct mtctl *c, int argc, char **argv)
     if (rc)
         return mtctl_fail(c, &err);
     const Memtrain__PlanResponse *p = resp->plan;
+    const char *planned_rule = p->spec && p->spec->rule ? p->spec->rule->name : "";
+    if (rule && strcmp(planned_rule[0] ? planned_rule : "bp", rule) != 0) {
+        mt_err_set(&err, MT_E_PROTO, "memtraind ignored --rule %s (it predates the option) and "
+                   "planned rule %s", rule, planned_rule[0] ? planned_rule : "bp");
+        memtrain__response__free_unpacked(resp, NULL);
+        return mtctl_fail(c, &err);
+    }
     if (c->json) {
         struct json j;
         json_begin(&j, stdout);

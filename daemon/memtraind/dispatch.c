@@ -38,15 +38,24 @@ static Memtrain__Status status_of(int code)
 
 /* The spec of a submit or plan request, parsed but not resolved. */
 static int request_spec(Memtrain__JobSpec *job, const char *yaml, const char *yaml_name,
-                        struct mt_spec *s, struct mt_err *err)
+                        const char *rule, struct mt_spec *s, struct mt_err *err)
 {
+    int rc;
     spec_init(s);
     if (yaml)
-        return spec_parse_string(yaml, strlen(yaml), yaml_name && yaml_name[0] ? yaml_name : "spec",
-                                 s, err);
-    if (job)
-        return jobspec_to_spec(job, s, err);
-    return mt_err_set(err, MT_E_INVAL, "the request carries no spec (neither YAML nor JobSpec)");
+        rc = spec_parse_string(yaml, strlen(yaml), yaml_name && yaml_name[0] ? yaml_name : "spec",
+                               s, err);
+    else if (job)
+        rc = jobspec_to_spec(job, s, err);
+    else
+        rc = mt_err_set(err, MT_E_INVAL, "the request carries no spec (neither YAML nor JobSpec)");
+    if (rc || !rule || !rule[0])
+        return rc;
+    /* the request's rule instead of the spec's (mtctl --rule) */
+    if (!rule_find(rule))
+        return mt_err_set(err, MT_E_INVAL, "--rule: unknown rule '%s'", rule);
+    spec_set_rule(s, rule);
+    return 0;
 }
 
 static void reply_job(struct conn *c, uint64_t id, int body, const struct store_job *row,
@@ -133,7 +142,7 @@ static void handle_submit(struct conn *c, uint64_t id, const Memtrain__SubmitReq
         conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
         return;
     }
-    if (request_spec(js, yaml, q->yaml_name, &sw->s, &err)) {
+    if (request_spec(js, yaml, q->yaml_name, q->rule, &sw->s, &err)) {
         conn_send_error(c, id, MEMTRAIN__STATUS__INVALID, "%s", err.msg);
         free(sw);
         return;
@@ -695,7 +704,7 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
     const char *yaml = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_YAML ? q->yaml : NULL;
     Memtrain__JobSpec *js = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_JOB ? q->job : NULL;
     struct plan_wait *pw = malloc(sizeof *pw);
-    int rc = pw ? request_spec(js, yaml, q->yaml_name, &pw->parsed, &err)
+    int rc = pw ? request_spec(js, yaml, q->yaml_name, q->rule, &pw->parsed, &err)
                 : mt_err_set(&err, MT_E_NOMEM, "out of memory");
     if (!rc) {
         pw->s = pw->parsed;

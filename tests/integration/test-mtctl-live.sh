@@ -125,4 +125,21 @@ assert sorted(planned + list(refused)) == sorted(
 assert set(refused) == {"tinyfoa", "pepita", "ff", "mezo"}, refused
 assert "momentum" in refused["mezo"] and "layer-list" in refused["ff"], refused
 PY
+# --rule plans (and submits) the spec under another rule: its plan is that
+# rule's column of the side-by-side table; a rule that refuses says why.
+mt --json plan --rule dfa "$dir/c.yaml" >"$dir/dfa.json" || fail "plan --rule dfa"
+/usr/bin/python3 - "$dir/plan.json" "$dir/dfa.json" <<'PY' || fail "plan --rule dfa is not dfa's column"
+import json, sys
+side = {r["rule"]: r["planned"] for r in json.load(open(sys.argv[1]))["rules"]}
+dfa = json.load(open(sys.argv[2]))
+assert dfa["spec"]["rule"]["name"] == "dfa", dfa["spec"]["rule"]
+assert dfa["planned"] == side["dfa"] != side["bp"], (dfa["planned"], side["dfa"])
+PY
+if out=$(mt plan -r ff "$dir/c.yaml" 2>&1); then fail "plan -r ff was not refused: $out"; fi
+echo "$out" | grep -q "layer-list" || fail "plan -r ff does not say why: $out"
+out=$(mt submit -r dfa "$dir/c.yaml") || fail "submit -r dfa: $out"
+dfa_id=$(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p')
+mt --json show "$dfa_id" | grep -q '"rule": *"dfa"' || fail "submit -r dfa: $(mt show "$dfa_id")"
+mt wait "$dfa_id" >/dev/null || fail "the dfa job did not complete"
+
 echo "mtctl live memory and plan: ok (job $id)"
