@@ -48,14 +48,9 @@ static const char submit_help[] =
 /* Cancel job `id` without printing anything; 0 when the daemon took it. */
 static int cancel_job(struct mtctl *c, uint64_t id)
 {
-    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
-    cq.job_id = id;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
-    req.cancel = &cq;
     Memtrain__Response *resp;
     struct mt_err err = {0};
-    int rc = conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_CANCEL, &resp, &err);
+    int rc = conn_cancel(c, id, &resp, &err);
     if (!rc)
         memtrain__response__free_unpacked(resp, NULL);
     c->status = -1;   /* the submit's outcome decides the exit status */
@@ -594,14 +589,9 @@ int cmd_cancel(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
-    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
-    cq.job_id = id;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
-    req.cancel = &cq;
     Memtrain__Response *resp;
     struct mt_err err = {0};
-    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_CANCEL, &resp, &err)) {
+    if (conn_cancel(c, id, &resp, &err)) {
         conn_job_err(&err, id);
         return mtctl_fail(c, &err);
     }
