@@ -175,6 +175,16 @@ int conn_show(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struc
     return conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, resp, err);
 }
 
+int conn_cancel(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err)
+{
+    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
+    cq.job_id = job_id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
+    req.cancel = &cq;
+    return conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_CANCEL, resp, err);
+}
+
 int conn_job_err(struct mt_err *err, uint64_t job_id)
 {
     char name[40];

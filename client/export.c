@@ -26,8 +26,11 @@ static const char metrics_help[] =
     "  -o json, --json        one JSON document with \"epochs\" (and \"steps\",\n"
     "                         \"memory\" when asked for)\n"
     "      --steps            also every stored training step (step, epoch, loss)\n"
-    "      --memory           also every stored memory sample (current bytes per\n"
-    "                         category, RSS, limit)\n"
+    "      --memory           also every stored memory sample: the bytes in use\n"
+    "                         at the sample (taken between steps), the peaks so\n"
+    "                         far, RSS, limit, and the peaks per category of the\n"
+    "                         steps since the sample before (JSON \"interval_peak\",\n"
+    "                         \"interval_steps\"; CSV interval_*)\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n";
 
@@ -126,23 +129,81 @@ static void csv_steps(const Memtrain__MetricsResponse *mr)
                mr->steps[i]->loss);
 }
 
+/* The memory samples: the bytes in use at the sample (between two steps),
+ * the peaks so far, the kernel's figures, then the interval's peaks (the
+ * steps since the sample before) and its steps, empty when the sample has
+ * none (an older worker's). */
 static void csv_memory(const Memtrain__MetricsResponse *mr)
 {
     printf("time,params,grads,optimizer,activations,workspace,data,total,peak_total,rss_bytes,"
-           "hwm_bytes,limit\n");
+           "hwm_bytes,limit,interval_params,interval_grads,interval_optimizer,"
+           "interval_activations,interval_workspace,interval_data,interval_total,"
+           "interval_phase_peak_forward,interval_phase_peak_gradient,"
+           "interval_phase_peak_update,interval_steps\n");
     for (size_t i = 0; i < mr->n_memory; i++) {
         const Memtrain__MemorySample *s = mr->memory[i];
         static const Memtrain__MemoryStats zero = MEMTRAIN__MEMORY_STATS__INIT;
         const Memtrain__MemoryStats *c = s->current ? s->current : &zero;
         const Memtrain__MemoryStats *p = s->peak ? s->peak : &zero;
-        printf("%lld,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", (long long)s->time,
+        printf("%lld,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu", (long long)s->time,
                (unsigned long long)c->params, (unsigned long long)c->grads,
                (unsigned long long)c->optimizer, (unsigned long long)c->activations,
                (unsigned long long)c->workspace, (unsigned long long)c->data,
                (unsigned long long)c->peak_total, (unsigned long long)p->peak_total,
                (unsigned long long)s->rss_bytes, (unsigned long long)s->hwm_bytes,
                (unsigned long long)s->limit);
+        for (size_t k = 0; k < FMT_MEM_ROWS; k++) {
+            if (s->interval_peak)
+                printf(",%llu", (unsigned long long)fmt_mem_at(s->interval_peak, k));
+            else
+                putchar(',');
+        }
+        if (s->interval_peak)
+            printf(",%llu\n", (unsigned long long)s->interval_steps);
+        else
+            printf(",\n");
     }
+}
+
+/* The interval's peak of the categories other than activations and
+ * workspace (params, grads, optimizer, data: what every step holds). */
+static uint64_t interval_rest(const Memtrain__MemoryStats *m)
+{
+    return m->params + m->grads + m->optimizer + m->data;
+}
+
+static int text_memory(const Memtrain__MetricsResponse *mr)
+{
+    static const char *const mhead[] = {"TIME", "CURRENT", "STEPS", "ACTIVATIONS", "WORKSPACE",
+                                        "REST", "INTERVAL", "PEAK", "RSS", "LIMIT"};
+    struct table t;
+    printf("\nmemory samples: CURRENT is the total in use at the sample (between steps);\n"
+           "ACTIVATIONS, WORKSPACE, REST (params, grads, optimizer, data) and INTERVAL\n"
+           "(the total) are the peaks of the STEPS steps since the sample before\n");
+    table_init(&t, 10, mhead, ".rrrrrrrrr");
+    for (size_t i = 0; i < mr->n_memory; i++) {
+        const Memtrain__MemorySample *s = mr->memory[i];
+        const Memtrain__MemoryStats *iv = s->interval_peak;
+        char tm[32], cur[32], st[24], act[32], ws[32], rest[32], itot[32], pk[32], rss[32],
+            lim[32];
+        snprintf(st, sizeof st, "%llu", (unsigned long long)s->interval_steps);
+        const char *cells[] = {
+            fmt_time(tm, sizeof tm, s->time),
+            s->current ? fmt_bytes(cur, sizeof cur, s->current->peak_total) : "-",
+            iv ? st : "-",
+            iv ? fmt_bytes(act, sizeof act, iv->activations) : "-",
+            iv ? fmt_bytes(ws, sizeof ws, iv->workspace) : "-",
+            iv ? fmt_bytes(rest, sizeof rest, interval_rest(iv)) : "-",
+            iv ? fmt_bytes(itot, sizeof itot, iv->peak_total) : "-",
+            s->peak ? fmt_bytes(pk, sizeof pk, s->peak->peak_total) : "-",
+            fmt_bytes(rss, sizeof rss, s->rss_bytes),
+            s->limit ? fmt_bytes(lim, sizeof lim, s->limit) : "none",
+        };
+        table_add(&t, cells);
+    }
+    int rc = table_print(&t, stdout);
+    table_free(&t);
+    return rc;
 }
 
 static int text_metrics(const Memtrain__MetricsResponse *mr, int steps, int memory)
@@ -202,25 +263,8 @@ static int text_metrics(const Memtrain__MetricsResponse *mr, int steps, int memo
         rc |= table_print(&t, stdout);
         table_free(&t);
     }
-    if (memory) {
-        static const char *const mhead[] = {"TIME", "CURRENT", "PEAK", "RSS", "LIMIT"};
-        printf("\n");
-        table_init(&t, 5, mhead, ".rrrr");
-        for (size_t i = 0; i < mr->n_memory; i++) {
-            const Memtrain__MemorySample *s = mr->memory[i];
-            char tm[32], cur[32], pk[32], rss[32], lim[32];
-            const char *cells[] = {
-                fmt_time(tm, sizeof tm, s->time),
-                s->current ? fmt_bytes(cur, sizeof cur, s->current->peak_total) : "-",
-                s->peak ? fmt_bytes(pk, sizeof pk, s->peak->peak_total) : "-",
-                fmt_bytes(rss, sizeof rss, s->rss_bytes),
-                s->limit ? fmt_bytes(lim, sizeof lim, s->limit) : "none",
-            };
-            table_add(&t, cells);
-        }
-        rc |= table_print(&t, stdout);
-        table_free(&t);
-    }
+    if (memory)
+        rc |= text_memory(mr);
     return rc;
 }
 

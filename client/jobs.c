@@ -23,6 +23,9 @@ static const char submit_help[] =
     "\n"
     "Options:\n"
     "  -n, --name NAME        the job's name (instead of the spec's name:)\n"
+    "  -r, --rule NAME        the learning rule (instead of the spec's rule:); the\n"
+    "                         spec's rule settings the rule does not read are\n"
+    "                         dropped (`mtctl plan` lists the rules)\n"
     "  -p, --priority N       higher runs first; equal priorities in submit order\n"
     "                         (default 0)\n"
     "  -m, --mem-limit SIZE   the job's memory limit (instead of memory_limit:);\n"
@@ -42,11 +45,24 @@ static const char submit_help[] =
     "final state: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
     "13 INTERRUPTED.\n";
 
+/* Cancel job `id` without printing anything; 0 when the daemon took it. */
+static int cancel_job(struct mtctl *c, uint64_t id)
+{
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    int rc = conn_cancel(c, id, &resp, &err);
+    if (!rc)
+        memtrain__response__free_unpacked(resp, NULL);
+    c->status = -1;   /* the submit's outcome decides the exit status */
+    return rc;
+}
+
 int cmd_submit(struct mtctl *c, int argc, char **argv)
 {
     enum { OPT_STEPS = 0x2001 };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, 'n'},
+        {"rule", required_argument, NULL, 'r'},
         {"priority", required_argument, NULL, 'p'},
         {"mem-limit", required_argument, NULL, 'm'},
         {"follow", no_argument, NULL, 'f'},
@@ -54,17 +70,20 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    const char *name = NULL;
+    const char *name = NULL, *rule = NULL;
     long priority = 0;
     uint64_t limit = 0;
     struct mt_err perr;
     int follow = 0, steps = 0, opt;
     char *end;
     mtctl_getopt_reset(c, argv, "submit");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:p:m:f", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:r:p:m:f", longopts, NULL)) != -1) {
         switch (opt) {
         case 'n':
             name = optarg;
+            break;
+        case 'r':
+            rule = optarg;
             break;
         case 'p':
             priority = strtol(optarg, &end, 10);
@@ -100,6 +119,7 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
     sub.priority = (int32_t)priority;
     sub.name = (char *)(name ? name : "");
     sub.memory_limit = limit;
+    sub.rule = (char *)(rule ? rule : "");
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
     req.submit = &sub;
@@ -114,6 +134,15 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         return mtctl_fail(c, &err);
     }
     uint64_t id = resp->submit->job->id;
+    if (rule && strcmp(resp->submit->job->rule, rule) != 0) {
+        /* a daemon older than SubmitRequest.rule runs the spec's rule */
+        mt_err_set(&err, MT_E_PROTO, "memtraind ignored --rule %s (it predates the option): job "
+                   "%llu would train with %s; %s", rule, (unsigned long long)id,
+                   resp->submit->job->rule, cancel_job(c, id) ? "cancelling it failed"
+                                                              : "it is cancelled");
+        memtrain__response__free_unpacked(resp, NULL);
+        return mtctl_fail(c, &err);
+    }
     if (c->json) {
         struct json j;
         json_begin(&j, stdout);
@@ -306,7 +335,9 @@ static const char show_help[] =
     "memory planned at submission against what the arena measured, per category\n"
     "(params, grads, optimizer, activations, workspace, data) and per phase of a\n"
     "step (forward, gradient, update), the kernel's peak RSS, the last epoch's\n"
-    "figures and the worker's exit status.\n"
+    "figures and the worker's exit status. While the job runs, its latest memory\n"
+    "sample too: the bytes in use NOW (between two steps) and the INTERVAL's\n"
+    "peaks (the steps since the sample before, about a second).\n"
     "\n"
     "Options:\n"
     "  -o json, --json        one JSON document with \"job\" and \"spec\"\n"
@@ -350,7 +381,7 @@ static void schedule_summary(char *buf, size_t len, const Memtrain__ScheduleSpec
 static void dataset_summary(char *buf, size_t len, const Memtrain__DatasetSpec *d)
 {
     size_t n = (size_t)snprintf(buf, len, "%s", d->name[0] ? d->name : "-");
-    if (d->opt_synthetic_train_case && n < len)
+    if (strcmp(d->name, "synthetic") == 0 && d->opt_synthetic_train_case && n < len)
         n += (size_t)snprintf(buf + n, len - n, ", %llu training samples",
                               (unsigned long long)d->synthetic_train);
     if (d->train_limit && n < len)
@@ -412,18 +443,20 @@ static void mem_cell(char *buf, size_t len, const Memtrain__MemoryStats *m, size
 static void show_memory(const Memtrain__Job *job)
 {
     const Memtrain__MemorySample *now = job->memory;
-    static const char *const head[] = {"memory", "PLANNED", "MEASURED", "NOW"};
+    const Memtrain__MemoryStats *iv = now ? now->interval_peak : NULL;
+    static const char *const head[] = {"memory", "PLANNED", "MEASURED", "NOW", "INTERVAL"};
     struct table t;
-    table_init(&t, now ? 4 : 3, head, ".rrr");
+    table_init(&t, iv ? 5 : now ? 4 : 3, head, ".rrrr");
     for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
-        char label[32], p[32], m[32], n[32];
+        char label[32], p[32], m[32], n[32], v[32];
         snprintf(label, sizeof label, "  %s", fmt_mem_label(i));
         mem_cell(p, sizeof p, job->planned, i);
         mem_cell(m, sizeof m, job->measured, i);
         mem_cell(n, sizeof n, now ? now->current : NULL, i);
+        mem_cell(v, sizeof v, iv, i);
         if (i >= 7 && now)
             snprintf(n, sizeof n, "-");  /* a sample's current phase peaks are not "now" */
-        const char *cells[] = {label, p, m, n};
+        const char *cells[] = {label, p, m, n, v};
         table_add(&t, cells);
     }
     char m[32], n[32];
@@ -433,10 +466,13 @@ static void show_memory(const Memtrain__Job *job)
         snprintf(m, sizeof m, "-");
     if (now)
         fmt_bytes(n, sizeof n, now->rss_bytes);
-    const char *rss[] = {"  rss (kernel)", "-", m, now ? n : "-"};
+    const char *rss[] = {"  rss (kernel)", "-", m, now ? n : "-", "-"};
     table_add(&t, rss);
     table_print(&t, stdout);
     table_free(&t);
+    if (iv)
+        printf("  interval      the %llu steps before the latest sample\n",
+               (unsigned long long)now->interval_steps);
     if (job->memory_limit) {
         char lim[32];
         printf("  limit         %s\n", fmt_bytes(lim, sizeof lim, job->memory_limit));
@@ -558,14 +594,9 @@ int cmd_cancel(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
-    Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;
-    cq.job_id = id;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_CANCEL;
-    req.cancel = &cq;
     Memtrain__Response *resp;
     struct mt_err err = {0};
-    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_CANCEL, &resp, &err)) {
+    if (conn_cancel(c, id, &resp, &err)) {
         conn_job_err(&err, id);
         return mtctl_fail(c, &err);
     }

@@ -39,6 +39,8 @@ void json_memory_sample(struct json *j, const char *key, const Memtrain__MemoryS
     json_u64(j, "rss_bytes", s->rss_bytes);
     json_u64(j, "hwm_bytes", s->hwm_bytes);
     json_u64(j, "limit", s->limit);
+    json_memory_stats(j, "interval_peak", s->interval_peak);  /* null from older daemons */
+    json_u64(j, "interval_steps", s->interval_steps);
     json_obj_end(j);
 }
 

@@ -20,17 +20,22 @@ static const char plan_help[] =
     "(params, grads, optimizer, activations, workspace, data), its peak, and the\n"
     "peak within each phase of a step (forward, gradient, update); then the same\n"
     "model and batch under every learning rule side by side (the spec's rule\n"
-    "marked *); for a layer list, one row per node (its model.layers entry,\n"
-    "output shape, parameters) with the bytes each rule that trains layer lists\n"
-    "keeps for it during a step (n/a where the rule refuses the spec, and why);\n"
-    "then whether the job fits its memory limit and the daemon's budget. The\n"
-    "figures are exact: the arena allocates exactly what the plan says.\n"
+    "marked *; n/a where a rule refuses the spec, and why); for a layer list,\n"
+    "one row per node (its model.layers entry, output shape, parameters) with\n"
+    "the bytes each rule that trains layer lists keeps for it during a step\n"
+    "(n/a where the rule refuses the spec); then whether the job fits its\n"
+    "memory limit and the daemon's budget. The figures are exact: the arena\n"
+    "allocates exactly what the plan says.\n"
     "\n"
     "Options:\n"
-    "  -o json, --json        one JSON document: \"planned\", \"rules\", \"limit\",\n"
-    "                         \"budget\", \"fits\" and the resolved \"spec\"; a layer\n"
-    "                         list adds \"layers\" (node, layer, kind, part, output,\n"
-    "                         params, kept per rule, null if refused), \"refused\"\n"
+    "  -r, --rule NAME        plan with this rule instead of the spec's (as\n"
+    "                         `mtctl submit --rule` would run it)\n"
+    "  -o json, --json        one JSON document: \"planned\", \"rules\" (those that\n"
+    "                         take the spec), \"rules_refused\" (the others: rule ->\n"
+    "                         why), \"limit\", \"budget\", \"fits\" and the resolved\n"
+    "                         \"spec\"; a layer list adds \"layers\" (node, layer,\n"
+    "                         kind, part, output, params, kept per rule, null if\n"
+    "                         refused), \"refused\"\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n"
     "\n"
@@ -46,6 +51,16 @@ static int refused(const Memtrain__PlanResponse *p, const char *rule)
         if (strcmp(p->layer_refused[i]->rule, rule) == 0)
             return 1;
     return 0;
+}
+
+/* Is `rule` among the rules that refuse the spec (all of them, not only
+ * the layer-list ones)? */
+static const char *refused_why(const Memtrain__PlanResponse *p, const char *rule)
+{
+    for (size_t i = 0; i < p->n_rules_refused; i++)
+        if (strcmp(p->rules_refused[i]->rule, rule) == 0)
+            return p->rules_refused[i]->reason;
+    return NULL;
 }
 
 static void print_layers(const Memtrain__PlanResponse *p, const char *rule)
@@ -89,8 +104,9 @@ static void print_layers(const Memtrain__PlanResponse *p, const char *rule)
         printf("\n");
         table_print(&t, stdout);
         table_free(&t);
-        for (size_t i = 0; i < p->n_layer_refused; i++)
-            printf("  n/a %s: %s\n", p->layer_refused[i]->rule, p->layer_refused[i]->reason);
+        for (size_t i = 0; i < p->n_layer_refused; i++)   /* unless said above the table */
+            if (!refused_why(p, p->layer_refused[i]->rule))
+                printf("  n/a %s: %s\n", p->layer_refused[i]->rule, p->layer_refused[i]->reason);
     }
     free(hd);
     free(cells);
@@ -132,6 +148,51 @@ static void json_layers(struct json *j, const Memtrain__PlanResponse *p)
     json_obj_end(j);
 }
 
+/* Every rule side by side, one column each (the spec's rule marked *): the
+ * planned ones, then those that refuse the spec, n/a, with why below. */
+static void print_rules(const Memtrain__PlanResponse *p, const char *rule)
+{
+    size_t nr = p->n_rules + p->n_rules_refused, nc = nr + 1;
+    const char **hd = calloc(nc, sizeof *hd);
+    char (*names)[40] = calloc(nc, sizeof *names);
+    char *align = calloc(nc + 1, 1);
+    char (*cell)[32] = calloc(nc, sizeof *cell);
+    const char **cells = calloc(nc, sizeof *cells);
+    if (hd && names && align && cell && cells) {
+        hd[0] = "";
+        align[0] = '.';
+        for (size_t r = 0; r < nr; r++) {
+            const char *name = r < p->n_rules ? p->rules[r]->rule
+                                              : p->rules_refused[r - p->n_rules]->rule;
+            snprintf(names[r + 1], sizeof names[r + 1], "%s%s", name,
+                     strcmp(name, rule) == 0 ? "*" : "");
+            hd[r + 1] = names[r + 1];
+            align[r + 1] = 'r';
+        }
+        printf("\n");
+        struct table t;
+        table_init(&t, (int)nc, hd, align);
+        for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
+            snprintf(cell[0], sizeof cell[0], "  %s", fmt_mem_label(i));
+            cells[0] = cell[0];
+            for (size_t r = 0; r < nr; r++)
+                cells[r + 1] = r < p->n_rules
+                    ? fmt_bytes(cell[r + 1], sizeof cell[r + 1], fmt_mem_at(p->rules[r]->planned, i))
+                    : "n/a";
+            table_add(&t, cells);
+        }
+        table_print(&t, stdout);
+        table_free(&t);
+        for (size_t i = 0; i < p->n_rules_refused; i++)
+            printf("  n/a %s: %s\n", p->rules_refused[i]->rule, p->rules_refused[i]->reason);
+    }
+    free(hd);
+    free(names);
+    free(align);
+    free(cell);
+    free(cells);
+}
+
 static void print_plan(const char *path, const Memtrain__PlanResponse *p)
 {
     const Memtrain__JobSpec *s = p->spec;
@@ -157,42 +218,8 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
     table_print(&t, stdout);
     table_free(&t);
 
-    if (p->n_rules > 0) {
-        /* side by side: one column per rule */
-        size_t nc = p->n_rules + 1;
-        const char **hd = calloc(nc, sizeof *hd);
-        char (*names)[40] = calloc(nc, sizeof *names);
-        char *align = calloc(nc + 1, 1);
-        char (*cell)[32] = calloc(nc, sizeof *cell);
-        const char **cells = calloc(nc, sizeof *cells);
-        if (hd && names && align && cell && cells) {
-            hd[0] = "";
-            align[0] = '.';
-            for (size_t r = 0; r < p->n_rules; r++) {
-                snprintf(names[r + 1], sizeof names[r + 1], "%s%s", p->rules[r]->rule,
-                         strcmp(p->rules[r]->rule, rule[0] ? rule : "bp") == 0 ? "*" : "");
-                hd[r + 1] = names[r + 1];
-                align[r + 1] = 'r';
-            }
-            printf("\n");
-            table_init(&t, (int)nc, hd, align);
-            for (size_t i = 0; i < FMT_MEM_ROWS; i++) {
-                snprintf(cell[0], sizeof cell[0], "  %s", fmt_mem_label(i));
-                cells[0] = cell[0];
-                for (size_t r = 0; r < p->n_rules; r++)
-                    cells[r + 1] = fmt_bytes(cell[r + 1], sizeof cell[r + 1],
-                                             fmt_mem_at(p->rules[r]->planned, i));
-                table_add(&t, cells);
-            }
-            table_print(&t, stdout);
-            table_free(&t);
-        }
-        free(hd);
-        free(names);
-        free(align);
-        free(cell);
-        free(cells);
-    }
+    if (p->n_rules + p->n_rules_refused > 0)
+        print_rules(p, rule[0] ? rule : "bp");
 
     if (p->n_layers)
         print_layers(p, rule[0] ? rule : "bp");
@@ -205,11 +232,19 @@ static void print_plan(const char *path, const Memtrain__PlanResponse *p)
 
 int cmd_plan(struct mtctl *c, int argc, char **argv)
 {
-    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"rule", required_argument, NULL, 'r'},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
     int opt;
+    const char *rule = NULL;
     mtctl_getopt_reset(c, argv, "plan");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "r:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'r':
+            rule = optarg;
+            break;
         MTCTL_OPT_DEFAULT(c, opt, plan_help)
         }
     }
@@ -223,6 +258,7 @@ int cmd_plan(struct mtctl *c, int argc, char **argv)
     pq.spec_case = MEMTRAIN__PLAN_REQUEST__SPEC_YAML;
     pq.yaml = yaml;
     pq.yaml_name = (char *)yaml_name;
+    pq.rule = (char *)(rule ? rule : "");
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_PLAN;
     req.plan = &pq;
@@ -232,6 +268,13 @@ int cmd_plan(struct mtctl *c, int argc, char **argv)
     if (rc)
         return mtctl_fail(c, &err);
     const Memtrain__PlanResponse *p = resp->plan;
+    const char *planned_rule = p->spec && p->spec->rule ? p->spec->rule->name : "";
+    if (rule && strcmp(planned_rule[0] ? planned_rule : "bp", rule) != 0) {
+        mt_err_set(&err, MT_E_PROTO, "memtraind ignored --rule %s (it predates the option) and "
+                   "planned rule %s", rule, planned_rule[0] ? planned_rule : "bp");
+        memtrain__response__free_unpacked(resp, NULL);
+        return mtctl_fail(c, &err);
+    }
     if (c->json) {
         struct json j;
         json_begin(&j, stdout);
@@ -245,6 +288,10 @@ int cmd_plan(struct mtctl *c, int argc, char **argv)
             json_obj_end(&j);
         }
         json_arr_end(&j);
+        json_obj(&j, "rules_refused");   /* {"mezo": "why"}: the rules not in "rules" */
+        for (size_t i = 0; i < p->n_rules_refused; i++)
+            json_str(&j, p->rules_refused[i]->rule, p->rules_refused[i]->reason);
+        json_obj_end(&j);
         json_u64(&j, "limit", p->limit);
         json_u64(&j, "budget", p->budget);
         json_bool(&j, "fits", p->fits);

@@ -190,36 +190,51 @@ static void draw(struct view *v)
                  fmt_percent(b, sizeof b, e->test_accuracy), e->samples_per_second, (double)e->lr);
         put_line(line, cols), n++;
     }
-    /* while it runs, the latest sample; after, the measured peaks */
+    /* While it runs, the latest sample: its current bytes (taken between
+     * steps, so without a step's activations and workspace), the peaks of
+     * the steps since the sample before (INTERVAL) and since the start
+     * (PEAK); after, the measured peaks; the plan beside them. */
     const Memtrain__MemoryStats *cur = m ? m->current : NULL;
+    const Memtrain__MemoryStats *iv = m ? m->interval_peak : NULL;
     const Memtrain__MemoryStats *pk = m ? m->peak : job->measured;
+    const Memtrain__MemoryStats *plan = job->planned;
     if (cur || pk) {
-        snprintf(line, sizeof line, "%-13s %12s %12s", "memory", "current", "peak");
+        snprintf(line, sizeof line, "%-13s %12s %12s %12s %12s", "memory", "current", "interval",
+                 "peak", "planned");
         put_line(line, cols), n++;
-        for (size_t i = 0; i < FMT_MEM_CATEGORIES; i++) {
-            snprintf(line, sizeof line, "  %-11s %12s %12s", fmt_mem_label(i),
-                     cur ? fmt_bytes(a, sizeof a, fmt_mem_at(cur, i)) : "-",
-                     fmt_bytes(b, sizeof b, fmt_mem_at(pk, i)));
+        for (size_t i = 0; i <= FMT_MEM_CATEGORIES; i++) {   /* the categories, then the total */
+            size_t row = i < FMT_MEM_CATEGORIES ? i : FMT_MEM_CATEGORIES; /* "peak total" */
+            char f[32];
+            snprintf(line, sizeof line, "  %-11s %12s %12s %12s %12s",
+                     i < FMT_MEM_CATEGORIES ? fmt_mem_label(i) : "total",
+                     cur ? fmt_bytes(a, sizeof a, fmt_mem_at(cur, row)) : "-",
+                     iv ? fmt_bytes(b, sizeof b, fmt_mem_at(iv, row)) : "-",
+                     pk ? fmt_bytes(c3, sizeof c3, fmt_mem_at(pk, row)) : "-",
+                     plan ? fmt_bytes(f, sizeof f, fmt_mem_at(plan, row)) : "-");
             put_line(line, cols), n++;
         }
-        uint64_t total = pk ? pk->peak_total : 0;
-        uint64_t lim = m && m->limit ? m->limit : job->memory_limit;
-        size_t k = (size_t)snprintf(line, sizeof line, "  %-11s %12s %12s", "total",
-                                    cur ? fmt_bytes(a, sizeof a, cur->peak_total) : "-",
-                                    fmt_bytes(b, sizeof b, total));
-        if (lim) {
-            bar(d, sizeof d, (double)total / (double)lim, 12);
-            snprintf(line + k, sizeof line - k, " / %s %s %3.0f%%", fmt_bytes(c3, sizeof c3, lim),
-                     d, 100.0 * (double)total / (double)lim);
-        }
-        put_line(line, cols), n++;
         if (m)
-            snprintf(line, sizeof line, "  %-11s %12s %12s", "rss",
-                     fmt_bytes(a, sizeof a, m->rss_bytes), fmt_bytes(b, sizeof b, m->hwm_bytes));
+            snprintf(line, sizeof line, "  %-11s %12s %12s %12s", "rss",
+                     fmt_bytes(a, sizeof a, m->rss_bytes), "", fmt_bytes(b, sizeof b, m->hwm_bytes));
         else
-            snprintf(line, sizeof line, "  %-11s %12s %12s", "rss", "-",
+            snprintf(line, sizeof line, "  %-11s %12s %12s %12s", "rss", "-", "",
                      fmt_bytes(b, sizeof b, pk->rss_peak_bytes));
         put_line(line, cols), n++;
+        uint64_t total = pk ? pk->peak_total : 0;
+        uint64_t lim = m && m->limit ? m->limit : job->memory_limit;
+        if (lim) {
+            bar(d, sizeof d, (double)total / (double)lim, 12);
+            snprintf(line, sizeof line, "  %-11s %12s %s %3.0f%% (peak)", "limit",
+                     fmt_bytes(c3, sizeof c3, lim), d, 100.0 * (double)total / (double)lim);
+            put_line(line, cols), n++;
+        }
+        if (iv && m->interval_steps)
+            snprintf(line, sizeof line, "  interval: the peaks of the %llu steps since the "
+                     "sample before", (unsigned long long)m->interval_steps);
+        else if (m)
+            snprintf(line, sizeof line, "  interval: no step since the sample before");
+        if (m)
+            put_line(line, cols), n++;
     }
     fputs("\033[J", stdout);
     fflush(stdout);
@@ -458,15 +473,20 @@ static const char watch_help[] =
     "terminal the view is redrawn in place: the state (and, while queued, why the\n"
     "job waits), a progress bar within the current epoch with the step's loss,\n"
     "the last epoch's loss, training and test accuracy, speed and learning rate,\n"
-    "and the memory arena by category, current and peak, against the job's\n"
-    "limit, with the worker's RSS and its high-water mark. When standard output\n"
-    "is not a terminal, it prints one line per state change and per epoch.\n"
+    "and the memory arena by category: current (sampled between steps, so a\n"
+    "step's activations and workspace are gone), interval (the peak of the steps\n"
+    "since the previous sample, about a second), peak (since the start) and\n"
+    "planned, with the job's limit and the worker's RSS and its high-water\n"
+    "mark. When standard output is not a terminal, it prints one line per state\n"
+    "change and per epoch.\n"
     "\n"
     "Options:\n"
     "      --steps            also print a line per reported training step (not\n"
     "                         on a terminal, where steps drive the progress bar)\n"
     "  -o json, --json        one JSON object per event: {\"event\": \"job\" | \"epoch\"\n"
-    "                         | \"step\" | \"memory\" | \"end\", ...}\n"
+    "                         | \"step\" | \"memory\" | \"end\", ...}; a memory event's\n"
+    "                         \"interval_peak\" holds the interval's peaks and\n"
+    "                         \"interval_steps\" its steps\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n"
     "\n"

@@ -44,6 +44,11 @@ void memstats_from_current(Memtrain__MemoryStats *out, const struct mt_mem_stats
     out->peak_total = st->total;
 }
 
+void memstats_from_interval(Memtrain__MemoryStats *out, const struct mt_mem_stats *st)
+{
+    memstats_from_plan(out, &st->interval);
+}
+
 void memstats_copy(Memtrain__MemoryStats *out, const Memtrain__MemoryStats *src)
 {
     memtrain__memory_stats__init(out);

@@ -24,6 +24,9 @@ void memstats_from_peaks(Memtrain__MemoryStats *out, const struct mt_mem_stats *
 /* An arena's bytes in use now: per category, with the sum in peak_total;
  * no phase figures, no RSS. */
 void memstats_from_current(Memtrain__MemoryStats *out, const struct mt_mem_stats *st);
+/* An arena's peaks since its last arena_interval_reset: per category, the
+ * peak total and the phase peaks; no RSS. */
+void memstats_from_interval(Memtrain__MemoryStats *out, const struct mt_mem_stats *st);
 /* A field-by-field copy of src (an unpacked message's unknown fields are
  * not shared); src NULL gives an all-zero message. */
 void memstats_copy(Memtrain__MemoryStats *out, const Memtrain__MemoryStats *src);

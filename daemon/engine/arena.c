@@ -141,6 +141,13 @@ static void charge(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes)
         s->total_peak = s->total;
     if (s->total > s->phase_peak[a->phase])
         s->phase_peak[a->phase] = s->total;
+    struct mt_mem_plan *iv = &s->interval;
+    if (s->cur[cat] > iv->cat[cat])
+        iv->cat[cat] = s->cur[cat];
+    if (s->total > iv->total)
+        iv->total = s->total;
+    if (s->total > iv->phase[a->phase])
+        iv->phase[a->phase] = s->total;
 }
 
 static void uncharge(struct mt_arena *a, enum mt_mem_cat cat, size_t bytes)
@@ -300,6 +307,17 @@ void arena_set_phase(struct mt_arena *a, enum mt_phase phase)
     a->phase = phase;
     if (a->st.total > a->st.phase_peak[phase])
         a->st.phase_peak[phase] = a->st.total;
+    if (a->st.total > a->st.interval.phase[phase])
+        a->st.interval.phase[phase] = a->st.total;
+}
+
+void arena_interval_reset(struct mt_arena *a)
+{
+    struct mt_mem_plan *iv = &a->st.interval;
+    memcpy(iv->cat, a->st.cur, sizeof iv->cat);
+    iv->total = a->st.total;
+    memset(iv->phase, 0, sizeof iv->phase);
+    iv->phase[a->phase] = a->st.total;
 }
 
 enum mt_phase arena_phase(const struct mt_arena *a)

@@ -32,6 +32,15 @@ enum mt_phase {
     MT_PHASE_N
 };
 
+/* A job's planned memory: bytes per category and per phase, computed from
+ * shapes before anything is allocated. Same meaning as mt_mem_stats' peaks
+ * (and the same shape as its interval peaks). */
+struct mt_mem_plan {
+    size_t cat[MT_MEM_NCAT];
+    size_t total;
+    size_t phase[MT_PHASE_N];
+};
+
 struct mt_mem_stats {
     size_t cur[MT_MEM_NCAT];
     size_t peak[MT_MEM_NCAT];
@@ -40,14 +49,11 @@ struct mt_mem_stats {
     size_t phase_peak[MT_PHASE_N];    /* peak total while in each phase */
     size_t reserved;                  /* bytes held from the system (blocks + stack chunks) */
     size_t limit;                     /* 0 = none */
-};
-
-/* A job's planned memory: bytes per category and per phase, computed from
- * shapes before anything is allocated. Same meaning as mt_mem_stats' peaks. */
-struct mt_mem_plan {
-    size_t cat[MT_MEM_NCAT];
-    size_t total;
-    size_t phase[MT_PHASE_N];
+    /* The peaks since the last arena_interval_reset (since arena_new before
+     * any): per category, total and phase. A sample taken between steps sees
+     * cur[] without the step's transients; these say what the steps since
+     * the previous sample held at most. */
+    struct mt_mem_plan interval;
 };
 
 struct mt_arena;
@@ -80,6 +86,9 @@ int arena_reserve_stack(struct mt_arena *a, size_t bytes, struct mt_err *err);
 void arena_set_phase(struct mt_arena *a, enum mt_phase phase);
 enum mt_phase arena_phase(const struct mt_arena *a);
 void arena_stats(const struct mt_arena *a, struct mt_mem_stats *out);
+/* Start a new interval: its peaks become the bytes in use now (the current
+ * phase's peak the total now, the other phases' 0). */
+void arena_interval_reset(struct mt_arena *a);
 size_t arena_limit(const struct mt_arena *a);
 
 /* Fault injection for tests: the next n allocations (alloc, push or reserve)

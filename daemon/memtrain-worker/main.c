@@ -58,6 +58,7 @@ struct worker {
     unsigned step_every;             /* 0 = no step events */
     long memory_every_ms;
     long next_memory_ms;             /* CLOCK_MONOTONIC */
+    uint64_t interval_steps;         /* steps since the last memory sample */
     struct mt_spec spec;
     struct mt_trainer t;
     int have_trainer;
@@ -164,15 +165,20 @@ static int send_memory(struct worker *w)
 {
     struct mt_mem_stats st;
     struct mt_procstat ps;
-    Memtrain__MemoryStats cur, peak;
+    Memtrain__MemoryStats cur, peak, interval;
     Memtrain__MemorySample ms = MEMTRAIN__MEMORY_SAMPLE__INIT;
     arena_stats(w->t.arena, &st);
     mt_procstat_read(0, &ps, NULL);
     memstats_from_current(&cur, &st);
     memstats_from_peaks(&peak, &st, (long)ps.hwm);
+    memstats_from_interval(&interval, &st);
     ms.time = mt_now_ms();
     ms.current = &cur;
     ms.peak = &peak;
+    ms.interval_peak = &interval;
+    ms.interval_steps = w->interval_steps;
+    arena_interval_reset(w->t.arena);
+    w->interval_steps = 0;
     ms.rss_bytes = ps.rss;
     ms.hwm_bytes = ps.hwm;
     ms.limit = w->t.spec.memory_limit;
@@ -302,6 +308,7 @@ static int on_step(void *ud, const struct mt_trainer *t, const struct mt_step_re
 {
     struct worker *w = ud;
     long step = t->step - 1;   /* the step just taken, from 0 */
+    w->interval_steps++;
     if (w->step_every && step % w->step_every == 0) {
         Memtrain__StepProgress sp = MEMTRAIN__STEP_PROGRESS__INIT;
         sp.step = (uint64_t)step;
@@ -535,6 +542,7 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
     if (held && lower_hard_limit(w, ws->hard_limit, &err))
         return w->broken ? 1 : send_error(w, &err);
     send_log(w, "OpenBLAS core %s, %d threads", blas_corename(), blas_threads());
+    arena_interval_reset(w->t.arena);   /* the first sample's interval: training only */
     w->next_memory_ms = mono_ms() + w->memory_every_ms;
     return w->broken ? 1 : -1;
 }

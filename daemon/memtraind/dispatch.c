@@ -38,15 +38,24 @@ static Memtrain__Status status_of(int code)
 
 /* The spec of a submit or plan request, parsed but not resolved. */
 static int request_spec(Memtrain__JobSpec *job, const char *yaml, const char *yaml_name,
-                        struct mt_spec *s, struct mt_err *err)
+                        const char *rule, struct mt_spec *s, struct mt_err *err)
 {
+    int rc;
     spec_init(s);
     if (yaml)
-        return spec_parse_string(yaml, strlen(yaml), yaml_name && yaml_name[0] ? yaml_name : "spec",
-                                 s, err);
-    if (job)
-        return jobspec_to_spec(job, s, err);
-    return mt_err_set(err, MT_E_INVAL, "the request carries no spec (neither YAML nor JobSpec)");
+        rc = spec_parse_string(yaml, strlen(yaml), yaml_name && yaml_name[0] ? yaml_name : "spec",
+                               s, err);
+    else if (job)
+        rc = jobspec_to_spec(job, s, err);
+    else
+        rc = mt_err_set(err, MT_E_INVAL, "the request carries no spec (neither YAML nor JobSpec)");
+    if (rc || !rule || !rule[0])
+        return rc;
+    /* the request's rule instead of the spec's (mtctl --rule) */
+    if (!rule_find(rule))
+        return mt_err_set(err, MT_E_INVAL, "--rule: unknown rule '%s'", rule);
+    spec_set_rule(s, rule);
+    return 0;
 }
 
 static void reply_job(struct conn *c, uint64_t id, int body, const struct store_job *row,
@@ -133,7 +142,7 @@ static void handle_submit(struct conn *c, uint64_t id, const Memtrain__SubmitReq
         conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
         return;
     }
-    if (request_spec(js, yaml, q->yaml_name, &sw->s, &err)) {
+    if (request_spec(js, yaml, q->yaml_name, q->rule, &sw->s, &err)) {
         conn_send_error(c, id, MEMTRAIN__STATUS__INVALID, "%s", err.msg);
         free(sw);
         return;
@@ -578,6 +587,40 @@ static void handle_checkpoints(struct conn *c, uint64_t id, const Memtrain__Chec
     free(l.c);
 }
 
+/* The rules that refuse a planned spec, with their reasons (owned). */
+struct rule_refusals {
+    Memtrain__RuleRefusal *r;
+    Memtrain__RuleRefusal **ptrs;
+    size_t n;
+};
+
+/* Add `rule` (a static name) refusing for `why`; room for `cap` in all. */
+static int refusal_add(struct rule_refusals *rf, size_t cap, const char *rule, const char *why)
+{
+    if (!rf->ptrs) {
+        free(rf->r);
+        rf->r = calloc(cap, sizeof *rf->r);
+        rf->ptrs = rf->r ? calloc(cap, sizeof *rf->ptrs) : NULL;
+        if (!rf->ptrs)
+            return MT_E_NOMEM;
+    }
+    Memtrain__RuleRefusal *x = &rf->r[rf->n];
+    memtrain__rule_refusal__init(x);
+    x->rule = (char *)rule;
+    if (!(x->reason = strdup(why[0] ? why : "refused without a reason")))
+        return MT_E_NOMEM;
+    rf->ptrs[rf->n++] = x;
+    return 0;
+}
+
+static void refusals_free(struct rule_refusals *rf)
+{
+    for (size_t i = 0; i < rf->n; i++)
+        free(rf->r[i].reason);
+    free(rf->r);
+    free(rf->ptrs);
+}
+
 /* A plan waiting for its dataset probe: the spec as parsed and resolved. */
 struct plan_wait {
     struct mt_spec parsed, s;
@@ -607,13 +650,17 @@ static void plan_probed(struct conn *c, uint64_t id, void *ud, int rc,
     Memtrain__RulePlan *rp = calloc(n ? n : 1, sizeof *rp);
     Memtrain__RulePlan **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     Memtrain__MemoryStats *stats = calloc(n ? n : 1, sizeof *stats);
+    struct rule_refusals rf = {0};
     size_t k = 0;
     for (size_t i = 0; rp && ptrs && stats && i < n; i++) {
         struct mt_spec o = *parsed;
         struct mt_err e2 = {0};
         spec_set_rule(&o, rules[i]->name);
-        if (spec_finish(&o, &e2) || jobs_plan(&o, &stats[k], &e2))
+        if (spec_finish(&o, &e2) || jobs_plan(&o, &stats[k], &e2)) {
+            if (refusal_add(&rf, n, rules[i]->name, e2.msg))
+                rc = MT_E_NOMEM;
             continue;
+        }
         memtrain__rule_plan__init(&rp[k]);
         rp[k].rule = (char *)rules[i]->name;
         rp[k].planned = &stats[k];
@@ -629,8 +676,14 @@ static void plan_probed(struct conn *c, uint64_t id, void *ud, int rc,
     pr.fits = jobs_admit(&c->d->cfg, sp->memory_limit, plan.peak_total, NULL) == 0;
     pr.n_rules = k;
     pr.rules = ptrs;
+    pr.n_rules_refused = rf.n;
+    pr.rules_refused = rf.ptrs;
     pr.spec = resolved;
-    if ((rc = plan_layers_add(&pr, sp, parsed, &err)))
+    if (rc || !rp || !ptrs || !stats)
+        rc = mt_err_set(&err, MT_E_NOMEM, "out of memory for the plan");
+    else
+        rc = plan_layers_add(&pr, sp, parsed, &err);
+    if (rc)
         conn_send_error(c, id, status_of(rc), "%s", err.msg);
     Memtrain__Response r = MEMTRAIN__RESPONSE__INIT;
     r.body_case = MEMTRAIN__RESPONSE__BODY_PLAN;
@@ -642,6 +695,7 @@ static void plan_probed(struct conn *c, uint64_t id, void *ud, int rc,
     free(rp);
     free(ptrs);
     free(stats);
+    refusals_free(&rf);
 }
 
 static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest *q)
@@ -650,7 +704,7 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
     const char *yaml = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_YAML ? q->yaml : NULL;
     Memtrain__JobSpec *js = q->spec_case == MEMTRAIN__PLAN_REQUEST__SPEC_JOB ? q->job : NULL;
     struct plan_wait *pw = malloc(sizeof *pw);
-    int rc = pw ? request_spec(js, yaml, q->yaml_name, &pw->parsed, &err)
+    int rc = pw ? request_spec(js, yaml, q->yaml_name, q->rule, &pw->parsed, &err)
                 : mt_err_set(&err, MT_E_NOMEM, "out of memory");
     if (!rc) {
         pw->s = pw->parsed;

@@ -605,12 +605,15 @@ void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row
     j->priority = row->priority;
     j->memory_limit = row->memory_limit;
     j->exit_code = row->exit_code;
-    if (row->planned)
-        j->planned = m->planned = memtrain__memory_stats__unpack(NULL, row->planned_len,
-                                                                  row->planned);
-    if (row->measured)
-        j->measured = m->measured = memtrain__memory_stats__unpack(NULL, row->measured_len,
-                                                                    row->measured);
+    /* A running job's figures move with every sample and epoch; the stored
+     * row has them only as of its last write. */
+    const struct store_job *mem = live ? &live->row : row;
+    if (mem->planned)
+        j->planned = m->planned = memtrain__memory_stats__unpack(NULL, mem->planned_len,
+                                                                  mem->planned);
+    if (mem->measured)
+        j->measured = m->measured = memtrain__memory_stats__unpack(NULL, mem->measured_len,
+                                                                    mem->measured);
     if (live && live->last_epoch)
         m->last = msg_copy(&live->last_epoch->base);
     else

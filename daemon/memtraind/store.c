@@ -118,6 +118,20 @@ static const char *const migrations[] = {
      * 22 of /proc/PID/stat, which tells it from a later process of that pid) */
     "ALTER TABLE jobs ADD COLUMN worker_pid INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE jobs ADD COLUMN worker_start INTEGER NOT NULL DEFAULT 0;",
+    /* 3 -> 4: a memory sample's interval peaks (MemorySample.interval_peak:
+     * what the steps since the previous sample held at most) and its steps;
+     * NULL in samples that had none */
+    "ALTER TABLE memory_samples ADD COLUMN int_params INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_grads INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_optimizer INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_activations INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_workspace INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_data INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_total INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_phase_forward INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_phase_gradient INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_phase_update INTEGER;"
+    "ALTER TABLE memory_samples ADD COLUMN int_steps INTEGER;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -163,7 +177,9 @@ enum {
     "time, cur_params, cur_grads, cur_optimizer, cur_activations, cur_workspace, "   \
     "cur_data, cur_total, peak_params, peak_grads, peak_optimizer, peak_activations, " \
     "peak_workspace, peak_data, peak_total, peak_phase_forward, peak_phase_gradient, " \
-    "peak_phase_update, rss, hwm, limit_bytes"
+    "peak_phase_update, rss, hwm, limit_bytes, int_params, int_grads, int_optimizer, "    \
+    "int_activations, int_workspace, int_data, int_total, int_phase_forward, "            \
+    "int_phase_gradient, int_phase_update, int_steps"
 
 static const char *const stmt_sql[S_N] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -196,7 +212,8 @@ static const char *const stmt_sql[S_N] = {
     [S_STEPS_EACH] = "SELECT step, epoch, loss FROM steps WHERE job_id = ?1 ORDER BY step",
     [S_MEM_ADD] = "INSERT INTO memory_samples (job_id, " MEM_COLS ") VALUES "
                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                  "?17, ?18, ?19, ?20, ?21, ?22)",
+                  "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, "
+                  "?31, ?32, ?33)",
     [S_MEM_EACH] = "SELECT " MEM_COLS " FROM memory_samples WHERE job_id = ?1 "
                    "ORDER BY time, rowid",
     [S_LOG_ADD] = "INSERT INTO logs (job_id, time, text) VALUES (?1, ?2, ?3)",
@@ -925,9 +942,12 @@ int store_steps_each(struct store *st, uint64_t job_id, store_step_fn fn, void *
 }
 
 /* A sample keeps the current bytes per category and their total, the peak
- * per category, total and phase, and the kernel's figures. The current
- * stats' phase peaks mean nothing and are not kept; rss_peak_bytes of the
- * peak stats comes back as the sample's hwm_bytes (VmHWM is that peak). */
+ * per category, total and phase, the kernel's figures, and the interval's
+ * peaks with its steps (NULL columns without them). The current stats' phase
+ * peaks mean nothing and are not kept; rss_peak_bytes of the peak stats
+ * comes back as the sample's hwm_bytes (VmHWM is that peak). */
+#define MEM_FIXED 20      /* columns after time, before the interval's */
+#define MEM_INTERVAL 11   /* the interval's columns */
 int store_memory_add(struct store *st, uint64_t job_id, const Memtrain__MemorySample *m,
                      struct mt_err *err)
 {
@@ -944,11 +964,25 @@ int store_memory_add(struct store *st, uint64_t job_id, const Memtrain__MemorySa
         p->peak_total, p->phase_peak_forward, p->phase_peak_gradient, p->phase_peak_update,
         m->rss_bytes, m->hwm_bytes, m->limit,
     };
+    const Memtrain__MemoryStats *iv = m->interval_peak;
+    const uint64_t w[MEM_INTERVAL] = {
+        iv ? iv->params : 0, iv ? iv->grads : 0, iv ? iv->optimizer : 0,
+        iv ? iv->activations : 0, iv ? iv->workspace : 0, iv ? iv->data : 0,
+        iv ? iv->peak_total : 0, iv ? iv->phase_peak_forward : 0,
+        iv ? iv->phase_peak_gradient : 0, iv ? iv->phase_peak_update : 0, m->interval_steps,
+    };
+    _Static_assert(sizeof v / sizeof v[0] == MEM_FIXED, "one value per fixed column");
     sqlite3_stmt *s = stmt(st, S_MEM_ADD);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)job_id);
     sqlite3_bind_int64(s, 2, m->time);
-    for (int i = 0; i < 20; i++)
+    for (int i = 0; i < MEM_FIXED; i++)
         sqlite3_bind_int64(s, 3 + i, (sqlite3_int64)v[i]);
+    for (int i = 0; i < MEM_INTERVAL; i++) {
+        if (iv)
+            sqlite3_bind_int64(s, 3 + MEM_FIXED + i, (sqlite3_int64)w[i]);
+        else
+            sqlite3_bind_null(s, 3 + MEM_FIXED + i);
+    }
     return run(st, s, "insert memory sample", err);
 }
 
@@ -963,10 +997,11 @@ int store_memory_each(struct store *st, uint64_t job_id, store_memory_fn fn, voi
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         Memtrain__MemorySample m;
-        Memtrain__MemoryStats c, p;
+        Memtrain__MemoryStats c, p, iv;
         memtrain__memory_sample__init(&m);
         memtrain__memory_stats__init(&c);
         memtrain__memory_stats__init(&p);
+        memtrain__memory_stats__init(&iv);
         uint64_t *v[] = {
             &c.params, &c.grads, &c.optimizer, &c.activations, &c.workspace, &c.data,
             &c.peak_total,
@@ -975,12 +1010,21 @@ int store_memory_each(struct store *st, uint64_t job_id, store_memory_fn fn, voi
             &p.phase_peak_update,
             &m.rss_bytes, &m.hwm_bytes, &m.limit,
         };
+        uint64_t *w[MEM_INTERVAL] = {
+            &iv.params, &iv.grads, &iv.optimizer, &iv.activations, &iv.workspace, &iv.data,
+            &iv.peak_total, &iv.phase_peak_forward, &iv.phase_peak_gradient,
+            &iv.phase_peak_update, &m.interval_steps,
+        };
         m.time = sqlite3_column_int64(s, 0);
-        for (int i = 0; i < 20; i++)
+        for (int i = 0; i < MEM_FIXED; i++)
             *v[i] = (uint64_t)sqlite3_column_int64(s, 1 + i);
+        for (int i = 0; i < MEM_INTERVAL; i++)
+            *w[i] = (uint64_t)sqlite3_column_int64(s, 1 + MEM_FIXED + i);
         p.rss_peak_bytes = m.hwm_bytes;
         m.current = &c;
         m.peak = &p;
+        if (sqlite3_column_type(s, 1 + MEM_FIXED) != SQLITE_NULL)
+            m.interval_peak = &iv;
         if ((ret = fn(ud, &m)))
             break;
     }

@@ -23,7 +23,7 @@
 #include "memtrain.pb-c.h"
 #include "memtrain/err.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 

@@ -741,6 +741,29 @@ static const char schema_v1[] =
     ");"
     "CREATE INDEX logs_job ON logs(job_id, id);";
 
+struct mem_seen {
+    Memtrain__MemorySample m[3];
+    Memtrain__MemoryStats c[3], p[3], iv[3];
+    int has_iv[3];
+    int n;
+};
+
+static int collect_memory(void *ud, const Memtrain__MemorySample *m)
+{
+    struct mem_seen *s = ud;
+    assert_true(s->n < 3);
+    assert_non_null(m->current);
+    assert_non_null(m->peak);
+    s->m[s->n] = *m;
+    s->c[s->n] = *m->current;
+    s->p[s->n] = *m->peak;
+    s->has_iv[s->n] = m->interval_peak != NULL;
+    if (m->interval_peak)
+        s->iv[s->n] = *m->interval_peak;
+    s->n++;
+    return 0;
+}
+
 /* A version-1 store with one row in every table. */
 static void make_v1_store(const char *path)
 {
@@ -798,6 +821,12 @@ static void test_migration_from_v1_keeps_rows(void **state)
     assert_stats_equal(&s.m[0], &want);
     assert_int_equal(s.n_metrics[0], 0);
     assert_int_equal(s.n_metrics[1], 0);
+    /* a sample stored before interval peaks existed comes back without them */
+    struct mem_seen ms = {0};
+    assert_int_equal(store_memory_each(f->st, 41, collect_memory, &ms, &err), 0);
+    assert_int_equal(ms.n, 1);
+    assert_int_equal(ms.c[0].peak_total, 6);
+    assert_false(ms.has_iv[0]);
 
     /* the migrated store takes new rows, metrics included */
     Memtrain__RuleMetric li = MEMTRAIN__RULE_METRIC__INIT, *lip = &li;
@@ -927,25 +956,6 @@ static void test_steps_round_trip(void **state)
     assert_non_null(strstr(err.msg, "store: insert step: "));
 }
 
-struct mem_seen {
-    Memtrain__MemorySample m[3];
-    Memtrain__MemoryStats c[3], p[3];
-    int n;
-};
-
-static int collect_memory(void *ud, const Memtrain__MemorySample *m)
-{
-    struct mem_seen *s = ud;
-    assert_true(s->n < 3);
-    assert_non_null(m->current);
-    assert_non_null(m->peak);
-    s->m[s->n] = *m;
-    s->c[s->n] = *m->current;
-    s->p[s->n] = *m->peak;
-    s->n++;
-    return 0;
-}
-
 static void test_memory_round_trip(void **state)
 {
     struct fx *f = *state;
@@ -962,6 +972,10 @@ static void test_memory_round_trip(void **state)
     ms.rss_bytes = 123456789;
     ms.hwm_bytes = peak.rss_peak_bytes;
     ms.limit = (uint64_t)8 << 30;
+    Memtrain__MemoryStats interval = epoch_mem(7000);
+    interval.rss_peak_bytes = 0;   /* an interval has no RSS figure */
+    ms.interval_peak = &interval;
+    ms.interval_steps = 37;
     Memtrain__MemorySample early = MEMTRAIN__MEMORY_SAMPLE__INIT;
     early.time = 1700000004000;   /* no stats at all */
     assert_int_equal(store_memory_add(f->st, id, &ms, &err), 0);
@@ -978,6 +992,11 @@ static void test_memory_round_trip(void **state)
     assert_int_equal(s.m[1].rss_bytes, 123456789);
     assert_int_equal(s.m[1].hwm_bytes, peak.rss_peak_bytes);
     assert_int_equal(s.m[1].limit, (uint64_t)8 << 30);
+    /* the interval's peaks and steps; none in a sample sent without them */
+    assert_false(s.has_iv[0]);
+    assert_true(s.has_iv[1]);
+    assert_stats_equal(&s.iv[1], &interval);
+    assert_int_equal(s.m[1].interval_steps, 37);
     /* the current total is its own column, for the sqlite3 CLI */
     assert_int_equal(peek(f->path, "SELECT cur_total FROM memory_samples WHERE time = "
                                    "1700000005000"), (int64_t)cur.peak_total);

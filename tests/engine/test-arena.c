@@ -90,6 +90,52 @@ static void test_phase_peaks_follow_phase(void **state)
     arena_free(a);
 }
 
+/* Interval peaks: what the steps between two samples held at most, per
+ * category, total and phase, though the sample itself sees none of it. */
+static void test_interval_peaks_reset_per_interval(void **state)
+{
+    struct mt_arena *a = arena_new(0);
+    struct mt_mem_stats st;
+    arena_alloc(a, MT_MEM_PARAMS, 10, NULL);
+    size_t m = arena_mark(a);
+    arena_set_phase(a, MT_PHASE_FORWARD);
+    arena_push(a, MT_MEM_ACTS, 300, NULL);
+    arena_set_phase(a, MT_PHASE_GRADIENT);
+    arena_push(a, MT_MEM_WORKSPACE, 1000, NULL);
+    arena_pop(a, m);
+    arena_set_phase(a, MT_PHASE_IDLE);
+    arena_stats(a, &st);
+    assert_int_equal(st.cur[MT_MEM_ACTS], 0);
+    assert_int_equal(st.interval.cat[MT_MEM_PARAMS], 10);
+    assert_int_equal(st.interval.cat[MT_MEM_ACTS], 300);
+    assert_int_equal(st.interval.cat[MT_MEM_WORKSPACE], 1000);
+    assert_int_equal(st.interval.total, 1310);
+    assert_int_equal(st.interval.phase[MT_PHASE_FORWARD], 310);
+    assert_int_equal(st.interval.phase[MT_PHASE_GRADIENT], 1310);
+
+    /* A new interval starts from what is in use now ... */
+    arena_interval_reset(a);
+    arena_stats(a, &st);
+    assert_int_equal(st.interval.cat[MT_MEM_PARAMS], 10);
+    assert_int_equal(st.interval.cat[MT_MEM_ACTS], 0);
+    assert_int_equal(st.interval.cat[MT_MEM_WORKSPACE], 0);
+    assert_int_equal(st.interval.total, 10);
+    assert_int_equal(st.interval.phase[MT_PHASE_IDLE], 10);
+    assert_int_equal(st.interval.phase[MT_PHASE_GRADIENT], 0);
+    /* ... and sees a smaller step than the run's peaks remember. */
+    arena_set_phase(a, MT_PHASE_FORWARD);
+    arena_push(a, MT_MEM_ACTS, 50, NULL);
+    arena_pop(a, m);
+    arena_set_phase(a, MT_PHASE_IDLE);
+    arena_stats(a, &st);
+    assert_int_equal(st.interval.cat[MT_MEM_ACTS], 50);
+    assert_int_equal(st.interval.total, 60);
+    assert_int_equal(st.interval.phase[MT_PHASE_FORWARD], 60);
+    assert_int_equal(st.peak[MT_MEM_ACTS], 300);
+    assert_int_equal(st.total_peak, 1310);
+    arena_free(a);
+}
+
 static void test_alloc_over_limit_fails_with_figures(void **state)
 {
     struct mt_arena *a = arena_new(10000);
@@ -133,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_alloc_is_zeroed),
         cmocka_unit_test(test_push_pop_restores_counts),
         cmocka_unit_test(test_phase_peaks_follow_phase),
+        cmocka_unit_test(test_interval_peaks_reset_per_interval),
         cmocka_unit_test(test_alloc_over_limit_fails_with_figures),
         cmocka_unit_test(test_fail_after_n_then_fails),
     };
