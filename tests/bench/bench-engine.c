@@ -13,6 +13,7 @@
  *           optimizer and OpenBLAS core: samples/s and peak RSS, and ratios;
  *           the order alternates run by run. torch-sgd and torch-adam run
  *           only the first or the second network.
+ *   conv-depth, torch-conv  the same for conv nets (bench-conv.c).
  *   robust  every rule with its defaults on a grid of MLPs on Fashion-MNIST
  *           (bench-robust.c): final test accuracy, whether the training
  *           loss fell, gap to BP.
@@ -456,6 +457,8 @@ static void mlp_yaml(char *buf, size_t len, const struct bench_opts *o, const ch
              strcmp(opt, "sgd") == 0 ? "  momentum: 0.9\n" : "", batch, o->threads);
 }
 
+/* The middle value of v (sorted in place); the mean of the two middle
+ * ones when n is even. */
 static double median(double *v, int n)
 {
     for (int i = 1; i < n; i++)
@@ -464,7 +467,9 @@ static double median(double *v, int n)
             v[j] = v[j - 1];
             v[j - 1] = t;
         }
-    return n ? v[n / 2] : NAN;
+    if (!n)
+        return NAN;
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 #define CEILING_CALLS 16384
@@ -650,16 +655,16 @@ static void usage(FILE *f)
           "                         (default 100); 0 = a full epoch\n"
           "  -n, --reps N           interleaved repetitions for 'torch' and 'torch-conv'\n"
           "                         (default 3)\n"
-          "  -r, --rule NAME        only this rule in 'speed', 'rules' and 'conv-depth'; in\n"
-          "                         'robust' a\n"
-          "                         comma-separated list (add bp for the gap to BP)\n"
+          "  -r, --rule NAME        only this rule in 'speed', 'rules' and 'conv-depth';\n"
+          "                         in 'robust' a comma-separated list (add bp for the\n"
+          "                         gap to BP)\n"
           "      --net TEXT         'robust': only networks whose name contains TEXT;\n"
           "                         'torch-conv': lenet or resnet (default both)\n"
           "      --optimizer NAME   'torch-conv': sgd or adam (default both)\n"
           "      --train-samples N  'robust': the first N training samples, 0 = all\n"
           "                         (default 10000)\n"
           "      --json             'robust': one JSON object per run\n"
-          "      --memtrain-run P   the memtrain-run binary (for 'torch')\n"
+          "      --memtrain-run P   the memtrain-run binary (for 'torch', 'torch-conv')\n"
           "      --torch-script P   tests/bench/torch_mlp.py\n"
           "      --torch-conv-script P  tests/bench/torch_conv.py\n"
           "      --python P         Python with torch (default /usr/bin/python3)\n"
