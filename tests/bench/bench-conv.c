@@ -126,16 +126,23 @@ struct rule_row {
     struct kept_acts k[NDEPTH];
 };
 
+/* A table's heading: rule, one column per depth (two with the plan's), `last`. */
+static void table_head(const struct family *fam, int with_plan, const char *last)
+{
+    printf("| rule |");
+    for (int d = 0; d < NDEPTH; d++)
+        printf(" %s=%d%s |", fam->depth_name, fam->depth[d], with_plan ? " measured | plan" : "");
+    printf(" %s |\n|---|", last);
+    for (int d = 0; d < NDEPTH; d++)
+        printf(with_plan ? "---|---|" : "---|");
+    printf("---|\n");
+}
+
 static void print_bytes_table(const struct family *fam, const struct rule_row *rows, int n)
 {
     printf("Kept activations (bytes; the arena's activations category over two steps, then "
-           "the plan's figure):\n\n| rule |");
-    for (int d = 0; d < NDEPTH; d++)
-        printf(" %s=%d measured | plan |", fam->depth_name, fam->depth[d]);
-    printf(" spread across depths |\n|---|");
-    for (int d = 0; d < NDEPTH; d++)
-        printf("---|---|");
-    printf("---|\n");
+           "the plan's figure):\n\n");
+    table_head(fam, 1, "spread across depths");
     for (int r = 0; r < n; r++) {
         printf("| %s |", rows[r].name);
         for (int d = 0; d < NDEPTH; d++) {
@@ -161,16 +168,11 @@ static void print_ratio_table(const struct family *fam, const struct rule_row *r
         if (rows[r].ran && strcmp(rows[r].name, "bp") == 0)
             bp = &rows[r];
     printf("\nRatio to BP's kept activations at the same depth, and each rule's growth from the "
-           "shallowest to the deepest net (%s %d -> %d: linear %.2fx, square root %.2fx):\n\n"
-           "| rule |", fam->depth_name, fam->depth[0], fam->depth[NDEPTH - 1],
+           "shallowest to the deepest net (%s %d -> %d: linear %.2fx, square root %.2fx):\n\n",
+           fam->depth_name, fam->depth[0], fam->depth[NDEPTH - 1],
            (double)fam->depth[NDEPTH - 1] / fam->depth[0],
            sqrt((double)fam->depth[NDEPTH - 1] / fam->depth[0]));
-    for (int d = 0; d < NDEPTH; d++)
-        printf(" %s=%d |", fam->depth_name, fam->depth[d]);
-    printf(" deepest / shallowest |\n|---|");
-    for (int d = 0; d < NDEPTH; d++)
-        printf("---|");
-    printf("---|\n");
+    table_head(fam, 0, "deepest / shallowest");
     for (int r = 0; r < n; r++) {
         const struct kept_acts *k = rows[r].k;
         printf("| %s |", rows[r].name);
