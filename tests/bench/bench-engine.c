@@ -491,7 +491,7 @@ static int ceiling_calls(const char *yaml, struct mt_trainer *t, struct blas_cal
     else
         *params = model_param_count(&t->net.d);
     if (n == CEILING_CALLS)
-        printf("(the step made more than %d sgemm calls: the ceiling counts the first %d)\n",
+        printf("(the step made %d sgemm calls or more: the ceiling counts the first %d)\n",
                CEILING_CALLS, CEILING_CALLS);
     return n;
 }
@@ -527,7 +527,7 @@ int side_by_side(const struct bench_opts *o, const char *yaml, char *const torch
     char *run_argv[] = {(char *)o->run_path, "--json", "--quiet", spec, NULL};
     double ms[16], ts[16], ratio[16], cs[16], mfrac[16], tfrac[16];
     long mr = 0, tr = 0;
-    struct proc_fig m, t;
+    struct proc_fig m = {0}, t = {0};
     int n = 0;
     printf("| run | first | memtrain samples/s | PyTorch samples/s | ratio | GEMM-only ceiling "
            "samples/s | memtrain / ceiling | PyTorch / ceiling | memtrain peak RSS | PyTorch "
