@@ -13,6 +13,7 @@
  *           optimizer and OpenBLAS core: samples/s and peak RSS, and ratios;
  *           the order alternates run by run. torch-sgd and torch-adam run
  *           only the first or the second network.
+ *   conv-depth, torch-conv  the same for conv nets (bench-conv.c).
  *   robust  every rule with its defaults on a grid of MLPs on Fashion-MNIST
  *           (bench-robust.c): final test accuracy, whether the training
  *           loss fell, gap to BP.
@@ -30,22 +31,10 @@
 #include <unistd.h>
 
 #include "bench-robust.h"
+#include "bench.h"
 #include "blas.h"
 #include "spec.h"
 #include "train.h"
-
-struct bench_opts {
-    const char *data_dir;      /* "" = default search */
-    const char *run_path;      /* memtrain-run, for the torch comparison */
-    const char *torch_script;
-    const char *python;
-    const char *rule;
-    const char *net;           /* robust: network filter */
-    int threads, epochs, reps;
-    int epochs_given, json;
-    long max_steps;
-    long train_samples;        /* robust: training-set subset */
-};
 
 static double now_s(void)
 {
@@ -274,6 +263,39 @@ static int bench_rules(const struct bench_opts *o, const int *hidden, int nh, in
     return 0;
 }
 
+int kept_acts_run(const struct mt_spec *s, struct kept_acts *k, struct mt_err *err)
+{
+    struct mt_trainer t;
+    struct mt_mem_plan plan;
+    struct mt_epoch_report rep;
+    if (trainer_init(&t, s, err))
+        return err->code;
+    if (trainer_run_epoch(&t, NULL, NULL, &rep, err)) {
+        trainer_fini(&t);
+        return err->code;
+    }
+    struct mt_data_shape shape = data_shape_of(&t.train, &t.test);
+    trainer_plan_shape(&t.spec, &shape, &plan);
+    k->measured = rep.mem.peak[MT_MEM_ACTS];
+    k->planned = plan.cat[MT_MEM_ACTS];
+    k->total_measured = rep.mem.total_peak;
+    k->total_planned = plan.total;
+    trainer_fini(&t);
+    return 0;
+}
+
+void format_ratio(char *buf, size_t len, size_t part, size_t whole)
+{
+    if (!whole)
+        snprintf(buf, len, "—");
+    else if (!part)
+        snprintf(buf, len, "0");
+    else if (part < whole)
+        snprintf(buf, len, "1/%.2f", (double)whole / (double)part);
+    else
+        snprintf(buf, len, "%.2fx", (double)part / (double)whole);
+}
+
 /* Kept activations of one rule at one depth: measured (one epoch on a
  * slice), checked against the plan. TinyFoA trains one layer per stage and
  * its plan is the largest stage's, so its figure is the plan's. */
@@ -283,9 +305,7 @@ static int depth_point(const struct bench_opts *o, const char *rule, int depth, 
     static int hidden[16] = {1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024,
                              1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024};
     struct mt_spec s;
-    struct mt_trainer t;
-    struct mt_mem_plan plan;
-    struct mt_epoch_report rep;
+    struct kept_acts k;
     struct bench_opts small = *o;
     small.epochs = 1;
     mnist_spec(&s, &small, rule, hidden, depth, 128, MT_OPT_DEFAULT, NAN);
@@ -294,19 +314,12 @@ static int depth_point(const struct bench_opts *o, const char *rule, int depth, 
     int staged = strcmp(rule, "tinyfoa") == 0;
     if (staged)
         s.epochs = depth;
-    if (trainer_init(&t, &s, err))
+    if (kept_acts_run(&s, &k, err))
         return err->code;
-    if (trainer_run_epoch(&t, NULL, NULL, &rep, err)) {
-        trainer_fini(&t);
-        return err->code;
-    }
-    struct mt_data_shape shape = data_shape_of(&t.train, &t.test);
-    trainer_plan_shape(&t.spec, &shape, &plan);
-    *acts = staged ? plan.cat[MT_MEM_ACTS] : rep.mem.peak[MT_MEM_ACTS];
-    if (!staged && (plan.cat[MT_MEM_ACTS] != *acts || plan.total != rep.mem.total_peak))
+    *acts = staged ? k.planned : k.measured;
+    if (!staged && (k.planned != k.measured || k.total_planned != k.total_measured))
         printf("(plan mismatch for %s at depth %d: planned %zu, measured %zu)\n", rule, depth,
-               plan.cat[MT_MEM_ACTS], *acts);
-    trainer_fini(&t);
+               k.planned, k.measured);
     return 0;
 }
 
@@ -348,8 +361,9 @@ static int bench_depth(const struct bench_opts *o)
 /* ------------------------------------------------------------------ torch */
 
 struct proc_fig {
-    double sps, acc;
+    double sps, acc, params;
     long rss;
+    char blas[160];
     int ok;
 };
 
@@ -360,6 +374,19 @@ static double json_num(const char *line, const char *key)
     snprintf(pat, sizeof pat, "\"%s\":", key);
     const char *p = strstr(line, pat);
     return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+/* The string after "key": (no escapes expected), or "" when absent. */
+static void json_str(const char *line, const char *key, char *out, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(line, pat);
+    size_t n = 0;
+    if (p)
+        for (p += strlen(pat); p[n] && p[n] != '"' && n + 1 < len; n++)
+            out[n] = p[n];
+    out[n] = '\0';
 }
 
 /* Run argv, read its JSON lines, keep the last epoch's figures. */
@@ -389,6 +416,8 @@ static int run_json(char *const argv[], struct proc_fig *f)
         f->sps = json_num(line, "samples_per_second");
         f->acc = json_num(line, "test_accuracy");
         f->rss = (long)json_num(line, "rss_peak");
+        f->params = json_num(line, "parameters");
+        json_str(line, "blas", f->blas, sizeof f->blas);
         f->ok = 1;
     }
     fclose(in);
@@ -399,30 +428,37 @@ static int run_json(char *const argv[], struct proc_fig *f)
     return f->ok ? 0 : -1;
 }
 
-static int torch_available(const struct bench_opts *o)
+int torch_section(const struct bench_opts *o, const char *title)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", o->python);
-    return system(cmd) == 0;
+    if (system(cmd) != 0) {
+        printf("## %s: skipped: %s cannot import torch (apt-get install python3-torch)\n\n",
+               title, o->python);
+        return 0;
+    }
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("## %s (same OpenBLAS core: OPENBLAS_CORETYPE=%s for both; memtrain's %s), "
+           "interleaved, %d threads, OMP_WAIT_POLICY=passive for PyTorch\n\n", title,
+           ct ? ct : "unset", blas_corename(), o->threads);
+    return 1;
 }
 
-static int write_spec(const char *path, const struct bench_opts *o, const char *hidden, int batch,
-                      const char *opt, const char *lr)
+/* The MLP's spec for memtrain-run, as YAML text in buf. */
+static void mlp_yaml(char *buf, size_t len, const struct bench_opts *o, const char *hidden,
+                     int batch, const char *opt, const char *lr)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "name: bench-vs-torch\ndataset:\n  name: mnist\n");
+    int n = snprintf(buf, len, "name: bench-vs-torch\ndataset:\n  name: mnist\n");
     if (o->data_dir[0])
-        fprintf(f, "  dir: %s\n", o->data_dir);
-    fprintf(f, "model:\n  input: 784\n  hidden: [%s]\n  classes: 10\nrule: bp\n"
-               "optimizer:\n  name: %s\n  lr: %s\n%s"
-               "batch: %d\nepochs: 1\nseed: 1\nthreads: %d\n",
-            hidden, opt, lr, strcmp(opt, "sgd") == 0 ? "  momentum: 0.9\n" : "", batch,
-            o->threads);
-    return fclose(f);
+        n += snprintf(buf + n, len - (size_t)n, "  dir: %s\n", o->data_dir);
+    snprintf(buf + n, len - (size_t)n, "model:\n  input: 784\n  hidden: [%s]\n  classes: 10\n"
+             "rule: bp\noptimizer:\n  name: %s\n  lr: %s\n%sbatch: %d\nepochs: 1\nseed: 1\n"
+             "threads: %d\n", hidden, opt, lr,
+             strcmp(opt, "sgd") == 0 ? "  momentum: 0.9\n" : "", batch, o->threads);
 }
 
+/* The middle value of v (sorted in place); the mean of the two middle
+ * ones when n is even. */
 static double median(double *v, int n)
 {
     for (int i = 1; i < n; i++)
@@ -431,73 +467,72 @@ static double median(double *v, int n)
             v[j] = v[j - 1];
             v[j - 1] = t;
         }
-    return n ? v[n / 2] : NAN;
+    if (!n)
+        return NAN;
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* The sgemm calls of one BP step on this network, recorded in this process
- * so each side-by-side run can be set against the GEMM-only ceiling of the
- * moment (the machine's speed drifts). *t must be finished by the caller. */
-static int torch_ceiling_calls(const struct bench_opts *o, const int *hidden, int nh, int batch,
-                               enum mt_optim_kind kind, float lr, struct mt_trainer *t,
-                               struct blas_call *calls, int cap)
+#define CEILING_CALLS 16384
+
+/* The sgemm calls of one BP step of the spec `yaml`, recorded in this
+ * process so each side-by-side run can be set against the GEMM-only
+ * ceiling of the moment (the machine's speed drifts). *t must be finished
+ * by the caller when this returns >= 0; *params gets the model's count. */
+static int ceiling_calls(const char *yaml, struct mt_trainer *t, struct blas_call *calls,
+                         size_t *params)
 {
     struct mt_spec s;
     struct mt_err err = {0};
-    mnist_spec(&s, o, "bp", hidden, nh, batch, kind, lr);
-    int n = trainer_init(t, &s, &err) ? -1 : record_step(t, calls, cap, &err);
+    spec_init(&s);
+    int n = spec_parse_string(yaml, strlen(yaml), "bench-vs-torch.yaml", &s, &err) ||
+            trainer_init(t, &s, &err) ? -1 : record_step(t, calls, CEILING_CALLS, &err);
     if (n < 0)
         fprintf(stderr, "memtrain-bench: %s\n", err.msg);
+    else
+        *params = model_param_count(&t->net.d);
+    if (n == CEILING_CALLS)
+        printf("(the step made %d sgemm calls or more: the ceiling counts the first %d)\n",
+               CEILING_CALLS, CEILING_CALLS);
     return n;
 }
 
-static int bench_torch_net(const struct bench_opts *o, const int *hidden_w, int nh, int batch,
-                           enum mt_optim_kind kind, float lr_f)
+static int write_file(const char *path, const char *text)
 {
-    char hidden[128] = "", opt[16], lr[32];
-    for (int i = 0; i < nh; i++)
-        snprintf(hidden + strlen(hidden), sizeof hidden - strlen(hidden), "%s%d", i ? "," : "",
-                 hidden_w[i]);
-    snprintf(opt, sizeof opt, "%s", optim_kind_name(kind));
-    snprintf(lr, sizeof lr, "%g", (double)lr_f);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+int side_by_side(const struct bench_opts *o, const char *yaml, char *const torch_argv[])
+{
     struct mt_trainer ct;
-    struct blas_call calls[512];
-    int ncalls = torch_ceiling_calls(o, hidden_w, nh, batch, kind, lr_f, &ct, calls, 512);
-    if (ncalls < 0)
+    size_t params = 0;
+    struct blas_call *calls = malloc(CEILING_CALLS * sizeof *calls);
+    int ncalls = calls ? ceiling_calls(yaml, &ct, calls, &params) : -1;
+    if (ncalls < 0) {
+        free(calls);
         return 1;
+    }
+    int batch = ct.spec.batch;
     char spec[] = "/tmp/memtrain-bench-XXXXXX.yaml";
     int fd = mkstemps(spec, 5);
-    if (fd < 0 || close(fd) || write_spec(spec, o, hidden, batch, opt, lr)) {
+    if (fd < 0 || close(fd) || write_file(spec, yaml)) {
+        fprintf(stderr, "memtrain-bench: cannot write %s: %s\n", spec, strerror(errno));
         trainer_fini(&ct);
+        free(calls);
         return 1;
     }
-    char threads[16], batch_s[16];
-    snprintf(threads, sizeof threads, "%d", o->threads);
-    snprintf(batch_s, sizeof batch_s, "%d", batch);
     char *run_argv[] = {(char *)o->run_path, "--json", "--quiet", spec, NULL};
-    char *torch_argv[24];
-    int k = 0;
-    torch_argv[k++] = (char *)o->python;
-    torch_argv[k++] = (char *)o->torch_script;
-    torch_argv[k++] = "--json";
-    if (o->data_dir[0]) {
-        torch_argv[k++] = "--data-dir";
-        torch_argv[k++] = (char *)o->data_dir;
-    }
-    char *rest[] = {"--hidden", hidden, "--batch", batch_s, "--optimizer", opt, "--lr", lr,
-                    "--momentum", "0.9", "--epochs", "1", "--threads",
-                    threads, "--seed", "1"};
-    for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
-        torch_argv[k++] = rest[i];
-    torch_argv[k] = NULL;
-
     double ms[16], ts[16], ratio[16], cs[16], mfrac[16], tfrac[16];
     long mr = 0, tr = 0;
+    struct proc_fig m = {0}, t = {0};
     int n = 0;
     printf("| run | first | memtrain samples/s | PyTorch samples/s | ratio | GEMM-only ceiling "
            "samples/s | memtrain / ceiling | PyTorch / ceiling | memtrain peak RSS | PyTorch "
            "peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < o->reps && r < 16; r++) {
-        struct proc_fig m, t;
         /* The order alternates (ABBA...) so a drift in the machine's speed
          * does not always land on the same side. */
         int torch_first = r % 2 == 1;
@@ -508,6 +543,7 @@ static int bench_torch_net(const struct bench_opts *o, const int *hidden_w, int 
                     m.ok ? "ok" : "failed", t.ok ? "ok" : "failed");
             unlink(spec);
             trainer_fini(&ct);
+            free(calls);
             return 1;
         }
         double ceil_sps = batch / time_calls(calls, ncalls, 21);
@@ -523,29 +559,62 @@ static int bench_torch_net(const struct bench_opts *o, const int *hidden_w, int 
     }
     unlink(spec);
     trainer_fini(&ct);
+    free(calls);
     double mm = median(ms, n), tm = median(ts, n), rm = median(ratio, n), tf = median(tfrac, n);
     printf("\nmedian: memtrain %.0f samples/s, PyTorch %.0f samples/s: **%.2fx**; median of the "
            "per-run ratios **%.2fx**; peak RSS memtrain %.1f MiB, PyTorch %.1f MiB (%.2fx less)\n",
            mm, tm, mm / tm, rm, mr / 1048576.0, tr / 1048576.0, (double)tr / (double)mr);
     printf("GEMM-only ceiling (BP's sgemm calls of one step on this network, timed alone after "
            "each pair), median %.0f samples/s: memtrain runs at %.1f %% of it, PyTorch at %.1f %%, "
-           "so an engine making the same sgemm calls would be at most %.2fx PyTorch\n\n",
+           "so an engine making the same sgemm calls would be at most %.2fx PyTorch\n",
            median(cs, n), 100 * median(mfrac, n), 100 * tf, 1.0 / tf);
+    printf("test accuracy of the last run: memtrain %.2f %%, PyTorch %.2f %%\n", 100 * m.acc,
+           100 * t.acc);
+    if (!isnan(t.params))
+        printf("parameters: memtrain %zu, PyTorch %.0f%s\n", params, t.params,
+               (double)params == t.params ? " (equal)" : " (**differ**)");
+    if (t.blas[0])
+        printf("PyTorch's BLAS: %s\n", t.blas);
+    printf("\n");
     return 0;
+}
+
+static int bench_torch_net(const struct bench_opts *o, const int *hidden_w, int nh, int batch,
+                           enum mt_optim_kind kind, float lr_f)
+{
+    char hidden[128] = "", opt[16], lr[32], yaml[2048];
+    for (int i = 0; i < nh; i++)
+        snprintf(hidden + strlen(hidden), sizeof hidden - strlen(hidden), "%s%d", i ? "," : "",
+                 hidden_w[i]);
+    snprintf(opt, sizeof opt, "%s", optim_kind_name(kind));
+    snprintf(lr, sizeof lr, "%g", (double)lr_f);
+    mlp_yaml(yaml, sizeof yaml, o, hidden, batch, opt, lr);
+    char threads[16], batch_s[16];
+    snprintf(threads, sizeof threads, "%d", o->threads);
+    snprintf(batch_s, sizeof batch_s, "%d", batch);
+    char *torch_argv[24];
+    int k = 0;
+    torch_argv[k++] = (char *)o->python;
+    torch_argv[k++] = (char *)o->torch_script;
+    torch_argv[k++] = "--json";
+    if (o->data_dir[0]) {
+        torch_argv[k++] = "--data-dir";
+        torch_argv[k++] = (char *)o->data_dir;
+    }
+    char *rest[] = {"--hidden", hidden, "--batch", batch_s, "--optimizer", opt, "--lr", lr,
+                    "--momentum", "0.9", "--epochs", "1", "--threads",
+                    threads, "--seed", "1"};
+    for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
+        torch_argv[k++] = rest[i];
+    torch_argv[k] = NULL;
+    return side_by_side(o, yaml, torch_argv);
 }
 
 /* which: 1 the SGD network, 2 the Adam network, 3 both. */
 static int bench_torch(const struct bench_opts *o, int which)
 {
-    if (!torch_available(o)) {
-        printf("## versus PyTorch: skipped: %s cannot import torch (apt-get install "
-               "python3-torch)\n\n", o->python);
+    if (!torch_section(o, "versus PyTorch CPU"))
         return 0;
-    }
-    const char *ct = getenv("OPENBLAS_CORETYPE");
-    printf("## versus PyTorch CPU (same OpenBLAS core: OPENBLAS_CORETYPE=%s for both), "
-           "interleaved, %d threads, OMP_WAIT_POLICY=passive for PyTorch\n\n",
-           ct ? ct : "unset", o->threads);
     /* Full epochs on both sides, so both hold the whole dataset and the
      * peak RSS figures compare like with like. */
     static const int small[] = {1024, 1024, 1024}, big[] = {2000, 2000, 2000, 2000};
@@ -573,23 +642,31 @@ static int run_robust(const struct bench_opts *o)
 
 static void usage(FILE *f)
 {
-    fputs("Usage: memtrain-bench [OPTION]... [speed|rules|rules-big|robust|depth|torch|"
-          "torch-sgd|torch-adam|all]...\n"
+    fputs("Usage: memtrain-bench [OPTION]... [speed|rules|rules-big|robust|depth|conv-depth|"
+          "torch|torch-sgd|torch-adam|torch-conv|all]...\n"
           "Print memtrain's speed and memory figures on MNIST (see tests/bench/README.md).\n\n"
           "  -d, --data-dir DIR     MNIST IDX files (default: the engine's search path)\n"
+          "      --fashion-dir DIR  Fashion-MNIST for 'torch-conv --net resnet' (default:\n"
+          "                         $MEMTRAIN_DATA_DIR/fashion-mnist, then\n"
+          "                         /usr/share/datasets/fashion-mnist)\n"
           "  -t, --threads N        OpenBLAS threads (default 2)\n"
           "  -e, --epochs N         epochs for 'rules' (default 1) and 'robust' (default 3)\n"
-          "  -s, --steps N          steps for 'speed', 0 = a full epoch\n"
-          "                         (default 300)\n"
-          "  -n, --reps N           interleaved repetitions for 'torch' (default 3)\n"
-          "  -r, --rule NAME        only this rule in 'speed' and 'rules'; in 'robust' a\n"
-          "                         comma-separated list (add bp for the gap to BP)\n"
-          "      --net TEXT         'robust': only networks whose name contains TEXT\n"
+          "  -s, --steps N          steps for 'speed' (default 300) and 'torch-conv'\n"
+          "                         (default 100); 0 = a full epoch\n"
+          "  -n, --reps N           interleaved repetitions for 'torch' and 'torch-conv'\n"
+          "                         (default 3)\n"
+          "  -r, --rule NAME        only this rule in 'speed', 'rules' and 'conv-depth';\n"
+          "                         in 'robust' a comma-separated list (add bp for the\n"
+          "                         gap to BP)\n"
+          "      --net TEXT         'robust': only networks whose name contains TEXT;\n"
+          "                         'torch-conv': lenet or resnet (default both)\n"
+          "      --optimizer NAME   'torch-conv': sgd or adam (default both)\n"
           "      --train-samples N  'robust': the first N training samples, 0 = all\n"
           "                         (default 10000)\n"
           "      --json             'robust': one JSON object per run\n"
-          "      --memtrain-run P   the memtrain-run binary (for 'torch')\n"
+          "      --memtrain-run P   the memtrain-run binary (for 'torch', 'torch-conv')\n"
           "      --torch-script P   tests/bench/torch_mlp.py\n"
+          "      --torch-conv-script P  tests/bench/torch_conv.py\n"
           "      --python P         Python with torch (default /usr/bin/python3)\n"
           "  -h, --help             this help\n",
           f);
@@ -597,10 +674,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    struct bench_opts o = {.data_dir = "", .run_path = "memtrain-run",
+    struct bench_opts o = {.data_dir = "", .fashion_dir = "", .run_path = "memtrain-run",
                            .torch_script = "tests/bench/torch_mlp.py",
+                           .torch_conv_script = "tests/bench/torch_conv.py",
                            .python = "/usr/bin/python3", .threads = 2, .epochs = 1, .reps = 3,
-                           .max_steps = 300, .train_samples = 10000};
+                           .max_steps = 300, .steps_arg = -1, .train_samples = 10000};
     static const struct option longopts[] = {
         {"data-dir", required_argument, 0, 'd'}, {"threads", required_argument, 0, 't'},
         {"epochs", required_argument, 0, 'e'},   {"steps", required_argument, 0, 's'},
@@ -608,6 +686,8 @@ int main(int argc, char **argv)
         {"memtrain-run", required_argument, 0, 1}, {"torch-script", required_argument, 0, 2},
         {"python", required_argument, 0, 3},     {"net", required_argument, 0, 4},
         {"train-samples", required_argument, 0, 5}, {"json", no_argument, 0, 6},
+        {"fashion-dir", required_argument, 0, 7}, {"optimizer", required_argument, 0, 8},
+        {"torch-conv-script", required_argument, 0, 9},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -617,7 +697,7 @@ int main(int argc, char **argv)
         case 'd': o.data_dir = optarg; break;
         case 't': o.threads = atoi(optarg); break;
         case 'e': o.epochs = atoi(optarg); o.epochs_given = 1; break;
-        case 's': o.max_steps = atol(optarg); break;
+        case 's': o.max_steps = o.steps_arg = atol(optarg); break;
         case 'n': o.reps = atoi(optarg); break;
         case 'r': o.rule = optarg; break;
         case 1: o.run_path = optarg; break;
@@ -626,6 +706,9 @@ int main(int argc, char **argv)
         case 4: o.net = optarg; break;
         case 5: o.train_samples = atol(optarg); break;
         case 6: o.json = 1; break;
+        case 7: o.fashion_dir = optarg; break;
+        case 8: o.optimizer = optarg; break;
+        case 9: o.torch_conv_script = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -655,12 +738,16 @@ int main(int argc, char **argv)
             rc |= run_robust(&o);
         else if (!strcmp(what, "depth"))
             rc |= bench_depth(&o);
+        else if (!strcmp(what, "conv-depth"))
+            rc |= bench_conv_depth(&o);
         else if (!strcmp(what, "torch"))
             rc |= bench_torch(&o, 3);
         else if (!strcmp(what, "torch-sgd"))
             rc |= bench_torch(&o, 1);
         else if (!strcmp(what, "torch-adam"))
             rc |= bench_torch(&o, 2);
+        else if (!strcmp(what, "torch-conv"))
+            rc |= bench_torch_conv(&o);
         else if (!strcmp(what, "all")) {
             rc |= bench_speed(&o);
             rc |= bench_depth(&o);

@@ -20,7 +20,7 @@ test accuracy, the learning rate, the loss and the seconds.
     /usr/bin/python3 tests/bench/torch_conv.py --net resnet --data-dir DIR \\
         [--blocks 1] [--batch 128] [--optimizer sgd|adam] [--lr LR] [--momentum 0.9] \\
         [--weight-decay WD] [--schedule cosine|none] [--steps N | --train E] \\
-        [--threads 2] [--seed 1] [--json]
+        [--test-limit N] [--threads 2] [--seed 1] [--json]
 
 Thread settings (OMP_WAIT_POLICY=passive, OPENBLAS_NUM_THREADS=--threads),
 data loading, normalisation and the CPU/BLAS description are torch_mlp.py's.
@@ -75,6 +75,9 @@ def parse_args(argv):
                         "(default none)")
     p.add_argument("--steps", type=int, default=50, metavar="N",
                    help="speed mode: train N steps (0 = one full epoch; default 50)")
+    p.add_argument("--test-limit", type=int, default=0, metavar="N",
+                   help="evaluate on the first N test samples only (0 = all; memtrain's "
+                        "dataset.test_limit)")
     p.add_argument("--train", type=int, default=0, metavar="E",
                    help="train E full epochs, test accuracy after each (overrides --steps)")
     p.add_argument("--threads", type=positive_int, default=2, metavar="N")
@@ -166,6 +169,8 @@ def main():
     n_ = torch_mlp.IDX_NAMES
     train_x, train_y = torch_mlp.load_split(data_dir, n_[0], n_[1])
     test_x, test_y = torch_mlp.load_split(data_dir, n_[2], n_[3])
+    if a.test_limit > 0:
+        test_x, test_y = test_x[:a.test_limit], test_y[:a.test_limit]
     n, dim = train_x.shape
     if dim != 784 or test_x.shape[1] != 784:
         torch_mlp.fail(data_dir, "images of %d pixels, the nets take 28x28" % dim)
