@@ -8,10 +8,12 @@
  *   forward   Y' (c_out, S P)  = W (c_out, K) col
  *   weights   dW (c_out, K)   += dY' col^T
  *   input     dcol (K, S P)    = W^T dY', then col2im adds it into dX,
- * with Y' and dY' the slice's outputs laid out channel-major. The
- * workspace is (2K + c_out) S P floats with S as many images as fit 8 MiB
- * (at least one): it does not grow with the batch past that bound. Its
- * backward reads its input. */
+ * with Y' and dY' the slice's outputs laid out channel-major. For a square
+ * odd kernel with "same" padding at stride 1 the input's gradient is the
+ * same kind of convolution of dY with the flipped filters instead (one
+ * product per image into dX, no col2im). The workers (par.h) take ranges of
+ * images; the workspace (conv_ws) is bounded whatever the batch and the
+ * thread count. Its backward reads its input. */
 #include <string.h>
 
 #include "kinds.h"
@@ -60,30 +62,56 @@ static int direct(const struct mt_layer *L)
     return L->s.kh == 1 && L->s.kw == 1 && L->s.stride == 1 && L->s.pad == 0;
 }
 
-/* Images per slice: as many as fit CONV_WS_CAP floats of workspace (the
- * backward's col, dcol and gathered dY, (2K + M) P floats per image), at
- * least one. */
-#define CONV_WS_CAP ((size_t)1 << 21)   /* 8 MiB */
+/* A square odd kernel with "same" padding at stride 1: the input's
+ * gradient is itself such a convolution, of dY with the flipped, transposed
+ * filters (conv_transposed), which needs no col2im. */
+static int same_conv(const struct mt_layer *L)
+{
+    return L->s.stride == 1 && L->s.kh == L->s.kw && L->s.kh % 2 == 1 &&
+           L->s.pad == (L->s.kh - 1) / 2 && L->s.kh > 1;
+}
+
+/* Rows of the backward's second col: dY's patches (c_out kh kw) for a
+ * same conv, else dcol's (K). */
+static size_t dcol_rows(const struct mt_layer *L)
+{
+    return same_conv(L) ? (size_t)L->s.units * L->s.kh * L->s.kw : patch(L);
+}
+
+/* The workers (par.h) take contiguous ranges of a batch's images, up to
+ * CONV_WORKERS of them, each in slices of S images in its own part of the
+ * workspace; the weights' gradient of every worker but the first goes to a
+ * partial sum in the workspace, added in worker order at the end (so a run
+ * is the same run after run; one worker writes the gradient directly, in the
+ * order it always did). A slice is as many images as fit CONV_WS_CAP floats
+ * (the backward's col, its dcol or dY patches and its gathered dY per image),
+ * at least one: 1 MiB keeps a slice's patches in the core's L2 cache between
+ * im2col and the product that reads them (8 MiB ran 13 % slower on one
+ * thread). The workspace is then
+ *   CONV_WORKERS S per_image + (CONV_WORKERS - 1) params (+ a same conv's
+ *   flipped filters),
+ * whatever the thread count, so the plan does not depend on it. */
+#define CONV_WS_CAP ((size_t)1 << 18)   /* 1 MiB per worker */
+#define CONV_WORKERS 4
 
 static size_t per_image(const struct mt_layer *L)
 {
-    return (2 * patch(L) + (size_t)L->s.units) * L->out.h * L->out.w;
+    return (patch(L) + dcol_rows(L) + (size_t)L->s.units) * L->out.h * L->out.w;
 }
 
-#include <stdlib.h>
+/* Images per slice for a batch of B split over CONV_WORKERS. */
 static int slice_images(const struct mt_layer *L, int B)
 {
-    static size_t cap;
-    if (!cap) cap = getenv("CAPF") ? (size_t)atol(getenv("CAPF")) : CONV_WS_CAP;
-    size_t n = cap / per_image(L);
+    size_t n = CONV_WS_CAP / per_image(L), share = ((size_t)B + CONV_WORKERS - 1) / CONV_WORKERS;
     if (n < 1)
         n = 1;
-    return n < (size_t)B ? (int)n : B;
+    return (int)(n < share ? n : share);
 }
 
 static size_t conv_ws(const struct mt_layer *L, int B)
 {
-    return (size_t)slice_images(L, B) * per_image(L);
+    return (size_t)CONV_WORKERS * slice_images(L, B) * per_image(L) +
+           (CONV_WORKERS - 1) * conv_n_params(L) + (same_conv(L) ? conv_n_weights(L) : 0);
 }
 
 static void conv_init(const struct mt_layer *L, float *p, float *stats, struct mt_rng *rng,
@@ -280,147 +308,211 @@ static void from_slice_images(const float *wide, float *nchw, int M, size_t P, i
             memcpy(nchw + (n * M + m) * P, wide + ((size_t)m * S + n) * P, P * sizeof(float));
 }
 
-/* One slice of S images (from b0) as the workers share it: images [lo, hi)
- * of the slice for im2col, the products' columns, col2im and the layout
- * copies; the weights' gradient by columns of dW (ranges of K), the bias
- * gradient by channels. With one worker every product is the whole slice's,
- * as before the pool. */
-struct conv_slice {
+/* A conv call as its workers share it. */
+struct conv_job {
     const struct mt_layer *L;
     const struct mt_layer_fwd *f;
     const struct mt_layer_bwd *b;
-    int b0, S;
-    float *col, *wide, *dcol;   /* (K, S P), (M, S P), (K, S P) */
+    int SL;         /* images per slice */
+    int nw;         /* workers taking images: min(par_threads(), CONV_WORKERS, B) */
+    float *wt;      /* a same conv's flipped filters, or NULL */
+    float *partial; /* (CONV_WORKERS - 1) params: workers 1.. gradients */
 };
 
-static void slice_fwd(void *ctx, int w, int nw)
+static int conv_workers(int B)
 {
-    const struct conv_slice *c = ctx;
-    const struct mt_layer *L = c->L;
-    const struct mt_layer_fwd *f = c->f;
-    int M = L->s.units, K = (int)patch(L), P = L->out.h * L->out.w, S = c->S;
-    size_t in_n = shape_count(L->in), out_n = shape_count(L->out), lo, hi;
-    par_range((size_t)S, w, nw, &lo, &hi);
-    if (lo == hi)
-        return;
-    float *y = f->y + (size_t)c->b0 * out_n;
+    int n = par_threads();
+    if (n > CONV_WORKERS)
+        n = CONV_WORKERS;
+    return n < B ? n : B;
+}
+
+/* Worker w's part of the workspace: S images' col, wide and dcol. */
+static float *worker_ws(const struct conv_job *j, float *ws, int w)
+{
+    return ws + (size_t)w * j->SL * per_image(j->L);
+}
+
+/* Forward of images [b0, b0 + S): col (K, S P), Y' (M, S P) = W col, put
+ * back as NCHW with the bias. A 1x1 conv of stride 1 without padding reads
+ * each image as its own col. */
+static void fwd_slice(const struct mt_layer *L, const struct mt_layer_fwd *f, int b0, int S,
+                      float *ws)
+{
+    int M = L->s.units, K = (int)patch(L), P = L->out.h * L->out.w;
+    size_t in_n = shape_count(L->in), out_n = shape_count(L->out);
+    float *y = f->y + (size_t)b0 * out_n;
     if (direct(L)) {
-        for (size_t n = lo; n < hi; n++)
-            blas_gemm(0, 0, M, P, K, 1.0f, f->p, f->x + (c->b0 + n) * in_n, 0.0f, y + n * out_n);
+        for (int n = 0; n < S; n++)
+            blas_gemm(0, 0, M, P, K, 1.0f, f->p, f->x + (size_t)(b0 + n) * in_n, 0.0f,
+                      y + (size_t)n * out_n);
     } else {
-        for (size_t n = lo; n < hi; n++)
-            im2col(L, f->x + (c->b0 + n) * in_n, c->col, (int)n, S);
-        int ld = S * P, cols = (int)(hi - lo) * P;
-        blas_gemm_ld(0, 0, M, cols, K, 1.0f, f->p, K, c->col + lo * P, ld, 0.0f,
-                     c->wide + lo * P, ld);
-        from_slice_images(c->wide, y, M, (size_t)P, S, lo, hi);
+        float *col = ws, *wide = ws + (size_t)K * S * P;
+        for (int n = 0; n < S; n++)
+            im2col(L, f->x + (size_t)(b0 + n) * in_n, col, n, S);
+        blas_gemm(0, 0, M, S * P, K, 1.0f, f->p, col, 0.0f, wide);
+        from_slice_images(wide, y, M, (size_t)P, S, 0, (size_t)S);
     }
     if (L->s.bias) {
         const float *bias = f->p + conv_n_weights(L);
-        for (size_t n = lo; n < hi; n++)
+        for (int n = 0; n < S; n++)
             for (int ch = 0; ch < M; ch++) {
-                float *yc = y + n * out_n + (size_t)ch * P, v = bias[ch];
+                float *yc = y + (size_t)n * out_n + (size_t)ch * P, v = bias[ch];
                 for (int i = 0; i < P; i++)
                     yc[i] += v;
             }
     }
 }
 
-/* Forward, a slice of S images at a time: col (K, S P), then one sgemm
- * Y' (M, S P) = W col, put back as NCHW with the bias. A 1x1 conv of
- * stride 1 without padding reads each image as its own col. */
+static void fwd_worker(void *ctx, int w, int nw)
+{
+    (void)nw;
+    const struct conv_job *j = ctx;
+    if (w >= j->nw)
+        return;
+    size_t lo, hi;
+    par_range((size_t)j->f->B, w, j->nw, &lo, &hi);
+    float *ws = worker_ws(j, j->f->ws, w);
+    for (size_t b0 = lo; b0 < hi; b0 += (size_t)j->SL)
+        fwd_slice(j->L, j->f, (int)b0, (int)(hi - b0 < (size_t)j->SL ? hi - b0 : (size_t)j->SL),
+                  ws);
+}
+
 static void conv_fwd(const struct mt_layer *L, const struct mt_layer_fwd *f)
 {
-    int K = (int)patch(L), P = L->out.h * L->out.w;
-    int SL = slice_images(L, f->B);
-    for (int b0 = 0; b0 < f->B; b0 += SL) {
-        int S = f->B - b0 < SL ? f->B - b0 : SL;
-        struct conv_slice c = {.L = L, .f = f, .b0 = b0, .S = S, .col = f->ws,
-                               .wide = f->ws + (size_t)K * S * P};
-        par_run(slice_fwd, &c);
-    }
-}
-
-/* Backward, first half: the slice's dY' (M, S P) gathered from NCHW and,
- * when the weights' gradient is wanted, its col (im2col, or the images'
- * channels for a 1x1 conv), image by image. */
-static void slice_gather(void *ctx, int w, int nw)
-{
-    const struct conv_slice *c = ctx;
-    const struct mt_layer *L = c->L;
-    const struct mt_layer_bwd *b = c->b;
-    int M = L->s.units, K = (int)patch(L), P = L->out.h * L->out.w, S = c->S;
-    size_t in_n = shape_count(L->in), out_n = shape_count(L->out), lo, hi;
-    par_range((size_t)S, w, nw, &lo, &hi);
-    to_slice_images(b->dy + (size_t)c->b0 * out_n, c->wide, M, (size_t)P, S, lo, hi);
-    if (!b->dp)
-        return;
-    const float *x = b->x + (size_t)c->b0 * in_n;
-    if (direct(L)) /* col's rows are the images' channels */
-        to_slice_images(x, c->col, K, (size_t)P, S, lo, hi);
+    struct conv_job j = {.L = L, .f = f, .SL = slice_images(L, f->B), .nw = conv_workers(f->B)};
+    if (j.nw <= 1)
+        fwd_worker(&j, 0, 1);
     else
-        for (size_t n = lo; n < hi; n++)
-            im2col(L, x + n * in_n, c->col, (int)n, S);
+        par_run(fwd_worker, &j);
 }
 
-/* Second half: dW[:, k0:k1] (+)= dY' col[k0:k1]^T and the bias gradient
- * of channels [c0, c1); the input's dcol = W^T dY' and col2im, image by
- * image. */
-static void slice_grads(void *ctx, int w, int nw)
+/* The input's gradient of a same conv, images [b0, b0 + S): dY's patches
+ * (c_out kh kw, S P), as im2col of a same conv over dY, then per image
+ * dX_n (c_in, P) = Wt (c_in, c_out kh kw) patches_n, with
+ * Wt[c][m, i, j] = back[m][c][kh-1-i][kw-1-j] (conv_flip_filters). */
+static void transposed_slice(const struct mt_layer *L, const struct mt_layer_bwd *b,
+                             const float *wt, int b0, int S, float *pat)
 {
-    const struct conv_slice *c = ctx;
-    const struct mt_layer *L = c->L;
-    const struct mt_layer_bwd *b = c->b;
-    int M = L->s.units, K = (int)patch(L), P = L->out.h * L->out.w, S = c->S, ld = S * P;
-    size_t in_n = shape_count(L->in), lo, hi;
-    if (b->dp) {
-        float beta = c->b0 == 0 ? b->beta : 1.0f;
-        par_range((size_t)K, w, nw, &lo, &hi);
-        if (hi > lo)
-            blas_gemm_ld(0, 1, M, (int)(hi - lo), ld, 1.0f, c->wide, ld, c->col + lo * ld, ld,
-                         beta, b->dp + lo, K);
+    int C = L->in.c, P = L->out.h * L->out.w, R = (int)dcol_rows(L), ld = S * P;
+    size_t in_n = shape_count(L->in), out_n = shape_count(L->out);
+    struct mt_layer T = *L; /* dY's patches: a same conv over the (c_out, h, w) map */
+    T.in = L->out;
+    const float *dy = b->dy + (size_t)b0 * out_n;
+    for (int n = 0; n < S; n++)
+        im2col(&T, dy + (size_t)n * out_n, pat, n, S);
+    for (int n = 0; n < S; n++)
+        blas_gemm_ld(0, 0, C, P, R, 1.0f, wt, R, pat + (size_t)n * P, ld, 0.0f,
+                     b->dx + (size_t)(b0 + n) * in_n, P);
+}
+
+/* Wt (c_in, c_out kh kw) from the backward's filters (c_out, c_in, kh, kw),
+ * each kernel turned half a turn. */
+static void conv_flip_filters(const struct mt_layer *L, const float *w, float *wt)
+{
+    int M = L->s.units, C = L->in.c, kk = L->s.kh * L->s.kw;
+    for (int ch = 0; ch < C; ch++)
+        for (int m = 0; m < M; m++)
+            for (int t = 0; t < kk; t++)
+                wt[((size_t)ch * M + m) * kk + t] = w[((size_t)m * C + ch) * kk + (kk - 1 - t)];
+}
+
+/* Backward of images [b0, b0 + S): dY' (M, S P) gathered from NCHW; the
+ * weights' gradient dW (+)= dY' col^T into dp (beta as `beta`) and the
+ * bias's row sums; the input's through the flipped filters (a same conv)
+ * or dcol = W^T dY' then col2im. */
+static void bwd_slice(const struct conv_job *j, int b0, int S, float *ws, float *dp, float beta)
+{
+    const struct mt_layer *L = j->L;
+    const struct mt_layer_bwd *b = j->b;
+    int M = L->s.units, K = (int)patch(L), P = L->out.h * L->out.w, SP = S * P;
+    size_t in_n = shape_count(L->in), out_n = shape_count(L->out);
+    float *wide = ws, *col = wide + (size_t)M * SP, *dcol = col + (size_t)K * SP;
+    to_slice_images(b->dy + (size_t)b0 * out_n, wide, M, (size_t)P, S, 0, (size_t)S);
+    if (dp) {
+        const float *x = b->x + (size_t)b0 * in_n;
+        if (direct(L)) /* col's rows are the images' channels */
+            to_slice_images(x, col, K, (size_t)P, S, 0, (size_t)S);
+        else
+            for (int n = 0; n < S; n++)
+                im2col(L, x + (size_t)n * in_n, col, n, S);
+        blas_gemm(0, 1, M, K, SP, 1.0f, wide, col, beta, dp);
         if (L->s.bias) {
-            float *db = b->dp + conv_n_weights(L);
-            par_range((size_t)M, w, nw, &lo, &hi);
-            for (size_t ch = lo; ch < hi; ch++) {
-                float v = row_sum(c->wide + ch * ld, (size_t)ld);
-                db[ch] = c->b0 == 0 ? (b->beta == 0.0f ? v : b->beta * db[ch] + v) : db[ch] + v;
+            float *db = dp + conv_n_weights(L);
+            for (int ch = 0; ch < M; ch++) {
+                float v = row_sum(wide + (size_t)ch * SP, (size_t)SP);
+                db[ch] = beta == 0.0f ? v : beta * db[ch] + v;
             }
         }
     }
     if (!b->dx)
         return;
-    par_range((size_t)S, w, nw, &lo, &hi);
-    if (lo == hi)
+    if (j->wt) {
+        transposed_slice(L, b, j->wt, b0, S, dcol);
         return;
-    float *dx = b->dx + (size_t)c->b0 * in_n;
-    int cols = (int)(hi - lo) * P;
-    blas_gemm_ld(1, 0, K, cols, M, 1.0f, b->back, K, c->wide + lo * P, ld, 0.0f,
-                 c->dcol + lo * P, ld);
+    }
+    float *dx = b->dx + (size_t)b0 * in_n;
+    blas_gemm(1, 0, K, SP, M, 1.0f, b->back, wide, 0.0f, dcol);
     if (direct(L)) {
-        from_slice_images(c->dcol, dx, K, (size_t)P, S, lo, hi);
+        from_slice_images(dcol, dx, K, (size_t)P, S, 0, (size_t)S);
     } else {
-        memset(dx + lo * in_n, 0, (hi - lo) * in_n * sizeof(float));
-        for (size_t n = lo; n < hi; n++)
-            col2im_add(L, c->dcol, dx + n * in_n, (int)n, S);
+        memset(dx, 0, (size_t)S * in_n * sizeof(float));
+        for (int n = 0; n < S; n++)
+            col2im_add(L, dcol, dx + (size_t)n * in_n, n, S);
     }
 }
 
-/* Backward, slice by slice: dY' (M, S P) gathered from NCHW; the weights'
- * gradient dW += dY' col^T (one sgemm over the slice), the input's
- * dcol = W^T dY' then col2im. */
+/* Worker w's images; worker 0 accumulates into the gradient itself (beta
+ * on its first slice), the others into their partial sums. */
+static void bwd_worker(void *ctx, int w, int nw)
+{
+    (void)nw;
+    const struct conv_job *j = ctx;
+    if (w >= j->nw)
+        return;
+    size_t lo, hi;
+    par_range((size_t)j->b->B, w, j->nw, &lo, &hi);
+    float *ws = worker_ws(j, j->b->ws, w);
+    float *dp = !j->b->dp ? NULL : w == 0 ? j->b->dp
+                                          : j->partial + (size_t)(w - 1) * conv_n_params(j->L);
+    float beta = w == 0 ? j->b->beta : 0.0f;
+    for (size_t b0 = lo; b0 < hi; b0 += (size_t)j->SL) {
+        bwd_slice(j, (int)b0, (int)(hi - b0 < (size_t)j->SL ? hi - b0 : (size_t)j->SL), ws, dp,
+                  beta);
+        beta = 1.0f;
+    }
+}
+
+/* dp += the partial sums of workers 1.., in worker order, over ranges of
+ * the parameters. */
+static void sum_partials(void *ctx, int w, int nw)
+{
+    const struct conv_job *j = ctx;
+    size_t n = conv_n_params(j->L), lo, hi;
+    par_range(n, w, nw, &lo, &hi);
+    for (int k = 1; k < j->nw; k++) {
+        const float *src = j->partial + (size_t)(k - 1) * n;
+        for (size_t i = lo; i < hi; i++)
+            j->b->dp[i] += src[i];
+    }
+}
+
 static void conv_bwd(const struct mt_layer *L, const struct mt_layer_bwd *b)
 {
-    int M = L->s.units, K = (int)patch(L), P = L->out.h * L->out.w;
     int SL = slice_images(L, b->B);
-    for (int b0 = 0; b0 < b->B; b0 += SL) {
-        int S = b->B - b0 < SL ? b->B - b0 : SL;
-        float *wide = b->ws, *col = wide + (size_t)M * S * P;
-        struct conv_slice c = {.L = L, .b = b, .b0 = b0, .S = S, .wide = wide, .col = col,
-                               .dcol = col + (size_t)K * S * P};
-        par_run(slice_gather, &c);
-        par_run(slice_grads, &c);
+    float *tail = b->ws + (size_t)CONV_WORKERS * SL * per_image(L);
+    struct conv_job j = {.L = L, .b = b, .SL = SL, .nw = conv_workers(b->B), .partial = tail};
+    if (b->dx && same_conv(L)) {
+        j.wt = tail + (CONV_WORKERS - 1) * conv_n_params(L);
+        conv_flip_filters(L, b->back, j.wt);
     }
+    if (j.nw <= 1) {
+        bwd_worker(&j, 0, 1);
+        return;
+    }
+    par_run(bwd_worker, &j);
+    if (b->dp)
+        par_run(sum_partials, &j);
 }
 
 static double conv_flops(const struct mt_layer *L)
