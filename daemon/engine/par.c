@@ -5,6 +5,8 @@
  * yields) until the others are done. */
 #include "par.h"
 
+#include "blas.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -116,6 +118,12 @@ int par_set_threads(int n)
 int par_threads(void)
 {
     return pool.nw;
+}
+
+int par_job_threads(void)
+{
+    int b = blas_threads();
+    return pool.nw > b ? pool.nw : b;
 }
 
 void par_run(void (*fn)(void *ctx, int w, int nw), void *ctx)

@@ -23,6 +23,10 @@
 int par_set_threads(int n);
 int par_threads(void);
 
+/* The threads a job trains on: the engine's workers for a layer-list model
+ * (OpenBLAS then runs on one thread each), OpenBLAS's for an MLP. */
+int par_job_threads(void);
+
 /* fn(ctx, w, nw) on each worker w of nw = par_threads(), the caller
  * being worker 0; returns when all have returned. Not reentrant: a kernel
  * running under par_run must not call par_run. */

@@ -15,6 +15,7 @@
 #include "output.h"
 #include "rules/rules.h"
 #include "spec.h"
+#include "par.h"
 #include "train.h"
 
 static volatile sig_atomic_t interrupted;
@@ -170,7 +171,7 @@ static int train(const struct run_opts *o, const struct mt_spec *s)
             s->name, s->rule.name, model, model_param_count(&s->model), s->batch, s->epochs,
             optim_kind_name(t.spec.optim.kind), (double)t.spec.optim.lr, t.train.n, t.test.n,
             augment_on(&s->data.augment) ? ", augmented: " : "",
-            augment_on(&s->data.augment) ? aug : "", blas_corename(), blas_threads());
+            augment_on(&s->data.augment) ? aug : "", blas_corename(), par_job_threads());
     struct bar bar = {.on = !o->quiet && isatty(2), .epochs = s->epochs};
     int rc = 0;
     for (int e = 0; e < s->epochs; e++) {

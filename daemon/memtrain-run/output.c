@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "par.h"
 #include "graph.h"
 #include "graphnames.h"
 
@@ -55,7 +56,7 @@ void output_epoch_json(FILE *f, const struct mt_trainer *t, const struct mt_epoc
             m->phase_peak[MT_PHASE_GRADIENT], m->phase_peak[MT_PHASE_UPDATE], r->rss_peak,
             r->rss_now);
     json_string(f, blas_corename());
-    fprintf(f, ",\"threads\":%d,\"rule_metrics\":{", blas_threads());
+    fprintf(f, ",\"threads\":%d,\"rule_metrics\":{", par_job_threads());
     int n = r->n_metrics < MT_MAX_RULE_METRICS ? r->n_metrics : MT_MAX_RULE_METRICS;
     for (int i = 0; i < n; i++) {    /* JSON has no NaN or infinity: null */
         const struct mt_rule_metric *rm = &r->metrics[i];

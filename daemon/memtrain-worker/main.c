@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "blas.h"
+#include "par.h"
 #include "checkpoint.h"
 #include "jobspec.h"
 #include "memtrain/procstat.h"
@@ -379,13 +380,33 @@ static int train(struct worker *w)
 /* OpenBLAS maps one buffer per thread on first use (128 MiB of address
  * space each with Debian's build, barely touched) and, when that mmap
  * fails, retries forever at full CPU. So its threads start and its buffers
- * are taken before RLIMIT_DATA goes on, with the job's thread count. */
+ * are taken before RLIMIT_DATA goes on, with the job's thread count: its
+ * own threads (an MLP's products), and one buffer per engine worker (par.h:
+ * a layer-list model's workers call OpenBLAS on one thread each, at once). */
+enum { WARM_N = 128 };
+
+static void warm_worker(void *ctx, int w, int nw)
+{
+    (void)nw;
+    float *m = ctx;
+    float *c = m + 2 * WARM_N * WARM_N + (size_t)w * WARM_N * WARM_N;
+    blas_gemm(0, 0, WARM_N, WARM_N, WARM_N, 1.0f, m, m + WARM_N * WARM_N, 0.0f, c);
+}
+
 static void blas_warm_up(int threads)
 {
-    enum { N = 128 };
-    static float a[N * N], b[N * N], c[N * N];
-    blas_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
-    blas_gemm(0, 0, N, N, N, 1.0f, a, b, 0.0f, c);
+    int n = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    float *m = calloc((size_t)(2 + n) * WARM_N * WARM_N, sizeof *m); /* a, b, a c per worker */
+    if (!m)
+        return; /* the job's own allocations will say so */
+    blas_set_threads(n);
+    blas_gemm(0, 0, WARM_N, WARM_N, WARM_N, 1.0f, m, m + WARM_N * WARM_N, 0.0f,
+              m + 2 * WARM_N * WARM_N);
+    par_set_threads(n);
+    blas_set_threads(1);
+    par_run(warm_worker, m);
+    blas_set_threads(n);
+    free(m);
 }
 
 /* What a resume of `len` bytes holds beyond the job while it is restored:
@@ -541,7 +562,7 @@ static int start(struct worker *w, Memtrain__WorkerStart **startp)
     ws->resume.len = 0;
     if (held && lower_hard_limit(w, ws->hard_limit, &err))
         return w->broken ? 1 : send_error(w, &err);
-    send_log(w, "OpenBLAS core %s, %d threads", blas_corename(), blas_threads());
+    send_log(w, "OpenBLAS core %s, %d threads", blas_corename(), par_job_threads());
     arena_interval_reset(w->t.arena);   /* the first sample's interval: training only */
     w->next_memory_ms = mono_ms() + w->memory_every_ms;
     return w->broken ? 1 : -1;
