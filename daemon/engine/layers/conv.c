@@ -347,11 +347,13 @@ static void fwd_slice(const struct mt_layer *L, const struct mt_layer_fwd *f, in
             blas_gemm(0, 0, M, P, K, 1.0f, f->p, f->x + (size_t)(b0 + n) * in_n, 0.0f,
                       y + (size_t)n * out_n);
     } else {
-        float *col = ws, *wide = ws + (size_t)K * S * P;
+        /* one image's (M, P) slice layout is its NCHW layout: no copy */
+        float *col = ws, *wide = S == 1 ? y : ws + (size_t)K * S * P;
         for (int n = 0; n < S; n++)
             im2col(L, f->x + (size_t)(b0 + n) * in_n, col, n, S);
         blas_gemm(0, 0, M, S * P, K, 1.0f, f->p, col, 0.0f, wide);
-        from_slice_images(wide, y, M, (size_t)P, S, 0, (size_t)S);
+        if (S > 1)
+            from_slice_images(wide, y, M, (size_t)P, S, 0, (size_t)S);
     }
     if (L->s.bias) {
         const float *bias = f->p + conv_n_weights(L);
@@ -428,19 +430,26 @@ static void bwd_slice(const struct conv_job *j, int b0, int S, float *ws, float 
     int M = L->s.units, K = (int)patch(L), P = L->out.h * L->out.w, SP = S * P;
     size_t in_n = shape_count(L->in), out_n = shape_count(L->out);
     float *wide = ws, *col = wide + (size_t)M * SP, *dcol = col + (size_t)K * SP;
-    to_slice_images(b->dy + (size_t)b0 * out_n, wide, M, (size_t)P, S, 0, (size_t)S);
+    /* one image's (c, P) slice layout is its NCHW layout: read it in place */
+    const float *dyw = b->dy + (size_t)b0 * out_n;
+    if (S > 1) {
+        to_slice_images(dyw, wide, M, (size_t)P, S, 0, (size_t)S);
+        dyw = wide;
+    }
     if (dp) {
-        const float *x = b->x + (size_t)b0 * in_n;
-        if (direct(L)) /* col's rows are the images' channels */
+        const float *x = b->x + (size_t)b0 * in_n, *cx = col;
+        if (direct(L) && S == 1) /* col's rows are the images' channels */
+            cx = x;
+        else if (direct(L))
             to_slice_images(x, col, K, (size_t)P, S, 0, (size_t)S);
         else
             for (int n = 0; n < S; n++)
                 im2col(L, x + (size_t)n * in_n, col, n, S);
-        blas_gemm(0, 1, M, K, SP, 1.0f, wide, col, beta, dp);
+        blas_gemm(0, 1, M, K, SP, 1.0f, dyw, cx, beta, dp);
         if (L->s.bias) {
             float *db = dp + conv_n_weights(L);
             for (int ch = 0; ch < M; ch++) {
-                float v = row_sum(wide + (size_t)ch * SP, (size_t)SP);
+                float v = row_sum(dyw + (size_t)ch * SP, (size_t)SP);
                 db[ch] = beta == 0.0f ? v : beta * db[ch] + v;
             }
         }
@@ -452,7 +461,11 @@ static void bwd_slice(const struct conv_job *j, int b0, int S, float *ws, float 
         return;
     }
     float *dx = b->dx + (size_t)b0 * in_n;
-    blas_gemm(1, 0, K, SP, M, 1.0f, b->back, wide, 0.0f, dcol);
+    if (direct(L) && S == 1) {
+        blas_gemm(1, 0, K, SP, M, 1.0f, b->back, dyw, 0.0f, dx);
+        return;
+    }
+    blas_gemm(1, 0, K, SP, M, 1.0f, b->back, dyw, 0.0f, dcol);
     if (direct(L)) {
         from_slice_images(dcol, dx, K, (size_t)P, S, 0, (size_t)S);
     } else {
