@@ -193,9 +193,12 @@ static void test_asa_learns_images(void **state)
 /* The bits asa derives from batch-norm (0 bytes kept) and the bits it packs
  * are the forward's own [t > 0], for every backward that reads them: a keep
  * that records [t > 0] as each tensor is made wraps asa's and checks every
- * decode for a ReLU's mask against the record. */
+ * decode for a ReLU's mask against the record. The classifier reading the
+ * global average pool gets that tensor's forward values exactly (recomputed
+ * from batch-norm's kept input), not its all-ones sign code. */
 static uint8_t *g_rec[GRAPH_T];
-static long g_checked, g_derived, g_wrong;
+static float *g_recf[GRAPH_T];   /* the forward's values of a globally pooled tensor */
+static long g_checked, g_derived, g_wrong, g_pooled;
 static const struct mt_model_desc *g_d;
 
 static void rec_encode(void *ud, int t, const float *x, int B, void *code,
@@ -204,12 +207,25 @@ static void rec_encode(void *ud, int t, const float *x, int B, void *code,
     size_t n = (size_t)B * graph_tensor_count(g_d, t);
     g_rec[t] = malloc(pack_bytes(n, 1));
     pack_sign(g_rec[t], x, n);
+    if (g_d->node[t - 1].s.kind == MT_LK_GAP) {
+        g_recf[t] = malloc(n * sizeof *x);
+        memcpy(g_recf[t], x, n * sizeof *x);
+    }
     rule_find("asa")->keep->encode(ud, t, x, B, code, s);
 }
 
 static void rec_decode(void *ud, int t, int reader, int B, float *out, const struct graph_step *s)
 {
     rule_find("asa")->keep->decode(ud, t, reader, B, out, s);
+    size_t cnt = (size_t)B * graph_tensor_count(g_d, t);
+    if (g_recf[t]) { /* the classifier reads the pooled map exactly, no sign code */
+        g_pooled++;
+        for (size_t i = 0; i < cnt; i++)
+            if (memcmp(&out[i], &g_recf[t][i], sizeof *out))
+                fail_msg("pooled tensor %d, value %zu: decoded %.9g, forward %.9g", t, i,
+                         out[i], g_recf[t][i]);
+        return;
+    }
     if (layer_flags(&g_d->node[reader]) & MT_LAYER_WEIGHTS)
         return;
     size_t n = (size_t)B * graph_tensor_count(g_d, t);
@@ -264,9 +280,12 @@ static void test_derived_bits_are_the_forwards(void **state)
                   g_checked, g_derived);
     assert_true(g_derived >= 3);
     assert_int_equal(g_wrong, 0);
+    assert_int_equal(g_pooled, 1);
     for (int u = 0; u < GRAPH_T; u++) {
         free(g_rec[u]);
+        free(g_recf[u]);
         g_rec[u] = NULL;
+        g_recf[u] = NULL;
     }
     free(x);
     trainer_fini(&t);
