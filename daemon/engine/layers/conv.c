@@ -290,22 +290,21 @@ static float row_sum(const float *restrict d, size_t n)
     return s;
 }
 
-/* Between NCHW (images [lo, hi) of a slice of S, each (M, P)) and the
- * slice's (M, S P) layout. */
-static void to_slice_images(const float *nchw, float *wide, int M, size_t P, int S, size_t lo,
-                            size_t hi)
+/* Between NCHW (S images of (M, P)) and the slice's (M, S P) layout. */
+static void to_slice(const float *nchw, float *wide, int M, size_t P, int S)
 {
-    for (size_t n = lo; n < hi; n++)
+    for (int n = 0; n < S; n++)
         for (int m = 0; m < M; m++)
-            memcpy(wide + ((size_t)m * S + n) * P, nchw + (n * M + m) * P, P * sizeof(float));
+            memcpy(wide + ((size_t)m * S + n) * P, nchw + ((size_t)n * M + m) * P,
+                   P * sizeof(float));
 }
 
-static void from_slice_images(const float *wide, float *nchw, int M, size_t P, int S, size_t lo,
-                              size_t hi)
+static void from_slice(const float *wide, float *nchw, int M, size_t P, int S)
 {
-    for (size_t n = lo; n < hi; n++)
+    for (int n = 0; n < S; n++)
         for (int m = 0; m < M; m++)
-            memcpy(nchw + (n * M + m) * P, wide + ((size_t)m * S + n) * P, P * sizeof(float));
+            memcpy(nchw + ((size_t)n * M + m) * P, wide + ((size_t)m * S + n) * P,
+                   P * sizeof(float));
 }
 
 /* A conv call as its workers share it. */
@@ -353,7 +352,7 @@ static void fwd_slice(const struct mt_layer *L, const struct mt_layer_fwd *f, in
             im2col(L, f->x + (size_t)(b0 + n) * in_n, col, n, S);
         blas_gemm(0, 0, M, S * P, K, 1.0f, f->p, col, 0.0f, wide);
         if (S > 1)
-            from_slice_images(wide, y, M, (size_t)P, S, 0, (size_t)S);
+            from_slice(wide, y, M, (size_t)P, S);
     }
     if (L->s.bias) {
         const float *bias = f->p + conv_n_weights(L);
@@ -433,7 +432,7 @@ static void bwd_slice(const struct conv_job *j, int b0, int S, float *ws, float 
     /* one image's (c, P) slice layout is its NCHW layout: read it in place */
     const float *dyw = b->dy + (size_t)b0 * out_n;
     if (S > 1) {
-        to_slice_images(dyw, wide, M, (size_t)P, S, 0, (size_t)S);
+        to_slice(dyw, wide, M, (size_t)P, S);
         dyw = wide;
     }
     if (dp) {
@@ -441,7 +440,7 @@ static void bwd_slice(const struct conv_job *j, int b0, int S, float *ws, float 
         if (direct(L) && S == 1) /* col's rows are the images' channels */
             cx = x;
         else if (direct(L))
-            to_slice_images(x, col, K, (size_t)P, S, 0, (size_t)S);
+            to_slice(x, col, K, (size_t)P, S);
         else
             for (int n = 0; n < S; n++)
                 im2col(L, x + (size_t)n * in_n, col, n, S);
@@ -467,7 +466,7 @@ static void bwd_slice(const struct conv_job *j, int b0, int S, float *ws, float 
     }
     blas_gemm(1, 0, K, SP, M, 1.0f, b->back, dyw, 0.0f, dcol);
     if (direct(L)) {
-        from_slice_images(dcol, dx, K, (size_t)P, S, 0, (size_t)S);
+        from_slice(dcol, dx, K, (size_t)P, S);
     } else {
         memset(dx, 0, (size_t)S * in_n * sizeof(float));
         for (int n = 0; n < S; n++)
