@@ -226,6 +226,10 @@ static void json_rule(struct json *j, const char *key, const Memtrain__RuleSpec 
         json_null(j, "binary");
     json_opt_float(j, "epsilon", r->opt_epsilon_case, r->epsilon);
     json_opt_float(j, "kappa", r->opt_kappa_case, r->kappa);
+    if (r->opt_recompute_inputs_case)
+        json_bool(j, "recompute_inputs", r->recompute_inputs);
+    else
+        json_null(j, "recompute_inputs");
     json_opt_u64(j, "groups", r->opt_groups_case, r->groups);
     json_opt_u64(j, "segments", r->opt_segments_case, r->segments);
     json_opt_u64(j, "samples", r->opt_samples_case, r->samples);

@@ -261,6 +261,7 @@ static const struct spec_key rule_keys[] = {
     KRULE("binary", SK_BOOL, SR_ANY, rule.binary, MT_RULE_BINARY),
     KRULE("epsilon", SK_FLOAT, SR_POS, rule.epsilon, MT_RULE_EPSILON),
     KRULE("kappa", SK_FLOAT, SR_POS, rule.kappa, MT_RULE_KAPPA),
+    KRULE("recompute_inputs", SK_BOOL, SR_ANY, rule.recompute_inputs, MT_RULE_RECOMPUTE),
     KRULE("groups", SK_INT, SR_POS, rule.groups, MT_RULE_GROUPS),
     KRULE("segments", SK_INT, SR_POS, rule.segments, MT_RULE_SEGMENTS),
     KRULE("samples", SK_INT, SR_POS, rule.samples, MT_RULE_SAMPLES),
@@ -1196,6 +1197,7 @@ void spec_init(struct mt_spec *s)
     s->rule.binary = -1;
     s->rule.epsilon = NAN;
     s->rule.kappa = NAN;
+    s->rule.recompute_inputs = -1;
     s->rule.groups = -1;
     s->rule.segments = -1;
     s->rule.samples = -1;
@@ -1348,6 +1350,8 @@ void spec_set_rule(struct mt_spec *s, const char *name)
         s->rule.epsilon = NAN;
     if (!(f & MT_RULE_KAPPA))
         s->rule.kappa = NAN;
+    if (!(f & MT_RULE_RECOMPUTE))
+        s->rule.recompute_inputs = -1;
     if (!(f & MT_RULE_GROUPS))
         s->rule.groups = -1;
     if (!(f & MT_RULE_SEGMENTS))

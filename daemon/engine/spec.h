@@ -36,6 +36,7 @@ struct mt_rule_spec {
     int binary;                     /* bp: binary weights and activations (BW+BA); -1 = default */
     float epsilon;                  /* asa: sign-term size; mezo: perturbation size; NAN = default */
     float kappa;                    /* asa: weight-gradient gain (default 1/epsilon); NAN = default */
+    int recompute_inputs;           /* asa, layer lists: read a ReLU of batch-norm exactly; -1 = default (1) */
     int groups;                     /* tinyfoa: M, blocks per side of a layer; -1 = default (2) */
     int segments;                   /* ckpt: segments; -1 = default ceil(sqrt(L)) */
     int samples;                    /* mezo: seeds averaged per step (n-SPSA); -1 = default (1) */

@@ -95,6 +95,7 @@ static void full_spec(struct mt_spec *s)
     s->rule.binary = 0;           /* an explicit false, not "unset" */
     s->rule.epsilon = 0.5f;
     s->rule.kappa = 2.0f;
+    s->rule.recompute_inputs = 0; /* an explicit false */
     s->rule.groups = 3;
     s->rule.segments = 4;
     s->rule.samples = 1;
@@ -150,6 +151,7 @@ static void assert_same_spec(const struct mt_spec *a, const struct mt_spec *b)
     assert_int_equal(a->rule.binary, b->rule.binary);
     ASSERT_SAME_FLOAT(a->rule.epsilon, b->rule.epsilon);
     ASSERT_SAME_FLOAT(a->rule.kappa, b->rule.kappa);
+    assert_int_equal(a->rule.recompute_inputs, b->rule.recompute_inputs);
     assert_int_equal(a->rule.groups, b->rule.groups);
     assert_int_equal(a->rule.segments, b->rule.segments);
     assert_int_equal(a->rule.samples, b->rule.samples);
@@ -208,6 +210,7 @@ static void test_roundtrip_full_spec(void **state)
     assert_same_spec(&in, &out);
     assert_int_equal(out.rule.binary, 0);
     assert_true(out.rule.epsilon == 0.5f && out.rule.kappa == 2.0f);
+    assert_int_equal(out.rule.recompute_inputs, 0);
     assert_int_equal(out.rule.groups, 3);
     assert_int_equal(out.rule.segments, 4);
     assert_int_equal(out.rule.samples, 1);

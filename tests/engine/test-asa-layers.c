@@ -5,7 +5,9 @@
  * net and a pre-activation ResNet; every conv input is kept as one bit, and
  * the kept activations are <= 1/20 of BP's on the LeNet net and <= 1/2 on
  * the ResNet; the ReLU masks asa derives from batch-norm are the forward's
- * bits; asa learns a generated image problem. */
+ * bits, and the weight layers reading them get the forward's input exactly
+ * (or kappa eps S with recompute_inputs: false); asa learns a generated
+ * image problem. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -195,10 +197,14 @@ static void test_asa_learns_images(void **state)
  * that records [t > 0] as each tensor is made wraps asa's and checks every
  * decode for a ReLU's mask against the record. The classifier reading the
  * global average pool gets that tensor's forward values exactly (recomputed
- * from batch-norm's kept input), not its all-ones sign code. */
+ * from batch-norm's kept input), not its all-ones sign code, and so does a
+ * conv reading a ReLU of batch-norm: the forward's x + eps S, bit for bit
+ * (rule.recompute_inputs, default true). */
 static uint8_t *g_rec[GRAPH_T];
 static float *g_recf[GRAPH_T];   /* the forward's values of a globally pooled tensor */
-static long g_checked, g_derived, g_wrong, g_pooled;
+static float *g_recw[GRAPH_T];   /* the weight input x + eps S the forward made of t */
+static long g_checked, g_derived, g_wrong, g_pooled, g_exact;
+static int g_recompute;          /* rule.recompute_inputs of the run */
 static const struct mt_model_desc *g_d;
 
 static void rec_encode(void *ud, int t, const float *x, int B, void *code,
@@ -226,12 +232,35 @@ static void rec_decode(void *ud, int t, int reader, int B, float *out, const str
                          out[i], g_recf[t][i]);
         return;
     }
-    if (layer_flags(&g_d->node[reader]) & MT_LAYER_WEIGHTS)
+    if (layer_flags(&g_d->node[reader]) & MT_LAYER_WEIGHTS) {
+        if (s->code[t] || s->t[t])
+            return; /* the sign code */
+        assert_non_null(g_recw[t]); /* derived from batch-norm */
+        g_exact++;
+        for (size_t i = 0; i < cnt; i++) { /* the forward's input exactly, or kappa eps S */
+            float want = g_recompute ? g_recw[t][i] : pack_get(g_rec[t], i, 1) ? 1.0f : 0.0f;
+            if (memcmp(&out[i], &want, sizeof *out))
+                fail_msg("tensor %d, value %zu: weight input %.9g, want %.9g", t, i, out[i],
+                         want);
+        }
         return;
+    }
     size_t n = (size_t)B * graph_tensor_count(g_d, t);
     g_derived += s->code[t] == NULL;
     for (size_t i = 0; i < n; i++, g_checked++)
         g_wrong += (out[i] > 0) != (int)pack_get(g_rec[t], i, 1);
+}
+
+static const float *rec_weight_input(void *ud, int node, const float *x, int B, float *ws)
+{
+    const float *in = rule_find("asa")->keep->weight_input(ud, node, x, B, ws);
+    int t = g_d->node[node].src + 1;
+    size_t n = (size_t)B * graph_tensor_count(g_d, t);
+    if (t > 0 && !g_recw[t]) {
+        g_recw[t] = malloc(n * sizeof *in);
+        memcpy(g_recw[t], in, n * sizeof *in);
+    }
+    return in;
 }
 
 static float g_sinkbuf[1 << 16];
@@ -243,17 +272,21 @@ static float *rec_dp(void *ud, int node, float *beta)
     return g_sinkbuf;
 }
 
-static void test_derived_bits_are_the_forwards(void **state)
+static void check_derived(int recompute)
 {
-    (void)state;
     const struct graph_keep *asa = rule_find("asa")->keep;
     struct graph_keep rec = *asa;
     rec.encode = rec_encode;
     rec.decode = rec_decode;
+    rec.weight_input = rec_weight_input;
     char yaml[2048];
     struct mt_spec s;
-    snprintf(yaml, sizeof yaml, DATA "batch: 16\nepochs: 1\nseed: 2\nthreads: 1\nrule: asa\n%s",
-             RESNET_SMALL);
+    snprintf(yaml, sizeof yaml,
+             DATA "batch: 16\nepochs: 1\nseed: 2\nthreads: 1\n"
+                  "rule: {name: asa, recompute_inputs: %s}\n%s",
+             recompute ? "true" : "false", RESNET_SMALL);
+    g_recompute = recompute;
+    g_checked = g_derived = g_wrong = g_pooled = g_exact = 0;
     parse(yaml, &s);
     struct mt_trainer t;
     struct mt_err err = {0};
@@ -281,14 +314,33 @@ static void test_derived_bits_are_the_forwards(void **state)
     assert_true(g_derived >= 3);
     assert_int_equal(g_wrong, 0);
     assert_int_equal(g_pooled, 1);
+    print_message("weight-layer inputs derived from batch-norm: %ld (recompute_inputs %d)\n",
+                  g_exact, recompute);
+    assert_true(g_exact >= 3);
     for (int u = 0; u < GRAPH_T; u++) {
         free(g_rec[u]);
         free(g_recf[u]);
+        free(g_recw[u]);
         g_rec[u] = NULL;
         g_recf[u] = NULL;
+        g_recw[u] = NULL;
     }
     free(x);
     trainer_fini(&t);
+}
+
+static void test_derived_bits_are_the_forwards(void **state)
+{
+    (void)state;
+    check_derived(1);
+}
+
+/* recompute_inputs: false: the convs reading a ReLU of batch-norm take the
+ * sign code's kappa eps S (kappa eps = 1 here), as Conv2d_ASA does. */
+static void test_sign_codes_when_not_recomputed(void **state)
+{
+    (void)state;
+    check_derived(0);
 }
 
 int main(void)
@@ -299,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_kept_bytes_against_bp),
         cmocka_unit_test(test_asa_learns_images),
         cmocka_unit_test(test_derived_bits_are_the_forwards),
+        cmocka_unit_test(test_sign_codes_when_not_recomputed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -517,6 +517,7 @@ static const struct {
     {"groups", "4", MT_RULE_GROUPS},
     {"segments", "3", MT_RULE_SEGMENTS},
     {"samples", "5", MT_RULE_SAMPLES},
+    {"recompute_inputs", "false", MT_RULE_RECOMPUTE},
 };
 
 /* The value a rule_settings entry must parse to, read back from the spec. */
@@ -531,6 +532,7 @@ static void assert_setting(const struct mt_spec *s, size_t i)
     case 5: assert_int_equal(s->rule.groups, 4); break;
     case 6: assert_int_equal(s->rule.segments, 3); break;
     case 7: assert_int_equal(s->rule.samples, 5); break;
+    case 8: assert_int_equal(s->rule.recompute_inputs, 0); break;
     default: fail();
     }
 }
@@ -546,6 +548,7 @@ static void test_rule_settings_unset_by_default(void **state)
     assert_int_equal(s.rule.groups, -1);
     assert_int_equal(s.rule.segments, -1);
     assert_int_equal(s.rule.samples, -1);
+    assert_int_equal(s.rule.recompute_inputs, -1);
     for (int l = 0; l <= MT_MAX_LAYERS; l++)
         assert_int_equal(s.model.norm[l], MT_NK_NONE);
 }
@@ -752,7 +755,8 @@ static void test_rule_settings_bad_values(void **state)
                  "spec.yaml:2: rule.binary: given twice (first at line 2)");
     expect_error("dataset: mnist\nrule: {eps: 1}\n",
                  "spec.yaml:2: rule.eps: unknown key (expected one of: name, feedback_init, "
-                 "feedback_scale, binary, epsilon, kappa, groups, segments, samples)");
+                 "feedback_scale, binary, epsilon, kappa, recompute_inputs, groups, segments, "
+                 "samples)");
 }
 
 static void test_norm_layers_parse(void **state)

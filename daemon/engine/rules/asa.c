@@ -76,6 +76,8 @@ static void asa_defaults(struct mt_spec *s)
         s->rule.epsilon = ASA_EPSILON;
     if (isnan(s->rule.kappa))
         s->rule.kappa = 1.0f / s->rule.epsilon;
+    if (s->rule.recompute_inputs < 0)
+        s->rule.recompute_inputs = 1;
 }
 
 static void asa_plan(const struct mt_spec *s, struct mt_mem_plan *p)
@@ -122,6 +124,7 @@ static int asa_init(struct mt_trainer *t, struct mt_err *err)
         return mt_err_set(err, MT_E_NOMEM, "rule 'asa': out of memory for its state");
     st->eps = eps;
     st->kappa = kappa;
+    st->recompute = t->spec.rule.recompute_inputs != 0;
     t->rs.priv = st;
     int rc = rule_graph_init(t, err);
     return rc ? rc : rule_alloc_full_grads(t, err);
@@ -298,6 +301,6 @@ const struct mt_rule rule_asa = {
     .infer = asa_infer,
     .fini = asa_fini,
     .epoch_metrics = asa_epoch_metrics,
-    .flags = MT_RULE_EPSILON | MT_RULE_KAPPA | MT_RULE_LAYERS,
+    .flags = MT_RULE_EPSILON | MT_RULE_KAPPA | MT_RULE_RECOMPUTE | MT_RULE_LAYERS,
     .keep = &asa_layers_keep,
 };

@@ -10,6 +10,7 @@ struct graph_keep;
 /* The rule's bookkeeping, in t->rs.priv. */
 struct asa_state {
     float eps, kappa;
+    int recompute;                      /* rule.recompute_inputs (asa_layers.c) */
     int in_step;                        /* layer lists: a training forward is running (LI) */
     double li_sum[MT_MAX_LAYERS + 1];   /* sum of per-sample LI of layer l's input, l >= 2 */
     long li_n[MT_MAX_LAYERS + 1];       /* samples summed */

@@ -35,6 +35,15 @@
  *    arithmetic, so it is the forward's bit exactly (the build turns FP
  *    contraction off). Without it the ResNet would keep 1/32 more than the
  *    batch-norm inputs, just over half of BP's.
+ *    The weight layers reading such a tensor get their forward input
+ *    x + eps S exactly, recomputed the same way (rule.recompute_inputs,
+ *    default true): it costs no byte more than the bit, and their weight
+ *    gradient is then the exact one of the ASA model. This is ARA's idea
+ *    (spec 5, 0.2a: take the weight gradient's input from a tensor kept
+ *    anyway) in a pre-activation net, where what is kept anyway is
+ *    batch-norm's input. With recompute_inputs: false they read kappa eps S
+ *    as Conv2d_ASA does (the Fashion-MNIST ResNet reached 82.6 % so, BP
+ *    92.6 %; docs/rules/asa.md).
  * Max pooling's argmax, batch-norm's statistics and the logits are kept as
  * BP keeps them.
  *
@@ -157,10 +166,13 @@ static void gap_from_bn(const struct mt_trainer *tr, const struct graph_step *s,
         }
 }
 
-/* out (B, c, h, w) = one where batch-norm node q's output is > 0, else zero:
- * y = x g + o per channel as layers/batchnorm.c computes it in training. */
-static void bits_from_bn(const struct mt_trainer *tr, const struct graph_step *s, int q, int B,
-                         float one, float zero, float *out)
+/* out (B, c, h, w) from batch-norm node q's output y = x g + o per channel,
+ * as layers/batchnorm.c computes it in training (and the ReLU above it):
+ * with `exact`, the weight layer's input with its sign term,
+ * relu(y) + eps [y > 0], as asa_sign_term makes it in the forward; else
+ * `one` where y > 0 and `zero` elsewhere (a mask, or kappa eps S). */
+static void from_bn(const struct mt_trainer *tr, const struct graph_step *s, int q, int B,
+                    int exact, float eps, float one, float zero, float *out)
 {
     const struct mt_layer *N = &tr->net.d.node[q];
     int C = N->in.c;
@@ -171,8 +183,10 @@ static void bits_from_bn(const struct mt_trainer *tr, const struct graph_step *s
         float g = p[c] * r[c], o = p[C + c] - mu[c] * g;
         for (int b = 0; b < B; b++) {
             size_t at = ((size_t)b * C + c) * hw;
-            for (size_t i = 0; i < hw; i++)
-                out[at + i] = x[at + i] * g + o > 0 ? one : zero;
+            for (size_t i = 0; i < hw; i++) {
+                float y = x[at + i] * g + o;
+                out[at + i] = exact ? (y > 0 ? y + eps : 0.0f) : (y > 0 ? one : zero);
+            }
         }
     }
 }
@@ -212,8 +226,9 @@ static void asa_decode(void *ud, int t, int reader, int B, float *out, const str
         pack_unpack_sign(out, s->code[t], n, one, zero);
         return;
     }
-    if (!s->t[t]) {
-        bits_from_bn(tr, s, bn_below(d, t), B, one, zero, out);
+    if (!s->t[t]) { /* derived from batch-norm: a weight layer reads it exactly */
+        from_bn(tr, s, bn_below(d, t), B, has_weights(d, reader) && st->recompute, st->eps, one,
+                zero, out);
         return;
     }
     for (size_t i = 0; i < n; i++)

@@ -37,6 +37,7 @@ struct mt_rule_metric {
 #define MT_RULE_SEGMENTS  (1u << 6)  /* rule.segments */
 #define MT_RULE_SAMPLES   (1u << 7)  /* rule.samples */
 #define MT_RULE_LAYERS    (1u << 8)  /* layer-list models (model.layers) */
+#define MT_RULE_RECOMPUTE (1u << 9)  /* rule.recompute_inputs */
 
 struct mt_step_result {
     double loss;       /* mean cross-entropy of the batch (before the update) */
