@@ -38,6 +38,8 @@ enum {
 /* Global options and the one connection of this run. */
 struct mtctl {
     const char *socket_path;  /* never NULL after main's setup */
+    const char *socket_hint;  /* the default socket was not found: what was
+                                 (mt_socket_choose); NULL or "" otherwise */
     int json;                 /* -o json / --json: JSON documents on stdout */
     int tty;                  /* stdout is a terminal */
     int fd;                   /* -1 until conn_open */

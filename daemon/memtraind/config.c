@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "memtrain/bytesize.h"
+#include "memtrain/sockpath.h"
 #include "memtrain/yamlwalk.h"
 
 #ifndef MT_LIBEXECDIR
@@ -131,10 +132,9 @@ static char *default_socket(void)
         free(d);
         return p;
     }
-    const char *x = getenv("XDG_RUNTIME_DIR");
-    if (x && *x)
-        return dup_printf("%s/memtrain/memtraind.sock", x);
-    return dup_printf("/tmp/memtrain-%lu/memtraind.sock", (unsigned long)geteuid());
+    char p[MT_SOCKET_PATH_LEN];
+    mt_socket_user_default(p, sizeof p);   /* the list mtctl looks in */
+    return strdup(p);
 }
 
 /* NULL with *oom = 0 when no home directory can be found. */

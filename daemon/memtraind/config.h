@@ -70,7 +70,8 @@ const char *config_share_name(uint32_t share);
 /* Fill every field with its default (see deploy/memtraind.yaml). Paths:
  *   socket: $RUNTIME_DIRECTORY/memtraind.sock, else
  *           $XDG_RUNTIME_DIR/memtrain/memtraind.sock, else
- *           /tmp/memtrain-<uid>/memtraind.sock
+ *           /tmp/memtrain-<uid>/memtraind.sock (mt_socket_user_default,
+ *           memtrain/sockpath.h: the list mtctl looks in)
  *   db:     $STATE_DIRECTORY/memtrain.db, else
  *           $XDG_STATE_HOME/memtrain/memtrain.db, else
  *           $HOME/.local/state/memtrain/memtrain.db (HOME from the password
