@@ -353,7 +353,7 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv)
 
 static const char ckpt_help[] =
     "Usage: mtctl ckpt ls [OPTIONS] ID\n"
-    "       mtctl ckpt export [OPTIONS] ID -o FILE.npz\n"
+    "       mtctl ckpt export [OPTIONS] ID -O FILE.npz\n"
     "\n"
     "ls lists job ID's checkpoints, oldest first: EPOCH, SIZE, CREATED.\n"
     "\n"
@@ -367,15 +367,16 @@ static const char ckpt_help[] =
     "stderr and still exits 0 (the JSON has \"job_epochs\" and \"warning\").\n"
     "\n"
     "Options of export:\n"
-    "  -o, --output FILE      the .npz to write (required)\n"
+    "  -O, --out FILE         the .npz to write (required; -o is the output\n"
+    "                         format, as for every command)\n"
     "  -e, --epoch N          the checkpoint written after epoch N (default: the\n"
     "                         latest)\n"
     "      --optimizer        also the optimizer's state tensors (adam.m, adam.v,\n"
     "                         momentum: flat over all parameters)\n"
-    "      --json             describe the written file as JSON\n"
     "\n"
     "Options of both:\n"
-    "  -o json, --json        (ls) one JSON document with \"checkpoints\"\n"
+    "  -o json, --json        one JSON document: (ls) with \"checkpoints\", (export)\n"
+    "                         describing the written file\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n";
 
@@ -573,6 +574,7 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
     enum { OPT_OPTIMIZER = 0x2001 };
     static const struct option longopts[] = {
         {"epoch", required_argument, NULL, 'e'},
+        {"out", required_argument, NULL, 'O'},
         {"optimizer", no_argument, NULL, OPT_OPTIMIZER},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -583,10 +585,17 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
     uint64_t id;
     char *end;
     mtctl_getopt_reset(c, argv, "ckpt export");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "e:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "e:O:", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'o':  /* here -o names the file; --json still asks for JSON */
+        case 'O':
             out = optarg;
+            break;
+        case 'o':  /* the output format, as everywhere; say so to the old -o FILE */
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)
+                return mtctl_usage_error(c, "-o is the output format (json or text); the .npz "
+                                         "to write is -O FILE (--out FILE)");
+            if ((rc = mtctl_opt(c, opt, optarg, ckpt_help)))
+                return rc;
             break;
         case 'e':
             epoch = strtoul(optarg, &end, 10);
@@ -605,7 +614,7 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
     if (!out || !out[0])
-        return mtctl_usage_error(c, "no output file: give -o FILE.npz");
+        return mtctl_usage_error(c, "no output file: give -O FILE.npz");
 
     struct mt_err err = {0};
     uint8_t *blob;

@@ -57,7 +57,22 @@ grep -q '"schema_version": *1' "$dir/m.json" || fail "JSON has no schema_version
 
 # Export the last checkpoint and read it back (zip members, .npy headers).
 mt ckpt ls "$a" | grep -q "3" || fail "ckpt ls shows no epoch 3"
-mt ckpt export "$a" -o "$dir/w.npz" >/dev/null || fail "ckpt export"
+mt ckpt export "$a" -O "$dir/w.npz" >/dev/null || fail "ckpt export"
+# -o is the output format there too: -o json describes the file -O names,
+# and never writes a file named "json"; the old -o FILE is a usage error
+# that says so.
+rc=0; (cd "$dir" && mt ckpt export "$a" -o json >/dev/null 2>"$dir/err.txt") || rc=$?
+[ $rc -eq 2 ] && [ ! -e "$dir/json" ] || fail "ckpt export -o json (no -O) exited $rc"
+grep -q "no output file: give -O FILE.npz" "$dir/err.txt" || fail "export without -O: $(cat "$dir/err.txt")"
+(cd "$dir" && mt ckpt export "$a" -o json -O w2.npz >"$dir/export.json") ||
+    fail "ckpt export -o json -O: $(cat "$dir/export.json")"
+[ ! -e "$dir/json" ] || fail "ckpt export -o json wrote a file named json"
+grep -q '"schema_version": *1' "$dir/export.json" || fail "export -o json: $(cat "$dir/export.json")"
+grep -q '"path": *"w2.npz"' "$dir/export.json" || fail "export -o json does not name the file"
+cmp -s "$dir/w.npz" "$dir/w2.npz" || fail "export -O and -O with -o json differ"
+rc=0; mt ckpt export "$a" -o "$dir/w3.npz" >/dev/null 2>"$dir/err.txt" || rc=$?
+[ $rc -eq 2 ] && [ ! -e "$dir/w3.npz" ] || fail "ckpt export -o FILE exited $rc"
+grep -q "the .npz to write is -O FILE" "$dir/err.txt" || fail "export -o FILE: $(cat "$dir/err.txt")"
 /usr/bin/python3 - "$dir/w.npz" <<'PY' || fail "the .npz does not read back"
 import ast, struct, sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
