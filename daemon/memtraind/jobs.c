@@ -547,6 +547,13 @@ static void jobs_finish(struct daemon *d, struct job *j, int state, const char *
         r->epochs_done = j->last_epoch->epoch;
     store_row(d, j);
     struct mt_err err = {0};
+    /* the job's log ends with how it ended: `mtctl logs` of a FAILED job
+     * says why */
+    char line[MT_ERR_LEN + 640];
+    snprintf(line, sizeof line, "%s%s%s", job_state_name(state), r->reason[0] ? ": " : "",
+             r->reason);
+    if (store_log_add(d->store, r->id, mt_now_ms(), line, &err))
+        log_err("job %llu: %s", (unsigned long long)r->id, err.msg);
     if (store_flush(d->store, &err))
         log_err("job %llu: %s", (unsigned long long)r->id, err.msg);
     log_info("job %llu %s%s%s", (unsigned long long)r->id, job_state_name(state),

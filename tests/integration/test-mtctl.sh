@@ -104,6 +104,44 @@ q() { sqlite3 "file:$db?mode=ro" "$1"; }
 [ "$(q "select mem_params > 0 and rss_peak > 0 from epochs where job_id=$a and epoch=3")" = 1 ] ||
     fail "epoch 3 has no memory figures"
 
+# The log carries the epoch lines and how the job ended; exit code 0.
+mt logs "$a" >"$dir/logs.txt" || fail "logs $a"
+[ "$(grep -c '^epoch [123]/3: loss [0-9.]*, train [0-9.]* %, test [0-9.]* %' "$dir/logs.txt")" -eq 3 ] ||
+    fail "logs of $a lack the epoch lines: $(cat "$dir/logs.txt")"
+tail -1 "$dir/logs.txt" | grep -q "^COMPLETED: trained 3 epochs" || fail "logs of $a: $(cat "$dir/logs.txt")"
+mt show "$a" | grep -q "^  exit code  *0$" || fail "show $a: $(mt show "$a")"
+
+# A job that fails in its worker (its images end early; the daemon reads
+# only the headers at submit): wait exits 10, show's exit code is 10, and
+# the log says why.
+mkdir "$dir/short"
+/usr/bin/python3 - "$dir/short" <<'PY' || fail "writing the short dataset"
+import struct, sys
+d = sys.argv[1]
+for part, n in (("train", 64), ("t10k", 16)):
+    open(d + "/%s-images-idx3-ubyte" % part, "wb").write(
+        struct.pack(">IIII", 0x803, n, 28, 28) + bytes(784 * (n // 2)))
+    open(d + "/%s-labels-idx1-ubyte" % part, "wb").write(struct.pack(">II", 0x801, n) + bytes(n))
+PY
+chmod -R a+rX "$dir/short"
+cat >"$dir/f.yaml" <<YAML
+name: short
+dataset: {name: mnist, dir: $dir/short}
+model: {input: 784, hidden: [16], classes: 10}
+batch: 16
+epochs: 1
+threads: 1
+YAML
+out=$(mt submit "$dir/f.yaml") || fail "submit f: $out"
+f=$(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p')
+rc=0; mt wait "$f" >/dev/null || rc=$?
+[ $rc -eq 10 ] || fail "wait $f exited $rc, expected 10 (FAILED)"
+mt show "$f" | grep -q "^  exit code  *10$" || fail "show $f: $(mt show "$f")"
+mt --json show "$f" | grep -q '"exit_code": *10' || fail "show --json $f: $(mt --json show "$f")"
+mt logs "$f" >"$dir/flogs.txt" || fail "logs $f"
+grep -q "^FAILED: .*train-images-idx3-ubyte: truncated" "$dir/flogs.txt" ||
+    fail "the log of $f does not say why it failed: '$(cat "$dir/flogs.txt")'"
+
 # Errors: an unknown job is exit 4 with the daemon's message.
 rc=0; mt show 999 2>"$dir/err.txt" || rc=$?
 [ $rc -eq 4 ] || fail "show 999 exited $rc, expected 4"
