@@ -43,7 +43,8 @@ static const char submit_help[] =
     "Exit status: 0 submitted, 1 refused (invalid spec, over the memory limit,\n"
     "daemon unavailable), 2 usage, 3 daemon unreachable; with --follow, the job's\n"
     "final state: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
-    "13 INTERRUPTED.\n";
+    "13 INTERRUPTED; 130 Ctrl-C stopped following (the job goes on: \"stopped\n"
+    "following job N; it keeps running (mtctl cancel N)\").\n";
 
 /* Cancel job `id` without printing anything; 0 when the daemon took it. */
 static int cancel_job(struct mtctl *c, uint64_t id)
@@ -154,7 +155,8 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         fflush(stdout);
     }
     memtrain__response__free_unpacked(resp, NULL);
-    return follow ? watch_job(c, id, steps, 0) : MTCTL_EXIT_OK;
+    struct follow_opts fo = {.steps = steps};
+    return follow ? watch_job(c, id, &fo) : MTCTL_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------------- ls */
@@ -628,25 +630,64 @@ static const char wait_help[] =
     "Usage: mtctl wait [OPTIONS] ID\n"
     "\n"
     "Block until job ID reaches a final state, print it (\"job 12: COMPLETED\",\n"
-    "with the reason when there is one) and exit with its status.\n"
+    "with the reason when there is one) and exit with its status. When memtraind\n"
+    "stops meanwhile, its running job is INTERRUPTED and resumes from its newest\n"
+    "checkpoint when memtraind starts again: wait says so on stderr, connects\n"
+    "again every 200 ms and goes on waiting.\n"
     "\n"
     "Options:\n"
-    "  -o json, --json        print the final job as one JSON document\n"
+    "      --no-reconnect     end when memtraind stops: exit 13 INTERRUPTED for a\n"
+    "                         job it stopped, 1 otherwise\n"
+    "      --timeout DURATION give up after DURATION (seconds, or a number with\n"
+    "                         ms, s, m, h or d: 90, 1.5h, 2d) and exit 124; the\n"
+    "                         job goes on\n"
+    "  -o json, --json        print the final job as one JSON document ({\"event\":\n"
+    "                         \"timeout\", \"state\": ...} after --timeout)\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
-    "13 INTERRUPTED; 1 error (also when the daemon stops while waiting),\n"
-    "3 daemon unreachable, 4 no such job, 5 permission denied.\n";
+    "13 INTERRUPTED (with --no-reconnect); 124 --timeout passed; 130 Ctrl-C;\n"
+    "1 error, 3 daemon unreachable, 4 no such job, 5 permission denied.\n";
+
+/* A --timeout: seconds, or a number with a unit, into seconds (> 0). */
+static int parse_timeout(const char *text, double *seconds)
+{
+    static const struct mt_unit units[] = {   /* in milliseconds */
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000},
+        {"d", 86400000},
+    };
+    uint64_t ms;
+    if (mt_unit_parse(text, units, sizeof units / sizeof units[0], (uint64_t)INT64_MAX, &ms) ||
+        ms == 0)
+        return MT_E_INVAL;
+    *seconds = (double)ms / 1000.0;
+    return 0;
+}
 
 int cmd_wait(struct mtctl *c, int argc, char **argv)
 {
-    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    enum { OPT_NO_RECONNECT = 0x2001, OPT_TIMEOUT };
+    static const struct option longopts[] = {
+        {"no-reconnect", no_argument, NULL, OPT_NO_RECONNECT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct follow_opts fo = {.quiet = 1, .reconnect = 1};
     int opt, rc;
     uint64_t id;
     mtctl_getopt_reset(c, argv, "wait");
     while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
+        case OPT_NO_RECONNECT:
+            fo.reconnect = 0;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_timeout(optarg, &fo.timeout))
+                return mtctl_usage_error(c, "--timeout: expected a duration such as 90, 30s, "
+                                         "10m or 2h, got '%s'", optarg);
+            break;
         MTCTL_OPT_DEFAULT(c, opt, wait_help)
         }
     }
@@ -654,5 +695,5 @@ int cmd_wait(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
-    return watch_job(c, id, 0, 1);
+    return watch_job(c, id, &fo);
 }

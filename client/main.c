@@ -58,6 +58,8 @@ static const char help_text[] =
     "  5    permission denied\n"
     "  wait, watch and submit --follow exit with the job's final state:\n"
     "  0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY, 13 INTERRUPTED\n"
+    "  124  wait --timeout passed (the job goes on)\n"
+    "  130  Ctrl-C stopped wait, watch or submit --follow (the job goes on)\n"
     "\n"
     "See mtctl(1).\n";
 

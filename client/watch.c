@@ -7,8 +7,11 @@
  * On a terminal the view is redrawn in place with ANSI escapes (cursor up,
  * erase line); otherwise each event worth reading is one plain line, and
  * with --json each event is one JSON line. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -403,57 +406,206 @@ static void fetch_spec(struct view *v)
     v->c->status = -1;
 }
 
-int watch_job(struct mtctl *c, uint64_t id, int steps, int quiet)
+/* ---------------------------------------------------------- Ctrl-C */
+
+/* What Ctrl-C prints: the job goes on without us. Two buffers, so the
+ * handler never reads one being written. */
+static char sigint_msg[2][200];
+static volatile sig_atomic_t sigint_cur = -1;
+
+static void on_sigint(int sig)
 {
-    struct view v = {.c = c, .id = id, .quiet = quiet, .print_steps = steps, .last_state = -1};
-    v.live = c->tty && !c->json && !quiet;
-    if (v.live)
-        fetch_spec(&v);
+    (void)sig;
+    int i = sigint_cur;
+    if (i >= 0) {
+        ssize_t n = write(STDERR_FILENO, sigint_msg[i], strlen(sigint_msg[i]));
+        (void)n;
+    }
+    _exit(MTCTL_EXIT_SIGINT);
+}
+
+/* The Ctrl-C message for the job's state as last seen. */
+static void sigint_say(const struct view *v)
+{
+    const Memtrain__Job *job = view_job(v);
+    int state = job ? (int)job->state : MEMTRAIN__JOB_STATE__RUNNING;
+    const char *goes_on = state == MEMTRAIN__JOB_STATE__QUEUED ? "it stays queued"
+                          : state == MEMTRAIN__JOB_STATE__INTERRUPTED
+                              ? "it resumes when memtraind starts again"
+                              : "it keeps running";
+    int next = sigint_cur == 0 ? 1 : 0;
+    snprintf(sigint_msg[next], sizeof sigint_msg[next],
+             "%sstopped following job %llu; %s (mtctl cancel %llu)\n",
+             isatty(STDERR_FILENO) ? "\n" : "", (unsigned long long)v->id, goes_on,
+             (unsigned long long)v->id);
+    sigint_cur = next;
+}
+
+static void sigint_install(const struct view *v, struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigint_say(v);
+    sigaction(SIGINT, &sa, old);
+}
+
+/* ------------------------------------------------------- one watch */
+
+/* watch_once's outcomes besides 0 and MT_E_* codes */
+enum { WATCH_TIMEOUT = 1, WATCH_STDOUT = 2 };
+
+/* Wait until fd can be read or the deadline (monotonic seconds, 0 = none)
+ * passes: 0, WATCH_TIMEOUT, or MT_E_IO. */
+static int readable(int fd, double deadline, struct mt_err *err)
+{
+    if (deadline <= 0)
+        return 0;
+    for (;;) {
+        double left = deadline - mono();
+        if (left <= 0)
+            return WATCH_TIMEOUT;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)ceil(left * 1000));
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return mt_err_set(err, MT_E_IO, "poll: %s", strerror(errno));
+    }
+}
+
+/* Send one WatchRequest on c's connection (opened if need be) and show its
+ * events until the stream ends. 0 with *state the job's state at the end
+ * (final, or INTERRUPTED: the daemon stopped), WATCH_TIMEOUT, WATCH_STDOUT
+ * (stdout failed), or an MT_E_*
+ * code in err (with *state the last state seen, -1 if none). */
+static int watch_once(struct view *v, double deadline, int *state, struct mt_err *err)
+{
+    struct mtctl *c = v->c;
+    *state = -1;
     Memtrain__WatchRequest wq = MEMTRAIN__WATCH_REQUEST__INIT;
-    wq.job_id = id;
-    wq.steps = !quiet && (steps || v.live);
+    wq.job_id = v->id;
+    wq.steps = !v->quiet && (v->print_steps || v->live);
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
     req.watch = &wq;
-    struct mt_err err = {0};
-    int rc = conn_send(c, &req, &err), status = MTCTL_EXIT_ERROR;
+    int rc = conn_send(c, &req, err);
     while (!rc) {
         Memtrain__Response *r;
-        if ((rc = conn_recv(c, &r, &err)))
+        if ((rc = readable(c->fd, deadline, err)) || (rc = conn_recv(c, &r, err)))
             break;
         if (r->body_case != MEMTRAIN__RESPONSE__BODY_WATCH || !r->watch) {
             int end = r->end;
             memtrain__response__free_unpacked(r, NULL);
             if (end) {
-                rc = mt_err_set(&err, MT_E_PROTO, "the watch ended without a job state");
+                rc = mt_err_set(err, MT_E_PROTO, "the watch ended without a job state");
                 break;
             }
             continue;
         }
         int end = r->end;
-        on_event(&v, r);  /* r is kept or freed */
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            status = MTCTL_EXIT_ERROR;  /* the reader went away (| head): main says so */
-            break;
-        }
+        on_event(v, r);  /* r is kept or freed */
+        sigint_say(v);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            return WATCH_STDOUT;  /* the reader went away (| head): main says so */
         if (end) {
-            const Memtrain__Job *job = view_job(&v);
-            int state = job ? (int)job->state : -1;
-            if (fmt_state_final(state) || state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
-                status = finish(&v, state);  /* the Job event has drawn the last view */
-            } else {
-                rc = mt_err_set(&err, MT_E_PROTO, "the watch ended while the job is %s",
-                                fmt_state(state));
-            }
-            break;
+            const Memtrain__Job *job = view_job(v);
+            *state = job ? (int)job->state : -1;
+            if (fmt_state_final(*state) || *state == MEMTRAIN__JOB_STATE__INTERRUPTED)
+                return 0;  /* the Job event has drawn the last view */
+            return mt_err_set(err, MT_E_PROTO, "the watch ended while the job is %s",
+                              fmt_state(*state));
         }
     }
-    const Memtrain__Job *job = view_job(&v);
-    if (rc && job && job->state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
-        /* the daemon stopped and said so: the job's last word stands */
-        status = finish(&v, MEMTRAIN__JOB_STATE__INTERRUPTED);
+    const Memtrain__Job *job = view_job(v);
+    *state = job ? (int)job->state : -1;
+    return rc;
+}
+
+/* Whether rc means the daemon went away (stopped, restarting). */
+static int daemon_gone(int rc)
+{
+    return rc == MT_E_EOF || rc == MT_E_IO || rc == MT_E_TRUNCATED || rc == MT_E_BUSY ||
+           rc == MT_E_UNREACHABLE;
+}
+
+/* Connect again, every 200 ms, until the daemon answers or the deadline
+ * passes: 0, WATCH_TIMEOUT. */
+static int reconnect(struct view *v, double deadline)
+{
+    struct mtctl *c = v->c;
+    conn_close(c);
+    for (;;) {
+        if (deadline > 0 && mono() + 0.2 > deadline)
+            return WATCH_TIMEOUT;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        struct mt_err err = {0};
+        if (conn_open(c, &err) == 0)
+            return 0;
+    }
+}
+
+/* --timeout passed: say so (and, with --json, as an event); exit 124. */
+static int timed_out(struct view *v, double timeout)
+{
+    const Memtrain__Job *job = view_job(v);
+    const char *state = job ? fmt_state(job->state) : "unknown";
+    fflush(stdout);
+    fprintf(stderr, "mtctl: job %llu is still %s after --timeout %g s\n",
+            (unsigned long long)v->id, state, timeout);
+    if (v->c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_u64(&j, "job_id", v->id);
+        json_str(&j, "event", "timeout");
+        json_str(&j, "state", state);
+        json_i64(&j, "exit_status", MTCTL_EXIT_TIMEOUT);
+        json_end(&j);
+    }
+    return MTCTL_EXIT_TIMEOUT;
+}
+
+int watch_job(struct mtctl *c, uint64_t id, const struct follow_opts *o)
+{
+    struct view v = {.c = c, .id = id, .quiet = o->quiet, .print_steps = o->steps,
+                     .last_state = -1};
+    v.live = c->tty && !c->json && !o->quiet;
+    struct sigaction old_int;
+    sigint_install(&v, &old_int);
+    double deadline = o->timeout > 0 ? mono() + o->timeout : 0;
+    if (v.live)
+        fetch_spec(&v);
+    struct mt_err err = {0};
+    int state, rc, status = MTCTL_EXIT_ERROR, said = 0;
+    for (;;) {
+        rc = watch_once(&v, deadline, &state, &err);
+        int gone = state == MEMTRAIN__JOB_STATE__INTERRUPTED || (rc && daemon_gone(rc));
+        if (rc == WATCH_TIMEOUT || rc == WATCH_STDOUT ||
+            (rc == 0 && state != MEMTRAIN__JOB_STATE__INTERRUPTED) || !o->reconnect || !gone)
+            break;
+        /* the daemon stopped: the job resumes when it starts again */
+        if (!said++)
+            fprintf(stderr, "mtctl: memtraind stopped (job %llu is %s); waiting for it to "
+                    "start again, when the job goes on (--no-reconnect: exit instead)\n",
+                    (unsigned long long)id, state >= 0 ? fmt_state(state) : "unknown");
+        if ((rc = reconnect(&v, deadline)))
+            break;
+        mt_err_clear(&err);
+    }
+    if (rc == WATCH_TIMEOUT) {
+        status = timed_out(&v, o->timeout);
+        rc = 0;
+    } else if (rc == WATCH_STDOUT) {
+        rc = 0;  /* main says so */
+    } else if (rc == 0 || state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
+        /* a final state, or the daemon stopped and said so: the job's last word stands */
+        status = finish(&v, state);
         rc = 0;
     }
+    sigaction(SIGINT, &old_int, NULL);
+    sigint_cur = -1;
     keep(&v.job_r, NULL);
     keep(&v.epoch_r, NULL);
     keep(&v.mem_r, NULL);
@@ -491,7 +643,9 @@ static const char watch_help[] =
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
-    "13 INTERRUPTED; 1 error, 3 daemon unreachable, 4 no such job.\n";
+    "13 INTERRUPTED; 130 Ctrl-C stopped following (the job goes on: \"stopped\n"
+    "following job N; it keeps running (mtctl cancel N)\"); 1 error, 3 daemon\n"
+    "unreachable, 4 no such job.\n";
 
 int cmd_watch(struct mtctl *c, int argc, char **argv)
 {
@@ -516,7 +670,8 @@ int cmd_watch(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
-    return watch_job(c, id, steps, 0);
+    struct follow_opts fo = {.steps = steps};
+    return watch_job(c, id, &fo);
 }
 
 /* ------------------------------------------------------------------- logs */
