@@ -243,11 +243,13 @@ int jobs_load(struct daemon *d, struct mt_err *err)
 int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err)
 {
     char a[32], b[32];
-    uint64_t cap = cfg->max_job_memory ? cfg->max_job_memory : cfg->memory_budget;
+    const char *key;
+    uint64_t cap = config_job_cap(cfg, &key);
     if (cap && limit > cap)
         return mt_err_set(err, MT_E_LIMIT, "the job's memory limit %s (%llu bytes) is more than "
-                          "the %s memtraind allows a job", mt_fmt_bytes(a, sizeof a, (double)limit),
-                          (unsigned long long)limit, mt_fmt_bytes(b, sizeof b, (double)cap));
+                          "the %s memtraind allows a job (its %s); ask for at most that",
+                          mt_fmt_bytes(a, sizeof a, (double)limit), (unsigned long long)limit,
+                          mt_fmt_bytes(b, sizeof b, (double)cap), key);
     if (limit > JOBS_LIMIT_MAX)   /* the worker's hard limit adds a margin to it: keep room */
         return mt_err_set(err, MT_E_LIMIT, "the job's memory limit %s (%llu bytes) is more than "
                           "the largest memtraind can enforce, %s",
@@ -259,8 +261,8 @@ int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struc
                           (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)limit));
     if (cap && peak > cap)
         return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes), more than the %s "
-                          "memtraind allows a job", mt_fmt_bytes(a, sizeof a, (double)peak),
-                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)cap));
+                          "memtraind allows a job (its %s)", mt_fmt_bytes(a, sizeof a, (double)peak),
+                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)cap), key);
     return 0;
 }
 
@@ -270,7 +272,7 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     char a[32];
     *status = MEMTRAIN__STATUS__INVALID;
     if (spec->memory_limit == 0)
-        spec->memory_limit = d->cfg.default_job_memory_limit;
+        spec->memory_limit = config_job_default_limit(&d->cfg);
     int rc = spec_finish(spec, err);
     if (rc)
         return rc;
