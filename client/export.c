@@ -230,7 +230,7 @@ static int text_metrics(const Memtrain__MetricsResponse *mr, int steps, int memo
         snprintf(loss, sizeof loss, "%.4f", e->loss);
         snprintf(sec, sizeof sec, "%.1f", e->seconds);
         snprintf(sps, sizeof sps, "%.0f", e->samples_per_second);
-        snprintf(lr, sizeof lr, "%.3g", (double)e->lr);
+        fmt_lr(lr, sizeof lr, e->lr);
         char val[MAX_METRIC_COLS][32];
         const char *cells[NBASE + MAX_METRIC_COLS] = {
             ep, loss, fmt_percent(tr, sizeof tr, e->train_accuracy),
@@ -526,9 +526,10 @@ static void export_report(struct mtctl *c, const char *path, uint64_t id,
 {
     char warn[200] = "";
     if (job_epochs > cd->epoch) {
-        snprintf(warn, sizeof warn, "job %llu completed %u epochs but its newest stored "
+        snprintf(warn, sizeof warn, "job %llu completed %u epoch%s but its newest stored "
                  "checkpoint is epoch %u: the last one was not stored (see mtctl show %llu)",
-                 (unsigned long long)id, job_epochs, cd->epoch, (unsigned long long)id);
+                 (unsigned long long)id, job_epochs, mt_plural(job_epochs), cd->epoch,
+                 (unsigned long long)id);
         fprintf(stderr, "mtctl: warning: %s\n", warn);
     }
     if (c->json) {

@@ -352,10 +352,12 @@ static void optimizer_summary(char *buf, size_t len, const Memtrain__OptimizerSp
     int sgd = strcmp(o->name, "sgd") == 0, adam = strncmp(o->name, "adam", 4) == 0;
     int any = !sgd && !adam;  /* the rule's default: show whatever was given */
     size_t n = (size_t)snprintf(buf, len, "%s", o->name[0] ? o->name : "(the rule's)");
+    char lr[32];
+    if (o->opt_lr_case && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " lr %s", fmt_lr(lr, sizeof lr, o->lr));
 #define OPTF(field, label, applies)                                                     \
     if (o->opt_##field##_case && (applies || any) && n < len)                           \
         n += (size_t)snprintf(buf + n, len - n, " " label " %g", (double)o->field);
-    OPTF(lr, "lr", 1)
     OPTF(momentum, "momentum", sgd)
     OPTF(beta1, "beta1", adam)
     OPTF(beta2, "beta2", adam)
@@ -371,13 +373,17 @@ static void schedule_summary(char *buf, size_t len, const Memtrain__ScheduleSpec
 {
     size_t n = (size_t)snprintf(buf, len, "%s", s->name[0] ? s->name : "constant");
     if (s->opt_warmup_epochs_case && s->warmup_epochs > 0 && n < len)
-        n += (size_t)snprintf(buf + n, len - n, ", warm-up %g epochs", (double)s->warmup_epochs);
-    if (strcmp(s->name, "step") == 0 && n < len)
-        n += (size_t)snprintf(buf + n, len - n, ", x%g every %u epochs",
-                              s->opt_gamma_case ? (double)s->gamma : 0.1,
-                              s->opt_step_epochs_case ? s->step_epochs : 10);
+        n += (size_t)snprintf(buf + n, len - n, ", warm-up %g epoch%s", (double)s->warmup_epochs,
+                              s->warmup_epochs == 1 ? "" : "s");
+    if (strcmp(s->name, "step") == 0 && n < len) {
+        uint32_t every = s->opt_step_epochs_case ? s->step_epochs : 10;
+        n += (size_t)snprintf(buf + n, len - n, ", x%g every %u epoch%s",
+                              s->opt_gamma_case ? (double)s->gamma : 0.1, every,
+                              mt_plural(every));
+    }
+    char lr[32];
     if (s->opt_min_lr_case && s->min_lr > 0 && n < len)
-        snprintf(buf + n, len - n, ", min lr %g", (double)s->min_lr);
+        snprintf(buf + n, len - n, ", min lr %s", fmt_lr(lr, sizeof lr, s->min_lr));
 }
 
 static void dataset_summary(char *buf, size_t len, const Memtrain__DatasetSpec *d)
@@ -431,7 +437,8 @@ static void show_spec(const Memtrain__JobSpec *s)
     if (s->memory_limit)
         printf("  memory limit  %s\n", fmt_bytes(buf, sizeof buf, s->memory_limit));
     if (s->checkpoint_every)
-        printf("  checkpoints   every %u epochs\n", s->checkpoint_every);
+        printf("  checkpoints   every %u epoch%s\n", s->checkpoint_every,
+               mt_plural(s->checkpoint_every));
 }
 
 static void mem_cell(char *buf, size_t len, const Memtrain__MemoryStats *m, size_t i)
@@ -473,8 +480,8 @@ static void show_memory(const Memtrain__Job *job)
     table_print(&t, stdout);
     table_free(&t);
     if (iv)
-        printf("  interval      the %llu steps before the latest sample\n",
-               (unsigned long long)now->interval_steps);
+        printf("  interval      the %llu step%s before the latest sample\n",
+               (unsigned long long)now->interval_steps, mt_plural(now->interval_steps));
     if (job->memory_limit) {
         char lim[32];
         printf("  limit         %s\n", fmt_bytes(lim, sizeof lim, job->memory_limit));
@@ -516,11 +523,11 @@ static void show_job(const Memtrain__Job *job, const Memtrain__JobSpec *spec)
     show_memory(job);
     const Memtrain__EpochProgress *e = job->last_epoch;
     if (e && job->epochs_done > 0) {
-        char tr[16], te[16];
-        printf("last epoch %u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s, lr %g\n",
+        char tr[16], te[16], lr[32];
+        printf("last epoch %u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s, lr %s\n",
                e->epoch, e->loss, fmt_percent(tr, sizeof tr, e->train_accuracy),
                fmt_percent(te, sizeof te, e->test_accuracy), e->seconds, e->samples_per_second,
-               (double)e->lr);
+               fmt_lr(lr, sizeof lr, e->lr));
     }
 }
 

@@ -122,21 +122,6 @@ static void put_line(const char *s, int cols)
     fputs("\033[K\n", stdout);
 }
 
-static void bar(char *buf, size_t len, double frac, int width)
-{
-    if (frac < 0)
-        frac = 0;
-    if (frac > 1)
-        frac = 1;
-    int full = (int)(frac * width + 0.5);
-    size_t n = 0;
-    buf[n++] = '[';
-    for (int i = 0; i < width && n + 2 < len; i++)
-        buf[n++] = i < full ? '#' : '-';
-    buf[n++] = ']';
-    buf[n] = '\0';
-}
-
 
 static void draw(struct view *v)
 {
@@ -145,7 +130,7 @@ static void draw(struct view *v)
     const Memtrain__MemorySample *m = view_memory(v);
     struct winsize ws;
     int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
-    char line[512], a[32], b[32], c3[32], d[32];
+    char line[512], a[48], b[32], c3[32], d[48];
     if (!job)
         return;
     if (v->drawn > 0)
@@ -173,24 +158,24 @@ static void draw(struct view *v)
         if (v->have_step && v->steps_per_epoch) {
             uint64_t first = (uint64_t)(ep - 1) * v->steps_per_epoch;
             uint64_t in = v->step.step + 1 > first ? v->step.step + 1 - first : 0;
-            double frac = (double)in / (double)v->steps_per_epoch;
-            bar(a, sizeof a, frac, 24);
-            snprintf(line + k, sizeof line - k, "%s %3.0f%%  step %llu/%llu  loss %.4f", a,
-                     fmin(frac, 1.0) * 100, (unsigned long long)in,
+            double frac = fmin((double)in / (double)v->steps_per_epoch, 1.0);
+            snprintf(line + k, sizeof line - k, "%s  step %llu/%llu  loss %.4f",
+                     fmt_bar(a, sizeof a, frac), (unsigned long long)in,
                      (unsigned long long)v->steps_per_epoch, v->step.loss);
         } else if (v->have_step) {
             snprintf(line + k, sizeof line - k, " step %llu  loss %.4f",
                      (unsigned long long)v->step.step + 1, v->step.loss);
         } else {
-            bar(a, sizeof a, job->epochs ? (double)job->epochs_done / job->epochs : 0, 24);
-            snprintf(line + k, sizeof line - k, "%s", a);
+            snprintf(line + k, sizeof line - k, "%s",
+                     fmt_bar(a, sizeof a, job->epochs ? (double)job->epochs_done / job->epochs : 0));
         }
         put_line(line, cols), n++;
     }
     if (e) {
-        snprintf(line, sizeof line, "epoch %u  loss %.4f  train %s  test %s  %.0f/s  lr %.2g",
+        snprintf(line, sizeof line, "epoch %u  loss %.4f  train %s  test %s  %.0f/s  lr %s",
                  e->epoch, e->loss, fmt_percent(a, sizeof a, e->train_accuracy),
-                 fmt_percent(b, sizeof b, e->test_accuracy), e->samples_per_second, (double)e->lr);
+                 fmt_percent(b, sizeof b, e->test_accuracy), e->samples_per_second,
+                 fmt_lr(d, sizeof d, e->lr));
         put_line(line, cols), n++;
     }
     /* While it runs, the latest sample: its current bytes (taken between
@@ -226,14 +211,14 @@ static void draw(struct view *v)
         uint64_t total = pk ? pk->peak_total : 0;
         uint64_t lim = m && m->limit ? m->limit : job->memory_limit;
         if (lim) {
-            bar(d, sizeof d, (double)total / (double)lim, 12);
-            snprintf(line, sizeof line, "  %-11s %12s %s %3.0f%% (peak)", "limit",
-                     fmt_bytes(c3, sizeof c3, lim), d, 100.0 * (double)total / (double)lim);
+            snprintf(line, sizeof line, "  %-11s %12s %s of it at the peak", "limit",
+                     fmt_bytes(c3, sizeof c3, lim), fmt_bar(d, sizeof d, (double)total / (double)lim));
             put_line(line, cols), n++;
         }
         if (iv && m->interval_steps)
-            snprintf(line, sizeof line, "  interval: the peaks of the %llu steps since the "
-                     "sample before", (unsigned long long)m->interval_steps);
+            snprintf(line, sizeof line, "  interval: the peaks of the %llu step%s since the "
+                     "sample before", (unsigned long long)m->interval_steps,
+                     mt_plural(m->interval_steps));
         else if (m)
             snprintf(line, sizeof line, "  interval: no step since the sample before");
         if (m)
@@ -254,7 +239,7 @@ static void plain_state(struct view *v, const Memtrain__Job *job)
     v->last_state = job->state;
     printf("job %llu: %s", (unsigned long long)job->id, fmt_state(job->state));
     if (job->state == MEMTRAIN__JOB_STATE__QUEUED && job->waiting[0])
-        printf(" (%s)", job->waiting);
+        printf(": %s", job->waiting);
     else if (fmt_reason(job)[0])
         printf(": %s", fmt_reason(job));
     putchar('\n');
@@ -264,10 +249,10 @@ static void plain_epoch(struct view *v, const Memtrain__EpochProgress *e)
 {
     const Memtrain__Job *job = view_job(v);
     char a[16], b[16], p[32];
-    printf("job %llu epoch %u/%u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s",
+    printf("job %llu epoch %u/%u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s, lr %s",
            (unsigned long long)v->id, e->epoch, job ? job->epochs : 0, e->loss,
            fmt_percent(a, sizeof a, e->train_accuracy), fmt_percent(b, sizeof b, e->test_accuracy),
-           e->seconds, e->samples_per_second);
+           e->seconds, e->samples_per_second, fmt_lr(p, sizeof p, e->lr));
     if (e->memory && e->memory->peak_total)
         printf(", peak %s", fmt_bytes(p, sizeof p, e->memory->peak_total));
     if (e->memory && e->memory->rss_peak_bytes)
@@ -687,7 +672,7 @@ static const char logs_help[] =
     "\n"
     "Options:\n"
     "  -f, --follow           keep printing new lines until the job ends\n"
-    "  -t, --timestamps       prefix each line with its local time\n"
+    "  -t, --timestamps       prefix each line with its local time and zone\n"
     "  -o json, --json        one JSON document with a \"lines\" array; with\n"
     "                         --follow, one JSON object per line\n"
     "      --socket PATH      the daemon's socket\n"

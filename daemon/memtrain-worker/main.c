@@ -35,6 +35,7 @@
 #include "memtrain/procstat.h"
 #include "memstats.h"
 #include "memtrain/clock.h"
+#include "memtrain/plural.h"
 #include "memtrain/wire.h"
 #include "memtrain/usercreds.h"
 #include "train.h"
@@ -385,7 +386,8 @@ static int train(struct worker *w)
                                              "worker: out of memory keeping the history");
     }
     char reason[64];
-    snprintf(reason, sizeof reason, "trained %d epochs", t->spec.epochs);
+    snprintf(reason, sizeof reason, "trained %d epoch%s", t->spec.epochs,
+             mt_plural((uint64_t)t->spec.epochs));
     return send_done(w, MEMTRAIN__JOB_STATE__COMPLETED, reason);
 }
 

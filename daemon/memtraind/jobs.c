@@ -462,11 +462,11 @@ void jobs_schedule(struct daemon *d)
         const char *why = NULL;
         char msg[160];
         if ((uint32_t)d->running >= d->cfg.slots) {
-            snprintf(msg, sizeof msg, "waiting for a free slot (%d of %u in use)", d->running,
+            snprintf(msg, sizeof msg, "waiting for a free slot, %d of %u in use", d->running,
                      d->cfg.slots);
             why = msg;
         } else if (budget && j->planned_total > free_b) {
-            snprintf(msg, sizeof msg, "needs %s, %s free",
+            snprintf(msg, sizeof msg, "waiting for %s of the memory budget, %s free",
                      mt_fmt_bytes(a, sizeof a, (double)j->planned_total),
                      mt_fmt_bytes(b, sizeof b, (double)free_b));
             why = msg;
@@ -478,7 +478,7 @@ void jobs_schedule(struct daemon *d)
                     if (q == j)
                         snprintf(q->waiting, sizeof q->waiting, "%s", why);
                     else
-                        snprintf(q->waiting, sizeof q->waiting, "behind job %llu (%s)",
+                        snprintf(q->waiting, sizeof q->waiting, "behind job %llu, which is %s",
                                  (unsigned long long)j->row.id, why);
                 }
             return;
