@@ -167,6 +167,10 @@ int rule_graph_fa_feedback_init(struct mt_trainer *t, struct mt_err *err);
  * in between (activations, pools, norms, residual joins) to layer l. */
 size_t rule_graph_dfa_feedback_bytes(const struct mt_model_desc *d);
 int rule_graph_dfa_feedback_init(struct mt_trainer *t, struct mt_err *err);
+/* The factor on D_l (to tensor u) beyond rule.feedback_scale: 1/sqrt(h w) of
+ * u when layer l is a conv of a net with three or more convs and no
+ * batch-norm, else 1. */
+float rule_graph_dfa_feedback_gain(const struct mt_model_desc *d, int l, int u);
 int rule_graph_dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                         struct mt_step_result *r, struct mt_err *err);
 /* The layer l whose D_l seeds tensor t (the layer before t's first weight
