@@ -572,11 +572,12 @@ int store_open(struct store **out, const char *path, struct mt_err *err)
     /* journal_mode answers with the mode it got; a file system without
      * shared memory keeps "delete", which works, only with less
      * concurrency, so that is not an error. */
-    /* auto_vacuum first: a new file creates its tables with it */
-    if ((rc = exec(st, "PRAGMA journal_mode = WAL", "set WAL mode", err)) ||
+    /* auto_vacuum first: a new file is created with it (WAL mode writes
+     * the file's first page, after which only a VACUUM changes it) */
+    if ((rc = exec(st, "PRAGMA auto_vacuum = INCREMENTAL", "set auto_vacuum", err)) ||
+        (rc = exec(st, "PRAGMA journal_mode = WAL", "set WAL mode", err)) ||
         (rc = exec(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
-                       "PRAGMA journal_size_limit = 67108864; "
-                       "PRAGMA auto_vacuum = INCREMENTAL",
+                       "PRAGMA journal_size_limit = 67108864",
                    "set pragmas", err)) ||
         (rc = migrate(st, path, err)) || (rc = use_incremental_vacuum(st, err)))
         goto fail;
