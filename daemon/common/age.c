@@ -15,6 +15,10 @@ int mt_age_parse(const char *text, uint64_t *ms, struct mt_err *err)
     };
     char shown[48];
     snprintf(shown, sizeof shown, "%s", text ? text : "");
+    if (text && text[0] == '0' && text[1] == '\0') {   /* 0 needs no unit */
+        *ms = 0;
+        return 0;
+    }
     switch (mt_unit_parse(text ? text : "", units, sizeof units / sizeof units[0], AGE_MAX_MS,
                           ms)) {
     case 0:

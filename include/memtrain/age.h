@@ -1,8 +1,8 @@
 /* age.h: how old something may get, as memtraind.yaml's retention and
  * `mtctl prune --older-than` write it: a number (the grammar of byte
  * counts, memtrain/bytesize.h) and a unit: ms, s, m or min, h, d, w
- * ("30d", "12h", "1.5d", "90min"). No unit is refused: a bare "30" could
- * mean seconds or days. At most 100 years. */
+ * ("30d", "12h", "1.5d", "90min"), or 0. Another number without a unit is
+ * refused: a bare "30" could mean seconds or days. At most 100 years. */
 #ifndef MEMTRAIN_AGE_H
 #define MEMTRAIN_AGE_H
 
