@@ -61,7 +61,8 @@ static void print_tidy(const Memtrain__TidyResponse *t, const char *nothing)
         const Memtrain__TidyJob *x = t->jobs[i];
         if (x->job_removed)
             printf("%s job %llu (%s, %s): %s stored\n", verb, (unsigned long long)x->job_id,
-                   x->name[0] ? x->name : "-", fmt_state(x->state), fmt_bytes(a, sizeof a, x->bytes));
+                   x->name[0] ? x->name : "-", fmt_state(x->state),
+                   fmt_bytes(a, sizeof a, x->bytes));
         else
             printf("%s %zu checkpoint%s of job %llu (epoch%s %s): %s\n", verb,
                    x->n_checkpoint_epochs, x->n_checkpoint_epochs == 1 ? "" : "s",
@@ -209,7 +210,8 @@ int cmd_prune(struct mtctl *c, int argc, char **argv)
     char *end;
     int opt, n_states = 0;
     mtctl_getopt_reset(c, argv, "prune");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "s:t:k:an", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "s:t:k:an", longopts,
+                              NULL)) != -1) {
         switch (opt) {
         case 's':
             if ((n_states = parse_states(optarg, states, 16, &bad)) < 0)

@@ -335,6 +335,7 @@ static const struct key keys[] = {
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
+#define NRETENTION_KEYS (sizeof retention_keys / sizeof retention_keys[0])
 
 /* ------------------------------------------------------------------------ */
 /* Reading the file                                                         */
@@ -377,7 +378,7 @@ static int set_value(struct mt_yaml *y, struct mt_config *c, const struct key *k
     if (k->type == K_SECTION) {
         if (y->ev.type != YAML_MAPPING_START_EVENT)
             return mt_yaml_fail(y, line, "expected a mapping, got %s", mt_yaml_kind(y));
-        return parse_mapping(y, c, retention_keys, sizeof retention_keys / sizeof retention_keys[0]);
+        return parse_mapping(y, c, retention_keys, NRETENTION_KEYS);
     }
     char shown[MT_SHOW_LEN + 4];
     const char *t;

@@ -123,16 +123,15 @@ static int end(struct store *st, int rc, struct mt_err *err)
 
 /* ---- sizes */
 
-/* Add table t's rows of one job (job_id > 0) or of every job into u's jobs
- * (sorted by id; rows of ids not in it are left out). */
-static struct store_job_usage *find_job(struct store_job_usage *jobs, size_t n, uint64_t id)
+/* u's entry for job_id (u->jobs is sorted by id), or NULL. */
+static struct store_job_usage *usage_entry(const struct store_usage *u, uint64_t job_id)
 {
-    size_t lo = 0, hi = n;
+    size_t lo = 0, hi = u->n_jobs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (jobs[mid].job_id == id)
-            return &jobs[mid];
-        if (jobs[mid].job_id < id)
+        if (u->jobs[mid].job_id == job_id)
+            return &u->jobs[mid];
+        if (u->jobs[mid].job_id < job_id)
             lo = mid + 1;
         else
             hi = mid;
@@ -140,8 +139,15 @@ static struct store_job_usage *find_job(struct store_job_usage *jobs, size_t n, 
     return NULL;
 }
 
+const struct store_job_usage *store_usage_find(const struct store_usage *u, uint64_t job_id)
+{
+    return usage_entry(u, job_id);
+}
+
+/* Add table t's rows of one job (job_id > 0: into *one) or of every job
+ * (into u's jobs; rows of ids not in it are left out). */
 static int table_payload(struct store *st, const struct tidy_table *t, uint64_t job_id,
-                         struct store_job_usage *jobs, size_t n, struct mt_err *err)
+                         struct store_job_usage *one, struct store_usage *u, struct mt_err *err)
 {
     char sql[512], op[64];
     if (job_id)
@@ -161,16 +167,16 @@ static int table_payload(struct store *st, const struct tidy_table *t, uint64_t 
         uint64_t rows = (uint64_t)sqlite3_column_int64(s, 1);
         if (rows == 0)
             continue;
-        struct store_job_usage *u =
-            job_id ? jobs : find_job(jobs, n, (uint64_t)sqlite3_column_int64(s, 0));
-        if (!u)
+        struct store_job_usage *ju =
+            job_id ? one : usage_entry(u, (uint64_t)sqlite3_column_int64(s, 0));
+        if (!ju)
             continue;     /* rows of a job that is gone */
         double payload = sqlite3_column_double(s, 2);
-        u->bytes[t->kind] += rows * t->row_bytes + (uint64_t)(payload > 0 ? payload : 0);
+        ju->bytes[t->kind] += rows * t->row_bytes + (uint64_t)(payload > 0 ? payload : 0);
         if (t->kind == STORE_KIND_CHECKPOINTS)
-            u->checkpoints += (uint32_t)rows;
+            ju->checkpoints += (uint32_t)rows;
         if (t->kind == STORE_KIND_MEMORY)
-            u->memory_samples += rows;
+            ju->memory_samples += rows;
     }
     int ret = rc == SQLITE_DONE ? 0 : store_db_fail(st, rc, op, err);
     sqlite3_finalize(s);
@@ -184,7 +190,7 @@ int store_job_usage(struct store *st, uint64_t job_id, struct store_job_usage *u
     u->job_id = job_id;
     int rc = store_flush(st, err);
     for (size_t i = 0; !rc && i < N_TABLES; i++)
-        rc = table_payload(st, &tables[i], job_id, u, 1, err);
+        rc = table_payload(st, &tables[i], job_id, u, NULL, err);
     return rc;
 }
 
@@ -256,7 +262,7 @@ int store_usage_read(struct store *st, struct store_usage *u, struct mt_err *err
     if (!rc)
         rc = list_jobs(st, u, err);
     for (size_t i = 0; !rc && i < N_TABLES; i++)
-        rc = table_payload(st, &tables[i], 0, u->jobs, u->n_jobs, err);
+        rc = table_payload(st, &tables[i], 0, NULL, u, err);
     for (size_t i = 0; !rc && i < N_TABLES; i++)
         for (const char *const *p = tables[i].pages; !rc && p && *p; p++)
             rc = btree_bytes(st, *p, &u->kind_bytes[tables[i].kind], err);

@@ -66,6 +66,8 @@ struct store_usage {
 };
 int store_usage_read(struct store *st, struct store_usage *u, struct mt_err *err);
 void store_usage_free(struct store_usage *u);
+/* The job's entry in u, or NULL. */
+const struct store_job_usage *store_usage_find(const struct store_usage *u, uint64_t job_id);
 
 /* One step of removing job_id and everything stored for it: up to max_rows
  * rows of one table (memory samples, steps, logs, rule metrics, epochs), or

@@ -27,6 +27,34 @@ static int refuse_live(struct conn *c, uint64_t id, const struct store_job *row,
     return 1;
 }
 
+/* A task for c's request, logged as "<verb> by uid N"; NULL after an
+ * error reply. */
+static struct tidy_task *task_for(struct conn *c, uint64_t id, const char *verb)
+{
+    char who[64];
+    snprintf(who, sizeof who, "%s by uid %u", verb, (unsigned)c->uid);
+    struct tidy_task *t = tidy_task_new(c, id, who);
+    if (!t)
+        conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
+    return t;
+}
+
+/* Hand t on once filled: rc (an error while filling it) is answered and t
+ * freed; a dry run is answered with what would go; else the runner removes
+ * it and answers. */
+static void task_go(struct conn *c, uint64_t id, struct tidy_task *t, int rc,
+                    const struct mt_err *err, int dry_run)
+{
+    if (rc) {
+        conn_send_error(c, id, dispatch_status(rc), "%s", err->msg);
+        tidy_task_free(t);
+    } else if (dry_run) {
+        tidy_task_reply_dry(c->d, t);
+    } else {
+        tidy_task_run(c->d, t);
+    }
+}
+
 static int seen_before(const uint64_t *ids, size_t i)
 {
     for (size_t k = 0; k < i; k++)
@@ -55,28 +83,20 @@ static int rm_add(struct conn *c, uint64_t id, const Memtrain__RemoveRequest *q,
 
 void tidy_handle_rm(struct conn *c, uint64_t id, const Memtrain__RemoveRequest *q)
 {
-    char who[64];
-    snprintf(who, sizeof who, "rm by uid %u", (unsigned)c->uid);
     if (q->n_job_ids == 0) {
         conn_send_error(c, id, MEMTRAIN__STATUS__INVALID, "rm: no job ids");
         return;
     }
-    struct tidy_task *t = tidy_task_new(c, id, who);
-    if (!t) {
-        conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
+    struct tidy_task *t = task_for(c, id, "rm");
+    if (!t)
         return;
-    }
     /* all or nothing: every id is checked before anything is cancelled */
     for (size_t i = 0; i < q->n_job_ids; i++)
         if (!seen_before(q->job_ids, i) && rm_add(c, id, q, q->job_ids[i], t)) {
             tidy_task_free(t);
             return;
         }
-    if (q->dry_run) {
-        tidy_task_reply_dry(c->d, t);
-        return;
-    }
-    for (size_t i = 0; i < q->n_job_ids; i++) {
+    for (size_t i = 0; i < q->n_job_ids && !q->dry_run; i++) {
         struct job *j = jobs_find(c->d, q->job_ids[i]);
         if (j) {
             log_info("job %" PRIu64 ": cancelled by uid %u to be removed (rm --force)",
@@ -84,7 +104,7 @@ void tidy_handle_rm(struct conn *c, uint64_t id, const Memtrain__RemoveRequest *
             jobs_cancel(c->d, j);
         }
     }
-    tidy_task_run(c->d, t);
+    task_go(c, id, t, 0, NULL, q->dry_run);
 }
 
 void tidy_handle_prune(struct conn *c, uint64_t id, const Memtrain__PruneRequest *q)
@@ -113,23 +133,13 @@ void tidy_handle_prune(struct conn *c, uint64_t id, const Memtrain__PruneRequest
     if (q->older_than_ms)
         f.finished_before_ms = mt_now_ms() - (int64_t)(q->older_than_ms > INT64_MAX / 2
                                                            ? INT64_MAX / 2 : q->older_than_ms);
-    if (q->opt_keep_checkpoints_case == MEMTRAIN__PRUNE_REQUEST__OPT_KEEP_CHECKPOINTS_KEEP_CHECKPOINTS)
+    if (q->opt_keep_checkpoints_case ==
+        MEMTRAIN__PRUNE_REQUEST__OPT_KEEP_CHECKPOINTS_KEEP_CHECKPOINTS)
         f.keep_checkpoints = (int)(q->keep_checkpoints > 1000000 ? 1000000 : q->keep_checkpoints);
-    char who[64];
-    snprintf(who, sizeof who, "prune by uid %u", (unsigned)c->uid);
-    struct tidy_task *t = tidy_task_new(c, id, who);
+    struct tidy_task *t = task_for(c, id, "prune");
     struct mt_err err = {0};
-    int rc = t ? tidy_task_select(c->d, t, &f, &err)
-               : mt_err_set(&err, MT_E_NOMEM, "out of memory");
-    if (rc) {
-        conn_send_error(c, id, dispatch_status(rc), "%s", err.msg);
-        tidy_task_free(t);
-        return;
-    }
-    if (q->dry_run)
-        tidy_task_reply_dry(c->d, t);
-    else
-        tidy_task_run(c->d, t);
+    if (t)
+        task_go(c, id, t, tidy_task_select(c->d, t, &f, &err), &err, q->dry_run);
 }
 
 void tidy_handle_ckpt_rm(struct conn *c, uint64_t id, const Memtrain__CheckpointRemoveRequest *q)
@@ -142,22 +152,12 @@ void tidy_handle_ckpt_rm(struct conn *c, uint64_t id, const Memtrain__Checkpoint
         store_job_clear(&row);
         return;
     }
-    char who[64];
-    snprintf(who, sizeof who, "ckpt rm by uid %u", (unsigned)c->uid);
-    struct tidy_task *t = tidy_task_new(c, id, who);
+    struct tidy_task *t = task_for(c, id, "ckpt rm");
     struct mt_err err = {0};
-    int rc = t ? tidy_task_add_ckpts(c->d, t, &row, q->epochs, q->n_epochs, &err)
-               : mt_err_set(&err, MT_E_NOMEM, "out of memory");
+    if (t)
+        task_go(c, id, t, tidy_task_add_ckpts(c->d, t, &row, q->epochs, q->n_epochs, &err), &err,
+                q->dry_run);
     store_job_clear(&row);
-    if (rc) {
-        conn_send_error(c, id, dispatch_status(rc), "%s", err.msg);
-        tidy_task_free(t);
-        return;
-    }
-    if (q->dry_run)
-        tidy_task_reply_dry(c->d, t);
-    else
-        tidy_task_run(c->d, t);
 }
 
 /* ---- df */
@@ -166,21 +166,6 @@ struct df_walk {
     Memtrain__JobUsage *ju;
     size_t n, cap;
 };
-
-static const struct store_job_usage *usage_of(const struct store_usage *u, uint64_t id)
-{
-    size_t lo = 0, hi = u->n_jobs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (u->jobs[mid].job_id == id)
-            return &u->jobs[mid];
-        if (u->jobs[mid].job_id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
 
 static void kinds_set(Memtrain__UsageKinds *k, const uint64_t b[STORE_KIND_N])
 {
@@ -237,7 +222,7 @@ void tidy_handle_df(struct conn *c, uint64_t id, const Memtrain__DiskUsageReques
         uint64_t listed[STORE_KIND_N] = {0}, others[STORE_KIND_N];
         static const uint64_t none[STORE_KIND_N];
         for (size_t i = 0; i < w.n; i++) {
-            const struct store_job_usage *ju = usage_of(&u, w.ju[i].job_id);
+            const struct store_job_usage *ju = store_usage_find(&u, w.ju[i].job_id);
             kinds_set(&kinds[i], ju ? ju->bytes : none);
             for (int k = 0; ju && k < STORE_KIND_N; k++)
                 listed[k] += ju->bytes[k];

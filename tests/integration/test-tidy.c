@@ -203,7 +203,8 @@ static struct answer prune(uid_t uid, gid_t gid, int all, int keep)
     Memtrain__PruneRequest r = MEMTRAIN__PRUNE_REQUEST__INIT;
     r.all_users = all;
     if (keep >= 0) {
-        r.opt_keep_checkpoints_case = MEMTRAIN__PRUNE_REQUEST__OPT_KEEP_CHECKPOINTS_KEEP_CHECKPOINTS;
+        r.opt_keep_checkpoints_case =
+            MEMTRAIN__PRUNE_REQUEST__OPT_KEEP_CHECKPOINTS_KEEP_CHECKPOINTS;
         r.keep_checkpoints = (uint32_t)keep;
     }
     q.body_case = MEMTRAIN__REQUEST__BODY_PRUNE;
