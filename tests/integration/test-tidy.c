@@ -135,32 +135,11 @@ static struct answer answer_of(Memtrain__Response *r)
 /* Send req as `uid` (root: 0, here in this process) with primary group gid. */
 static struct answer ask_as(uid_t uid, gid_t gid, Memtrain__Request *req)
 {
-    if (uid == 0) {
-        int fd = client_connect(dp.sock);
-        struct answer a = answer_of(fd >= 0 ? client_call(fd, req) : NULL);
-        close(fd);
-        return a;
-    }
-    struct answer a = {.status = -1};
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        struct answer b = {.status = -1};
-        if (setgroups(0, NULL) == 0 && setgid(gid) == 0 && setuid(uid) == 0) {
-            int fd = client_connect(dp.sock);
-            b = answer_of(fd >= 0 ? client_call(fd, req) : NULL);
-        }
-        (void)!write(p[1], &b, sizeof b);
-        _exit(0);
-    }
-    close(p[1]);
-    if (read(p[0], &a, sizeof a) != (ssize_t)sizeof a)
-        a.status = -2;
-    close(p[0]);
-    waitpid(pid, NULL, 0);
+    if (uid != 0)
+        return answer_of(client_call_as(dp.sock, uid, gid, req));
+    int fd = client_connect(dp.sock);
+    struct answer a = answer_of(fd >= 0 ? client_call(fd, req) : NULL);
+    close(fd);
     return a;
 }
 
