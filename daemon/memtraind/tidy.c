@@ -42,6 +42,7 @@ struct tidy {
     uv_timer_t wait;              /* the head task waits for a cancelled job's worker */
     struct tidy_task *head, *tail;
     int working;                  /* idle or wait is started */
+    int closed;                   /* close callbacks run (tidy_close) */
 };
 
 static struct tidy *tidy_of(struct daemon *d)
@@ -474,10 +475,13 @@ void tidy_init(struct daemon *d)
     d->tidy = td;
 }
 
-/* Close callbacks run in the order of the uv_close calls: idle's is done. */
+/* Both handles live in td: free it after the second close callback (libuv
+ * runs them in no order a caller should rely on). */
 static void free_tidy(uv_handle_t *h)
 {
-    free(h->data);
+    struct tidy *td = h->data;
+    if (++td->closed == 2)
+        free(td);
 }
 
 void tidy_close(struct daemon *d)
@@ -494,6 +498,6 @@ void tidy_close(struct daemon *d)
                      t->n);
         tidy_task_free(t);
     }
-    uv_close((uv_handle_t *)&td->idle, NULL);
-    uv_close((uv_handle_t *)&td->wait, free_tidy);   /* closed after idle: frees td */
+    uv_close((uv_handle_t *)&td->idle, free_tidy);
+    uv_close((uv_handle_t *)&td->wait, free_tidy);
 }
