@@ -104,21 +104,30 @@ static int query_u64(struct store *st, const char *sql, uint64_t *out, const cha
     return ret;
 }
 
-/* A write in a transaction of its own: the store's batch is committed first. */
-static int begin(struct store *st, struct mt_err *err)
+int store_tidy_begin(struct store *st, int *secure_delete, struct mt_err *err)
 {
+    uint64_t v = 0;
     int rc = store_flush(st, err);
+    if (!rc)
+        rc = query_u64(st, "PRAGMA secure_delete", &v, "read secure_delete", err);
+    if (!rc)
+        rc = exec1(st, "PRAGMA secure_delete = FAST", "set secure_delete", err);
+    *secure_delete = (int)v;
     return rc ? rc : exec1(st, "BEGIN IMMEDIATE", "begin", err);
 }
 
-static int end(struct store *st, int rc, struct mt_err *err)
+int store_tidy_end(struct store *st, int secure_delete, int rc, struct mt_err *err)
 {
     if (rc) {
         if (!sqlite3_get_autocommit(store_db(st)))
             sqlite3_exec(store_db(st), "ROLLBACK", NULL, NULL, NULL);
-        return rc;
+    } else {
+        rc = exec1(st, "COMMIT", "commit", err);
     }
-    return exec1(st, "COMMIT", "commit", err);
+    char sql[48];
+    snprintf(sql, sizeof sql, "PRAGMA secure_delete = %d", secure_delete);
+    sqlite3_exec(store_db(st), sql, NULL, NULL, NULL);
+    return rc;
 }
 
 /* ---- sizes */
@@ -317,7 +326,7 @@ int store_job_remove_step(struct store *st, uint64_t job_id, unsigned max_rows, 
                           struct mt_err *err)
 {
     *done = 0;
-    int rc = begin(st, err), n = 0;
+    int rc = 0, n = 0;
     for (size_t i = 0; !rc && i < N_TABLES; i++) {
         /* one checkpoint at a time: its blob may be hundreds of MB */
         unsigned limit = i == T_CHECKPOINTS ? 1 : max_rows ? max_rows : 1;
@@ -326,17 +335,15 @@ int store_job_remove_step(struct store *st, uint64_t job_id, unsigned max_rows, 
     }
     if (!rc && n == 0)
         *done = 1;   /* the last table (jobs) had nothing left either */
-    return end(st, rc, err);
+    return rc;
 }
 
 int store_ckpt_remove(struct store *st, uint64_t job_id, uint32_t epoch, uint64_t *bytes,
                       struct mt_err *err)
 {
-    int rc = begin(st, err);
     sqlite3_stmt *s = NULL;
     const char *op = "remove checkpoint";
-    if (!rc)
-        rc = prepare(st, "DELETE FROM checkpoints WHERE job_id = ?1 AND epoch = ?2 "
+    int rc = prepare(st, "DELETE FROM checkpoints WHERE job_id = ?1 AND epoch = ?2 "
                      "RETURNING bytes", &s, op, err);
     if (!rc) {
         sqlite3_bind_int64(s, 1, (sqlite3_int64)job_id);
@@ -354,7 +361,7 @@ int store_ckpt_remove(struct store *st, uint64_t job_id, uint32_t epoch, uint64_
             rc = store_db_fail(st, r, op, err);
         sqlite3_finalize(s);
     }
-    return end(st, rc, err);
+    return rc;
 }
 
 int store_vacuum_step(struct store *st, unsigned max_pages, uint64_t *left, struct mt_err *err)

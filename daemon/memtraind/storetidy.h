@@ -3,9 +3,10 @@
  * df and the daemon's retention).
  *
  * Every call here is short: one call removes at most `max_rows` rows of one
- * table, or one checkpoint, or vacuums at most `max_pages` pages, each in its
- * own transaction (after committing the store's open batch), so the daemon
- * can interleave them with its other work. The space of removed rows goes to
+ * table, or one checkpoint, or vacuums at most `max_pages` pages, so the
+ * daemon can interleave them with its other work. Removals run inside
+ * store_tidy_begin .. store_tidy_end (one transaction: a slice of steps, one
+ * commit); the vacuum outside. The space of removed rows goes to
  * SQLite's free list; store_vacuum_step hands it back (the file has
  * auto_vacuum INCREMENTAL, store.c) and store_wal_shrink makes the file on
  * disk shrink (the database is in WAL mode: the end of the file is cut when
@@ -68,6 +69,16 @@ int store_usage_read(struct store *st, struct store_usage *u, struct mt_err *err
 void store_usage_free(struct store_usage *u);
 /* The job's entry in u, or NULL. */
 const struct store_job_usage *store_usage_find(const struct store_usage *u, uint64_t job_id);
+
+/* Open the transaction of a slice of removal steps (the store's batch is
+ * committed first) with secure_delete FAST: Debian's SQLite zeroes every
+ * freed page by default, which wrote a removed checkpoint's size again into
+ * the log (0.9 s for 50 MB); the vacuum after the removal gives those pages
+ * back anyway. *secure_delete keeps the setting before, for store_tidy_end,
+ * which commits (rc 0) or rolls back, restores it and returns rc or the
+ * commit's error. */
+int store_tidy_begin(struct store *st, int *secure_delete, struct mt_err *err);
+int store_tidy_end(struct store *st, int secure_delete, int rc, struct mt_err *err);
 
 /* One step of removing job_id and everything stored for it: up to max_rows
  * rows of one table (memory samples, steps, logs, rule metrics, epochs), or

@@ -364,6 +364,7 @@ static int task_step(struct tidy *td, struct tidy_task *t)
     if (!t->measured) {   /* when it starts: a task before it may have freed space */
         measure_before(d, t);
         t->measured = 1;
+        return 1;
     }
     if (t->phase == PH_REMOVE) {
         if (t->cur >= t->n || t->failed) {
@@ -410,19 +411,40 @@ static int task_step(struct tidy *td, struct tidy_task *t)
     return 1;
 }
 
+/* One slice: steps of the head tasks for at most TIDY_SLICE_MS; the
+ * removal steps of a slice share one transaction (one commit). */
 static void on_idle(uv_idle_t *h)
 {
     struct tidy *td = h->data;
     uint64_t until = uv_hrtime() + (uint64_t)TIDY_SLICE_MS * 1000000u;
+    int in_txn = 0, secure = 1, waiting = 0;
+    struct mt_err err = {0};
     while (td->head && uv_hrtime() < until) {
-        if (!task_step(td, td->head)) {
-            /* wait for the worker without spinning */
-            uv_idle_stop(&td->idle);
-            uv_timer_start(&td->wait, on_wait, 100, 0);
-            return;
+        struct tidy_task *t = td->head;
+        int removing = t->measured && t->phase == PH_REMOVE && !t->failed && t->cur < t->n;
+        if (removing && !in_txn) {
+            if (store_tidy_begin(td->d->store, &secure, &err)) {
+                t->failed = 1;
+                t->err = err;
+                continue;
+            }
+            in_txn = 1;
+        } else if (!removing && in_txn) {
+            break;   /* commit before the vacuum, or before the answer */
+        }
+        if (!task_step(td, t)) {
+            waiting = 1;
+            break;
         }
     }
-    if (!td->head) {
+    if (in_txn && store_tidy_end(td->d->store, secure, 0, &err) && td->head) {
+        td->head->failed = 1;
+        td->head->err = err;
+    }
+    if (waiting) {   /* wait for the worker without spinning */
+        uv_idle_stop(&td->idle);
+        uv_timer_start(&td->wait, on_wait, 100, 0);
+    } else if (!td->head) {
         uv_idle_stop(&td->idle);
         td->working = 0;
     }

@@ -5,7 +5,8 @@
  * checkpoints. The daemon works through the tasks in order between its other
  * work: each turn of the loop spends at most TIDY_SLICE_MS on short store
  * steps (storetidy.h: at most TIDY_ROWS rows of one table, or one
- * checkpoint), then the freed pages go back to the file system
+ * checkpoint; the steps of one turn share a transaction), then the freed
+ * pages go back to the file system
  * (incremental vacuum, TIDY_PAGES pages a step) and the WAL is emptied so
  * the file shrinks. A task for a client ends with a TidyResponse that says
  * what went and how far the file shrank. A job removed with --force is
@@ -25,7 +26,7 @@
 
 #define TIDY_SLICE_MS 20
 #define TIDY_ROWS 1000
-#define TIDY_PAGES 256
+#define TIDY_PAGES 1024
 
 struct conn;
 struct tidy_task;

@@ -108,6 +108,18 @@ static void check(int rc, const struct mt_err *err)
         fail_msg("%s", err->msg);
 }
 
+/* One removal step in a transaction of its own, as the daemon's slices
+ * hold them. */
+static void remove_step(struct store *st, uint64_t job, unsigned rows, int *done)
+{
+    struct mt_err err = {0};
+    int secure = -1;
+    check(store_tidy_begin(st, &secure, &err), &err);
+    assert_true(secure == 0 || secure == 1);
+    check(store_tidy_end(st, secure, store_job_remove_step(st, job, rows, done, &err), &err),
+          &err);
+}
+
 static uint64_t fill_job(struct store *st, const char *name)
 {
     struct mt_err err = {0};
@@ -175,7 +187,7 @@ static void test_remove_in_bounded_steps(void **state)
     assert_int_equal(left, 1 + N_EPOCHS * 2 + N_STEPS + N_SAMPLES + N_LOGS + 3);
     int done = 0, steps = 0;
     while (!done) {
-        check(store_job_remove_step(f->st, f->a, 100, &done, &err), &err);
+        remove_step(f->st, f->a, 100, &done);
         int64_t now = rows_of(f->path, f->a);
         assert_true(left - now <= 100);
         assert_true(done || now < left);   /* every step but the last removes something */
@@ -189,7 +201,7 @@ static void test_remove_in_bounded_steps(void **state)
     struct store_job row;
     assert_int_equal(store_job_get(f->st, f->a, &row, &err), MT_E_NOTFOUND);
     /* a job that is not there: done at once */
-    check(store_job_remove_step(f->st, f->a, 100, &done, &err), &err);
+    remove_step(f->st, f->a, 100, &done);
     assert_int_equal(done, 1);
 }
 
@@ -204,7 +216,7 @@ static void test_vacuum_gives_space_back(void **state)
     uint64_t before = store_db_bytes(f->st);
     int done = 0;
     while (!done)
-        check(store_job_remove_step(f->st, f->a, 1000, &done, &err), &err);
+        remove_step(f->st, f->a, 1000, &done);
     /* removed but not yet given back */
     assert_int_equal(store_db_bytes(f->st), before);
     assert_true(peek(f->path, "PRAGMA freelist_count") > 700);
@@ -234,9 +246,16 @@ static void test_ckpt_remove(void **state)
     struct fx *f = *state;
     struct mt_err err = {0};
     uint64_t bytes = 0;
+    int secure;
+    check(store_tidy_begin(f->st, &secure, &err), &err);
     check(store_ckpt_remove(f->st, f->a, 2, &bytes, &err), &err);
+    check(store_tidy_end(f->st, secure, 0, &err), &err);
     assert_int_equal(bytes, CKPT_BYTES);
-    assert_int_equal(store_ckpt_remove(f->st, f->a, 2, &bytes, &err), MT_E_NOTFOUND);
+    check(store_tidy_begin(f->st, &secure, &err), &err);
+    int rc = store_ckpt_remove(f->st, f->a, 2, &bytes, &err);
+    struct mt_err err2 = {0};
+    assert_int_equal(store_tidy_end(f->st, secure, rc, &err2), MT_E_NOTFOUND);
+    assert_int_equal(rc, MT_E_NOTFOUND);
     assert_non_null(strstr(err.msg, "no checkpoint for epoch 2"));
     assert_int_equal(peek(f->path, "SELECT count(*) FROM checkpoints"), 5);
     assert_int_equal(peek(f->path, "SELECT count(*) FROM checkpoints WHERE epoch = 2"), 1);
