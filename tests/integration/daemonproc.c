@@ -63,6 +63,19 @@ Memtrain__Response *client_call(int fd, Memtrain__Request *req)
     return client_send(fd, req) ? NULL : client_read(fd);
 }
 
+int daemonproc_reconfigure(struct daemonproc *p, const char *config, const char *text)
+{
+    FILE *f = fopen(config, "w");
+    if (!f)
+        return -1;
+    int bad = fputs(text, f) < 0;
+    if (fclose(f) != 0 || bad || kill(p->pid, SIGHUP) != 0)
+        return -1;
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
 /* The child's end: drop to uid/gid, ask, and write the packed Response
  * (or nothing) to fd. */
 static void call_as_child(int fd, const char *sock, uid_t uid, gid_t gid, Memtrain__Request *req)

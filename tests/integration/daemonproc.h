@@ -27,6 +27,9 @@ int daemonproc_stop(struct daemonproc *p, int keep_dir);
 /* Start again on the same socket and database. */
 int daemonproc_restart(struct daemonproc *p, const char *const *extra_args);
 void daemonproc_cleanup(struct daemonproc *p);
+/* Write `text` into the daemon's configuration file `config`, send SIGHUP
+ * and give it 300 ms to reload. 0 or -1. */
+int daemonproc_reconfigure(struct daemonproc *p, const char *config, const char *text);
 /* The daemon's first child process (its running worker), 0 when none. */
 pid_t daemonproc_worker(const struct daemonproc *p);
 

@@ -235,10 +235,7 @@ static uint64_t on_disk(void)
 
 static void reload(const char *text)
 {
-    write_config(text);
-    assert_int_equal(kill(dp.pid, SIGHUP), 0);
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    assert_int_equal(daemonproc_reconfigure(&dp, cfg_path, text), 0);
 }
 
 /* Another user removes and measures nothing of root's: rm and ckpt rm say
