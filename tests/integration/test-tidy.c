@@ -376,6 +376,25 @@ static void test_retention_applies_at_start(void **state)
     assert_int_equal(n, 0);
 }
 
+/* The policy runs again every `interval`: a job that ends after a reload
+ * to {jobs_max_age: 1s, interval: 1s} is removed by a later run. */
+static void test_retention_runs_on_its_interval(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    reload("share_results: owner\nretention: {jobs_max_age: 1s, interval: 1s}\n");
+    assert_int_equal(ckpts_of(b_id), -1);   /* the reload's run: b ended long ago */
+    uint64_t c = run_job(short_job);
+    assert_true(c > 0);
+    int n = 0;
+    for (int i = 0; i < 100 && (n = ckpts_of(c)) != -1; i++) {
+        struct timespec t = {0, 50 * 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
+    assert_int_equal(n, -1);
+}
+
 int main(void)
 {
     if (geteuid() != 0)
@@ -387,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_rm_running_needs_force),
         cmocka_unit_test(test_ckpt_rm_and_prune_keep),
         cmocka_unit_test(test_retention_applies_at_start),
+        cmocka_unit_test(test_retention_runs_on_its_interval),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
