@@ -73,8 +73,8 @@ size_t tidy_task_jobs(const struct tidy_task *t);
 
 /* Reply with what t would remove (nothing is removed) and free it. */
 void tidy_task_reply_dry(struct daemon *d, struct tidy_task *t);
-/* Queue t (the runner owns it from now on). A task with no jobs is
- * answered at once. */
+/* Queue t (the runner owns it from now on). A task with no jobs still
+ * vacuums (free pages an earlier removal left) before it is answered. */
 void tidy_task_run(struct daemon *d, struct tidy_task *t);
 
 /* c is closing: its tasks go on without replying. */
