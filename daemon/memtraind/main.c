@@ -213,6 +213,10 @@ static void on_signal(uv_signal_t *s, int sig)
 static int start(struct daemon *d, struct mt_err *err)
 {
     int rc;
+    /* The first start on a store from before schema 5 rewrites it once
+     * (VACUUM, store.c): a store of several GB can take longer than
+     * systemd's default start timeout of 90 s. */
+    notify_send("EXTEND_TIMEOUT_USEC=1800000000");
     if ((rc = config_ensure_parent_dir(d->cfg.db_path, 0700, err)) ||
         (rc = store_open(&d->store, d->cfg.db_path, err)))
         return rc;
