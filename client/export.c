@@ -354,6 +354,9 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv)
 static const char ckpt_help[] =
     "Usage: mtctl ckpt ls [OPTIONS] ID\n"
     "       mtctl ckpt export [OPTIONS] ID -o FILE.npz\n"
+    "       mtctl ckpt rm [OPTIONS] ID [EPOCH...]\n"
+    "\n"
+    "rm removes checkpoints (`mtctl ckpt rm --help`).\n"
     "\n"
     "ls lists job ID's checkpoints, oldest first: EPOCH, SIZE, CREATED.\n"
     "\n"
@@ -655,12 +658,15 @@ int cmd_ckpt(struct mtctl *c, int argc, char **argv)
         return ckpt_ls(c, argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "export") == 0)
         return ckpt_export(c, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "rm") == 0)
+        return ckpt_rm(c, argc - 1, argv + 1);   /* tidy.c */
     mtctl_getopt_reset(c, argv, "ckpt");
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(ckpt_help, stdout);
         return MTCTL_EXIT_OK;
     }
     if (argc >= 2)
-        return mtctl_usage_error(c, "unknown subcommand '%s' (expected ls or export)", argv[1]);
-    return mtctl_usage_error(c, "expected a subcommand: ls or export");
+        return mtctl_usage_error(c, "unknown subcommand '%s' (expected ls, export or rm)",
+                                 argv[1]);
+    return mtctl_usage_error(c, "expected a subcommand: ls, export or rm");
 }

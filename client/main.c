@@ -35,6 +35,11 @@ static const char help_text[] =
     "                       paper's counting and figures\n"
     "  ckpt ls ID           list a job's checkpoints\n"
     "  ckpt export ID       write a checkpoint's weights as a NumPy .npz file\n"
+    "  ckpt rm ID [EPOCH]   remove a job's checkpoints (all, or those epochs)\n"
+    "  rm ID...             remove jobs and everything stored for them\n"
+    "  prune                remove your ended jobs (--state, --older-than), or only\n"
+    "                       their older checkpoints (--keep-checkpoints N)\n"
+    "  df                   the store's size by job and by kind\n"
     "  plan SPEC.yaml       the memory a spec would need, under every rule\n"
     "  ping                 the daemon's version, uptime and round-trip time\n"
     "  help [COMMAND]       this text, or a command's\n"
@@ -69,6 +74,9 @@ static const struct command {
     {"watch", cmd_watch},     {"wait", cmd_wait},   {"cancel", cmd_cancel},
     {"logs", cmd_logs},       {"metrics", cmd_metrics}, {"ckpt", cmd_ckpt},
     {"plan", cmd_plan},       {"ping", cmd_ping},       {"report", cmd_report},
+    {"rm", cmd_rm},
+    {"prune", cmd_prune},
+    {"df", cmd_df},
 };
 
 static const struct command *find_command(const char *name)

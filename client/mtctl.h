@@ -141,6 +141,15 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv); /* export.c */
 int cmd_ckpt(struct mtctl *c, int argc, char **argv);
 int cmd_plan(struct mtctl *c, int argc, char **argv);    /* plan.c */
 int cmd_ping(struct mtctl *c, int argc, char **argv);
+int cmd_rm(struct mtctl *c, int argc, char **argv);      /* tidy.c */
+int cmd_prune(struct mtctl *c, int argc, char **argv);
+int cmd_df(struct mtctl *c, int argc, char **argv);
+/* `mtctl ckpt rm` (argv[0] is "rm"), called by cmd_ckpt. */
+int ckpt_rm(struct mtctl *c, int argc, char **argv);
+
+/* jobs.c: "running,queued" into states[] (at most max); the count, or -1
+ * with *bad the name not understood. */
+int parse_states(const char *list, Memtrain__JobState *states, int max, const char **bad);
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
  * quiet: print only the final state line (wait). Returns the exit status

@@ -56,6 +56,12 @@ struct mt_config {
     uint32_t checkpoint_every;  /* epochs, for a spec without one; 0 = only at the end */
     uint32_t share_results;     /* enum mt_share: who may read a job (access.h); applies
                                  * to requests after the change */
+    /* retention: (a mapping in the file; retention.c) what ended jobs keep.
+     * Applied at start and every retention_interval_ms. */
+    int32_t retention_keep_checkpoints;   /* keep the newest N; -1 = what the job kept */
+    uint64_t retention_checkpoints_max_age_ms; /* then none after this; 0 = never */
+    uint64_t retention_jobs_max_age_ms;   /* the whole job after this; 0 = never */
+    uint64_t retention_interval_ms;       /* default 1 day */
 };
 
 /* share_results: who besides a job's owner and root may read it (access.h). */

@@ -16,7 +16,9 @@
 #include "memtrain/clock.h"
 #include "notify.h"
 #include "probe.h"
+#include "retention.h"
 #include "server.h"
+#include "tidy.h"
 #include "watch.h"
 #include "memtrain/bytesize.h"
 
@@ -137,6 +139,8 @@ static void finish_shutdown(struct daemon *d)
     if (!d->drain_until_ms) {
         d->drain_until_ms = now + DRAIN_MS;
         watch_end_all(d);
+        retention_stop(d);
+        tidy_close(d);
         close_handle((uv_handle_t *)&d->sig_term);
         close_handle((uv_handle_t *)&d->sig_int);
         close_handle((uv_handle_t *)&d->sig_hup);
@@ -198,6 +202,7 @@ static void on_signal(uv_signal_t *s, int sig)
             config_free(&fresh);
             log_info("reload: %s", changed);
             jobs_schedule(d);
+            retention_reload(d);
         }
         notify_send("READY=1");
         return;
@@ -208,17 +213,27 @@ static void on_signal(uv_signal_t *s, int sig)
 static int start(struct daemon *d, struct mt_err *err)
 {
     int rc;
+    /* The first start on a store from before schema 5 rewrites it once
+     * (VACUUM, store.c): a store of several GB can take longer than
+     * systemd's default start timeout of 90 s. */
+    notify_send("EXTEND_TIMEOUT_USEC=1800000000");
     if ((rc = config_ensure_parent_dir(d->cfg.db_path, 0700, err)) ||
         (rc = store_open(&d->store, d->cfg.db_path, err)))
         return rc;
     if (store_opened_empty(d->store))
         log_warn("store: %s was an empty file (0 bytes): initialised as a new store",
                  d->cfg.db_path);
+    if (store_opened_vacuum_ms(d->store) >= 0)
+        log_info("store: %s rewritten once (VACUUM, %.1f s) to give removed rows' space back "
+                 "from now on (auto_vacuum incremental)", d->cfg.db_path,
+                 (double)store_opened_vacuum_ms(d->store) / 1000.0);
     if ((rc = jobs_load(d, err)) || (rc = server_listen(d, err)))
         return rc;
     uv_timer_init(d->loop, &d->tick);
     d->tick.data = d;
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+    tidy_init(d);
+    retention_start(d);
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {

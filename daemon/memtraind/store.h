@@ -23,7 +23,7 @@
 #include "memtrain.pb-c.h"
 #include "memtrain/err.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -67,6 +67,9 @@ void store_job_clear(struct store_job *j);
 int store_open(struct store **out, const char *path, struct mt_err *err);
 /* 1 when store_open found `path` as a 0-byte file and initialised it. */
 int store_opened_empty(const struct store *st);
+/* How long store_open's one VACUUM took (a file from before schema 5 gets
+ * auto_vacuum INCREMENTAL that way), in ms; -1 when it had none to run. */
+int64_t store_opened_vacuum_ms(const struct store *st);
 /* Flush, then close. Accepts NULL. */
 void store_close(struct store *st);
 int store_schema_version(struct store *st);
