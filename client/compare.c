@@ -97,7 +97,7 @@ static void add_sparks(const struct table *t, const struct job_fig *f, const siz
             lo = fmin(lo, f[order[q]].row.ep[e].test_accuracy);
             hi = fmax(hi, f[order[q]].row.ep[e].test_accuracy);
         }
-    table_init(wide, NCMP, cmp_head, "rr.rrrrrrr.");
+    table_init(wide, NCMP, cmp_head, ".r..rrrrrr.");
     for (size_t q = 0; q < t->nrows; q++) {
         const char *cells[NCMP];
         char buf[256];
@@ -111,7 +111,7 @@ void compare_table(const struct job_fig *f, size_t n, int spark, struct table *t
 {
     size_t *order = calloc(n ? n : 1, sizeof *order);
     unsigned char *front = calloc(n ? n : 1, 1);
-    table_init(t, NCMP - 1, cmp_head, "rr.rrrrrrr");
+    table_init(t, NCMP - 1, cmp_head, ".r..rrrrrr");
     if (!order || !front) {
         t->oom = 1;
         free(order), free(front);

@@ -46,8 +46,9 @@ int jobfig_fetch(struct mtctl *c, struct job_fig *f, struct mt_err *err);
 int jobfig_fetch_args(struct mtctl *c, int argc, char **argv, struct job_fig **out,
                       size_t *n_out, size_t *got);
 
-/* Group N's members among jobs[0..n): group_id N, and job N itself when it
- * has members (whether the daemon gives the first job its own id or 0).
+/* jobrank.c: group N's members among jobs[0..n): group_id N, and job N
+ * itself when it carries N or has members (whether the daemon gives the
+ * first job its own id or 0).
  * Writes their ids, ascending, to ids (room for n) and returns how many. */
 size_t jobfig_group_members(Memtrain__Job *const *jobs, size_t n, uint64_t group,
                             uint64_t *ids);
@@ -55,7 +56,7 @@ size_t jobfig_group_members(Memtrain__Job *const *jobs, size_t n, uint64_t group
 void jobfig_free(struct job_fig *f);
 void jobfig_free_all(struct job_fig *f, size_t n);
 
-/* ---- figures of a fetched job (NAN when it has no epoch yet) */
+/* ---- jobrank.c: figures of a fetched job (NAN when it has no epoch yet) */
 double jobfig_best_accuracy(const struct job_fig *f);   /* 0..1 */
 double jobfig_last_accuracy(const struct job_fig *f);
 /* The arena's peak total (bytes): the last epoch's, or the record's
