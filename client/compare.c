@@ -17,7 +17,7 @@
 #define NCMP 11
 static const char *const cmp_head[NCMP] = {
     "", "JOB", "RULE", "STATE", "EPOCHS", "BEST (EP)", "LAST", "PEAK", "KEPT ACTS", "S/EPOCH",
-    "ACCURACY/EPOCH"};
+    "ACCURACY"};
 
 const char compare_note[] =
     "* the Pareto front: no other job has at least its best accuracy with at most its\n"
@@ -39,7 +39,8 @@ static void compare_row(const struct job_fig *f, int front, struct table *t)
         snprintf(best, sizeof best, "%s (%d)", fmt_percent(pct, sizeof pct,
                                                            r->ep[b].test_accuracy), b + 1);
         fmt_percent(last, sizeof last, jobfig_last_accuracy(f));
-        snprintf(sec, sizeof sec, "%.3g", report_mean_seconds(r));
+        double m = report_mean_seconds(r);
+        snprintf(sec, sizeof sec, m >= 100 ? "%.0f" : m >= 10 ? "%.1f" : "%.2f", m);
     } else {
         snprintf(best, sizeof best, "-");
         snprintf(last, sizeof last, "-");
@@ -123,7 +124,7 @@ void compare_table(const struct job_fig *f, size_t n, int spark, struct table *t
         compare_row(&f[order[q]], front[order[q]], t);
     long room = (long)COMPARE_COLUMNS - (long)table_width(t) - 2;
     int w = room < spark ? (int)room : spark;
-    if (spark > 0 && w >= SPARK_MIN && !t->oom) {
+    if (spark > 0 && w >= SPARK_MIN && room >= (long)strlen(cmp_head[NCMP - 1]) && !t->oom) {
         struct table wide;
         add_sparks(t, f, order, w, &wide);
         table_free(t);
@@ -192,8 +193,10 @@ static const char compare_help[] =
     "arena's peak total and its kept activations, and seconds per epoch. A '*'\n"
     "in the first column marks the Pareto front of accuracy against memory: the\n"
     "jobs no other job beats with at least as much accuracy and at most as much\n"
-    "memory. On a terminal a last column draws each job's test accuracy per epoch\n"
-    "as a sparkline (one scale for all rows). Lines fit 100 columns.\n"
+    "memory. On a terminal a last column, ACCURACY, draws each job's test accuracy\n"
+    "per epoch as a sparkline on one scale for all rows: at most 16 cells (fewer\n"
+    "when a line would pass 100 columns), each the last epoch of its share of\n"
+    "the job's last 64. Lines fit 100 columns.\n"
     "\n"
     "Each ID is a job; a GROUP (gN or group:N) is every job you can see that one\n"
     "`submit --rules` made (group N).\n"
