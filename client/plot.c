@@ -180,7 +180,24 @@ static const char *job_label(char *buf, size_t len, const struct job_fig *f)
     return buf;
 }
 
-/* The legend's column: one line per job with a swatch in its colour. */
+/* The first job before f[i] whose accuracy curve f[i]'s repeats exactly
+ * (bp and ckpt, dfa and memdfa train alike), or -1. */
+static long same_curve(const struct job_fig *f, size_t i)
+{
+    const struct report_row *a = &f[i].row;
+    for (size_t k = 0; k < i && a->n_epochs; k++) {
+        const struct report_row *b = &f[k].row;
+        int same = f[k].show && b->n_epochs == a->n_epochs;
+        for (int e = 0; same && e < a->n_epochs; e++)
+            same = b->ep[e].test_accuracy == a->ep[e].test_accuracy;
+        if (same)
+            return (long)k;
+    }
+    return -1;
+}
+
+/* The legend's column: one line per job with a swatch in its colour; for
+ * lines, a curve that repeats an earlier job's says so ("= 14"). */
 static void job_legend(cairo_t *cr, const struct frame *fr, const struct job_fig *f, size_t n,
                        int points)
 {
@@ -194,7 +211,12 @@ static void job_legend(cairo_t *cr, const struct frame *fr, const struct job_fig
     for (size_t i = 0; i < n && y < fr->y1; i++, y += 20) {
         if (!f[i].show)
             continue;
+        long k = points ? -1 : same_curve(f, i);
         set_job_colour(cr, i);
+        if (k >= 0) {
+            double dash[] = {5.0, 4.0};
+            cairo_set_dash(cr, dash, 2, 0);
+        }
         if (points) {
             cairo_arc(cr, fr->x1 + 27, y + 6, 5, 0, 2 * M_PI);
             cairo_fill(cr);
@@ -206,7 +228,11 @@ static void job_legend(cairo_t *cr, const struct frame *fr, const struct job_fig
         }
         cairo_set_dash(cr, NULL, 0, 0);
         cairo_set_source_rgb(cr, 0, 0, 0);
-        text_at(cr, fr->x1 + 46, y + 6, job_label(lab, sizeof lab, &f[i]), 0, 0.5);
+        job_label(lab, sizeof lab, &f[i]);
+        if (k >= 0)
+            snprintf(lab + strlen(lab), sizeof lab - strlen(lab), " (= %llu)",
+                     (unsigned long long)f[k].id);
+        text_at(cr, fr->x1 + 46, y + 6, lab, 0, 0.5);
     }
 }
 
@@ -272,6 +298,11 @@ static void panel_accuracy(cairo_t *cr, const struct job_fig *f, size_t n, struc
             continue;
         const struct report_row *r = &f[i].row;
         set_job_colour(cr, i);
+        if (same_curve(f, i) >= 0) {
+            /* dashed over the curve it repeats, which shows in the gaps */
+            double dash[] = {7.0, 7.0};
+            cairo_set_dash(cr, dash, 2, 0);
+        }
         cairo_set_line_width(cr, SERIES_WIDTH);
         for (int e = 0; e < r->n_epochs; e++)
             cairo_line_to(cr, fx(&fr, e + 1), fy(&fr, 100 * r->ep[e].test_accuracy));
@@ -535,9 +566,10 @@ static void panel_pareto(cairo_t *cr, const struct job_fig *f, size_t n, struct 
     job_legend(cr, &fr, f, n, 1);
     font(cr, 11, 0);
     cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
-    text_at(cr, fr.x1 + 16, fr.y1 - 30, "filled: on the front", 0, 0);
-    text_at(cr, fr.x1 + 16, fr.y1 - 15, "hollow: another job has", 0, 0);
-    text_at(cr, fr.x1 + 16, fr.y1, "more accuracy for less", 0, 0);
+    text_at(cr, fr.x1 + 16, fr.y1 - 45, "filled: on the front", 0, 0);
+    text_at(cr, fr.x1 + 16, fr.y1 - 30, "hollow: another job is at", 0, 0);
+    text_at(cr, fr.x1 + 16, fr.y1 - 15, "least as accurate with at", 0, 0);
+    text_at(cr, fr.x1 + 16, fr.y1, "most as much memory", 0, 0);
     free(front);
     free(order);
     free(placed);
