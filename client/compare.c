@@ -228,8 +228,6 @@ int cmd_compare(struct mtctl *c, int argc, char **argv)
         MTCTL_OPT_DEFAULT(c, opt, compare_help)
         }
     }
-    if (argc - optind < 1)
-        return mtctl_usage_error(c, "expected one or more job IDs or groups");
     struct job_fig *f;
     size_t n, got;
     int status = jobfig_fetch_args(c, argc - optind, argv + optind, &f, &n, &got);

@@ -159,22 +159,12 @@ static int figure(struct job_fig *f)
 /* Show and Metrics for one job. */
 int jobfig_fetch(struct mtctl *c, struct job_fig *f, struct mt_err *err)
 {
-    Memtrain__ShowRequest sq = MEMTRAIN__SHOW_REQUEST__INIT;
-    sq.job_id = f->id;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_SHOW;
-    req.show = &sq;
-    if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, &f->show, err))
+    if (conn_show(c, f->id, &f->show, err))
         return err->code == MT_E_UNREACHABLE ? err->code : conn_job_err(err, f->id);
     if (!f->show->show->job)
         return mt_err_set(err, MT_E_PROTO, "job %llu: memtraind sent no job record",
                           (unsigned long long)f->id);
-    Memtrain__MetricsRequest mq = MEMTRAIN__METRICS_REQUEST__INIT;
-    mq.job_id = f->id;
-    Memtrain__Request req2 = MEMTRAIN__REQUEST__INIT;
-    req2.body_case = MEMTRAIN__REQUEST__BODY_METRICS;
-    req2.metrics = &mq;
-    if (conn_call(c, &req2, MEMTRAIN__RESPONSE__BODY_METRICS, &f->metrics, err))
+    if (conn_epochs(c, f->id, &f->metrics, err))
         return conn_job_err(err, f->id);
     if (figure(f))
         return mt_err_set(err, MT_E_NOMEM, "job %llu: out of memory keeping its epochs",
@@ -339,6 +329,8 @@ int jobfig_fetch_args(struct mtctl *c, int argc, char **argv, struct job_fig **o
 {
     *out = NULL;
     *n_out = *got = 0;
+    if (argc < 1)
+        return mtctl_usage_error(c, "expected one or more job IDs or groups");
     for (int a = 0; a < argc; a++) {
         uint64_t v;
         int group;

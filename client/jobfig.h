@@ -41,8 +41,8 @@ int jobfig_fetch(struct mtctl *c, struct job_fig *f, struct mt_err *err);
  * that cannot be fetched is reported on stderr and left out. *out (n_out
  * entries; jobfig_free_all) holds them; *got counts the fetched ones.
  * Returns 0, the status of the first error (4 when not found), or
- * MTCTL_EXIT_USAGE for an argument that is neither an ID nor a group (then
- * *out is NULL). */
+ * MTCTL_EXIT_USAGE without arguments or for one that is neither an ID nor
+ * a group (then *out is NULL). */
 int jobfig_fetch_args(struct mtctl *c, int argc, char **argv, struct job_fig **out,
                       size_t *n_out, size_t *got);
 

@@ -389,13 +389,13 @@ static void panel_memory(cairo_t *cr, const struct job_fig *f, size_t n, struct 
         const Memtrain__MemoryStats *planned = jobfig_job(&f[i])->planned;
         font(cr, 11, 0);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        if (planned) {
+        if (categories_sum(planned) > 0) {
             stacked_bar(cr, &fr, mid - w - 3, w, planned, div);
             k->bars++;
         }
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         text_at(cr, mid - w / 2 - 3, fr.y1 + 4, "P", 0.5, 0);
-        if (f[i].mem) {
+        if (categories_sum(f[i].mem) > 0) {
             stacked_bar(cr, &fr, mid + 3, w, f[i].mem, div);
             k->bars++;
         }
@@ -796,8 +796,6 @@ int cmd_plot(struct mtctl *c, int argc, char **argv)
     }
     if (!path)
         return mtctl_usage_error(c, "expected -o FILE.svg or -o FILE.png");
-    if (argc - optind < 1)
-        return mtctl_usage_error(c, "expected one or more job IDs or groups");
     struct job_fig *f;
     size_t n, got;
     int status = jobfig_fetch_args(c, argc - optind, argv + optind, &f, &n, &got);

@@ -20,7 +20,7 @@ enum plot_format { PLOT_SVG, PLOT_PNG };
 /* What a picture shows, for the caller's summary (and tests). */
 struct plot_counts {
     int lines;      /* accuracy panel: jobs with at least one epoch */
-    int bars;       /* memory panel: stacked bars (planned and measured) */
+    int bars;       /* memory panel: stacked bars drawn (planned, measured; not empty) */
     int points;     /* Pareto panel: jobs with an accuracy and a peak */
     int front;      /* of those, on the front */
 };

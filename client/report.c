@@ -353,8 +353,6 @@ int cmd_report(struct mtctl *c, int argc, char **argv)
         MTCTL_OPT_DEFAULT(c, opt, report_help)
         }
     }
-    if (argc - optind < 1)
-        return mtctl_usage_error(c, "expected one or more job IDs or groups");
     if (csv + c->json + markdown > 1)
         return mtctl_usage_error(c, "--csv, --json and --markdown exclude each other");
     if (html && (csv || markdown))

@@ -442,14 +442,9 @@ static int finish(struct view *v, int state)
 /* The epochs so far, for the accuracy trend of a view joined late. */
 static void fetch_history(struct view *v)
 {
-    Memtrain__MetricsRequest mq = MEMTRAIN__METRICS_REQUEST__INIT;
-    mq.job_id = v->id;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_METRICS;
-    req.metrics = &mq;
     Memtrain__Response *resp;
     struct mt_err err = {0};
-    if (conn_call(v->c, &req, MEMTRAIN__RESPONSE__BODY_METRICS, &resp, &err) == 0) {
+    if (conn_epochs(v->c, v->id, &resp, &err) == 0) {
         for (size_t i = 0; i < resp->metrics->n_epochs; i++)
             trend_push(v->acc, &v->n_acc, resp->metrics->epochs[i]->test_accuracy);
         memtrain__response__free_unpacked(resp, NULL);
