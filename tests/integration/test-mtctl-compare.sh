@@ -149,6 +149,20 @@ rc=0; mt plot $ids -o json 2>/dev/null || rc=$?
 rc=0; mt plot -o "$dir/y.svg" 999 2>/dev/null || rc=$?
 [ $rc -eq 4 ] || fail "plot of a job that does not exist exited $rc"
 
+# ---- report (its jobs are fetched as compare's are): every job, as text and JSON
+mt report $ids >"$dir/report.txt" || fail "report: $(cat "$dir/report.txt")"
+mt -o json report $ids >"$dir/report.json" || fail "report -o json"
+$py - "$dir/report.txt" "$dir/report.json" $ids <<'PY' || fail "report: $(cat "$dir/report.txt")"
+import json, sys
+text = open(sys.argv[1], encoding="utf-8").read().splitlines()
+ids = sorted(int(i) for i in sys.argv[3:])
+jobs = json.load(open(sys.argv[2]))["jobs"]
+assert [j["job_id"] for j in jobs] == ids, jobs
+assert [int(l.split()[0]) for l in text[1:1 + len(ids)]] == ids, text
+for j in jobs:
+    assert len(j["curve"]) == j["epochs_done"] and j["best_error_pct"] is not None, j
+PY
+
 # ---- report --html: one page, tables and pictures inline, nothing to fetch
 mt report --html "$dir/r.html" $ids >"$dir/html.txt" || fail "report --html: $(cat "$dir/html.txt")"
 [ "$(grep -c '<svg' "$dir/r.html")" -eq 1 ] || fail "the page should hold one inline SVG"
