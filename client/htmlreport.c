@@ -90,8 +90,10 @@ static int write_page(FILE *out, const struct job_fig *f, size_t n, const struct
 
     fputs("<h2>Pictures</h2>\n<figure>\n", out);
     struct plot_counts k;
-    if (plot_write_svg(out, PLOT_ALL, f, n, &k, err))
-        return err->code;
+    int rc = plot_write_svg(out, PLOT_ALL, f, n, &k, err);
+    plot_release();
+    if (rc)
+        return rc;
     fputs("<figcaption>Top: test accuracy after each epoch. Middle: memory by category, the "
           "plan (P) beside the measured peaks (M). Bottom: best test accuracy against peak "
           "memory, the Pareto front filled and joined.</figcaption>\n</figure>\n"

@@ -7,6 +7,7 @@
  * the SVG can count the lines. */
 #include <cairo-svg.h>
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -689,6 +690,12 @@ int plot_write_svg(FILE *out, enum plot_kind kind, const struct job_fig *f, size
     return rc;
 }
 
+void plot_release(void)
+{
+    cairo_debug_reset_static_data();
+    FcFini();
+}
+
 /* ---------------------------------------------------------- the command */
 
 static const char *const kind_names[] = {"accuracy", "memory", "pareto", "all"};
@@ -814,6 +821,7 @@ int cmd_plot(struct mtctl *c, int argc, char **argv)
             printf("wrote %s (%s, %zu job%s)\n", path, plot_kind_name((enum plot_kind)kind),
                    got, got == 1 ? "" : "s");
         }
+        plot_release();
     }
     jobfig_free_all(f, n);
     return status;
