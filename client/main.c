@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compare.h"
 #include "fmt.h"
 #include "mtctl.h"
 #include "memtrain/version.h"
 #include "memtrain/wire.h"
+#include "plot.h"
 #include "report.h"
 
 #define RUN_SOCKET "/run/memtraind/memtraind.sock"
@@ -32,7 +34,12 @@ static const char help_text[] =
     "  logs ID              print a job's log (-f: keep following)\n"
     "  metrics ID           a job's epoch history as a table, CSV or JSON\n"
     "  report ID...         error and memory of jobs side by side, with the TinyFoA\n"
-    "                       paper's counting and figures\n"
+    "                       paper's counting and figures (--html FILE: one page)\n"
+    "  compare ID|GROUP...  jobs side by side by accuracy and memory, the Pareto\n"
+    "                       front marked\n"
+    "  plot ID|GROUP... -o FILE.svg|FILE.png\n"
+    "                       accuracy per epoch, memory by category, accuracy\n"
+    "                       against peak memory, drawn\n"
     "  ckpt ls ID           list a job's checkpoints\n"
     "  ckpt export ID       write a checkpoint's weights as a NumPy .npz file\n"
     "  ckpt rm ID [EPOCH]   remove a job's checkpoints (all, or those epochs)\n"
@@ -77,6 +84,8 @@ static const struct command {
     {"rm", cmd_rm},
     {"prune", cmd_prune},
     {"df", cmd_df},
+    {"compare", cmd_compare},
+    {"plot", cmd_plot},
 };
 
 static const struct command *find_command(const char *name)

@@ -119,6 +119,8 @@ int conn_call(struct mtctl *c, Memtrain__Request *req, int body_case,
 
 /* A Show request for job_id through conn_call. */
 int conn_show(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err);
+/* A Metrics request for job_id (its epochs only) through conn_call. */
+int conn_epochs(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err);
 /* A Cancel request for job_id through conn_call. */
 int conn_cancel(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err);
 

@@ -20,7 +20,7 @@ build=${MEMTRAIN_BUILD_DIR:-build}
 
 packages="build-essential meson ninja-build pkg-config protobuf-c-compiler \
 libopenblas-dev libuv1-dev libprotobuf-c-dev libsqlite3-dev libyaml-dev zlib1g-dev \
-libcmocka-dev sqlite3"
+libcairo2-dev libcmocka-dev sqlite3 libxml2-utils"
 # `test` also runs what .ci/run needs: valgrind, and clang with libFuzzer's
 # runtime for the fuzz targets (tests/fuzz).
 test_packages="valgrind clang libclang-rt-dev"
