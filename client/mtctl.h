@@ -141,6 +141,23 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv); /* export.c */
 int cmd_ckpt(struct mtctl *c, int argc, char **argv);
 int cmd_plan(struct mtctl *c, int argc, char **argv);    /* plan.c */
 int cmd_ping(struct mtctl *c, int argc, char **argv);
+int cmd_completion(struct mtctl *c, int argc, char **argv); /* completion.c */
+
+/* main.c's command table, for completion.c: every command mtctl runs. */
+struct mtctl_command {
+    const char *name;
+    int (*run)(struct mtctl *c, int argc, char **argv);
+};
+/* The table and its length. */
+const struct mtctl_command *mtctl_commands(size_t *n);
+
+/* Every command's getopt_long goes through completion.c, which notes the
+ * option table while `mtctl completion` asks the command for its --help:
+ * the completion script's flags come from the very tables that parse them. */
+struct option;
+int mtctl_getopt_long(int argc, char *const argv[], const char *shortopts,
+                      const struct option *longopts, int *longindex);
+#define getopt_long mtctl_getopt_long
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
  * quiet: print only the final state line (wait). Returns the exit status
