@@ -17,6 +17,7 @@ struct conn;
 struct conn_handler;
 struct job;
 struct probe;
+struct promfile;
 struct watch;
 
 struct daemon {
@@ -37,6 +38,7 @@ struct daemon {
     struct job *jobs;             /* QUEUED and RUNNING jobs, in submit order */
     struct watch *watches;        /* every open stream */
     struct probe *probes;         /* dataset probes on the threadpool (probe.c) */
+    struct promfile *prom;        /* the metrics_textfile writer (promfile.c); NULL = none */
     int running;                  /* jobs with a live worker */
     int64_t started_ms;
     int stopping;                 /* SIGTERM seen: no new work, waiting for workers */

@@ -16,6 +16,7 @@
 #include "memtrain/clock.h"
 #include "notify.h"
 #include "probe.h"
+#include "promfile.h"
 #include "server.h"
 #include "watch.h"
 #include "memtrain/bytesize.h"
@@ -137,6 +138,7 @@ static void finish_shutdown(struct daemon *d)
     if (!d->drain_until_ms) {
         d->drain_until_ms = now + DRAIN_MS;
         watch_end_all(d);
+        promfile_stop(d);
         close_handle((uv_handle_t *)&d->sig_term);
         close_handle((uv_handle_t *)&d->sig_int);
         close_handle((uv_handle_t *)&d->sig_hup);
@@ -226,7 +228,7 @@ static int start(struct daemon *d, struct mt_err *err)
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    return 0;
+    return promfile_start(d, err);
 }
 
 int main(int argc, char **argv)
@@ -265,6 +267,7 @@ int main(int argc, char **argv)
     uv_run(d.loop, UV_RUN_DEFAULT);
 
     jobs_free_all(&d);
+    promfile_free(&d);
     store_close(d.store);
     int rc = uv_loop_close(d.loop);
     if (rc)
