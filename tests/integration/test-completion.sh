@@ -3,7 +3,8 @@
 # checked as bash's TAB would fill it: commands, flags (from mtctl's option
 # tables), a flag's values (the engine's rule names, the states, after a
 # comma too), subcommands, spec files, and job ids asked of a real memtraind.
-# zsh's script is checked for syntax when zsh is installed.
+# zsh's script is parsed and its completion function run when zsh is
+# installed.
 set -eu
 . "$(dirname "$0")/mtctl-daemon.sh"
 
@@ -56,11 +57,23 @@ expect "" submit -n ""
 expect "json" ls -o j
 
 if command -v zsh >/dev/null; then
+    # zsh runs the same _mtctl_complete (with shwordsplit); its wrapper hands
+    # the lines to compadd, which needs a live completion widget: checked
+    # here for syntax and the compdef call.
     mt completion zsh >"$dir/_mtctl" || fail "completion zsh exited $?"
     zsh -n "$dir/_mtctl" || fail "the zsh script does not parse"
     head -1 "$dir/_mtctl" | grep -q '^#compdef mtctl' || fail "no #compdef line"
+    got=$(zsh -c 'compdef() { echo "compdef $*"; }
+        . "$1"; shift
+        _mtctl_complete 3 "$@" submit --rule me
+        _mtctl_complete 3 "$@" ls --state running,q' zsh "$dir/_mtctl" "$MTCTL" | tr '\n' ' ')
+    [ "$got" = "compdef _mtctl mtctl memdfa mezo running,queued " ] ||
+        fail "zsh: got '$got'"
+    id_z=$(zsh -c '. "$1" 2>/dev/null; _mtctl_complete 4 "$2" --socket "$3" show ""' zsh \
+        "$dir/_mtctl" "$MTCTL" "$sock")
+    [ "$id_z" = "$id" ] || fail "zsh: job ids '$id_z', expected '$id'"
 else
-    echo "zsh is not installed: its script was not parsed"
+    echo "zsh is not installed: its script was not checked"
 fi
 rc=0; mt completion fish >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "completion fish exited $rc, expected 2"
