@@ -5,7 +5,7 @@
 # exposition format (a small parser below: HELP/TYPE lines, names, labels,
 # values, no series twice), that its figures match `mtctl ls -o json` (jobs
 # by state, the queue, the budget used, the running job's memory by
-# category, owner and rule), that it follows a cancel, and that a clean stop
+# category, owner and rule; the job is a conv layer list), that it follows a cancel, and that a clean stop
 # removes it.
 set -eu
 tf=$(mktemp -d /tmp/memtrain-promfile.XXXXXX)
@@ -24,10 +24,15 @@ until [ -f "$prom" ]; do
     i=$((i + 1)); [ $i -lt 100 ] || fail "$prom was not written at start"; sleep 0.05
 done
 
+# A layer-list (conv) model under DFA: the file's categories are the arena's,
+# whatever the model.
 cat >"$dir/a.yaml" <<YAML
 name: long
-dataset: {name: synthetic, synthetic_train: 20000, synthetic_test: 256}
-model: {input: 64, hidden: [256, 256], classes: 4}
+dataset: {name: synthetic, synthetic_train: 4096, synthetic_test: 256}
+model:
+  input: [1, 8, 8]
+  classes: 4
+  layers: [{conv: {channels: 4, kernel: 3, padding: 1}}, relu, {maxpool: 2}, flatten, {dense: 4}]
 rule: dfa
 batch: 32
 epochs: 500
