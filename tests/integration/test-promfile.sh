@@ -5,8 +5,8 @@
 # exposition format (a small parser below: HELP/TYPE lines, names, labels,
 # values, no series twice), that its figures match `mtctl ls -o json` (jobs
 # by state, the queue, the budget used, the running job's memory by
-# category, owner and rule; the job is a conv layer list), that it follows a cancel, and that a clean stop
-# removes it.
+# category, owner and rule; the job is a conv layer list), that it follows
+# a cancel, and that a clean stop removes it.
 set -eu
 tf=$(mktemp -d /tmp/memtrain-promfile.XXXXXX)
 prom=$tf/textfile/memtrain.prom
