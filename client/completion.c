@@ -440,7 +440,8 @@ int cmd_completion(struct mtctl *c, int argc, char **argv)
     static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     int opt;
     mtctl_getopt_reset(c, argv, "completion");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    /* through the tap, as every other command (getopt_long is #undef'd here) */
+    while ((opt = mtctl_getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
         MTCTL_OPT_DEFAULT(c, opt, help_text)
         }

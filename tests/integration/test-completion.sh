@@ -50,6 +50,7 @@ expect "--epoch" ckpt export --ep
 expect "$id" show ""
 expect "$id" ckpt ls ""
 expect "bash zsh" completion ""
+expect "--help" completion --he
 expect "ping plan" help p
 expect "one.yaml two.yaml" submit ""
 expect "one.yaml" submit -n myname o
