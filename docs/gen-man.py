@@ -195,7 +195,7 @@ def spec_page(version, md):
     body = md.split("\n", 1)[1] if md.startswith("# ") else md
     md_to_man(body, out)
     out.append('.SH "SEE ALSO"')
-    out.append(r".BR mtctl (1), " r".BR memtrain\-run (1), " r".BR memtraind (8)")
+    out.extend([r".BR mtctl (1),", r".BR memtrain\-run (1),", r".BR memtraind (8)"])
     out.append(r".PP")
     out.append(r"This page is docs/spec\-reference.md (installed in share/doc/memtrain) "
                r"as a man page; the rules' own pages are docs/rules/*.md.")
@@ -268,7 +268,7 @@ def config_page(version, text):
             continue
     flush()
     out.append('.SH "SEE ALSO"')
-    out.append(r".BR memtraind (8), " r".BR mtctl (1), " r".BR memtrain\-spec (5)")
+    out.extend([r".BR memtraind (8),", r".BR mtctl (1),", r".BR memtrain\-spec (5)"])
     out.append(".PP")
     out.append(r"This page is the example file share/doc/memtrain/memtraind.yaml.example "
                r"as a man page.")

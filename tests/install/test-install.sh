@@ -32,6 +32,9 @@ for page in man1/mtctl.1 man1/memtrain-run.1 man8/memtraind.8 man5/memtraind.yam
     [ ! -s "$dest/man.err" ] || fail "man -l $page says: $(cat "$dest/man.err")"
     name=$(basename "$page" | sed 's/\.[0-9]$//')
     echo "$out" | grep -q "^NAME" || fail "$page has no NAME section"
+    # a request that ended up as text (two macros on one line, a lost newline)
+    bad=$(echo "$out" | grep -E '\.(BR|BI|IR|RB|TP|TQ|PP|IP|SH|SS|RS|RE)') &&
+        fail "$page shows roff requests as text: $bad"
     echo "$out" | grep -q "$name" || fail "$page does not name $name"
     echo "$page: $(echo "$out" | wc -l) lines"
 done
