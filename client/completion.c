@@ -31,16 +31,23 @@
 /* ------------------------------------------------------------ getopt tap */
 
 /* The option table of the command running under describe(); NULL until
- * the command calls getopt_long. */
+ * the command calls getopt_long. global: the first table of the process,
+ * main()'s global options. */
 static struct {
     int on;
     const struct option *longopts;
     const char *shortopts;
+    const struct option *global_longopts;
+    const char *global_shortopts;
 } tap;
 
 int mtctl_getopt_long(int argc, char *const argv[], const char *shortopts,
                       const struct option *longopts, int *longindex)
 {
+    if (!tap.global_longopts) {
+        tap.global_longopts = longopts;
+        tap.global_shortopts = shortopts;
+    }
     if (tap.on && !tap.longopts) {
         tap.longopts = longopts;
         tap.shortopts = shortopts;
@@ -216,7 +223,8 @@ static int describe(struct mtctl *c, const struct mtctl_command *cmd, const char
     if (sub)
         argv[argc++] = (char *)sub;
     argv[argc++] = (char *)"--help";
-    memset(&tap, 0, sizeof tap);
+    tap.longopts = NULL;
+    tap.shortopts = NULL;
     tap.on = 1;
     struct mtctl quiet = *c;
     quiet.json = 0;
@@ -258,10 +266,9 @@ static const char core_fn[] =
     "                skip=0\n"
     "                [ \"$prev\" = --socket ] && sock=$w\n"
     "            elif [ -z \"$key\" ]; then\n"
-    "                case $w in\n"
-    "                --socket|-o|--output) skip=1 ;;\n"
-    "                -*) ;;\n"
-    "                *) key=$w; _mtctl_spec \"$key\" ;;\n"
+    "                case \" $_mtctl_global_argopts \" in\n"
+    "                *\" $w:\"*) skip=1 ;;\n"
+    "                *) case $w in -*) ;; *) key=$w; _mtctl_spec \"$key\" ;; esac ;;\n"
     "                esac\n"
     "            elif [ -n \"$subs\" ] && [ -z \"$sub\" ] && [ \"${w#-}\" = \"$w\" ]; then\n"
     "                sub=$w; key=${key}_$w; _mtctl_spec \"$key\"\n"
@@ -276,19 +283,16 @@ static const char core_fn[] =
     "    done\n"
     "    if [ $skip -eq 1 ]; then\n"
     "        # the value of the flag before: what kind of value is it?\n"
-    "        if [ -z \"$key\" ]; then\n"
-    "            case $prev in --socket) kind=file ;; *) kind=output ;; esac\n"
-    "        else\n"
-    "            for w in $argopts; do\n"
-    "                [ \"${w%%:*}\" = \"$prev\" ] && kind=${w#*:}\n"
-    "            done\n"
-    "        fi\n"
+    "        [ -z \"$key\" ] && argopts=$_mtctl_global_argopts\n"
+    "        for w in $argopts; do\n"
+    "            [ \"${w%%:*}\" = \"$prev\" ] && kind=${w#*:}\n"
+    "        done\n"
     "        _mtctl_values \"$kind\" \"$cur\"\n"
     "        return\n"
     "    fi\n"
     "    if [ -z \"$key\" ]; then\n"
     "        case $cur in\n"
-    "        -*) _mtctl_match \"$cur\" --socket --json --output -o --help -h --version -V ;;\n"
+    "        -*) _mtctl_match \"$cur\" $_mtctl_global_opts ;;\n"
     "        *) _mtctl_match \"$cur\" $_mtctl_commands ;;\n"
     "        esac\n"
     "        return\n"
@@ -398,18 +402,22 @@ static int emit(struct mtctl *c, int zsh, struct mt_err *err)
     }
 
     /* Describe every command first: describe() redirects stdout. */
-    struct cmdinfo *infos = calloc(4 * n + 8, sizeof *infos);
+    size_t cap = 4 * n + 8;   /* commands and their subcommands */
+    struct cmdinfo *infos = calloc(cap + 1, sizeof *infos);
     if (!infos)
         return mt_err_set(err, MT_E_NOMEM, "out of memory");
     size_t k = 0;
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
+    /* main()'s global options, in the slot after the commands' */
+    struct cmdinfo *global = &infos[cap];
+    note_flags(global, tap.global_longopts, tap.global_shortopts);
+    for (size_t i = 0; i < n && !rc && k < cap; i++) {
         size_t top = k;
         rc = describe(c, &cmds[i], NULL, &infos[k++], err);
         char subs[256];
         snprintf(subs, sizeof subs, "%s", rc ? "" : infos[top].subs);
         char *save = NULL;
-        for (char *s = strtok_r(subs, " ", &save); s && !rc && k < 4 * n + 8;
+        for (char *s = strtok_r(subs, " ", &save); s && !rc && k < cap;
              s = strtok_r(NULL, " ", &save))
             rc = describe(c, &cmds[i], s, &infos[k++], err);
     }
@@ -423,6 +431,8 @@ static int emit(struct mtctl *c, int zsh, struct mt_err *err)
         put_list("_mtctl_rules", rules);
         put_list("_mtctl_states", states);
         put_list("_mtctl_formats", "json text");
+        put_list("_mtctl_global_opts", global->opts);
+        put_list("_mtctl_global_argopts", global->argopts);
         printf("\n# _mtctl_spec KEY: the flags (opts; argopts: those that take a value,\n"
                "# as FLAG:KIND), subcommands and positional kinds of command KEY.\n"
                "_mtctl_spec() {\n    opts='' argopts='' subs='' pos=''\n    case $1 in\n");

@@ -39,6 +39,9 @@ expect() {  # expect "WANT" WORD...
 }
 
 expect "submit" su
+expect "--version" --vers               # main()'s own options
+expect "json" -o j
+expect "show" -o json sh
 expect "cancel ckpt completion" c
 expect "--rule" submit --ru
 expect "memdfa mezo" submit --rule me
