@@ -49,6 +49,7 @@ static const char help_text[] =
     "  df                   the store's size by job and by kind\n"
     "  plan SPEC.yaml       the memory a spec would need, under every rule\n"
     "  ping                 the daemon's version, uptime and round-trip time\n"
+    "  completion bash|zsh  print a shell completion script\n"
     "  help [COMMAND]       this text, or a command's\n"
     "\n"
     "Global options (every command also takes them after its name):\n"
@@ -73,10 +74,7 @@ static const char help_text[] =
     "\n"
     "See mtctl(1).\n";
 
-static const struct command {
-    const char *name;
-    int (*run)(struct mtctl *c, int argc, char **argv);
-} commands[] = {
+static const struct mtctl_command commands[] = {
     {"submit", cmd_submit},   {"ls", cmd_ls},       {"show", cmd_show},
     {"watch", cmd_watch},     {"wait", cmd_wait},   {"cancel", cmd_cancel},
     {"logs", cmd_logs},       {"metrics", cmd_metrics}, {"ckpt", cmd_ckpt},
@@ -86,9 +84,16 @@ static const struct command {
     {"df", cmd_df},
     {"compare", cmd_compare},
     {"plot", cmd_plot},
+    {"completion", cmd_completion},
 };
 
-static const struct command *find_command(const char *name)
+const struct mtctl_command *mtctl_commands(size_t *n)
+{
+    *n = sizeof commands / sizeof commands[0];
+    return commands;
+}
+
+static const struct mtctl_command *find_command(const char *name)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(commands[i].name, name) == 0)
@@ -244,14 +249,14 @@ int main(int argc, char **argv)
         }
         /* `mtctl help ls` is `mtctl ls --help` */
         char *hargv[] = {cargv[1], (char *)"--help", NULL};
-        const struct command *cmd = find_command(cargv[1]);
+        const struct mtctl_command *cmd = find_command(cargv[1]);
         if (!cmd) {
             fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[1]);
             return MTCTL_EXIT_USAGE;
         }
         return cmd->run(&c, 2, hargv);
     }
-    const struct command *cmd = find_command(cargv[0]);
+    const struct mtctl_command *cmd = find_command(cargv[0]);
     if (!cmd) {
         fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[0]);
         return MTCTL_EXIT_USAGE;

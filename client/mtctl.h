@@ -152,6 +152,23 @@ int ckpt_rm(struct mtctl *c, int argc, char **argv);
 /* jobs.c: "running,queued" into states[] (at most max); the count, or -1
  * with *bad the name not understood. */
 int parse_states(const char *list, Memtrain__JobState *states, int max, const char **bad);
+int cmd_completion(struct mtctl *c, int argc, char **argv); /* completion.c */
+
+/* main.c's command table, for completion.c: every command mtctl runs. */
+struct mtctl_command {
+    const char *name;
+    int (*run)(struct mtctl *c, int argc, char **argv);
+};
+/* The table and its length. */
+const struct mtctl_command *mtctl_commands(size_t *n);
+
+/* Every command's getopt_long goes through completion.c, which notes the
+ * option table while `mtctl completion` asks the command for its --help:
+ * the completion script's flags come from the very tables that parse them. */
+struct option;
+int mtctl_getopt_long(int argc, char *const argv[], const char *shortopts,
+                      const struct option *longopts, int *longindex);
+#define getopt_long mtctl_getopt_long
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
  * quiet: print only the final state line (wait). Returns the exit status

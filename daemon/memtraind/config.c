@@ -182,6 +182,7 @@ void config_free(struct mt_config *c)
     free(c->socket_path);
     free(c->db_path);
     free(c->worker_path);
+    free(c->metrics_textfile);
     memset(c, 0, sizeof *c);
 }
 
@@ -212,6 +213,7 @@ int config_defaults(struct mt_config *c)
     c->share_results = MT_SHARE_OWNER;
     c->retention_keep_checkpoints = -1;
     c->retention_interval_ms = 24ull * 3600 * 1000;
+    c->metrics_interval_ms = 15000;
 
     int db_oom = 0;
     c->socket_path = default_socket();
@@ -332,6 +334,8 @@ static const struct key keys[] = {
     {"checkpoint_every", K_COUNT, F(checkpoint_every), 0, UINT32_MAX},
     {"share_results", K_SHARE, F(share_results), 0, 0},
     {"retention", K_SECTION, 0, 0, 0},   /* retention_keys */
+    {"metrics_textfile", K_PATH, F(metrics_textfile), 0, 0},
+    {"metrics_interval", K_DURATION, F(metrics_interval_ms), 100, UINT32_MAX},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -684,6 +688,8 @@ int config_apply_reload(struct mt_config *live, const struct mt_config *fresh,
     fixed_num(&s, "output_buffer_max", live->output_buffer_max, fresh->output_buffer_max);
     fixed_num(&s, "idle_timeout", live->idle_timeout_ms, fresh->idle_timeout_ms);
     fixed_num(&s, "frame_timeout", live->frame_timeout_ms, fresh->frame_timeout_ms);
+    fixed_str(&s, "metrics_textfile", live->metrics_textfile, fresh->metrics_textfile);
+    fixed_num(&s, "metrics_interval", live->metrics_interval_ms, fresh->metrics_interval_ms);
     if (s.used == 0)
         say(&s, "no change");
     return s.changes;

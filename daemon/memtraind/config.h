@@ -39,6 +39,8 @@ struct mt_config {
     uint64_t output_buffer_max; /* bytes queued for all clients at once (frames + requests) */
     uint32_t idle_timeout_ms;   /* close a conn with no watch and no request this long */
     uint32_t frame_timeout_ms;  /* close a conn that leaves a frame half sent this long */
+    char *metrics_textfile;     /* Prometheus text file (promfile.c); NULL = none */
+    uint32_t metrics_interval_ms; /* rewrite it this often (and on state changes) */
 
     /* Live: a SIGHUP reload changes these. They act on jobs started, and
      * samples taken, after the change; running jobs keep what they got. */

@@ -18,6 +18,7 @@ struct conn_handler;
 struct job;
 struct probe;
 struct tidy;
+struct promfile;
 struct watch;
 
 struct daemon {
@@ -41,6 +42,7 @@ struct daemon {
     struct tidy *tidy;            /* removals in progress (tidy.c) */
     uv_timer_t retention;         /* the retention policy's runs (retention.c) */
     int retention_on;
+    struct promfile *prom;        /* the metrics_textfile writer (promfile.c); NULL = none */
     int running;                  /* jobs with a live worker */
     int64_t started_ms;
     int stopping;                 /* SIGTERM seen: no new work, waiting for workers */

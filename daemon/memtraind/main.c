@@ -17,6 +17,7 @@
 #include "notify.h"
 #include "probe.h"
 #include "retention.h"
+#include "promfile.h"
 #include "server.h"
 #include "tidy.h"
 #include "watch.h"
@@ -141,6 +142,7 @@ static void finish_shutdown(struct daemon *d)
         watch_end_all(d);
         retention_stop(d);
         tidy_close(d);
+        promfile_stop(d);
         close_handle((uv_handle_t *)&d->sig_term);
         close_handle((uv_handle_t *)&d->sig_int);
         close_handle((uv_handle_t *)&d->sig_hup);
@@ -241,7 +243,7 @@ static int start(struct daemon *d, struct mt_err *err)
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    return 0;
+    return promfile_start(d, err);
 }
 
 int main(int argc, char **argv)
@@ -280,6 +282,7 @@ int main(int argc, char **argv)
     uv_run(d.loop, UV_RUN_DEFAULT);
 
     jobs_free_all(&d);
+    promfile_free(&d);
     store_close(d.store);
     int rc = uv_loop_close(d.loop);
     if (rc)

@@ -796,6 +796,24 @@ int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64
     return ret;
 }
 
+int store_jobs_count(struct store *st, uint64_t *counts, size_t n, struct mt_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    memset(counts, 0, n * sizeof *counts);
+    int rc = sqlite3_prepare_v2(st->db, "SELECT state, COUNT(*) FROM jobs GROUP BY state", -1,
+                                &s, NULL);
+    if (rc != SQLITE_OK)
+        return fail(st, rc, "count jobs", err);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 state = sqlite3_column_int64(s, 0);
+        if (state >= 0 && (uint64_t)state < n)
+            counts[state] = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    int ret = rc == SQLITE_DONE ? 0 : fail(st, rc, "count jobs", err);
+    sqlite3_finalize(s);
+    return ret;
+}
+
 /* ---- epochs */
 
 int store_epoch_add(struct store *st, uint64_t job_id, const Memtrain__EpochProgress *e,

@@ -93,6 +93,10 @@ int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32
 int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64_t before_id,
                     uint32_t limit, store_job_fn fn, void *ud, struct mt_err *err);
 
+/* counts[s] = the number of jobs in state s, for s < n (states past n are
+ * not counted). */
+int store_jobs_count(struct store *st, uint64_t *counts, size_t n, struct mt_err *err);
+
 /* Metrics. Epoch rows (one per epoch; a re-sent epoch replaces its row and
  * its rule metrics) are committed at once, with the epoch's rule_metrics
  * (one row each in table epoch_metrics, in the order given; a NaN value

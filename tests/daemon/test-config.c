@@ -335,7 +335,7 @@ static void test_shipped_example_parses_and_shows_defaults(void **state)
     }
     fclose(in);
     assert_int_equal(fclose(out), 0);
-    assert_int_equal(keys, 21);   /* every key config.c knows */
+    assert_int_equal(keys, 23);   /* every key config.c knows */
 
     assert_int_equal(config_defaults(&c), 0);
     assert_int_equal(config_defaults(&d), 0);
@@ -375,7 +375,7 @@ static void test_unknown_key_names_key_and_line(void **state)
                  "worker_path, slots, threads_per_job, memory_budget, max_job_memory, "
                  "default_job_memory_limit, hard_limit_margin, frame_max, max_connections, "
                  "output_buffer_max, idle_timeout, frame_timeout, cancel_grace_ms, step_every, memory_sample_ms, keep_checkpoints, "
-                 "checkpoint_every, share_results, retention)");
+                 "checkpoint_every, share_results, retention, metrics_textfile, metrics_interval)");
 }
 
 static void test_bad_integer_names_key_and_line(void **state)
