@@ -48,13 +48,13 @@ expect "memdfa mezo" submit --rule me
 expect "memdfa mezo" plan -r me
 expect "running,queued" ls --state running,q
 expect "out-of-memory" ls -s ou
-expect "export ls" ckpt ""
+expect "export ls rm" ckpt ""
 expect "--epoch" ckpt export --ep
 expect "$id" show ""
 expect "$id" ckpt ls ""
 expect "bash zsh" completion ""
 expect "--help" completion --he
-expect "ping plan" help p
+expect "ping plan plot prune" help p
 expect "one.yaml two.yaml" submit ""
 expect "one.yaml" submit -n myname o
 expect "" submit -n ""
