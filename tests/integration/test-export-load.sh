@@ -1,0 +1,92 @@
+#!/bin/sh
+# test-export-load.sh: weights anywhere. A tiny job of every rule (13 MLPs,
+# bp with binary weights and activations, and conv layer lists under bp,
+# asa and dfa) trains one epoch on generated IDX data through a real
+# memtraind; `mtctl ckpt export` writes its .npz with memtrain.json, and
+# memtrain_load.py, in NumPy and in PyTorch, must classify the test set
+# with exactly memtrain's reported count of correct samples. Skipped (exit
+# 77) when /usr/bin/python3 lacks numpy or torch. Exit status is the verdict.
+set -eu
+PY=${MEMTRAIN_PYTHON:-/usr/bin/python3}
+if ! "$PY" -c 'import numpy, torch' >/dev/null 2>&1; then
+    echo "SKIP: $PY cannot import numpy and torch (install python3-torch)"
+    exit 77
+fi
+: "${MEMTRAIN_LOAD_DIR:?}"
+here=$(dirname "$0")
+. "$here/mtctl-daemon.sh"
+export MEMTRAIN_LOAD_DIR
+"$PY" "$here/export-load.py" gen "$dir"
+
+# spec NAME RULE MODEL [LR]: a job spec on the generated data (the rule's
+# optimizer at learning rate LR, default 0.005, so one epoch learns)
+spec() {
+    cat >"$dir/$1.yaml" <<YAML
+name: $1
+dataset:
+  name: idx
+  train_images: $dir/train-images
+  train_labels: $dir/train-labels
+  test_images: $dir/test-images
+  test_labels: $dir/test-labels
+model:
+$3
+rule: $2
+optimizer: {lr: ${4:-0.005}}
+batch: 32
+epochs: 1
+threads: 1
+YAML
+}
+mlp="  input: 64
+  hidden: [32]
+  classes: 4"
+conv="  input: [1, 8, 8]
+  classes: 4
+  layers:
+    - conv: {channels: 4, kernel: 3, padding: 1}
+    - batchnorm
+    - relu
+    - maxpool: 2
+    - flatten
+    - dense: 4"
+
+for r in bp ckpt asa approx8 approx4 approxbp; do
+    spec "$r" "$r" "$mlp"
+done
+for r in fa dfa memdfa pepita mezo; do
+    spec "$r" "$r" "$mlp" 0.02
+done
+spec tinyfoa tinyfoa "$mlp" 0.05
+spec ff ff "  input: 64
+  hidden: [24, 24]
+  classes: 4"
+spec bpbin "{name: bp, binary: true}" "$mlp"
+spec bn-bp bp "  input: 64
+  hidden: [{width: 32, norm: batchnorm}, {width: 16, norm: layernorm, activation: tanh}]
+  classes: 4"
+for r in bp asa dfa; do
+    spec "conv-$r" "$r" "$conv"
+done
+
+ids=""
+for f in bp fa dfa memdfa ckpt asa approx8 approx4 approxbp tinyfoa pepita ff mezo bpbin \
+         bn-bp conv-bp conv-asa conv-dfa; do
+    out=$(mt submit "$dir/$f.yaml") || fail "submit $f: $out"
+    ids="$ids $f=$(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p')"
+done
+bad=0
+for pair in $ids; do
+    f=${pair%%=*} id=${pair#*=}
+    mt wait "$id" >/dev/null || fail "job $f ($id) did not complete: $(mt show "$id")"
+    acc=$(mt --json metrics "$id" | "$PY" -c \
+        'import json,sys; print(json.load(sys.stdin)["epochs"][-1]["test_accuracy"])')
+    want=$("$PY" -c "print(round($acc * 200))")
+    mt ckpt export "$id" -o "$dir/$f.npz" >"$dir/export-$f.txt" || fail "export $f"
+    rule=${f#conv-}
+    "$PY" "$here/export-load.py" check "$dir/$f.npz" "$dir" "$want" "$rule" || bad=1
+done
+# The export lists the description and, for ff, the layer it left out.
+grep -q "memtrain.json" "$dir/export-bp.txt" || fail "export names no memtrain.json"
+grep -q "W3 *left out" "$dir/export-ff.txt" || fail "ff's export: $(cat "$dir/export-ff.txt")"
+[ $bad -eq 0 ] || fail "a loaded model's accuracy differs from memtrain's"
