@@ -147,6 +147,20 @@ class Model:
         """Test samples classified right, as memtrain counts them."""
         return int((self.predict(pixels, backend, batch) == np.asarray(labels)).sum())
 
+    def fragile(self, pixels, batch=None):
+        """Binary forwards (TinyFoA, BP+BW+BA): a mask of the samples whose
+        answer hangs on float rounding, so that memtrain (whose BLAS sums in
+        another order) may answer otherwise; all False for the other rules.
+        A count of correct samples matches memtrain's exactly when none is."""
+        x = self.normalize(pixels)
+        if self.inference["kind"] not in ("binary", "tinyfoa"):
+            return np.zeros(len(x), dtype=bool)
+        batch = batch or self.eval_batch
+        masks = []
+        for s in range(0, len(x), batch):
+            _np_binary(self, x[s:s + batch], masks)
+        return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+
 
 def _argmax_first(z):
     """memtrain's argmax: the first maximum (a NaN never wins)."""
@@ -317,21 +331,43 @@ def _binary_act(z):
     return np.where(z > 0, beta, F32(0)).astype(F32)
 
 
-def _np_binary(m, x):
+def _rounding_bound(h, w_abs, scale):
+    """A bound on float32 rounding in (h @ w.T) * scale, per element: the
+    sum's n terms each carry at most n ulps of the absolute sum."""
+    n = h.shape[1]
+    return (np.abs(h).astype(np.float64) @ w_abs.T.astype(np.float64)) * float(scale) * n * 2.0 ** -23
+
+
+def _np_binary(m, x, fragile=None):
     """BP+BW+BA (every layer binary, the last one's Z the logits) and TinyFoA
     after its last stage (hidden layers binary and activated, then W_L with
-    no bias)."""
+    no bias). With a list `fragile`, appends a mask of the samples whose
+    answer hangs on float rounding (a binary activation's Z, or the top two
+    logits, within the rounding bound: memtrain's BLAS may round the other
+    way, e.g. a sum of +-beta that is 0 exactly here and 1e-8 there)."""
     layers = m.desc["model"]["layers"]
     h = x.reshape(len(x), -1)
     tiny = m.inference["kind"] == "tinyfoa"
+    weak = np.zeros(len(x), dtype=bool)
     for k, l in enumerate(layers):
         last = k == len(layers) - 1
         w = m.t(l["weight"])
         if tiny and last:
-            return (h @ w.T).astype(F32)
-        alpha, s = _binary_weights(w)
-        z = (alpha * (h @ s.T)).astype(F32) + m.t(l["bias"])
-        h = z.astype(F32) if last else _binary_act(z.astype(F32))
+            z = (h @ w.T).astype(F32)
+            bound = _rounding_bound(h, np.abs(w), 1.0)
+        else:
+            alpha, s = _binary_weights(w)
+            z = ((alpha * (h @ s.T)).astype(F32) + m.t(l["bias"])).astype(F32)
+            bound = _rounding_bound(h, np.abs(s), alpha) + np.abs(m.t(l["bias"])) * 2.0 ** -23
+        if last:
+            top = np.sort(z.astype(np.float64), axis=1)
+            weak |= top[:, -1] - top[:, -2] <= 2 * bound.max(axis=1)
+            h = z
+        else:
+            weak |= (np.abs(z) <= bound).any(axis=1)
+            h = _binary_act(z)
+    if fragile is not None:
+        fragile.append(weak)
     return h
 
 

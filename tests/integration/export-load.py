@@ -4,10 +4,12 @@ gen DIR: writes a small learnable IDX data set (8x8 images, 4 classes: a
 bright 3x3 patch in one corner per class, with noise), 512 training and 200
 test samples, under DIR.
 
-check NPZ DIR WANT [RULE]: loads NPZ with memtrain_load (MEMTRAIN_LOAD_DIR
-on sys.path), classifies DIR's test set with NumPy and with PyTorch, and
-exits 1 unless both count WANT correct samples (memtrain's figure). With
-RULE ff, also checks that the unused output layer is not in the file."""
+check DIR MANIFEST: for each line "RULE NPZ METRICS" of MANIFEST, loads NPZ
+with memtrain_load (MEMTRAIN_LOAD_DIR on sys.path), classifies DIR's test
+set with NumPy and with PyTorch, and exits 1 unless both count as many
+correct samples as memtrain reported (the last epoch's test_accuracy in
+METRICS, `mtctl -o json metrics`). For ff, also checks that the unused
+output layer is not in the file. One process for all: torch loads once."""
 import os
 import struct
 import sys
@@ -45,16 +47,18 @@ def gen(d):
         write_idx(os.path.join(d, split + "-labels"), y.astype(np.uint8))
 
 
-def check(npz, d, want, rule):
-    sys.path.insert(0, os.environ["MEMTRAIN_LOAD_DIR"])
-    import memtrain_load as ml
+def check_one(ml, npz, x, y, want, rule):
     m = ml.load(npz)
-    x, y = read_idx(os.path.join(d, "test-images")), read_idx(os.path.join(d, "test-labels"))
     got_np = m.count_correct(x, y, backend="numpy")
     got_torch = m.count_correct(x, y, backend="torch")
-    print("%s: memtrain %d, numpy %d, torch %d of %d (inference %s)"
-          % (npz, want, got_np, got_torch, len(y), m.inference["kind"]))
-    ok = got_np == want and got_torch == want
+    weak = int(m.fragile(x).sum())
+    print("%s: memtrain %d, numpy %d, torch %d of %d (inference %s)%s"
+          % (os.path.basename(npz), want, got_np, got_torch, len(y), m.inference["kind"],
+             ", %d sample(s) on a rounding edge" % weak if weak else ""))
+    # Equal counts, unless some answers hang on float rounding (a binary
+    # forward's exact tie, which memtrain's BLAS may break the other way):
+    # then at most that many apart. Here the data and seeds give none.
+    ok = abs(got_np - want) <= weak and abs(got_torch - want) <= weak
     if rule == "ff":
         with np.load(npz) as z:
             last = "W%d" % len(m.desc["model"]["layers"])
@@ -64,6 +68,19 @@ def check(npz, d, want, rule):
             if not m.desc["model"]["layers"][-1].get("unused"):
                 print("memtrain.json does not mark ff's output layer unused")
                 ok = False
+    return ok
+
+
+def check(d, manifest):
+    sys.path.insert(0, os.environ["MEMTRAIN_LOAD_DIR"])
+    import json
+    import memtrain_load as ml
+    x, y = read_idx(os.path.join(d, "test-images")), read_idx(os.path.join(d, "test-labels"))
+    ok = True
+    for line in open(manifest):
+        rule, npz, metrics = line.split()
+        acc = json.load(open(metrics))["epochs"][-1]["test_accuracy"]
+        ok &= check_one(ml, npz, x, y, round(acc * len(y)), rule)
     return 0 if ok else 1
 
 
@@ -71,5 +88,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "gen":
         gen(sys.argv[2])
     else:
-        sys.exit(check(sys.argv[2], sys.argv[3], int(sys.argv[4]),
-                       sys.argv[5] if len(sys.argv) > 5 else ""))
+        sys.exit(check(sys.argv[2], sys.argv[3]))
