@@ -283,33 +283,42 @@ static void test_unwritable_place_names_the_file(void **state)
     assert_non_null(strstr(err.msg, "No such file or directory"));
 }
 
+static int have_numpy(void)
+{
+    return access("/usr/bin/python3", X_OK) == 0 &&
+           system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+}
+
+/* Run a Python script (its lines, sys.argv[1] = path) under /usr/bin/python3;
+ * it must exit 0. */
+static void numpy_check(const char *path, const char *script)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '\n%s' '%s'", script, path);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 0);
+}
+
 static void test_numpy_loads_the_archive(void **state)
 {
-    if (access("/usr/bin/python3", X_OK) != 0 ||
-        system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
+    if (!have_numpy())
         skip();  /* no numpy here: the byte-level checks above stand alone */
-    }
     struct npz_entry e[4];
     size_t n = sample(e);
     const char *path = path_in("numpy.npz");
     struct mt_err err = {0};
     assert_int_equal(npz_write(path, e, n, &err), 0);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c '\n"
-             "import numpy as np, sys\n"
-             "z = np.load(sys.argv[1])\n"
-             "assert sorted(z.files) == [\"W1\", \"adam.m\", \"b1\", \"empty\"], z.files\n"
-             "w = np.arange(12, dtype=np.float32).reshape(3, 4) * np.float32(0.5) - np.float32(1)\n"
-             "assert z[\"W1\"].dtype == np.dtype(\"<f4\") and z[\"W1\"].shape == (3, 4)\n"
-             "assert (z[\"W1\"] == w).all()\n"
-             "assert (z[\"b1\"] == -np.arange(4, dtype=np.float32) / np.float32(3)).all()\n"
-             "assert z[\"adam.m\"].shape == () and z[\"adam.m\"] == np.float32(42.5)\n"
-             "assert z[\"empty\"].shape == (0, 5)\n"
-             "' '%s'", path);
-    int rc = system(cmd);
-    assert_true(WIFEXITED(rc));
-    assert_int_equal(WEXITSTATUS(rc), 0);
+    numpy_check(path,
+                "import numpy as np, sys\n"
+                "z = np.load(sys.argv[1])\n"
+                "assert sorted(z.files) == [\"W1\", \"adam.m\", \"b1\", \"empty\"], z.files\n"
+                "w = np.arange(12, dtype=np.float32).reshape(3, 4) * np.float32(0.5) - np.float32(1)\n"
+                "assert z[\"W1\"].dtype == np.dtype(\"<f4\") and z[\"W1\"].shape == (3, 4)\n"
+                "assert (z[\"W1\"] == w).all()\n"
+                "assert (z[\"b1\"] == -np.arange(4, dtype=np.float32) / np.float32(3)).all()\n"
+                "assert z[\"adam.m\"].shape == () and z[\"adam.m\"] == np.float32(42.5)\n"
+                "assert z[\"empty\"].shape == (0, 5)\n");
 }
 
 /* A raw member (the model's description): stored under its own name, its
@@ -336,21 +345,14 @@ static void test_raw_member_is_stored_as_is(void **state)
     assert_memory_equal(z + at + 30 + 13, json, sizeof json - 1);
     assert_int_equal(rd32(z + at + 14), crc32(0L, (const Bytef *)json, sizeof json - 1));
     free(z);
-    if (access("/usr/bin/python3", X_OK) != 0 ||
-        system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
+    if (!have_numpy())
         return;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c '\n"
-             "import numpy as np, json, sys\n"
-             "z = np.load(sys.argv[1])\n"
-             "assert \"memtrain.json\" in z.files, z.files\n"
-             "assert json.loads(z[\"memtrain.json\"]) == {\"format\": 1}\n"
-             "assert z[\"W1\"].shape == (3, 4)\n"
-             "' '%s'", path);
-    int rc = system(cmd);
-    assert_true(WIFEXITED(rc));
-    assert_int_equal(WEXITSTATUS(rc), 0);
+    numpy_check(path,
+                "import numpy as np, json, sys\n"
+                "z = np.load(sys.argv[1])\n"
+                "assert \"memtrain.json\" in z.files, z.files\n"
+                "assert json.loads(z[\"memtrain.json\"]) == {\"format\": 1}\n"
+                "assert z[\"W1\"].shape == (3, 4)\n");
 }
 
 int main(void)

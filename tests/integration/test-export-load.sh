@@ -45,13 +45,14 @@ mlp="  input: 64
 mlp2="  input: 64
   hidden: [32, 32]
   classes: 4"
-conv="  input: [1, 8, 8]
+convhead="  input: [1, 8, 8]
   classes: 4
   layers:
     - conv: {channels: 4, kernel: 3, padding: 1}
     - batchnorm
     - relu
-    - maxpool: 2
+    - maxpool: 2"
+conv="$convhead
     - flatten
     - dense: 4"
 
@@ -80,13 +81,7 @@ for r in bp dfa; do
 done
 # ASA's two sign terms: the second conv reads a pooled ReLU map (x + eps [x > 0]),
 # the dense layer a batch-norm output (x + eps sign x).
-spec conv-asa "{name: asa, epsilon: 0.5}" "  input: [1, 8, 8]
-  classes: 4
-  layers:
-    - conv: {channels: 4, kernel: 3, padding: 1}
-    - batchnorm
-    - relu
-    - maxpool: 2
+spec conv-asa "{name: asa, epsilon: 0.5}" "$convhead
     - conv: {channels: 4, kernel: 3, padding: 1}
     - batchnorm
     - flatten
