@@ -1,8 +1,9 @@
 #!/bin/sh
 # test-export-load.sh: weights anywhere. A tiny job of every rule (13 MLPs,
-# bp with binary weights and activations, and conv layer lists under bp,
-# asa and dfa) trains one epoch on generated IDX data through a real
-# memtraind; `mtctl ckpt export` writes its .npz with memtrain.json, and
+# bp with binary weights and activations, MLPs with norms and every
+# activation, conv layer lists under bp, asa and dfa, and one with a
+# residual block and average pooling) trains one epoch on generated IDX
+# data through a real memtraind; `mtctl ckpt export` writes its .npz with memtrain.json, and
 # memtrain_load.py, in NumPy and in PyTorch, must classify the test set
 # with exactly memtrain's reported count of correct samples. Skipped (exit
 # 77) when /usr/bin/python3 lacks numpy; without torch only the NumPy half
@@ -80,9 +81,22 @@ spec bpbin "{name: bp, binary: true}" "$mlp2" 0.002 4
 spec bn-bp bp "  input: 64
   hidden: [{width: 32, norm: batchnorm}, {width: 16, norm: layernorm, activation: tanh}]
   classes: 4"
+spec acts-bp bp "  input: 64
+  hidden: [{width: 16, activation: gelu}, {width: 16, activation: silu},
+           {width: 16, activation: leaky_relu}, {width: 16, activation: sigmoid}]
+  classes: 4" 0.002
 for r in bp dfa; do
     spec "conv-$r" "$r" "$conv"
 done
+# A residual block (its add and 1x1 shortcut), average and global pooling.
+spec res-bp bp "$convhead
+    - residual: {channels: 6, stride: 2}
+    - avgpool: 2
+    - conv: {channels: 6, kernel: 1}
+    - silu
+    - globalavgpool
+    - flatten
+    - dense: 4" 0.01
 # ASA's two sign terms: the second conv reads a pooled ReLU map (x + eps [x > 0]),
 # the dense layer a batch-norm output (x + eps sign x).
 spec conv-asa "{name: asa, epsilon: 0.5}" "$convhead
@@ -93,7 +107,7 @@ spec conv-asa "{name: asa, epsilon: 0.5}" "$convhead
 
 ids=""
 for f in bp fa dfa memdfa ckpt asa approx8 approx4 approxbp tinyfoa pepita ff mezo bpbin \
-         bn-bp conv-bp conv-asa conv-dfa; do
+         bn-bp acts-bp conv-bp conv-asa conv-dfa res-bp; do
     out=$(mt submit "$dir/$f.yaml") || fail "submit $f: $out"
     ids="$ids $f=$(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p')"
 done
