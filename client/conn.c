@@ -190,6 +190,16 @@ int conn_show(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struc
     return conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SHOW, resp, err);
 }
 
+int conn_epochs(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err)
+{
+    Memtrain__MetricsRequest mq = MEMTRAIN__METRICS_REQUEST__INIT;
+    mq.job_id = job_id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_METRICS;
+    req.metrics = &mq;
+    return conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_METRICS, resp, err);
+}
+
 int conn_cancel(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err)
 {
     Memtrain__CancelRequest cq = MEMTRAIN__CANCEL_REQUEST__INIT;

@@ -9,6 +9,9 @@
 #include "mtctl.h"
 #include "npz.h"
 
+/* The .npz member holding the model's description (docs/export.md). */
+#define EXPORT_DESCRIPTION "memtrain.json"
+
 /* ----------------------------------------------------------------- metrics */
 
 static const char metrics_help[] =
@@ -354,12 +357,18 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv)
 static const char ckpt_help[] =
     "Usage: mtctl ckpt ls [OPTIONS] ID\n"
     "       mtctl ckpt export [OPTIONS] ID -O FILE.npz\n"
+    "       mtctl ckpt rm [OPTIONS] ID [EPOCH...]\n"
+    "\n"
+    "rm removes checkpoints (`mtctl ckpt rm --help`).\n"
     "\n"
     "ls lists job ID's checkpoints, oldest first: EPOCH, SIZE, CREATED.\n"
     "\n"
     "export fetches a checkpoint and writes its weights as a NumPy .npz file:\n"
     "one float32 array per tensor, named W1, b1, W2, b2, ... in layer order, W_l\n"
-    "with shape (n_l, n_{l-1}) (numpy.load(FILE)['W1']). The file is written to\n"
+    "with shape (n_l, n_{l-1}) (numpy.load(FILE)['W1']), and memtrain.json, the\n"
+    "model's description (share/memtrain/memtrain_load.py builds a PyTorch module\n"
+    "or a NumPy forward from the file; docs/export.md). Tensors inference does\n"
+    "not read (ff's output layer) are left out. The file is written to\n"
     "FILE.tmp and renamed, so FILE is whole or untouched. An .npz that would pass\n"
     "4 GiB is refused (zip64 is not written). It names the epoch it wrote; when\n"
     "that is older than the last epoch of a COMPLETED job (its last checkpoint\n"
@@ -492,10 +501,22 @@ static int fetch_checkpoint(struct mtctl *c, uint64_t id, uint32_t epoch, uint8_
     return 0;
 }
 
-/* One .npz member per tensor; shapes and data point into `cd`. */
-static int add_tensors(struct npz_entry *out, size_t *n, Memtrain__Tensor **t, size_t count)
+/* Whether the checkpoint marks tensor `name` as one inference never reads. */
+static int unused_tensor(const Memtrain__CheckpointData *cd, const char *name)
+{
+    for (size_t k = 0; k < cd->n_unused; k++)
+        if (strcmp(cd->unused[k], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* One .npz member per tensor but the unused ones; shapes and data point into `cd`. */
+static int add_tensors(struct npz_entry *out, size_t *n, const Memtrain__CheckpointData *cd,
+                       Memtrain__Tensor **t, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
+        if (unused_tensor(cd, t[i]->name))
+            continue;
         out[*n].name = t[i]->name;
         out[*n].shape = t[i]->shape;
         out[*n].ndim = t[i]->n_shape;
@@ -542,8 +563,19 @@ static void export_report(struct mtctl *c, const char *path, uint64_t id,
         if (warn[0])
             json_str(&j, "warning", warn);
         json_str(&j, "path", path);
+        if (n && e[n - 1].raw)
+            json_str(&j, "description", e[n - 1].name);
+        for (size_t k = 0; k < cd->n_unused; k++) {
+            if (k == 0)
+                json_arr(&j, "left_out");
+            json_str(&j, NULL, cd->unused[k]);
+            if (k + 1 == cd->n_unused)
+                json_arr_end(&j);
+        }
         json_arr(&j, "arrays");
         for (size_t i = 0; i < n; i++) {
+            if (e[i].raw)
+                continue;
             json_obj(&j, NULL);
             json_str(&j, "name", e[i].name);
             json_arr(&j, "shape");
@@ -557,12 +589,22 @@ static void export_report(struct mtctl *c, const char *path, uint64_t id,
         return;
     }
     uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t arrays = 0;
+    for (size_t i = 0; i < n; i++) {
         bytes += e[i].bytes;
+        arrays += !e[i].raw;
+    }
     char b[32];
     printf("wrote %s: job %llu epoch %u, %zu arrays, %s\n", path, (unsigned long long)id,
-           cd->epoch, n, fmt_bytes(b, sizeof b, bytes));
+           cd->epoch, arrays, fmt_bytes(b, sizeof b, bytes));
+    for (size_t k = 0; k < cd->n_unused; k++)
+        printf("  %-12s left out: inference does not read it\n", cd->unused[k]);
     for (size_t i = 0; i < n; i++) {
+        if (e[i].raw) {
+            printf("  %-12s the model's description (JSON; memtrain_load.py reads it)\n",
+                   e[i].name);
+            continue;
+        }
         printf("  %-12s (", e[i].name);
         for (size_t d = 0; d < e[i].ndim; d++)
             printf("%s%llu", d ? ", " : "", (unsigned long long)e[i].shape[d]);
@@ -637,16 +679,23 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
         memtrain__checkpoint_data__free_unpacked(cd, NULL);
         return mtctl_fail(c, &err);
     }
-    size_t cap = cd->n_weights + (optimizer ? cd->n_optimizer : 0), n = 0;
+    size_t cap = cd->n_weights + (optimizer ? cd->n_optimizer : 0) + 1, n = 0;
     struct npz_entry *e = calloc(cap ? cap : 1, sizeof *e);
     if (!e) {
         memtrain__checkpoint_data__free_unpacked(cd, NULL);
         mt_err_set(&err, MT_E_NOMEM, "out of memory");
         return mtctl_fail(c, &err);
     }
-    add_tensors(e, &n, cd->weights, cd->n_weights);
+    add_tensors(e, &n, cd, cd->weights, cd->n_weights);
     if (optimizer)
-        add_tensors(e, &n, cd->optimizer, cd->n_optimizer);
+        add_tensors(e, &n, cd, cd->optimizer, cd->n_optimizer);
+    if (cd->description && cd->description[0]) {   /* "" from a worker before format 1's */
+        e[n].name = EXPORT_DESCRIPTION;
+        e[n].data = cd->description;
+        e[n].bytes = strlen(cd->description);
+        e[n].raw = 1;
+        n++;
+    }
     rc = npz_write(out, e, n, &err);
     if (rc) {
         rc = mtctl_fail(c, &err);
@@ -665,12 +714,15 @@ int cmd_ckpt(struct mtctl *c, int argc, char **argv)
         return ckpt_ls(c, argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "export") == 0)
         return ckpt_export(c, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "rm") == 0)
+        return ckpt_rm(c, argc - 1, argv + 1);   /* tidy.c */
     mtctl_getopt_reset(c, argv, "ckpt");
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(ckpt_help, stdout);
         return MTCTL_EXIT_OK;
     }
     if (argc >= 2)
-        return mtctl_usage_error(c, "unknown subcommand '%s' (expected ls or export)", argv[1]);
-    return mtctl_usage_error(c, "expected a subcommand: ls or export");
+        return mtctl_usage_error(c, "unknown subcommand '%s' (expected ls, export or rm)",
+                                 argv[1]);
+    return mtctl_usage_error(c, "expected a subcommand: ls, export or rm");
 }

@@ -180,8 +180,8 @@ static const char ls_help[] =
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n";
 
-/* "running,queued" into states[]; returns the count or -1. */
-static int parse_states(const char *list, Memtrain__JobState *states, int max, const char **bad)
+/* "running,queued" into states[]; returns the count or -1 (mtctl.h). */
+int parse_states(const char *list, Memtrain__JobState *states, int max, const char **bad)
 {
     static char buf[256];
     snprintf(buf, sizeof buf, "%s", list);

@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compare.h"
 #include "fmt.h"
 #include "mtctl.h"
 #include "memtrain/sockpath.h"
 #include "memtrain/version.h"
 #include "memtrain/wire.h"
+#include "plot.h"
 #include "report.h"
 
 static const char help_text[] =
@@ -31,11 +33,22 @@ static const char help_text[] =
     "  logs ID              print a job's log (-f: keep following)\n"
     "  metrics ID           a job's epoch history as a table, CSV or JSON\n"
     "  report ID...         error and memory of jobs side by side, with the TinyFoA\n"
-    "                       paper's counting and figures\n"
+    "                       paper's counting and figures (--html FILE: one page)\n"
+    "  compare ID|GROUP...  jobs side by side by accuracy and memory, the Pareto\n"
+    "                       front marked\n"
+    "  plot ID|GROUP... -o FILE.svg|FILE.png\n"
+    "                       accuracy per epoch, memory by category, accuracy\n"
+    "                       against peak memory, drawn\n"
     "  ckpt ls ID           list a job's checkpoints\n"
     "  ckpt export ID       write a checkpoint's weights as a NumPy .npz file\n"
+    "  ckpt rm ID [EPOCH]   remove a job's checkpoints (all, or those epochs)\n"
+    "  rm ID...             remove jobs and everything stored for them\n"
+    "  prune                remove your ended jobs (--state, --older-than), or only\n"
+    "                       their older checkpoints (--keep-checkpoints N)\n"
+    "  df                   the store's size by job and by kind\n"
     "  plan SPEC.yaml       the memory a spec would need, under every rule\n"
     "  ping                 the daemon's version, uptime and round-trip time\n"
+    "  completion bash|zsh  print a shell completion script\n"
     "  help [COMMAND]       this text, or a command's\n"
     "\n"
     "Global options (every command also takes them after its name):\n"
@@ -63,17 +76,26 @@ static const char help_text[] =
     "\n"
     "See mtctl(1).\n";
 
-static const struct command {
-    const char *name;
-    int (*run)(struct mtctl *c, int argc, char **argv);
-} commands[] = {
+static const struct mtctl_command commands[] = {
     {"submit", cmd_submit},   {"ls", cmd_ls},       {"show", cmd_show},
     {"watch", cmd_watch},     {"wait", cmd_wait},   {"cancel", cmd_cancel},
     {"logs", cmd_logs},       {"metrics", cmd_metrics}, {"ckpt", cmd_ckpt},
     {"plan", cmd_plan},       {"ping", cmd_ping},       {"report", cmd_report},
+    {"rm", cmd_rm},
+    {"prune", cmd_prune},
+    {"df", cmd_df},
+    {"compare", cmd_compare},
+    {"plot", cmd_plot},
+    {"completion", cmd_completion},
 };
 
-static const struct command *find_command(const char *name)
+const struct mtctl_command *mtctl_commands(size_t *n)
+{
+    *n = sizeof commands / sizeof commands[0];
+    return commands;
+}
+
+static const struct mtctl_command *find_command(const char *name)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(commands[i].name, name) == 0)
@@ -228,14 +250,14 @@ int main(int argc, char **argv)
         }
         /* `mtctl help ls` is `mtctl ls --help` */
         char *hargv[] = {cargv[1], (char *)"--help", NULL};
-        const struct command *cmd = find_command(cargv[1]);
+        const struct mtctl_command *cmd = find_command(cargv[1]);
         if (!cmd) {
             fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[1]);
             return MTCTL_EXIT_USAGE;
         }
         return cmd->run(&c, 2, hargv);
     }
-    const struct command *cmd = find_command(cargv[0]);
+    const struct mtctl_command *cmd = find_command(cargv[0]);
     if (!cmd) {
         fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[0]);
         return MTCTL_EXIT_USAGE;

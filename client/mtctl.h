@@ -125,6 +125,8 @@ int conn_call(struct mtctl *c, Memtrain__Request *req, int body_case,
 
 /* A Show request for job_id through conn_call. */
 int conn_show(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err);
+/* A Metrics request for job_id (its epochs only) through conn_call. */
+int conn_epochs(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err);
 /* A Cancel request for job_id through conn_call. */
 int conn_cancel(struct mtctl *c, uint64_t job_id, Memtrain__Response **resp, struct mt_err *err);
 
@@ -147,6 +149,32 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv); /* export.c */
 int cmd_ckpt(struct mtctl *c, int argc, char **argv);
 int cmd_plan(struct mtctl *c, int argc, char **argv);    /* plan.c */
 int cmd_ping(struct mtctl *c, int argc, char **argv);
+int cmd_rm(struct mtctl *c, int argc, char **argv);      /* tidy.c */
+int cmd_prune(struct mtctl *c, int argc, char **argv);
+int cmd_df(struct mtctl *c, int argc, char **argv);
+/* `mtctl ckpt rm` (argv[0] is "rm"), called by cmd_ckpt. */
+int ckpt_rm(struct mtctl *c, int argc, char **argv);
+
+/* jobs.c: "running,queued" into states[] (at most max); the count, or -1
+ * with *bad the name not understood. */
+int parse_states(const char *list, Memtrain__JobState *states, int max, const char **bad);
+int cmd_completion(struct mtctl *c, int argc, char **argv); /* completion.c */
+
+/* main.c's command table, for completion.c: every command mtctl runs. */
+struct mtctl_command {
+    const char *name;
+    int (*run)(struct mtctl *c, int argc, char **argv);
+};
+/* The table and its length. */
+const struct mtctl_command *mtctl_commands(size_t *n);
+
+/* Every command's getopt_long goes through completion.c, which notes the
+ * option table while `mtctl completion` asks the command for its --help:
+ * the completion script's flags come from the very tables that parse them. */
+struct option;
+int mtctl_getopt_long(int argc, char *const argv[], const char *shortopts,
+                      const struct option *longopts, int *longindex);
+#define getopt_long mtctl_getopt_long
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
  * Returns the exit status of the final state, MTCTL_EXIT_TIMEOUT, or an

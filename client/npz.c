@@ -86,6 +86,35 @@ struct member {
     char header[NPY_HEADER_MAX];
 };
 
+/* The member's file name: NAME.npy for an array, NAME for a raw member. */
+static size_t member_name(char *buf, size_t len, const struct npz_entry *e)
+{
+    return (size_t)snprintf(buf, len, "%s%s", e->name, e->raw ? "" : ".npy");
+}
+
+/* An array member's checks, its .npy header and size. */
+static int layout_array(const struct npz_entry *e, struct member *m, struct mt_err *err)
+{
+    if (e->ndim > NPZ_MAX_DIMS)
+        return mt_err_set(err, MT_E_INVAL, "%s: %zu dimensions (at most %d)", e->name,
+                          e->ndim, NPZ_MAX_DIMS);
+    uint64_t count = 1;
+    for (size_t d = 0; d < e->ndim; d++) {
+        if (e->shape[d] && count > UINT64_MAX / 4 / e->shape[d])
+            return mt_err_set(err, MT_E_INVAL, "%s: shape too large", e->name);
+        count *= e->shape[d];
+    }
+    if (count * 4 != e->bytes)
+        return mt_err_set(err, MT_E_INVAL, "%s: %llu bytes of data, but its shape needs "
+                          "%llu (4 per float32)", e->name, (unsigned long long)e->bytes,
+                          (unsigned long long)(count * 4));
+    if (e->bytes && !e->data)
+        return mt_err_set(err, MT_E_INVAL, "%s: no data", e->name);
+    m->hlen = npy_header(m->header, sizeof m->header, e->shape, e->ndim);
+    m->size = m->hlen + e->bytes;
+    return 0;
+}
+
 /* Check every entry and lay out the archive; nothing is written yet. */
 static int layout(const struct npz_entry *e, size_t n, struct member *m, struct mt_err *err)
 {
@@ -100,25 +129,18 @@ static int layout(const struct npz_entry *e, size_t n, struct member *m, struct 
         for (size_t k = 0; k < i; k++)
             if (strcmp(e[k].name, e[i].name) == 0)
                 return mt_err_set(err, MT_E_INVAL, "two arrays are named '%s'", e[i].name);
-        if (e[i].ndim > NPZ_MAX_DIMS)
-            return mt_err_set(err, MT_E_INVAL, "%s: %zu dimensions (at most %d)", e[i].name,
-                              e[i].ndim, NPZ_MAX_DIMS);
-        uint64_t count = 1;
-        for (size_t d = 0; d < e[i].ndim; d++) {
-            if (e[i].shape[d] && count > UINT64_MAX / 4 / e[i].shape[d])
-                return mt_err_set(err, MT_E_INVAL, "%s: shape too large", e[i].name);
-            count *= e[i].shape[d];
-        }
-        if (count * 4 != e[i].bytes)
-            return mt_err_set(err, MT_E_INVAL, "%s: %llu bytes of data, but its shape needs "
-                              "%llu (4 per float32)", e[i].name, (unsigned long long)e[i].bytes,
-                              (unsigned long long)(count * 4));
-        if (e[i].bytes && !e[i].data)
+        if (e[i].raw && e[i].bytes && !e[i].data)
             return mt_err_set(err, MT_E_INVAL, "%s: no data", e[i].name);
-        m[i].hlen = npy_header(m[i].header, sizeof m[i].header, e[i].shape, e[i].ndim);
-        m[i].size = m[i].hlen + e[i].bytes;
+        int rc = e[i].raw ? 0 : layout_array(&e[i], &m[i], err);
+        if (rc)
+            return rc;
+        if (e[i].raw) {
+            m[i].hlen = 0;
+            m[i].size = e[i].bytes;
+        }
         m[i].offset = off;
-        size_t name_len = strlen(e[i].name) + 4;
+        char name[NAME_MAX_LEN + 8];
+        size_t name_len = member_name(name, sizeof name, &e[i]);
         off += ZIP_LOCAL_LEN + name_len + m[i].size;
         central += ZIP_CENTRAL_LEN + name_len;
         if (m[i].size >= ZIP_LIMIT || off >= ZIP_LIMIT)
@@ -158,7 +180,7 @@ static int write_archive(FILE *f, const struct npz_entry *e, size_t n, struct me
     uint8_t h[ZIP_CENTRAL_LEN];
     char name[NAME_MAX_LEN + 8];
     for (size_t i = 0; i < n; i++) {
-        size_t nl = (size_t)snprintf(name, sizeof name, "%s.npy", e[i].name);
+        size_t nl = member_name(name, sizeof name, &e[i]);
         uLong crc = crc32_z(0L, (const Bytef *)m[i].header, m[i].hlen);
         if (e[i].bytes)
             crc = crc32_z(crc, (const Bytef *)e[i].data, (z_size_t)e[i].bytes);
@@ -178,12 +200,12 @@ static int write_archive(FILE *f, const struct npz_entry *e, size_t n, struct me
             put(f, e[i].data, (size_t)e[i].bytes))
             return -1;
     }
-    uint64_t central_off = n ? m[n - 1].offset + ZIP_LOCAL_LEN + strlen(e[n - 1].name) + 4 +
-                                   m[n - 1].size
+    uint64_t central_off = n ? m[n - 1].offset + ZIP_LOCAL_LEN +
+                                   member_name(name, sizeof name, &e[n - 1]) + m[n - 1].size
                              : 0;
     uint64_t central_len = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t nl = (size_t)snprintf(name, sizeof name, "%s.npy", e[i].name);
+        size_t nl = member_name(name, sizeof name, &e[i]);
         put32(h, ZIP_CENTRAL_SIG);
         put16(h + 4, 3 << 8 | ZIP_VERSION);     /* made by: Unix */
         put16(h + 6, ZIP_VERSION);

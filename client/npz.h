@@ -14,7 +14,7 @@
 
 #include "memtrain/err.h"
 
-/* One array: dtype '<f4' (little-endian float32), C order. */
+/* One array: dtype '<f4' (little-endian float32), C order; or a raw member. */
 struct npz_entry {
     const char *name;         /* member "NAME.npy": letters, digits, '.', '_', '-';
                                * 1..200 bytes, not starting with '.' */
@@ -22,6 +22,9 @@ struct npz_entry {
     size_t ndim;              /* at most NPZ_MAX_DIMS */
     const void *data;         /* bytes = 4 * product(shape), read only */
     uint64_t bytes;
+    int raw;                  /* 1: a member named `name` as is (no ".npy"), holding the
+                               * bytes unchanged (memtrain.json); shape and ndim unused.
+                               * numpy.load(FILE)[name] gives its bytes */
 };
 
 #define NPZ_MAX_DIMS 32

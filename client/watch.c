@@ -20,6 +20,9 @@
 #include "fmt.h"
 #include "memtrain/clock.h"
 #include "mtctl.h"
+#include "spark.h"
+
+#define TREND_KEEP 32             /* values the live view's sparklines show */
 
 /* The latest of each kind of event; each Response is owned here. */
 struct view {
@@ -36,7 +39,29 @@ struct view {
     uint64_t steps_per_epoch;     /* 0 = not known (yet) */
     int drawn;                    /* lines of the last live frame */
     double last_draw;             /* monotonic seconds */
+    /* the live view's trends: test accuracy per epoch, and each memory
+     * sample's step peak (the interval's, else the current total) */
+    double acc[TREND_KEEP], mem[TREND_KEEP];
+    size_t n_acc, n_mem;
 };
+
+/* Append x to v[0..*n), dropping the oldest when full. */
+static void trend_push(double *v, size_t *n, double x)
+{
+    if (*n == TREND_KEEP) {
+        memmove(v, v + 1, (TREND_KEEP - 1) * sizeof *v);
+        (*n)--;
+    }
+    v[(*n)++] = x;
+}
+
+/* The memory figure a sample adds to the trend. */
+static double sample_peak(const Memtrain__MemorySample *m)
+{
+    if (m->interval_peak && m->interval_steps)
+        return (double)m->interval_peak->peak_total;
+    return m->current ? (double)m->current->peak_total : NAN;
+}
 
 static double mono(void)
 {
@@ -123,6 +148,31 @@ static void put_line(const char *s, int cols)
 }
 
 
+/* The sparklines: accuracy per epoch on its own range, memory from 0 to
+ * its highest sample. Returns the lines drawn. */
+static int draw_trends(const struct view *v, int cols)
+{
+    char line[512], sa[TREND_KEEP * 3 + 1], sm[TREND_KEEP * 3 + 1], a[32], b[32], c3[32];
+    double lo = INFINITY, hi = -INFINITY, top = 0;
+    for (size_t i = 0; i < v->n_acc; i++)
+        lo = fmin(lo, v->acc[i]), hi = fmax(hi, v->acc[i]);
+    for (size_t i = 0; i < v->n_mem; i++)
+        top = isfinite(v->mem[i]) ? fmax(top, v->mem[i]) : top;
+    size_t k = (size_t)snprintf(line, sizeof line, "trend  test");
+    if (v->n_acc)
+        k += (size_t)snprintf(line + k, sizeof line - k, " %s %s..%s",
+                              spark_line(sa, sizeof sa, v->acc, v->n_acc, lo, hi, TREND_KEEP),
+                              fmt_percent(a, sizeof a, lo), fmt_percent(b, sizeof b, hi));
+    else
+        k += (size_t)snprintf(line + k, sizeof line - k, " -");
+    if (v->n_mem && k < sizeof line)
+        snprintf(line + k, sizeof line - k, "  memory %s 0..%s",
+                 spark_line(sm, sizeof sm, v->mem, v->n_mem, 0, top, TREND_KEEP),
+                 fmt_bytes(c3, sizeof c3, (uint64_t)top));
+    put_line(line, cols);
+    return 1;
+}
+
 static void draw(struct view *v)
 {
     const Memtrain__Job *job = view_job(v);
@@ -178,6 +228,8 @@ static void draw(struct view *v)
                  fmt_lr(d, sizeof d, e->lr));
         put_line(line, cols), n++;
     }
+    if (v->n_acc || v->n_mem)
+        n += draw_trends(v, cols);
     /* While it runs, the latest sample: its current bytes (taken between
      * steps, so without a step's activations and workspace), the peaks of
      * the steps since the sample before (INTERVAL) and since the start
@@ -315,6 +367,7 @@ static void on_event(struct view *v, Memtrain__Response *r)
         if (!ev->epoch)
             break;
         learn_steps(v, ev->epoch);
+        trend_push(v->acc, &v->n_acc, ev->epoch->test_accuracy);
         keep(&v->epoch_r, r);
         if (!v->c->json && !v->live && !v->quiet)
             plain_epoch(v, ev->epoch);
@@ -335,6 +388,7 @@ static void on_event(struct view *v, Memtrain__Response *r)
         break;
     case MEMTRAIN__WATCH_EVENT__EVENT_MEMORY:
         if (ev->memory) {
+            trend_push(v->mem, &v->n_mem, sample_peak(ev->memory));
             keep(&v->mem_r, r);
             if (v->live)
                 draw(v);
@@ -371,6 +425,19 @@ static int finish(struct view *v, int state)
         putchar('\n');
     }
     return status;
+}
+
+/* The epochs so far, for the accuracy trend of a view joined late. */
+static void fetch_history(struct view *v)
+{
+    Memtrain__Response *resp;
+    struct mt_err err = {0};
+    if (conn_epochs(v->c, v->id, &resp, &err) == 0) {
+        for (size_t i = 0; i < resp->metrics->n_epochs; i++)
+            trend_push(v->acc, &v->n_acc, resp->metrics->epochs[i]->test_accuracy);
+        memtrain__response__free_unpacked(resp, NULL);
+    }
+    v->c->status = -1;
 }
 
 /* Ask for the spec first: the live view's progress bar needs the batch. */
@@ -560,8 +627,10 @@ int watch_job(struct mtctl *c, uint64_t id, const struct follow_opts *o)
     struct sigaction old_int;
     sigint_install(&v, &old_int);
     double deadline = o->timeout > 0 ? mono() + o->timeout : 0;
-    if (v.live)
+    if (v.live) {
         fetch_spec(&v);
+        fetch_history(&v);
+    }
     struct mt_err err = {0};
     int state, rc, status = MTCTL_EXIT_ERROR, said = 0;
     for (;;) {
@@ -614,7 +683,9 @@ static const char watch_help[] =
     "step's activations and workspace are gone), interval (the peak of the steps\n"
     "since the previous sample, about a second), peak (since the start) and\n"
     "planned, with the job's limit and the worker's RSS and its high-water\n"
-    "mark. When standard output is not a terminal, it prints one line per state\n"
+    "mark; a trend line draws sparklines of the test accuracy per epoch (on its\n"
+    "own range) and of each memory sample's step peak (from 0), the last 32 of\n"
+    "each. When standard output is not a terminal, it prints one line per state\n"
     "change and per epoch.\n"
     "\n"
     "Options:\n"

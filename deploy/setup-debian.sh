@@ -20,10 +20,13 @@ build=${MEMTRAIN_BUILD_DIR:-build}
 
 packages="build-essential meson ninja-build pkg-config protobuf-c-compiler \
 libopenblas-dev libuv1-dev libprotobuf-c-dev libsqlite3-dev libyaml-dev zlib1g-dev \
-libcmocka-dev sqlite3"
-# `test` also runs what .ci/run needs: valgrind, and clang with libFuzzer's
-# runtime for the fuzz targets (tests/fuzz).
-test_packages="valgrind clang libclang-rt-dev"
+libcairo2-dev libcmocka-dev sqlite3 libxml2-utils"
+# `test` also runs what .ci/run needs: valgrind, clang with libFuzzer's
+# runtime for the fuzz targets (tests/fuzz), groff and man-db, which render
+# the installed man pages in the test `install`, zsh, whose completion
+# the test `completion` runs, and NumPy and PyTorch, which the test
+# `export-load` loads every rule's export with (memtrain_load.py).
+test_packages="valgrind clang libclang-rt-dev groff-base man-db zsh python3-numpy python3-torch"
 
 say() { printf '\n== %s\n' "$*"; }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "describe.h"
 #include "graphnames.h"
 #include "jobspec.h"
 #include "memstats.h"
@@ -38,6 +39,8 @@ struct bundle {
     uint64_t shape[MAX_TENSORS][MAX_RANK];
     char name[MAX_TENSORS][NAME_LEN];
     uint8_t rng[RNG_BYTES];
+    char *description;               /* malloc'd JSON (describe_model) */
+    char *unused[MAX_WEIGHTS];       /* names in `name` of weights inference does not read */
 };
 
 /* The model's state as named tensors, in checkpoint order: W1, b1 (gamma1,
@@ -179,6 +182,15 @@ int checkpoint_build(const struct mt_trainer *t, uint64_t job_id,
         b->weight_ptr[k] = tensor_out(b, k, w[k].name, w[k].data, w[k].rank, w[k].shape);
     cd->n_weights = (size_t)i;
     cd->weights = b->weight_ptr;
+    for (int k = 0; k < i; k++)
+        if (!describe_tensor_used(t, b->name[k]))
+            b->unused[cd->n_unused++] = b->name[k];
+    cd->unused = b->unused;
+    if ((rc = describe_model(t, &b->description, err))) {
+        checkpoint_free(cd);
+        return mt_err_prefix(err, "checkpoint: ");
+    }
+    cd->description = b->description;
 
     float *od[2];
     const char *on[2];
@@ -201,6 +213,7 @@ void checkpoint_free(Memtrain__CheckpointData *cd)
     if (!cd)
         return;
     jobspec_free(cd->spec);
+    free(((struct bundle *)cd)->description);
     free(cd);   /* the bundle starts with the message */
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "memtrain/age.h"
 #include "memtrain/bytesize.h"
 #include "memtrain/sockpath.h"
 #include "memtrain/yamlwalk.h"
@@ -181,6 +182,7 @@ void config_free(struct mt_config *c)
     free(c->socket_path);
     free(c->db_path);
     free(c->worker_path);
+    free(c->metrics_textfile);
     memset(c, 0, sizeof *c);
 }
 
@@ -209,6 +211,9 @@ int config_defaults(struct mt_config *c)
     c->keep_checkpoints = 3;
     c->checkpoint_every = 0;
     c->share_results = MT_SHARE_OWNER;
+    c->retention_keep_checkpoints = -1;
+    c->retention_interval_ms = 24ull * 3600 * 1000;
+    c->metrics_interval_ms = 15000;
 
     int db_oom = 0;
     c->socket_path = default_socket();
@@ -297,6 +302,9 @@ enum ktype {
     K_COUNT,     /* an integer in [min, max] into a uint32_t */
     K_THREADS,   /* K_COUNT or "auto" */
     K_SHARE,     /* share_results: owner | group, into a uint32_t (enum mt_share) */
+    K_AGE,       /* milliseconds into a uint64_t, memtrain/age.h (30d, 12h) */
+    K_KEEP,      /* a count or "all" (-1) into an int32_t */
+    K_SECTION,   /* a mapping of its own keys (retention: retention_keys) */
 };
 
 struct key {
@@ -308,6 +316,13 @@ struct key {
 
 #define F(field) offsetof(struct mt_config, field)
 #define GiB (1ull << 30)
+
+static const struct key retention_keys[] = {
+    {"finished_keep_checkpoints", K_KEEP, F(retention_keep_checkpoints), 0, 10000},
+    {"checkpoints_max_age", K_AGE, F(retention_checkpoints_max_age_ms), 0, UINT64_MAX},
+    {"jobs_max_age", K_AGE, F(retention_jobs_max_age_ms), 0, UINT64_MAX},
+    {"interval", K_AGE, F(retention_interval_ms), 1000, UINT64_MAX},
+};
 
 static const struct key keys[] = {
     {"socket_path", K_PATH, F(socket_path), 0, 0},
@@ -330,9 +345,13 @@ static const struct key keys[] = {
     {"keep_checkpoints", K_COUNT, F(keep_checkpoints), 1, 10000},
     {"checkpoint_every", K_COUNT, F(checkpoint_every), 0, UINT32_MAX},
     {"share_results", K_SHARE, F(share_results), 0, 0},
+    {"retention", K_SECTION, 0, 0, 0},   /* retention_keys */
+    {"metrics_textfile", K_PATH, F(metrics_textfile), 0, 0},
+    {"metrics_interval", K_DURATION, F(metrics_interval_ms), 100, UINT32_MAX},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
+#define NRETENTION_KEYS (sizeof retention_keys / sizeof retention_keys[0])
 
 /* ------------------------------------------------------------------------ */
 /* Reading the file                                                         */
@@ -346,6 +365,9 @@ static const char *expected(const struct key *k)
     case K_THREADS: return "a positive integer or auto";
     case K_COUNT: return k->min > 0 ? "a positive integer" : "a non-negative integer";
     case K_SHARE: return "owner or group";
+    case K_AGE: return MT_AGE_FORMS;
+    case K_KEEP: return "a non-negative integer or all";
+    case K_SECTION: return "a mapping";
     }
     return "a value";
 }
@@ -363,9 +385,17 @@ static int parse_count(const char *t, uint64_t *out)
     return 0;
 }
 
+static int parse_mapping(struct mt_yaml *y, struct mt_config *c, const struct key *table,
+                         size_t n);
+
 /* Store the current value in the field `k` names; `line` is the key's. */
 static int set_value(struct mt_yaml *y, struct mt_config *c, const struct key *k, size_t line)
 {
+    if (k->type == K_SECTION) {
+        if (y->ev.type != YAML_MAPPING_START_EVENT)
+            return mt_yaml_fail(y, line, "expected a mapping, got %s", mt_yaml_kind(y));
+        return parse_mapping(y, c, retention_keys, NRETENTION_KEYS);
+    }
     char shown[MT_SHOW_LEN + 4];
     const char *t;
     size_t len;
@@ -408,6 +438,26 @@ static int set_value(struct mt_yaml *y, struct mt_config *c, const struct key *k
                         (unsigned long long)k->min, (unsigned long long)k->max);
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
+    case K_AGE:
+        if (mt_age_parse(t, &v, &perr) != 0)
+            return mt_yaml_fail(y, line, "%s", perr.msg);
+        if (v < k->min)
+            return mt_yaml_fail(y, line, "%s is shorter than %llu ms", shown,
+                                (unsigned long long)k->min);
+        *(uint64_t *)(void *)field = v;
+        return 0;
+    case K_KEEP:
+        if (strcmp(t, "all") == 0) {
+            *(int32_t *)(void *)field = -1;
+            return 0;
+        }
+        if (parse_count(t, &v) != 0 || v > k->max)
+            return mt_yaml_fail(y, line, "expected %s up to %llu, got '%s'", expected(k),
+                                (unsigned long long)k->max, shown);
+        *(int32_t *)(void *)field = (int32_t)v;
+        return 0;
+    case K_SECTION:
+        return MT_E_INVAL;   /* handled above */
     case K_SHARE:
         if (strcmp(t, "owner") == 0)
             *(uint32_t *)(void *)field = MT_SHARE_OWNER;
@@ -435,14 +485,16 @@ static int set_value(struct mt_yaml *y, struct mt_config *c, const struct key *k
     return MT_E_INVAL;
 }
 
-/* The top-level mapping: key, value, key, value, ... */
-static int parse_mapping(struct mt_yaml *y, struct mt_config *c)
+/* A mapping of `table`'s keys (the top level, or a section's): key, value,
+ * key, value, ... */
+static int parse_mapping(struct mt_yaml *y, struct mt_config *c, const struct key *table,
+                         size_t n)
 {
     struct mt_yaml_map m;
     int rc;
-    mt_yaml_map_begin(&m, keys, NKEYS, sizeof keys[0]);
+    mt_yaml_map_begin(&m, table, n, sizeof table[0]);
     while ((rc = mt_yaml_map_next(y, &m)) == 1)
-        if ((rc = set_value(y, c, &keys[m.index], m.line)))
+        if ((rc = set_value(y, c, &table[m.index], m.line)))
             return rc;
     return rc;
 }
@@ -460,7 +512,7 @@ static int parse_stream(struct mt_yaml *y, struct mt_config *c)
     } else if (y->ev.type != YAML_MAPPING_START_EVENT) {
         return mt_yaml_fail(y, mt_yaml_line(y), "expected a mapping of settings, got %s",
                             mt_yaml_kind(y));
-    } else if ((rc = parse_mapping(y, c))) {
+    } else if ((rc = parse_mapping(y, c, keys, NKEYS))) {
         return rc;
     }
     return mt_yaml_doc_end(y);
@@ -562,6 +614,28 @@ static void live_u32(struct summary *s, const char *name, uint32_t *dst, uint32_
     s->changes++;
 }
 
+static void live_u64(struct summary *s, const char *name, uint64_t *dst, uint64_t v)
+{
+    if (*dst == v)
+        return;
+    say(s, "%s %llu -> %llu", name, (unsigned long long)*dst, (unsigned long long)v);
+    *dst = v;
+    s->changes++;
+}
+
+/* A count where -1 means "all". */
+static void live_keep(struct summary *s, const char *name, int32_t *dst, int32_t v)
+{
+    if (*dst == v)
+        return;
+    char a[16], b[16];
+    snprintf(a, sizeof a, "%ld", (long)*dst);
+    snprintf(b, sizeof b, "%ld", (long)v);
+    say(s, "%s %s -> %s", name, *dst < 0 ? "all" : a, v < 0 ? "all" : b);
+    *dst = v;
+    s->changes++;
+}
+
 static void live_size(struct summary *s, const char *name, uint64_t *dst, uint64_t v)
 {
     if (*dst == v)
@@ -604,6 +678,14 @@ int config_apply_reload(struct mt_config *live, const struct mt_config *fresh,
     live_u32(&s, "memory_sample_ms", &live->memory_sample_ms, fresh->memory_sample_ms);
     live_u32(&s, "keep_checkpoints", &live->keep_checkpoints, fresh->keep_checkpoints);
     live_u32(&s, "checkpoint_every", &live->checkpoint_every, fresh->checkpoint_every);
+    live_keep(&s, "retention.finished_keep_checkpoints", &live->retention_keep_checkpoints,
+             fresh->retention_keep_checkpoints);
+    live_u64(&s, "retention.checkpoints_max_age (ms)", &live->retention_checkpoints_max_age_ms,
+             fresh->retention_checkpoints_max_age_ms);
+    live_u64(&s, "retention.jobs_max_age (ms)", &live->retention_jobs_max_age_ms,
+             fresh->retention_jobs_max_age_ms);
+    live_u64(&s, "retention.interval (ms)", &live->retention_interval_ms,
+             fresh->retention_interval_ms);
     if (live->share_results != fresh->share_results) {
         say(&s, "share_results %s -> %s", config_share_name(live->share_results),
             config_share_name(fresh->share_results));
@@ -618,6 +700,8 @@ int config_apply_reload(struct mt_config *live, const struct mt_config *fresh,
     fixed_num(&s, "output_buffer_max", live->output_buffer_max, fresh->output_buffer_max);
     fixed_num(&s, "idle_timeout", live->idle_timeout_ms, fresh->idle_timeout_ms);
     fixed_num(&s, "frame_timeout", live->frame_timeout_ms, fresh->frame_timeout_ms);
+    fixed_str(&s, "metrics_textfile", live->metrics_textfile, fresh->metrics_textfile);
+    fixed_num(&s, "metrics_interval", live->metrics_interval_ms, fresh->metrics_interval_ms);
     if (s.used == 0)
         say(&s, "no change");
     return s.changes;

@@ -39,6 +39,8 @@ struct mt_config {
     uint64_t output_buffer_max; /* bytes queued for all clients at once (frames + requests) */
     uint32_t idle_timeout_ms;   /* close a conn with no watch and no request this long */
     uint32_t frame_timeout_ms;  /* close a conn that leaves a frame half sent this long */
+    char *metrics_textfile;     /* Prometheus text file (promfile.c); NULL = none */
+    uint32_t metrics_interval_ms; /* rewrite it this often (and on state changes) */
 
     /* Live: a SIGHUP reload changes these. They act on jobs started, and
      * samples taken, after the change; running jobs keep what they got. */
@@ -56,6 +58,12 @@ struct mt_config {
     uint32_t checkpoint_every;  /* epochs, for a spec without one; 0 = only at the end */
     uint32_t share_results;     /* enum mt_share: who may read a job (access.h); applies
                                  * to requests after the change */
+    /* retention: (a mapping in the file; retention.c) what ended jobs keep.
+     * Applied at start and every retention_interval_ms. */
+    int32_t retention_keep_checkpoints;   /* keep the newest N; -1 = what the job kept */
+    uint64_t retention_checkpoints_max_age_ms; /* then none after this; 0 = never */
+    uint64_t retention_jobs_max_age_ms;   /* the whole job after this; 0 = never */
+    uint64_t retention_interval_ms;       /* default 1 day */
 };
 
 /* share_results: who besides a job's owner and root may read it (access.h). */

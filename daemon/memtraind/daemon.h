@@ -17,6 +17,8 @@ struct conn;
 struct conn_handler;
 struct job;
 struct probe;
+struct tidy;
+struct promfile;
 struct watch;
 
 struct daemon {
@@ -37,6 +39,10 @@ struct daemon {
     struct job *jobs;             /* QUEUED and RUNNING jobs, in submit order */
     struct watch *watches;        /* every open stream */
     struct probe *probes;         /* dataset probes on the threadpool (probe.c) */
+    struct tidy *tidy;            /* removals in progress (tidy.c) */
+    uv_timer_t retention;         /* the retention policy's runs (retention.c) */
+    int retention_on;
+    struct promfile *prom;        /* the metrics_textfile writer (promfile.c); NULL = none */
     int running;                  /* jobs with a live worker */
     int64_t started_ms;
     int stopping;                 /* SIGTERM seen: no new work, waiting for workers */

@@ -18,6 +18,8 @@
 #include "memtrain/version.h"
 #include "memtrain/wire.h"
 #include "probe.h"
+#include "tidy.h"
+#include "tidyverbs.h"
 #include "watch.h"
 
 #define CHUNK_BYTES (1u << 20)
@@ -272,6 +274,31 @@ static int get_row(struct conn *c, uint64_t id, uint64_t job_id, struct store_jo
     return rc;
 }
 
+int dispatch_get_row(struct conn *c, uint64_t id, uint64_t job_id, struct store_job *row)
+{
+    return get_row(c, id, job_id, row);
+}
+
+Memtrain__Status dispatch_status(int code)
+{
+    return status_of(code);
+}
+
+int dispatch_may_control(struct conn *c, uint64_t id, const struct store_job *row,
+                         const char *verb)
+{
+    if (access_may_control(c, row->owner_uid))
+        return 1;
+    struct passwd pw, *who = NULL;
+    char buf[1024];
+    getpwuid_r(row->owner_uid, &pw, buf, sizeof buf, &who);
+    conn_send_error(c, id, MEMTRAIN__STATUS__PERMISSION_DENIED,
+                    "job %llu belongs to %s (uid %u); only its owner or root may %s it",
+                    (unsigned long long)row->id, who ? who->pw_name : "another user",
+                    (unsigned)row->owner_uid, verb);
+    return 0;
+}
+
 static void handle_show(struct conn *c, uint64_t id, const Memtrain__ShowRequest *q)
 {
     struct store_job row;
@@ -297,14 +324,7 @@ static void handle_cancel(struct conn *c, uint64_t id, const Memtrain__CancelReq
     struct store_job row;
     if (get_row(c, id, q->job_id, &row))
         return;
-    if (!access_may_control(c, row.owner_uid)) {
-        struct passwd pw, *who = NULL;
-        char buf[1024];
-        getpwuid_r(row.owner_uid, &pw, buf, sizeof buf, &who);
-        conn_send_error(c, id, MEMTRAIN__STATUS__PERMISSION_DENIED,
-                        "job %llu belongs to %s (uid %u); only its owner or root may cancel it",
-                        (unsigned long long)row.id, who ? who->pw_name : "another user",
-                        (unsigned)row.owner_uid);
+    if (!dispatch_may_control(c, id, &row, "cancel")) {
         store_job_clear(&row);
         return;
     }
@@ -774,6 +794,10 @@ void dispatch_request(struct conn *c, const Memtrain__Request *req)
     case MEMTRAIN__REQUEST__BODY_PLAN: handle_plan(c, id, req->plan); break;
     case MEMTRAIN__REQUEST__BODY_PING: handle_ping(c, id); break;
     case MEMTRAIN__REQUEST__BODY_LOGS: handle_logs(c, id, req->logs); break;
+    case MEMTRAIN__REQUEST__BODY_RM: tidy_handle_rm(c, id, req->rm); break;
+    case MEMTRAIN__REQUEST__BODY_PRUNE: tidy_handle_prune(c, id, req->prune); break;
+    case MEMTRAIN__REQUEST__BODY_CKPT_RM: tidy_handle_ckpt_rm(c, id, req->ckpt_rm); break;
+    case MEMTRAIN__REQUEST__BODY_DF: tidy_handle_df(c, id, req->df); break;
     default:
         conn_send_error(c, id, MEMTRAIN__STATUS__INVALID,
                         "unknown request: no verb this memtraind knows (a newer mtctl?)");
@@ -786,6 +810,7 @@ static void dispatch_conn_closed(struct conn *c)
 {
     watch_drop_conn(c->d, c);
     probe_drop_conn(c->d, c);
+    tidy_drop_conn(c->d, c);
 }
 
 const struct conn_handler dispatch_conn_handler = {dispatch_request, dispatch_conn_closed};

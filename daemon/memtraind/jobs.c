@@ -13,6 +13,7 @@
 #include "memstats.h"
 #include "memtrain/clock.h"
 #include "memtrain/procstat.h"
+#include "promfile.h"
 #include "train.h"
 #include "watch.h"
 #include "workerproc.h"
@@ -104,6 +105,7 @@ static void jobs_changed(struct daemon *d, struct job *j)
     ev.job = &m.job;
     watch_event(d, j->row.id, j->row.owner_uid, &ev);
     jobmsg_free(&m);
+    promfile_kick(d);
 }
 
 /* A live job from its stored row: the spec is unpacked and resolved again. */
@@ -317,6 +319,7 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
              mt_fmt_bytes(a, sizeof a, (double)plan.peak_total));
     *status = MEMTRAIN__STATUS__OK;
     *out = j;
+    promfile_kick(d);
     return 0;
 }
 
@@ -567,6 +570,7 @@ static void jobs_finish(struct daemon *d, struct job *j, int state, const char *
     unlink_job(d, j);
     job_free(j);
     jobs_schedule(d);
+    promfile_kick(d);
 }
 
 void jobs_shutdown(struct daemon *d)

@@ -16,7 +16,10 @@
 #include "memtrain/clock.h"
 #include "notify.h"
 #include "probe.h"
+#include "retention.h"
+#include "promfile.h"
 #include "server.h"
+#include "tidy.h"
 #include "watch.h"
 #include "memtrain/bytesize.h"
 
@@ -138,6 +141,9 @@ static void finish_shutdown(struct daemon *d)
     if (!d->drain_until_ms) {
         d->drain_until_ms = now + DRAIN_MS;
         watch_end_all(d);
+        retention_stop(d);
+        tidy_close(d);
+        promfile_stop(d);
         close_handle((uv_handle_t *)&d->sig_term);
         close_handle((uv_handle_t *)&d->sig_int);
         close_handle((uv_handle_t *)&d->sig_hup);
@@ -199,6 +205,7 @@ static void on_signal(uv_signal_t *s, int sig)
             config_free(&fresh);
             log_info("reload: %s", changed);
             jobs_schedule(d);
+            retention_reload(d);
         }
         notify_send("READY=1");
         return;
@@ -209,17 +216,27 @@ static void on_signal(uv_signal_t *s, int sig)
 static int start(struct daemon *d, struct mt_err *err)
 {
     int rc;
+    /* The first start on a store from before schema 5 rewrites it once
+     * (VACUUM, store.c): a store of several GB can take longer than
+     * systemd's default start timeout of 90 s. */
+    notify_send("EXTEND_TIMEOUT_USEC=1800000000");
     if ((rc = config_ensure_parent_dir(d->cfg.db_path, 0700, err)) ||
         (rc = store_open(&d->store, d->cfg.db_path, err)))
         return rc;
     if (store_opened_empty(d->store))
         log_warn("store: %s was an empty file (0 bytes): initialised as a new store",
                  d->cfg.db_path);
+    if (store_opened_vacuum_ms(d->store) >= 0)
+        log_info("store: %s rewritten once (VACUUM, %.1f s) to give removed rows' space back "
+                 "from now on (auto_vacuum incremental)", d->cfg.db_path,
+                 (double)store_opened_vacuum_ms(d->store) / 1000.0);
     if ((rc = jobs_load(d, err)) || (rc = server_listen(d, err)))
         return rc;
     uv_timer_init(d->loop, &d->tick);
     d->tick.data = d;
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+    tidy_init(d);
+    retention_start(d);
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -227,7 +244,7 @@ static int start(struct daemon *d, struct mt_err *err)
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    return 0;
+    return promfile_start(d, err);
 }
 
 int main(int argc, char **argv)
@@ -266,6 +283,7 @@ int main(int argc, char **argv)
     uv_run(d.loop, UV_RUN_DEFAULT);
 
     jobs_free_all(&d);
+    promfile_free(&d);
     store_close(d.store);
     int rc = uv_loop_close(d.loop);
     if (rc)

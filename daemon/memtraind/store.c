@@ -12,8 +12,9 @@
  *
  * The schema is the list of migrations below: entry i takes a file from
  * user_version i to i + 1, and store_open applies the missing ones in one
- * transaction; a migration keeps every row it finds. This is the only file
- * that includes sqlite3.h.
+ * transaction; a migration keeps every row it finds. This file and
+ * storetidy.c (removing, vacuum, sizes; through storedb.h) are the only
+ * ones that include sqlite3.h.
  *
  * Not here: deciding what to keep (the daemon passes keep_last), or what a
  * job's state means. */
@@ -28,6 +29,9 @@
 #include <sys/stat.h>
 
 #include <sqlite3.h>
+
+#include "memtrain/clock.h"
+#include "storedb.h"
 
 /* PRAGMA application_id of a memtrain store ("MTRN"): tells our file from
  * another program's SQLite database that happens to have a user_version. */
@@ -132,6 +136,14 @@ static const char *const migrations[] = {
     "ALTER TABLE memory_samples ADD COLUMN int_phase_gradient INTEGER;"
     "ALTER TABLE memory_samples ADD COLUMN int_phase_update INTEGER;"
     "ALTER TABLE memory_samples ADD COLUMN int_steps INTEGER;",
+    /* 4 -> 5: a tidy store (storetidy.c). Freed pages go back to the file
+     * system with PRAGMA incremental_vacuum: auto_vacuum INCREMENTAL, which
+     * an existing file only takes with one VACUUM (not possible inside this
+     * transaction: store_open runs it after the migration, see
+     * use_incremental_vacuum). Prune and retention find ended jobs by their
+     * end time. */
+    "PRAGMA auto_vacuum = INCREMENTAL;"
+    "CREATE INDEX jobs_finished ON jobs(finished_at);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -234,6 +246,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_N];
     int was_empty;               /* store_open found a 0-byte file and initialised it */
+    int64_t vacuumed_ms;         /* store_open's one VACUUM took this long; -1 = none */
 };
 
 /* ---- errors */
@@ -494,6 +507,39 @@ rollback:
     return rc;
 }
 
+/* A file made before schema 5 has auto_vacuum NONE: one VACUUM (outside
+ * any transaction) rewrites it with INCREMENTAL, so that deleted rows can
+ * give their pages back (storetidy.c). It runs once, at the first start of
+ * a build with schema 5; a file created since has it from the start. */
+static int use_incremental_vacuum(struct store *st, struct mt_err *err)
+{
+    int mode = 0, rc;
+    st->vacuumed_ms = -1;
+    if ((rc = query_int(st, "PRAGMA auto_vacuum", &mode, "read auto_vacuum", err)) || mode == 2)
+        return rc;
+    int64_t t0 = mt_now_ms();
+    if ((rc = exec(st, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", "vacuum (to set "
+                   "auto_vacuum = INCREMENTAL)", err)))
+        return rc;
+    st->vacuumed_ms = mt_now_ms() - t0;
+    return 0;
+}
+
+int64_t store_opened_vacuum_ms(const struct store *st)
+{
+    return st->vacuumed_ms;
+}
+
+sqlite3 *store_db(struct store *st)
+{
+    return st->db;
+}
+
+int store_db_fail(struct store *st, int rc, const char *op, struct mt_err *err)
+{
+    return fail(st, rc, op, err);
+}
+
 int store_open(struct store **out, const char *path, struct mt_err *err)
 {
     *out = NULL;
@@ -526,11 +572,14 @@ int store_open(struct store **out, const char *path, struct mt_err *err)
     /* journal_mode answers with the mode it got; a file system without
      * shared memory keeps "delete", which works, only with less
      * concurrency, so that is not an error. */
-    if ((rc = exec(st, "PRAGMA journal_mode = WAL", "set WAL mode", err)) ||
+    /* auto_vacuum first: a new file is created with it (WAL mode writes
+     * the file's first page, after which only a VACUUM changes it) */
+    if ((rc = exec(st, "PRAGMA auto_vacuum = INCREMENTAL", "set auto_vacuum", err)) ||
+        (rc = exec(st, "PRAGMA journal_mode = WAL", "set WAL mode", err)) ||
         (rc = exec(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
                        "PRAGMA journal_size_limit = 67108864",
                    "set pragmas", err)) ||
-        (rc = migrate(st, path, err)))
+        (rc = migrate(st, path, err)) || (rc = use_incremental_vacuum(st, err)))
         goto fail;
     for (int i = 0; i < S_N; i++) {
         rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -744,6 +793,24 @@ int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64
     if (!ret && rc != SQLITE_DONE)
         ret = fail(st, rc, "list jobs", err);
     finish(s);
+    return ret;
+}
+
+int store_jobs_count(struct store *st, uint64_t *counts, size_t n, struct mt_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    memset(counts, 0, n * sizeof *counts);
+    int rc = sqlite3_prepare_v2(st->db, "SELECT state, COUNT(*) FROM jobs GROUP BY state", -1,
+                                &s, NULL);
+    if (rc != SQLITE_OK)
+        return fail(st, rc, "count jobs", err);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 state = sqlite3_column_int64(s, 0);
+        if (state >= 0 && (uint64_t)state < n)
+            counts[state] = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    int ret = rc == SQLITE_DONE ? 0 : fail(st, rc, "count jobs", err);
+    sqlite3_finalize(s);
     return ret;
 }
 

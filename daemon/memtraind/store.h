@@ -23,7 +23,7 @@
 #include "memtrain.pb-c.h"
 #include "memtrain/err.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -67,6 +67,9 @@ void store_job_clear(struct store_job *j);
 int store_open(struct store **out, const char *path, struct mt_err *err);
 /* 1 when store_open found `path` as a 0-byte file and initialised it. */
 int store_opened_empty(const struct store *st);
+/* How long store_open's one VACUUM took (a file from before schema 5 gets
+ * auto_vacuum INCREMENTAL that way), in ms; -1 when it had none to run. */
+int64_t store_opened_vacuum_ms(const struct store *st);
 /* Flush, then close. Accepts NULL. */
 void store_close(struct store *st);
 int store_schema_version(struct store *st);
@@ -89,6 +92,10 @@ int store_jobs_each(struct store *st, int64_t owner, uint32_t state_mask, uint32
  * page of a list, the next starting below the last id seen. */
 int store_jobs_page(struct store *st, int64_t owner, uint32_t state_mask, uint64_t before_id,
                     uint32_t limit, store_job_fn fn, void *ud, struct mt_err *err);
+
+/* counts[s] = the number of jobs in state s, for s < n (states past n are
+ * not counted). */
+int store_jobs_count(struct store *st, uint64_t *counts, size_t n, struct mt_err *err);
 
 /* Metrics. Epoch rows (one per epoch; a re-sent epoch replaces its row and
  * its rule metrics) are committed at once, with the epoch's rule_metrics

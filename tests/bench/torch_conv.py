@@ -84,6 +84,10 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1, metavar="S")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line on stdout instead of a readable line")
+    p.add_argument("--saved-bytes", action="store_true",
+                   help="print the bytes autograd saves for the backward of one training step "
+                        "(forward and cross-entropy loss on a random batch, no data read): each "
+                        "saved tensor once, parameters and the input batch left out")
     a = p.parse_args(argv)
     if not a.batch:
         a.batch = 100 if a.net == "lenet" else 128
@@ -93,8 +97,15 @@ def parse_args(argv):
 
 
 ARGS = parse_args(sys.argv[1:])
+# PyTorch's convolutions run on oneDNN's OpenMP threads, its dense layers on
+# OpenBLAS's own pool. Each net gets the wait policy under which PyTorch ran
+# faster here (2 threads, alternating runs): the ResNet, all convolutions,
+# "active" (1,383-1,393 samples/s against 1,165-1,330 passive); LeNet, with
+# two dense layers on OpenBLAS, "passive" (3,366-4,638 against 1,738-2,784
+# active: spinning OpenMP threads take the cores from OpenBLAS's).
+# OMP_WAIT_POLICY in the environment wins.
 if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "passive"
+    os.environ["OMP_WAIT_POLICY"] = "active" if ARGS.net == "resnet" else "passive"
 if "OPENBLAS_NUM_THREADS" not in os.environ:
     os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
 
@@ -162,9 +173,45 @@ def test_accuracy(model, test_x, test_y, scale, shift):
     return correct / test_x.shape[0] if test_x.shape[0] else 0.0
 
 
+def saved_bytes(model, batch):
+    """Bytes autograd keeps between forward and backward: every tensor a
+    saved_tensors_hook sees, counted once per storage (a ReLU's output that
+    the next conv also saves counts once), without parameters and the input."""
+    x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    params = {p.data_ptr() for p in model.parameters()}
+    seen, total = set(), [0, 0]
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr() if hasattr(t, "untyped_storage") \
+            else t.storage().data_ptr()
+        if ptr not in params and ptr != x.data_ptr() and ptr not in seen:
+            seen.add(ptr)
+            total[0] += t.element_size() * t.nelement()
+            total[1] += 1
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = nn.CrossEntropyLoss()(model(x), y)
+    loss.backward()
+    return total[0], total[1]
+
+
 def main():
     a = ARGS
     torch.set_num_threads(a.threads)
+    if a.saved_bytes:
+        torch.manual_seed(a.seed)
+        model = lenet() if a.net == "lenet" else resnet(a.blocks)
+        nbytes, count = saved_bytes(model, a.batch)
+        if a.json:
+            print(json.dumps({"net": a.net, "blocks": a.blocks, "batch": a.batch,
+                              "saved_bytes": nbytes, "saved_tensors": count}))
+        else:
+            print("%s: %s, batch %d: autograd saves %d bytes in %d tensors" % (
+                PROG, a.net, a.batch, nbytes, count))
+        return 0
     data_dir = torch_mlp.find_data_dir(a.data_dir)
     n_ = torch_mlp.IDX_NAMES
     train_x, train_y = torch_mlp.load_split(data_dir, n_[0], n_[1])

@@ -335,7 +335,7 @@ static void test_shipped_example_parses_and_shows_defaults(void **state)
     }
     fclose(in);
     assert_int_equal(fclose(out), 0);
-    assert_int_equal(keys, 20);   /* every key config.c knows */
+    assert_int_equal(keys, 23);   /* every key config.c knows */
 
     assert_int_equal(config_defaults(&c), 0);
     assert_int_equal(config_defaults(&d), 0);
@@ -375,7 +375,7 @@ static void test_unknown_key_names_key_and_line(void **state)
                  "worker_path, slots, threads_per_job, memory_budget, max_job_memory, "
                  "default_job_memory_limit, hard_limit_margin, frame_max, max_connections, "
                  "output_buffer_max, idle_timeout, frame_timeout, cancel_grace_ms, step_every, memory_sample_ms, keep_checkpoints, "
-                 "checkpoint_every, share_results)");
+                 "checkpoint_every, share_results, retention, metrics_textfile, metrics_interval)");
 }
 
 static void test_bad_integer_names_key_and_line(void **state)
@@ -414,6 +414,49 @@ static void test_bad_duration_names_key_and_line(void **state)
                  "memtraind.yaml:2: cancel_grace_ms: expected a duration such as 10s, 500ms");
     expect_error("memory_sample_ms: 1ms\n", MT_E_INVAL,
                  "memory_sample_ms: 1ms is outside 10 ms to");
+}
+
+/* retention: a mapping of its own, in flow or block style; ages take days;
+ * its mistakes name the section's key. */
+static void test_retention_section(void **state)
+{
+    (void)state;
+    struct mt_config c;
+    struct mt_err err = {0};
+    char path[256];
+    assert_int_equal(config_defaults(&c), 0);
+    assert_int_equal(c.retention_keep_checkpoints, -1);   /* off by default */
+    assert_int_equal(c.retention_checkpoints_max_age_ms, 0);
+    assert_int_equal(c.retention_jobs_max_age_ms, 0);
+    assert_int_equal(c.retention_interval_ms, 86400000);
+    write_file(path, sizeof path, "memtraind.yaml",
+               "slots: 2\nretention:\n  finished_keep_checkpoints: 1\n"
+               "  checkpoints_max_age: 30d\n  jobs_max_age: 1.5w\n  interval: 12h\n");
+    if (config_load_file(&c, path, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(c.slots, 2);
+    assert_int_equal(c.retention_keep_checkpoints, 1);
+    assert_int_equal(c.retention_checkpoints_max_age_ms, 30ull * 86400000);
+    assert_int_equal(c.retention_jobs_max_age_ms, 1.5 * 7 * 86400000);
+    assert_int_equal(c.retention_interval_ms, 12ull * 3600000);
+    config_free(&c);
+    assert_int_equal(config_defaults(&c), 0);
+    write_file(path, sizeof path, "memtraind.yaml",
+               "retention: {finished_keep_checkpoints: 0, checkpoints_max_age: 0}\n");
+    if (config_load_file(&c, path, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(c.retention_keep_checkpoints, 0);
+    assert_int_equal(c.retention_checkpoints_max_age_ms, 0);
+    config_free(&c);
+    expect_error("retention: 5\n", MT_E_INVAL, "memtraind.yaml:1: retention: expected a mapping");
+    expect_error("retention:\n  checkpoints_max_age: 30\n", MT_E_INVAL,
+                 "memtraind.yaml:2: retention.checkpoints_max_age: expected an age such as 30d");
+    expect_error("retention: {keep: 1}\n", MT_E_INVAL,
+                 "retention.keep: unknown key (expected one of: finished_keep_checkpoints");
+    expect_error("retention: {interval: 10ms}\n", MT_E_INVAL,
+                 "retention.interval: 10ms is shorter than 1000 ms");
+    expect_error("retention: {finished_keep_checkpoints: -1}\n", MT_E_INVAL,
+                 "expected a non-negative integer or all up to 10000, got '-1'");
 }
 
 static void test_bad_structure_is_refused(void **state)
@@ -854,6 +897,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_size_names_key_and_line, each_setup),
         cmocka_unit_test_setup(test_bad_duration_names_key_and_line, each_setup),
         cmocka_unit_test_setup(test_bad_structure_is_refused, each_setup),
+        cmocka_unit_test_setup(test_retention_section, each_setup),
         cmocka_unit_test_setup(test_sizes_parse, each_setup),
         cmocka_unit_test(test_durations_parse),
         cmocka_unit_test_setup(test_reload_applies_only_live_fields, each_setup),

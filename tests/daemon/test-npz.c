@@ -83,10 +83,10 @@ static size_t sample(struct npz_entry *e)
         w1[i] = (float)i * 0.5f - 1.0f;
     for (int i = 0; i < 4; i++)
         b1[i] = -(float)i / 3.0f;
-    e[0] = (struct npz_entry){"W1", w1_shape, 2, w1, sizeof w1};
-    e[1] = (struct npz_entry){"b1", b1_shape, 1, b1, sizeof b1};
-    e[2] = (struct npz_entry){"adam.m", NULL, 0, sc, sizeof sc};
-    e[3] = (struct npz_entry){"empty", empty_shape, 2, NULL, 0};
+    e[0] = (struct npz_entry){"W1", w1_shape, 2, w1, sizeof w1, 0};
+    e[1] = (struct npz_entry){"b1", b1_shape, 1, b1, sizeof b1, 0};
+    e[2] = (struct npz_entry){"adam.m", NULL, 0, sc, sizeof sc, 0};
+    e[3] = (struct npz_entry){"empty", empty_shape, 2, NULL, 0, 0};
     return 4;
 }
 
@@ -239,7 +239,7 @@ static void test_archive_over_4gib_is_refused_before_writing(void **state)
     /* 5 GiB of floats, never read: the check comes before any byte */
     static const uint64_t shape[] = {1342177280};
     static float dummy;
-    struct npz_entry e = {"huge", shape, 1, &dummy, 5368709120ull};
+    struct npz_entry e = {"huge", shape, 1, &dummy, 5368709120ull, 0};
     const char *path = path_in("huge.npz");
     struct mt_err err = {0};
     assert_int_equal(npz_write(path, &e, 1, &err), MT_E_TOOBIG);
@@ -283,33 +283,76 @@ static void test_unwritable_place_names_the_file(void **state)
     assert_non_null(strstr(err.msg, "No such file or directory"));
 }
 
+static int have_numpy(void)
+{
+    return access("/usr/bin/python3", X_OK) == 0 &&
+           system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+}
+
+/* Run a Python script (its lines, sys.argv[1] = path) under /usr/bin/python3;
+ * it must exit 0. */
+static void numpy_check(const char *path, const char *script)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '\n%s' '%s'", script, path);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 0);
+}
+
 static void test_numpy_loads_the_archive(void **state)
 {
-    if (access("/usr/bin/python3", X_OK) != 0 ||
-        system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
+    if (!have_numpy())
         skip();  /* no numpy here: the byte-level checks above stand alone */
-    }
     struct npz_entry e[4];
     size_t n = sample(e);
     const char *path = path_in("numpy.npz");
     struct mt_err err = {0};
     assert_int_equal(npz_write(path, e, n, &err), 0);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c '\n"
-             "import numpy as np, sys\n"
-             "z = np.load(sys.argv[1])\n"
-             "assert sorted(z.files) == [\"W1\", \"adam.m\", \"b1\", \"empty\"], z.files\n"
-             "w = np.arange(12, dtype=np.float32).reshape(3, 4) * np.float32(0.5) - np.float32(1)\n"
-             "assert z[\"W1\"].dtype == np.dtype(\"<f4\") and z[\"W1\"].shape == (3, 4)\n"
-             "assert (z[\"W1\"] == w).all()\n"
-             "assert (z[\"b1\"] == -np.arange(4, dtype=np.float32) / np.float32(3)).all()\n"
-             "assert z[\"adam.m\"].shape == () and z[\"adam.m\"] == np.float32(42.5)\n"
-             "assert z[\"empty\"].shape == (0, 5)\n"
-             "' '%s'", path);
-    int rc = system(cmd);
-    assert_true(WIFEXITED(rc));
-    assert_int_equal(WEXITSTATUS(rc), 0);
+    numpy_check(path,
+                "import numpy as np, sys\n"
+                "z = np.load(sys.argv[1])\n"
+                "assert sorted(z.files) == [\"W1\", \"adam.m\", \"b1\", \"empty\"], z.files\n"
+                "w = np.arange(12, dtype=np.float32).reshape(3, 4) * np.float32(0.5) - np.float32(1)\n"
+                "assert z[\"W1\"].dtype == np.dtype(\"<f4\") and z[\"W1\"].shape == (3, 4)\n"
+                "assert (z[\"W1\"] == w).all()\n"
+                "assert (z[\"b1\"] == -np.arange(4, dtype=np.float32) / np.float32(3)).all()\n"
+                "assert z[\"adam.m\"].shape == () and z[\"adam.m\"] == np.float32(42.5)\n"
+                "assert z[\"empty\"].shape == (0, 5)\n");
+}
+
+/* A raw member (the model's description): stored under its own name, its
+ * bytes unchanged, beside the arrays; numpy gives the bytes back. */
+static void test_raw_member_is_stored_as_is(void **state)
+{
+    static const char json[] = "{\"format\": 1}\n";
+    struct npz_entry e[5];
+    size_t n = sample(e);
+    e[n++] = (struct npz_entry){"memtrain.json", NULL, 0, json, sizeof json - 1, 1};
+    const char *path = path_in("raw.npz");
+    struct mt_err err = {0};
+    assert_int_equal(npz_write(path, e, n, &err), 0);
+    size_t len;
+    uint8_t *z = slurp(path, &len);
+    /* the last local header: its name and the bytes right after it */
+    size_t at = 0;
+    for (size_t i = 0; i + 30 < len; i++)
+        if (rd32(z + i) == 0x04034b50u)
+            at = i;
+    assert_int_equal(rd16(z + at + 26), strlen("memtrain.json"));
+    assert_memory_equal(z + at + 30, "memtrain.json", 13);
+    assert_int_equal(rd32(z + at + 22), sizeof json - 1);
+    assert_memory_equal(z + at + 30 + 13, json, sizeof json - 1);
+    assert_int_equal(rd32(z + at + 14), crc32(0L, (const Bytef *)json, sizeof json - 1));
+    free(z);
+    if (!have_numpy())
+        return;
+    numpy_check(path,
+                "import numpy as np, json, sys\n"
+                "z = np.load(sys.argv[1])\n"
+                "assert \"memtrain.json\" in z.files, z.files\n"
+                "assert json.loads(z[\"memtrain.json\"]) == {\"format\": 1}\n"
+                "assert z[\"W1\"].shape == (3, 4)\n");
 }
 
 int main(void)
@@ -324,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_existing_file_is_replaced_whole_or_left_alone),
         cmocka_unit_test(test_unwritable_place_names_the_file),
         cmocka_unit_test(test_numpy_loads_the_archive),
+        cmocka_unit_test(test_raw_member_is_stored_as_is),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

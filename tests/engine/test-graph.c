@@ -14,6 +14,7 @@
 #include "loss.h"
 #include "rng.h"
 #include "testutil.h"
+#include "rules/common.h"
 
 static void parse(const char *yaml, struct mt_spec *s)
 {
@@ -133,6 +134,51 @@ static void test_memdfa_equals_dfa_on_layer_lists(void **state)
                  "model:\n  input: [2, 3, 4]\n  classes: 4\n%s", models[m]);
         same_bits(a, b);
     }
+}
+
+/* DFA's D_l on a net of three convs without batch-norm: each conv's matrix
+ * is drawn at the rule's scale times 1/sqrt(h w) of the tensor it reaches;
+ * the dense layers', and every matrix of a two-conv net or of a net with
+ * batch-norm, at the rule's scale. */
+#define DEEP_CONV(norm) "model:\n  input: [1, 12, 12]\n  classes: 3\n  layers:\n" \
+    "    - conv: {channels: 4, kernel: 3, padding: 1}\n" norm "    - relu\n    - maxpool: 2\n" \
+    "    - conv: {channels: 4, kernel: 3, padding: 1}\n    - relu\n" \
+    "    - conv: {channels: 5, kernel: 3}\n    - relu\n    - flatten\n" \
+    "    - dense: 8\n    - relu\n    - dense: 3\n"
+static void check_dfa_gains(const char *yaml, int deep)
+{
+    struct mt_spec s;
+    struct mt_trainer t;
+    struct mt_err err = {0};
+    parse(yaml, &s);
+    assert_ok(trainer_init(&t, &s, &err), err);
+    const struct mt_model_desc *d = &t.net.d;
+    int C = d->width[d->n_layers], seen = 0;
+    for (int u = 1; u <= d->n_nodes; u++) {
+        int l = rule_graph_seed_layer(d, u);
+        if (l < 1)
+            continue;
+        struct mt_shape sh = graph_tensor_shape(d, u);
+        int conv = d->node[graph_weight_node(d, l)].s.kind == MT_LK_CONV;
+        float want = deep && conv ? 1.0f / sqrtf((float)(sh.h * sh.w)) : 1.0f;
+        assert_true(rule_graph_dfa_feedback_gain(d, l, u) == want);
+        size_t n = (size_t)C * graph_tensor_count(d, u);
+        float top = 0.0f, bound = t.spec.rule.feedback_scale * want;
+        for (size_t i = 0; i < n; i++)
+            top = fmaxf(top, fabsf(t.rs.fb[l][i]));
+        assert_true(top <= bound && top > 0.7f * bound);
+        seen += conv;
+    }
+    assert_int_equal(seen, 3);
+    trainer_fini(&t);
+}
+
+static void test_dfa_feedback_on_deep_conv_nets(void **state)
+{
+    (void)state;
+    check_dfa_gains(SYNTH_IMG "batch: 8\nepochs: 1\nrule: dfa\n" DEEP_CONV(""), 1);
+    check_dfa_gains(SYNTH_IMG "batch: 8\nepochs: 1\nrule: memdfa\n" DEEP_CONV(""), 1);
+    check_dfa_gains(SYNTH_IMG "batch: 8\nepochs: 1\nrule: dfa\n" DEEP_CONV("    - batchnorm\n"), 0);
 }
 
 /* On a conv net and a residual net (with identity and projection
@@ -753,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_layer_list_mlp_trains_to_the_same_bits),
         cmocka_unit_test(test_memdfa_equals_dfa_on_layer_lists),
         cmocka_unit_test(test_ckpt_equals_bp_on_layer_lists),
+        cmocka_unit_test(test_dfa_feedback_on_deep_conv_nets),
         cmocka_unit_test(test_conv_and_residual_nets_same_bits),
         cmocka_unit_test(test_workers_train_alike),
         cmocka_unit_test(test_workers_split_each_kind),

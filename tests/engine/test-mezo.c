@@ -223,6 +223,17 @@ static void test_defaults_and_refused_optimizers(void **state)
     big.model.width[5] = 10;
     assert_ok(spec_finish(&big, &err), err);
     assert_true(big.optim.lr == (float)(100.0 / 13596010.0));
+    /* A conv net: 100 / its weights' uses per sample (forward flops / 2):
+     * 8x5x5 conv weights at 28x28 positions (156,800), the 2x2 max-pool's
+     * 1568 outputs x 4 / 2 (3136) and 15,680 dense weights, not 100 / its
+     * 15,898 parameters (which the cap would cut to 2e-3). */
+    struct mt_spec conv;
+    test_parse_spec("dataset: mnist\nbatch: 64\nepochs: 1\nrule: mezo\n"
+                    "model: {input: [1, 28, 28], layers: [{conv: {channels: 8, kernel: 5, "
+                    "padding: 2}}, relu, {maxpool: 2}, flatten, {dense: 10}]}\n",
+                    &conv);
+    assert_int_equal(model_param_count(&conv.model), 200 + 8 + 15680 + 10);
+    assert_true(conv.optim.lr == (float)(100.0 / (156800.0 + 3136.0 + 15680.0)));
     assert_true(s.rule.epsilon == 1e-3f);
     assert_int_equal(s.rule.samples, 1);
 

@@ -364,6 +364,47 @@ static void test_feedback_rules_default_to_sgd(void **state)
     assert_int_equal(s.sched.kind, MT_SCHED_COSINE);
 }
 
+/* On conv nets (docs/spec-reference.md, "Rule defaults"): with batch-norm,
+ * FA, DFA and MEM-DFA take lr 0.05 when the spec names no optimizer and no
+ * lr; without, FA's feedback scale is 0.1. A named lr or scale wins. */
+static void test_feedback_rules_conv_defaults(void **state)
+{
+    (void)state;
+    static const char *const data =
+        "dataset: {name: synthetic, synthetic_train: 64, synthetic_test: 16}\n"
+        "batch: 64\nepochs: 1\n";
+    static const char *const conv =
+        "model:\n  input: [1, 8, 8]\n  classes: 3\n  layers:\n    - conv: {channels: 4, kernel: 3}\n"
+        "    - relu\n    - flatten\n    - dense: 3\n";
+    static const char *const conv_bn =
+        "model:\n  input: [1, 8, 8]\n  classes: 3\n  layers:\n    - conv: {channels: 4, kernel: 3}\n"
+        "    - batchnorm\n    - relu\n    - flatten\n    - dense: 3\n";
+    const char *rules[] = {"fa", "dfa", "memdfa"};
+    struct mt_spec s;
+    struct mt_err err;
+    for (int i = 0; i < 3; i++) {
+        char yaml[640];
+        snprintf(yaml, sizeof yaml, "%s%srule: %s\n", data, conv, rules[i]);
+        assert_int_equal(parse(yaml, &s, &err), 0);
+        assert_int_equal(spec_finish(&s, &err), 0);
+        assert_true(s.optim.lr == 0.01f);
+        if (i == 0)
+            assert_true(s.rule.feedback_scale == 0.3f);
+        snprintf(yaml, sizeof yaml, "%s%srule: %s\n", data, conv_bn, rules[i]);
+        assert_int_equal(parse(yaml, &s, &err), 0);
+        assert_int_equal(spec_finish(&s, &err), 0);
+        assert_true(s.optim.lr == 0.05f);
+        assert_int_equal(s.optim.kind, MT_OPT_SGD);
+        if (i == 0)
+            assert_true(s.rule.feedback_scale == 0.5f);
+        snprintf(yaml, sizeof yaml, "%s%srule: {name: %s, feedback_scale: 0.25}\n"
+                 "optimizer: {lr: 0.02}\n", data, conv_bn, rules[i]);
+        assert_int_equal(parse(yaml, &s, &err), 0);
+        assert_int_equal(spec_finish(&s, &err), 0);
+        assert_true(s.optim.lr == 0.02f && s.rule.feedback_scale == 0.25f);
+    }
+}
+
 static void test_finish_fills_rule_defaults(void **state)
 {
     (void)state;
@@ -1275,6 +1316,7 @@ int main(void)
         cmocka_unit_test(test_memory_limit_forms),
         cmocka_unit_test(test_finish_fills_rule_defaults),
         cmocka_unit_test(test_feedback_rules_default_to_sgd),
+        cmocka_unit_test(test_feedback_rules_conv_defaults),
         cmocka_unit_test(test_finish_marks_resolved),
         cmocka_unit_test(test_finish_dataset_sizes),
         cmocka_unit_test(test_finish_checks_built_specs),

@@ -3,6 +3,7 @@
 #include "daemonproc.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,70 @@ Memtrain__Response *client_read(int fd)
 Memtrain__Response *client_call(int fd, Memtrain__Request *req)
 {
     return client_send(fd, req) ? NULL : client_read(fd);
+}
+
+int daemonproc_reconfigure(struct daemonproc *p, const char *config, const char *text)
+{
+    FILE *f = fopen(config, "w");
+    if (!f)
+        return -1;
+    int bad = fputs(text, f) < 0;
+    if (fclose(f) != 0 || bad || kill(p->pid, SIGHUP) != 0)
+        return -1;
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* The child's end: drop to uid/gid, ask, and write the packed Response
+ * (or nothing) to fd. */
+static void call_as_child(int fd, const char *sock, uid_t uid, gid_t gid, Memtrain__Request *req)
+{
+    Memtrain__Response *r = NULL;
+    if (setgroups(0, NULL) == 0 && setgid(gid) == 0 && setuid(uid) == 0) {
+        int c = client_connect(sock);
+        r = c >= 0 ? client_call(c, req) : NULL;
+    }
+    size_t n = r ? memtrain__response__get_packed_size(r) : 0;
+    uint8_t *b = malloc(n ? n : 1);
+    if (r && b) {
+        memtrain__response__pack(r, b);
+        (void)!write(fd, b, n);
+    }
+    _exit(0);
+}
+
+Memtrain__Response *client_call_as(const char *sock, uid_t uid, gid_t gid, Memtrain__Request *req)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        call_as_child(p[1], sock, uid, gid, req);
+    }
+    close(p[1]);
+    uint8_t *b = NULL;
+    size_t n = 0, cap = 0;
+    ssize_t got = 1;
+    while (pid > 0 && got > 0) {
+        if (n == cap) {
+            uint8_t *nb = realloc(b, cap = cap ? 2 * cap : 4096);
+            if (!nb)
+                break;
+            b = nb;
+        }
+        got = read(p[0], b + n, cap - n);
+        if (got > 0)
+            n += (size_t)got;
+    }
+    close(p[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    Memtrain__Response *r = n ? memtrain__response__unpack(NULL, n, b) : NULL;
+    free(b);
+    return r;
 }
 
 int client_ping(const char *sock)

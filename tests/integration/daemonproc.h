@@ -27,6 +27,9 @@ int daemonproc_stop(struct daemonproc *p, int keep_dir);
 /* Start again on the same socket and database. */
 int daemonproc_restart(struct daemonproc *p, const char *const *extra_args);
 void daemonproc_cleanup(struct daemonproc *p);
+/* Write `text` into the daemon's configuration file `config`, send SIGHUP
+ * and give it 300 ms to reload. 0 or -1. */
+int daemonproc_reconfigure(struct daemonproc *p, const char *config, const char *text);
 /* The daemon's first child process (its running worker), 0 when none. */
 pid_t daemonproc_worker(const struct daemonproc *p);
 
@@ -38,6 +41,12 @@ int client_send(int fd, Memtrain__Request *req);
 /* Ask for job_id's newest checkpoint (streamed in chunks), request id
  * `id`, without reading the answer. 0 or -1. */
 int client_send_ckpt_fetch(int fd, uint64_t job_id, uint64_t id);
+/* client_call on a fresh connection to sock from a forked child that has
+ * dropped to uid with primary group gid and no supplementary groups (the
+ * caller must be root): how another user's request is answered. NULL when
+ * unanswered. */
+Memtrain__Response *client_call_as(const char *sock, uid_t uid, gid_t gid,
+                                   Memtrain__Request *req);
 /* Ping on a fresh connection: 0 when answered OK. */
 int client_ping(const char *sock);
 /* The same, failing when no answer comes within ms milliseconds. */

@@ -2,19 +2,14 @@
 # temporary socket and database ($dir, $sock, $db, $daemon), stopped and
 # removed on exit; fail MESSAGE (prints the daemon's log, exits 1) and
 # mt ARGS (mtctl on that socket); returns once the daemon answers ping.
-# Sourcing it resets the positional parameters.
+# A test that sets $daemon_config (a file) before sourcing this gets a
+# daemon started with --config on it.
 : "${MEMTRAIN_DAEMON:?}" "${MTCTL:?}"
 dir=$(mktemp -d /tmp/memtrain-mtctl.XXXXXX)
 sock=$dir/d.sock
 db=$dir/state.db
-# A test may set daemon_config to the text of a memtraind.yaml first.
-if [ -n "${daemon_config:-}" ]; then
-    printf '%s\n' "$daemon_config" >"$dir/memtraind.yaml"
-    set -- --config "$dir/memtraind.yaml"
-else
-    set --
-fi
-"$MEMTRAIN_DAEMON" "$@" --socket "$sock" --db "$db" --slots 1 2>"$dir/daemon.log" &
+"$MEMTRAIN_DAEMON" --socket "$sock" --db "$db" --slots 1 ${daemon_config:+--config "$daemon_config"} \
+    2>"$dir/daemon.log" &
 daemon=$!
 cleanup() {
     kill -TERM $daemon 2>/dev/null || true

@@ -94,33 +94,15 @@ struct answer {
 static struct answer ask_as(gid_t gid, Memtrain__Request *req)
 {
     struct answer a = {.status = -1};
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        struct answer b = {.status = -1};
-        if (setgroups(0, NULL) == 0 && setgid(gid) == 0 && setuid(OTHER_UID) == 0) {
-            int fd = client_connect(dp.sock);
-            Memtrain__Response *r = fd >= 0 ? client_call(fd, req) : NULL;
-            if (r) {
-                b.status = r->status;
-                b.n_jobs = r->body_case == MEMTRAIN__RESPONSE__BODY_LIST ? (int)r->list->n_jobs : 0;
-                snprintf(b.message, sizeof b.message, "%s", r->message);
-                memtrain__response__free_unpacked(r, NULL);
-            } else {
-                snprintf(b.message, sizeof b.message, "no answer (connect fd %d)", fd);
-            }
-        }
-        (void)!write(p[1], &b, sizeof b);
-        _exit(0);
+    Memtrain__Response *r = client_call_as(dp.sock, OTHER_UID, gid, req);
+    if (r) {
+        a.status = r->status;
+        a.n_jobs = r->body_case == MEMTRAIN__RESPONSE__BODY_LIST ? (int)r->list->n_jobs : 0;
+        snprintf(a.message, sizeof a.message, "%s", r->message);
+        memtrain__response__free_unpacked(r, NULL);
+    } else {
+        snprintf(a.message, sizeof a.message, "no answer");
     }
-    close(p[1]);
-    if (read(p[0], &a, sizeof a) != (ssize_t)sizeof a)
-        a.status = -2;
-    close(p[0]);
-    waitpid(pid, NULL, 0);
     return a;
 }
 
@@ -161,10 +143,9 @@ static struct answer ask(gid_t gid, enum verb v, uint64_t job)
 
 static void reload(const char *share)
 {
-    write_config(share);
-    assert_int_equal(kill(dp.pid, SIGHUP), 0);
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    char text[64];
+    snprintf(text, sizeof text, "share_results: %s\n", share);
+    assert_int_equal(daemonproc_reconfigure(&dp, cfg_path, text), 0);
 }
 
 /* share_results: owner (the default): another user reads nothing of root's

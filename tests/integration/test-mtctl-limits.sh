@@ -5,8 +5,10 @@
 # cap is taken, and a job without a limit gets the cap as its limit. Exit
 # status is the verdict.
 set -eu
-daemon_config="max_job_memory: 64M"
+daemon_config=$(mktemp /tmp/memtrain-limits.XXXXXX.yaml)
+echo "max_job_memory: 64M" >"$daemon_config"
 . "$(dirname "$0")/mtctl-daemon.sh"
+rm -f "$daemon_config"   # read at the daemon's start
 
 cat >"$dir/s.yaml" <<YAML
 dataset: {name: synthetic, synthetic_train: 256, synthetic_test: 64}

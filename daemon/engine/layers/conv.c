@@ -162,15 +162,22 @@ static struct tap tap_of(const struct mt_layer *L, int i, int j)
     return t;
 }
 
+/* Zero columns [lo, hi) in rows [oy0, oy1) of a plane W wide. Column by
+ * column: the columns are one or two wide, and a row-by-row loop becomes a
+ * memset call per row of 4 or 8 bytes (gcc's loop distribution): those calls
+ * were 7-11 % of a ResNet step's perf samples. */
+static void zero_columns(float *r, int W, int oy0, int oy1, int lo, int hi)
+{
+    for (int ox = lo; ox < hi; ox++)
+        for (int oy = oy0; oy < oy1; oy++)
+            r[(size_t)oy * W + ox] = 0.0f;
+}
+
 /* Zero the tap's border columns in rows [oy0, oy1) of a (Ho, W) plane. */
 static void zero_border(float *r, const struct tap *t, int W)
 {
-    for (int oy = t->oy0; oy < t->oy1; oy++) {
-        for (int ox = 0; ox < t->lo; ox++)
-            r[(size_t)oy * W + ox] = 0.0f;
-        for (int ox = t->hi; ox < W; ox++)
-            r[(size_t)oy * W + ox] = 0.0f;
-    }
+    zero_columns(r, W, t->oy0, t->oy1, 0, t->lo);
+    zero_columns(r, W, t->oy0, t->oy1, t->hi, W);
 }
 
 static void im2col_plane_same(const struct mt_layer *L, const float *x, float *r, int i, int j)
@@ -226,16 +233,14 @@ static void im2col(const struct mt_layer *L, const float *x, float *col, int n, 
                         continue;
                     }
                     const float *xr = x + ((size_t)c * H + y) * W - pad + j;
-                    for (int ox = 0; ox < lo; ox++)
-                        r[ox] = 0.0f;
                     if (st == 1)
                         memcpy(r + lo, xr + lo, (size_t)(hi - lo) * sizeof(float));
                     else
                         for (int ox = lo; ox < hi; ox++)
                             r[ox] = xr[ox * st];
-                    for (int ox = hi; ox < Wo; ox++)
-                        r[ox] = 0.0f;
                 }
+                zero_columns(row, Wo, 0, Ho, 0, lo); /* padding columns, every row */
+                zero_columns(row, Wo, 0, Ho, hi, Wo);
             }
 }
 

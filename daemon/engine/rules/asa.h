@@ -25,6 +25,14 @@ void asa_sign_term(float *out, const float *h, int B, size_t n, float eps, int r
 /* Layer lists (asa_layers.c): how ASA keeps what the graph's backward reads
  * (rule_asa.keep), and its step. */
 extern const struct graph_keep asa_layers_keep;
+
+/* What weight node `node` of a layer list reads at inference (and in
+ * training), as asa_weight_input forms it: ASA_INPUT_EXACT (the data, or a
+ * globally pooled map), ASA_INPUT_RELU (x + eps [x > 0]: x >= 0 by
+ * construction) or ASA_INPUT_SIGN (x + eps where x > 0, x - eps elsewhere).
+ * For describing a model (describe.c). */
+enum { ASA_INPUT_EXACT, ASA_INPUT_RELU, ASA_INPUT_SIGN };
+int asa_input_form(const struct mt_model_desc *d, int node);
 int asa_layers_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                     struct mt_step_result *r, struct mt_err *err);
 

@@ -235,6 +235,14 @@ static void asa_decode(void *ud, int t, int reader, int B, float *out, const str
         out[i] = s->t[t][i] > 0 ? one : zero;
 }
 
+int asa_input_form(const struct mt_model_desc *d, int node)
+{
+    int t = d->node[node].src + 1;
+    if (t == 0 || pooled_globally(d, t) >= 0)
+        return ASA_INPUT_EXACT;
+    return nonneg(d, t) ? ASA_INPUT_RELU : ASA_INPUT_SIGN;
+}
+
 static const float *asa_weight_input(void *ud, int node, const float *x, int B, float *ws)
 {
     struct mt_trainer *tr = ud;

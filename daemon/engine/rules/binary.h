@@ -109,4 +109,10 @@ const float *bpbin_infer(struct mt_trainer *t, float *x, int B, float *buf0, flo
 /* Frees t->rs.priv (accepts NULL), so bp can use it as its fini hook. */
 void bpbin_fini(struct mt_trainer *t);
 
+/* ---- TinyFoA (tinyfoa.c) ------------------------------------------------
+ * The stage (hidden layer 1..L-1) whose model the last evaluation ran:
+ * layers 1..stage binarised, then that stage's local classifier (W_L once
+ * stage = L-1). For describing a model (describe.c). */
+int tinyfoa_eval_stage(const struct mt_trainer *t);
+
 #endif

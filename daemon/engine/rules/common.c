@@ -288,6 +288,38 @@ void rule_optim_recipe(struct mt_spec *s, enum mt_optim_kind kind, float momentu
         s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
 }
 
+int rule_model_has(const struct mt_spec *s, int kind)
+{
+    const struct mt_model_desc *d = &s->model;
+    if (!model_is_graph(d))
+        return 0;
+    for (int i = 0; i < d->n_nodes; i++)
+        if ((int)d->node[i].s.kind == kind)
+            return 1;
+    return 0;
+}
+
+/* Fixed feedback cannot hold back the forward weights' growth on a conv net
+ * without normalisation: on the Liao net FA's logits reached 1e5 at scale
+ * 0.5; at 0.3 the robustness grid's LeNet and Liao rows end 1.4 and 5.8
+ * points behind BP with falling losses, and MNIST's LeNet reaches 98.5 %
+ * (0.1 held the logits too, but reached only 97.8 %). Batch-norm makes each
+ * conv's output blind to its weights' scale, so the growth is harmless
+ * there, but the effective step shrinks as the weights grow: at lr 0.01 DFA
+ * ended 25 points behind BP on the ResNet, at 0.05 4.0 behind and FA 11.6
+ * ahead (tests/bench/README.md, "Robustness grid"). */
+void rule_feedback_conv_defaults(struct mt_spec *s, int recipe, int fa)
+{
+    if (!rule_model_has(s, MT_LK_CONV))
+        return;
+    if (rule_model_has(s, MT_LK_BATCHNORM)) {
+        if (recipe)
+            s->optim.lr = 0.05f;
+    } else if (fa && isnan(s->rule.feedback_scale)) {
+        s->rule.feedback_scale = 0.3f;
+    }
+}
+
 void rule_optim_defaults(struct mt_spec *s)
 {
     rule_optim_recipe(s, MT_OPT_ADAM, 0.0f);

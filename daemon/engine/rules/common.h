@@ -116,6 +116,13 @@ void rule_optim_defaults(struct mt_spec *s);
  * (SGD then with `momentum` unless given); an optimizer the spec names
  * keeps its lr default (Adam 1e-4, SGD 0.01) and momentum fallback (0). */
 void rule_optim_recipe(struct mt_spec *s, enum mt_optim_kind kind, float momentum);
+/* Whether s's model is a layer list with a node of layer kind `kind`. */
+int rule_model_has(const struct mt_spec *s, int kind);
+/* FA's, DFA's and MEM-DFA's recipe on conv nets (docs/spec-reference.md,
+ * "Rule defaults"): with batch-norm, lr 0.05 when the spec gives neither an
+ * optimizer nor an lr (`recipe`); without, FA's feedback scale 0.3 when not
+ * given (`fa`). Other models are left as they are. */
+void rule_feedback_conv_defaults(struct mt_spec *s, int recipe, int fa);
 
 /* Plan pieces shared by the rules. */
 void rule_plan_full_grads(const struct mt_spec *s, struct mt_mem_plan *p);
@@ -160,6 +167,10 @@ int rule_graph_fa_feedback_init(struct mt_trainer *t, struct mt_err *err);
  * in between (activations, pools, norms, residual joins) to layer l. */
 size_t rule_graph_dfa_feedback_bytes(const struct mt_model_desc *d);
 int rule_graph_dfa_feedback_init(struct mt_trainer *t, struct mt_err *err);
+/* The factor on D_l (to tensor u) beyond rule.feedback_scale: 1/sqrt(h w) of
+ * u when layer l is a conv of a net with three or more convs and no
+ * batch-norm, else 1. */
+float rule_graph_dfa_feedback_gain(const struct mt_model_desc *d, int l, int u);
 int rule_graph_dfa_step(struct mt_trainer *t, const float *x, const uint8_t *y, int B,
                         struct mt_step_result *r, struct mt_err *err);
 /* The layer l whose D_l seeds tensor t (the layer before t's first weight

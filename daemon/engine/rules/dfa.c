@@ -31,6 +31,7 @@ void dfa_defaults(struct mt_spec *s)
      * rose on deep nets); SGD's steps shrink with E (docs/spec-reference.md,
      * "Rule defaults"). */
     rule_optim_recipe(s, MT_OPT_SGD, 0.9f);
+    rule_feedback_conv_defaults(s, recipe, 0);
     /* lr 0.01 down to 0.01 B / 64 below batch 64: at batch 32 the
      * 784-128x4-10 net's loss rose to 1e12 at 0.01 and fell at 0.005. */
     if (recipe && s->batch < 64)

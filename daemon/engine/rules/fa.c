@@ -19,9 +19,11 @@ static size_t fa_feedback_bytes(const struct mt_model_desc *d)
 
 static void fa_defaults(struct mt_spec *s)
 {
+    int recipe = s->optim.kind == MT_OPT_DEFAULT && isnan(s->optim.lr);
     /* SGD, not Adam: see dfa_defaults; the error shrinks as the net learns,
      * so the updates do too (docs/spec-reference.md, "Rule defaults"). */
     rule_optim_recipe(s, MT_OPT_SGD, 0.9f);
+    rule_feedback_conv_defaults(s, recipe, 1);
     if (s->rule.feedback_init == MT_FB_DEFAULT)
         s->rule.feedback_init = MT_FB_KAIMING;
     /* Half the forward init's scale: at 1 the forward weights grow along

@@ -2,6 +2,7 @@
  * "Layer-list models"): BP's step and plan, through graph.h. */
 #include "common.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,35 @@ size_t rule_graph_dfa_feedback_bytes(const struct mt_model_desc *d)
     return n * (size_t)d->width[d->n_layers] * sizeof(float);
 }
 
+static int count_kind(const struct mt_model_desc *d, int kind)
+{
+    int n = 0;
+    for (int i = 0; i < d->n_nodes; i++)
+        n += (int)d->node[i].s.kind == kind;
+    return n;
+}
+
+/* The factor on D_l, the matrix to tensor u, beyond the rule's scale: 1, or
+ * 1/sqrt(h w) of u when weight layer l is a conv of a net with three or more
+ * conv layers and no batch-norm. A conv's weight gradient sums its output's
+ * h w positions, and DFA's fixed feedback is a different random vector at
+ * each of them, so a conv's step is larger against its weights than a dense
+ * layer's; on a stack of such convs without normalisation these steps
+ * compound until the last layer's true-gradient step turns unstable. On the
+ * Liao net (three convs) the loss blew up at lr 0.01 and still crept up at
+ * 0.005, with the full feedback or half of it, and falls with this factor;
+ * with two convs (LeNet, or the Liao net without its third conv) the full
+ * feedback is stable and learns faster, so it stays (docs/spec-reference.md,
+ * "Layer-list (conv) models"). */
+float rule_graph_dfa_feedback_gain(const struct mt_model_desc *d, int l, int u)
+{
+    if (d->node[graph_weight_node(d, l)].s.kind != MT_LK_CONV ||
+        count_kind(d, MT_LK_CONV) < 3 || count_kind(d, MT_LK_BATCHNORM) > 0)
+        return 1.0f;
+    struct mt_shape sh = graph_tensor_shape(d, u);
+    return 1.0f / sqrtf((float)sh.h * (float)sh.w);
+}
+
 int rule_graph_dfa_feedback_init(struct mt_trainer *t, struct mt_err *err)
 {
     const struct mt_model_desc *d = &t->net.d;
@@ -90,8 +120,9 @@ int rule_graph_dfa_feedback_init(struct mt_trainer *t, struct mt_err *err)
             return arena_error(t->arena);
         struct mt_rng rng;
         rng_derive(&rng, t->spec.seed, 1000 + (uint64_t)l);
-        rule_feedback_fill(t->rs.fb[l], C, (int)graph_tensor_count(d, u), C, &t->spec.rule,
-                           &rng);
+        struct mt_rule_spec rs = t->spec.rule;
+        rs.feedback_scale *= rule_graph_dfa_feedback_gain(d, l, u);
+        rule_feedback_fill(t->rs.fb[l], C, (int)graph_tensor_count(d, u), C, &rs, &rng);
     }
     return 0;
 }

@@ -58,6 +58,18 @@
  * 784-128-10 on Fashion-MNIST diverged at 100 / P = 9.8e-4 (loss 1.96 ->
  * 6.28 over 3 epochs) and learned at 4.9e-4 (memtrain-bench robust). */
 #define MEZO_LR_BATCH 64.0
+/* On a conv net, P in 100 / P is the weights' uses per sample (forward
+ * flops / 2) when that is larger: a shared conv weight moves every output
+ * position, so one SPSA step changes the loss as much as that many dense
+ * weights would. With 100 / P on the parameters, Fashion-MNIST's LeNet
+ * (431,080 parameters, 2.3M uses, lr 2.3e-4) and the Liao net (188,746,
+ * 13M uses, lr 5.3e-4) diverged within 2 epochs (memtrain-bench robust
+ * --net conv); an MLP's uses equal its weight count, below P. */
+static double mezo_lr_size(const struct mt_model_desc *d)
+{
+    double p = (double)model_param_count(d);
+    return model_is_graph(d) ? fmax(p, model_flops_forward(d, 1) / 2) : p;
+}
 /* rng_derive streams of the per-step seed generators: above the weights
  * (1), the shuffle (2) and the feedback matrices (1000 + l). */
 #define MEZO_STREAM (UINT64_C(1) << 32)
@@ -156,7 +168,7 @@ static void mezo_defaults(struct mt_spec *s)
     if (s->optim.kind == MT_OPT_DEFAULT)
         s->optim.kind = MT_OPT_SGD;
     if (isnan(s->optim.lr))
-        s->optim.lr = (float)(fmin(MEZO_LR_MAX, MEZO_LR_P / (double)model_param_count(&s->model)) *
+        s->optim.lr = (float)(fmin(MEZO_LR_MAX, MEZO_LR_P / mezo_lr_size(&s->model)) *
                               fmin(1.0, s->batch / MEZO_LR_BATCH));
     if (isnan(s->rule.epsilon))
         s->rule.epsilon = MEZO_EPSILON;

@@ -149,6 +149,12 @@ static int current_stage(const struct mt_trainer *t, int *first, int *len)
     return stage_of_epoch(t->spec.epochs, t->net.d.n_layers - 1, t->epoch, first, len);
 }
 
+int tinyfoa_eval_stage(const struct mt_trainer *t)
+{
+    int first, len, e = t->epoch > 0 ? t->epoch - 1 : 0;
+    return stage_of_epoch(t->spec.epochs, t->net.d.n_layers - 1, e, &first, &len);
+}
+
 /* ---- binary copies ------------------------------------------------------- */
 
 /* alpha of an (out, in) matrix over the M x M tiling; the block sums go to
