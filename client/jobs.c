@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fmt.h"
+#include "memtrain/age.h"
 #include "memtrain/bytesize.h"
 #include "memtrain/clock.h"
 #include "mtctl.h"
@@ -645,9 +646,8 @@ static const char wait_help[] =
     "Options:\n"
     "      --no-reconnect     end when memtraind stops: exit 13 INTERRUPTED for a\n"
     "                         job it stopped, 1 otherwise\n"
-    "      --timeout DURATION give up after DURATION (seconds, or a number with\n"
-    "                         ms, s, m, h or d: 90, 1.5h, 2d) and exit 124; the\n"
-    "                         job goes on\n"
+    "      --timeout DURATION give up after DURATION (a number and a unit: 90s,\n"
+    "                         10m, 1.5h, 2d) and exit 124; the job goes on\n"
     "  -o json, --json        print the final job as one JSON document ({\"event\":\n"
     "                         \"timeout\", \"state\": ...} after --timeout)\n"
     "      --socket PATH      the daemon's socket\n"
@@ -656,21 +656,6 @@ static const char wait_help[] =
     "Exit status: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
     "13 INTERRUPTED (with --no-reconnect); 124 --timeout passed; 130 Ctrl-C;\n"
     "1 error, 3 daemon unreachable, 4 no such job, 5 permission denied.\n";
-
-/* A --timeout: seconds, or a number with a unit, into seconds (> 0). */
-static int parse_timeout(const char *text, double *seconds)
-{
-    static const struct mt_unit units[] = {   /* in milliseconds */
-        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000},
-        {"d", 86400000},
-    };
-    uint64_t ms;
-    if (mt_unit_parse(text, units, sizeof units / sizeof units[0], (uint64_t)INT64_MAX, &ms) ||
-        ms == 0)
-        return MT_E_INVAL;
-    *seconds = (double)ms / 1000.0;
-    return 0;
-}
 
 int cmd_wait(struct mtctl *c, int argc, char **argv)
 {
@@ -682,6 +667,8 @@ int cmd_wait(struct mtctl *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct follow_opts fo = {.quiet = 1, .reconnect = 1};
+    struct mt_err perr = {0};
+    uint64_t ms = 1;
     int opt, rc;
     uint64_t id;
     mtctl_getopt_reset(c, argv, "wait");
@@ -691,9 +678,10 @@ int cmd_wait(struct mtctl *c, int argc, char **argv)
             fo.reconnect = 0;
             break;
         case OPT_TIMEOUT:
-            if (parse_timeout(optarg, &fo.timeout))
-                return mtctl_usage_error(c, "--timeout: expected a duration such as 90, 30s, "
-                                         "10m or 2h, got '%s'", optarg);
+            if (mt_age_parse(optarg, &ms, &perr) || ms == 0)
+                return mtctl_usage_error(c, "--timeout: %s", ms == 0 && !perr.msg[0]
+                                         ? "expected more than 0" : perr.msg);
+            fo.timeout = (double)ms / 1000.0;
             break;
         MTCTL_OPT_DEFAULT(c, opt, wait_help)
         }
