@@ -94,7 +94,7 @@ static const char *value_kind(const char *longname, int shortname)
         return "rule";
     if (longname && strcmp(longname, "state") == 0)
         return "state";
-    if (longname && strcmp(longname, "socket") == 0)
+    if (longname && (strcmp(longname, "socket") == 0 || strcmp(longname, "out") == 0))
         return "file";
     if ((longname && strcmp(longname, "output") == 0) || shortname == 'o')
         return "output";

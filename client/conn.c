@@ -12,8 +12,25 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "memtrain/sockpath.h"
 #include "memtrain/wire.h"
 #include "mtctl.h"
+
+/* Why connect failed: for EACCES the part of the path closed to this user
+ * and the group it needs; for a default socket not found, where mtctl
+ * looked (the shared list, memtrain/sockpath.h). */
+static int unreachable(struct mtctl *c, int e, struct mt_err *err)
+{
+    char hint[MT_SOCKET_HINT_LEN];
+    if (e == EACCES && mt_socket_access_hint(c->socket_path, hint, sizeof hint)[0])
+        return mt_err_set(err, MT_E_UNREACHABLE, "cannot reach memtraind: %s", hint);
+    if (e == ENOENT && c->socket_hint && c->socket_hint[0])
+        return mt_err_set(err, MT_E_UNREACHABLE, "cannot reach memtraind: %s (is it running?)",
+                          c->socket_hint);
+    return mt_err_set(err, MT_E_UNREACHABLE, "cannot reach memtraind at %s: %s (%s)",
+                      c->socket_path, strerror(e),
+                      e == EACCES ? "is your user in the daemon's group?" : "is it running?");
+}
 
 int conn_open(struct mtctl *c, struct mt_err *err)
 {
@@ -31,9 +48,7 @@ int conn_open(struct mtctl *c, struct mt_err *err)
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         int e = errno;
         close(fd);
-        return mt_err_set(err, MT_E_UNREACHABLE, "cannot reach memtraind at %s: %s (%s)",
-                          c->socket_path, strerror(e),
-                          e == EACCES ? "is your user in the daemon's group?" : "is it running?");
+        return unreachable(c, e, err);
     }
     c->fd = fd;
     return 0;

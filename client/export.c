@@ -233,7 +233,7 @@ static int text_metrics(const Memtrain__MetricsResponse *mr, int steps, int memo
         snprintf(loss, sizeof loss, "%.4f", e->loss);
         snprintf(sec, sizeof sec, "%.1f", e->seconds);
         snprintf(sps, sizeof sps, "%.0f", e->samples_per_second);
-        snprintf(lr, sizeof lr, "%.3g", (double)e->lr);
+        fmt_lr(lr, sizeof lr, e->lr);
         char val[MAX_METRIC_COLS][32];
         const char *cells[NBASE + MAX_METRIC_COLS] = {
             ep, loss, fmt_percent(tr, sizeof tr, e->train_accuracy),
@@ -356,7 +356,7 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv)
 
 static const char ckpt_help[] =
     "Usage: mtctl ckpt ls [OPTIONS] ID\n"
-    "       mtctl ckpt export [OPTIONS] ID -o FILE.npz\n"
+    "       mtctl ckpt export [OPTIONS] ID -O FILE.npz\n"
     "       mtctl ckpt rm [OPTIONS] ID [EPOCH...]\n"
     "\n"
     "rm removes checkpoints (`mtctl ckpt rm --help`).\n"
@@ -376,15 +376,16 @@ static const char ckpt_help[] =
     "stderr and still exits 0 (the JSON has \"job_epochs\" and \"warning\").\n"
     "\n"
     "Options of export:\n"
-    "  -o, --output FILE      the .npz to write (required)\n"
+    "  -O, --out FILE         the .npz to write (required; -o is the output\n"
+    "                         format, as for every command)\n"
     "  -e, --epoch N          the checkpoint written after epoch N (default: the\n"
     "                         latest)\n"
     "      --optimizer        also the optimizer's state tensors (adam.m, adam.v,\n"
     "                         momentum: flat over all parameters)\n"
-    "      --json             describe the written file as JSON\n"
     "\n"
     "Options of both:\n"
-    "  -o json, --json        (ls) one JSON document with \"checkpoints\"\n"
+    "  -o json, --json        one JSON document: (ls) with \"checkpoints\", (export)\n"
+    "                         describing the written file\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n";
 
@@ -546,9 +547,10 @@ static void export_report(struct mtctl *c, const char *path, uint64_t id,
 {
     char warn[200] = "";
     if (job_epochs > cd->epoch) {
-        snprintf(warn, sizeof warn, "job %llu completed %u epochs but its newest stored "
+        snprintf(warn, sizeof warn, "job %llu completed %u epoch%s but its newest stored "
                  "checkpoint is epoch %u: the last one was not stored (see mtctl show %llu)",
-                 (unsigned long long)id, job_epochs, cd->epoch, (unsigned long long)id);
+                 (unsigned long long)id, job_epochs, mt_plural(job_epochs), cd->epoch,
+                 (unsigned long long)id);
         fprintf(stderr, "mtctl: warning: %s\n", warn);
     }
     if (c->json) {
@@ -615,6 +617,7 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
     enum { OPT_OPTIMIZER = 0x2001 };
     static const struct option longopts[] = {
         {"epoch", required_argument, NULL, 'e'},
+        {"out", required_argument, NULL, 'O'},
         {"optimizer", no_argument, NULL, OPT_OPTIMIZER},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -625,10 +628,17 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
     uint64_t id;
     char *end;
     mtctl_getopt_reset(c, argv, "ckpt export");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "e:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "e:O:", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'o':  /* here -o names the file; --json still asks for JSON */
+        case 'O':
             out = optarg;
+            break;
+        case 'o':  /* the output format, as everywhere; say so to the old -o FILE */
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)
+                return mtctl_usage_error(c, "-o is the output format (json or text); the .npz "
+                                         "to write is -O FILE (--out FILE)");
+            if ((rc = mtctl_opt(c, opt, optarg, ckpt_help)))
+                return rc;
             break;
         case 'e':
             epoch = strtoul(optarg, &end, 10);
@@ -647,7 +657,7 @@ static int ckpt_export(struct mtctl *c, int argc, char **argv)
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
     if (!out || !out[0])
-        return mtctl_usage_error(c, "no output file: give -o FILE.npz");
+        return mtctl_usage_error(c, "no output file: give -O FILE.npz");
 
     struct mt_err err = {0};
     uint8_t *blob;

@@ -98,8 +98,30 @@ char *fmt_time(char *buf, size_t len, int64_t ms)
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
-    if (ms <= 0 || !localtime_r(&t, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    if (ms <= 0 || !localtime_r(&t, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
         snprintf(buf, len, "-");
+    return buf;
+}
+
+char *fmt_lr(char *buf, size_t len, double lr)
+{
+    snprintf(buf, len, "%.4g", lr);
+    return buf;
+}
+
+char *fmt_bar(char *buf, size_t len, double fraction)
+{
+    double f = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
+    int full = (int)(f * FMT_BAR_WIDTH + 0.5);
+    size_t n = 0;
+    if (len < FMT_BAR_WIDTH + 8) {
+        snprintf(buf, len, "%.0f%%", fraction * 100);
+        return buf;
+    }
+    buf[n++] = '[';
+    for (int i = 0; i < FMT_BAR_WIDTH; i++)
+        buf[n++] = i < full ? '#' : '-';
+    snprintf(buf + n, len - n, "] %3.0f%%", fraction * 100);
     return buf;
 }
 

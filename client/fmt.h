@@ -11,6 +11,7 @@
 
 #include "memtrain.pb-c.h"
 #include "memtrain/category.h"
+#include "memtrain/plural.h"
 
 /* ---- job states */
 
@@ -49,8 +50,18 @@ uint64_t fmt_mem_at(const Memtrain__MemoryStats *m, size_t i);
 /* "45s", "3m12s", "2h05m", "4d3h". Negative durations print as "0s". */
 char *fmt_duration(char *buf, size_t len, double seconds);
 
-/* Unix milliseconds as local "2024-05-01 12:00:03"; "-" for 0. */
+/* Unix milliseconds as local time with its zone, "2024-05-01 12:00:03 UTC"
+ * (len >= 32); "-" for 0. Every time mtctl prints as text goes through it. */
 char *fmt_time(char *buf, size_t len, int64_t ms);
+
+/* A learning rate, the one way mtctl prints one: 4 significant digits,
+ * "0.003", "0.0009877", "1e-05". */
+char *fmt_lr(char *buf, size_t len, double lr);
+
+/* "[#########-----------]  45%": a fraction as the one progress bar style
+ * of mtctl (FMT_BAR_WIDTH cells; the percent is not clamped). len >= 32. */
+#define FMT_BAR_WIDTH 20
+char *fmt_bar(char *buf, size_t len, double fraction);
 
 /* "97.85%" for 0.9785. */
 char *fmt_percent(char *buf, size_t len, double fraction);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fmt.h"
+#include "memtrain/age.h"
 #include "memtrain/bytesize.h"
 #include "memtrain/clock.h"
 #include "mtctl.h"
@@ -43,7 +44,8 @@ static const char submit_help[] =
     "Exit status: 0 submitted, 1 refused (invalid spec, over the memory limit,\n"
     "daemon unavailable), 2 usage, 3 daemon unreachable; with --follow, the job's\n"
     "final state: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
-    "13 INTERRUPTED.\n";
+    "13 INTERRUPTED; 130 Ctrl-C stopped following (the job goes on: \"stopped\n"
+    "following job N; it keeps running (mtctl cancel N)\").\n";
 
 /* Cancel job `id` without printing anything; 0 when the daemon took it. */
 static int cancel_job(struct mtctl *c, uint64_t id)
@@ -154,7 +156,8 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         fflush(stdout);
     }
     memtrain__response__free_unpacked(resp, NULL);
-    return follow ? watch_job(c, id, steps, 0) : MTCTL_EXIT_OK;
+    struct follow_opts fo = {.steps = steps};
+    return follow ? watch_job(c, id, &fo) : MTCTL_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------------- ls */
@@ -350,10 +353,12 @@ static void optimizer_summary(char *buf, size_t len, const Memtrain__OptimizerSp
     int sgd = strcmp(o->name, "sgd") == 0, adam = strncmp(o->name, "adam", 4) == 0;
     int any = !sgd && !adam;  /* the rule's default: show whatever was given */
     size_t n = (size_t)snprintf(buf, len, "%s", o->name[0] ? o->name : "(the rule's)");
+    char lr[32];
+    if (o->opt_lr_case && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " lr %s", fmt_lr(lr, sizeof lr, o->lr));
 #define OPTF(field, label, applies)                                                     \
     if (o->opt_##field##_case && (applies || any) && n < len)                           \
         n += (size_t)snprintf(buf + n, len - n, " " label " %g", (double)o->field);
-    OPTF(lr, "lr", 1)
     OPTF(momentum, "momentum", sgd)
     OPTF(beta1, "beta1", adam)
     OPTF(beta2, "beta2", adam)
@@ -369,13 +374,17 @@ static void schedule_summary(char *buf, size_t len, const Memtrain__ScheduleSpec
 {
     size_t n = (size_t)snprintf(buf, len, "%s", s->name[0] ? s->name : "constant");
     if (s->opt_warmup_epochs_case && s->warmup_epochs > 0 && n < len)
-        n += (size_t)snprintf(buf + n, len - n, ", warm-up %g epochs", (double)s->warmup_epochs);
-    if (strcmp(s->name, "step") == 0 && n < len)
-        n += (size_t)snprintf(buf + n, len - n, ", x%g every %u epochs",
-                              s->opt_gamma_case ? (double)s->gamma : 0.1,
-                              s->opt_step_epochs_case ? s->step_epochs : 10);
+        n += (size_t)snprintf(buf + n, len - n, ", warm-up %g epoch%s", (double)s->warmup_epochs,
+                              s->warmup_epochs == 1 ? "" : "s");
+    if (strcmp(s->name, "step") == 0 && n < len) {
+        uint32_t every = s->opt_step_epochs_case ? s->step_epochs : 10;
+        n += (size_t)snprintf(buf + n, len - n, ", x%g every %u epoch%s",
+                              s->opt_gamma_case ? (double)s->gamma : 0.1, every,
+                              mt_plural(every));
+    }
+    char lr[32];
     if (s->opt_min_lr_case && s->min_lr > 0 && n < len)
-        snprintf(buf + n, len - n, ", min lr %g", (double)s->min_lr);
+        snprintf(buf + n, len - n, ", min lr %s", fmt_lr(lr, sizeof lr, s->min_lr));
 }
 
 static void dataset_summary(char *buf, size_t len, const Memtrain__DatasetSpec *d)
@@ -429,7 +438,8 @@ static void show_spec(const Memtrain__JobSpec *s)
     if (s->memory_limit)
         printf("  memory limit  %s\n", fmt_bytes(buf, sizeof buf, s->memory_limit));
     if (s->checkpoint_every)
-        printf("  checkpoints   every %u epochs\n", s->checkpoint_every);
+        printf("  checkpoints   every %u epoch%s\n", s->checkpoint_every,
+               mt_plural(s->checkpoint_every));
 }
 
 static void mem_cell(char *buf, size_t len, const Memtrain__MemoryStats *m, size_t i)
@@ -471,8 +481,8 @@ static void show_memory(const Memtrain__Job *job)
     table_print(&t, stdout);
     table_free(&t);
     if (iv)
-        printf("  interval      the %llu steps before the latest sample\n",
-               (unsigned long long)now->interval_steps);
+        printf("  interval      the %llu step%s before the latest sample\n",
+               (unsigned long long)now->interval_steps, mt_plural(now->interval_steps));
     if (job->memory_limit) {
         char lim[32];
         printf("  limit         %s\n", fmt_bytes(lim, sizeof lim, job->memory_limit));
@@ -514,11 +524,11 @@ static void show_job(const Memtrain__Job *job, const Memtrain__JobSpec *spec)
     show_memory(job);
     const Memtrain__EpochProgress *e = job->last_epoch;
     if (e && job->epochs_done > 0) {
-        char tr[16], te[16];
-        printf("last epoch %u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s, lr %g\n",
+        char tr[16], te[16], lr[32];
+        printf("last epoch %u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s, lr %s\n",
                e->epoch, e->loss, fmt_percent(tr, sizeof tr, e->train_accuracy),
                fmt_percent(te, sizeof te, e->test_accuracy), e->seconds, e->samples_per_second,
-               (double)e->lr);
+               fmt_lr(lr, sizeof lr, e->lr));
     }
 }
 
@@ -628,25 +638,51 @@ static const char wait_help[] =
     "Usage: mtctl wait [OPTIONS] ID\n"
     "\n"
     "Block until job ID reaches a final state, print it (\"job 12: COMPLETED\",\n"
-    "with the reason when there is one) and exit with its status.\n"
+    "with the reason when there is one) and exit with its status. When memtraind\n"
+    "stops meanwhile, its running job is INTERRUPTED and resumes from its newest\n"
+    "checkpoint when memtraind starts again: wait says so on stderr, connects\n"
+    "again every 200 ms and goes on waiting.\n"
     "\n"
     "Options:\n"
-    "  -o json, --json        print the final job as one JSON document\n"
+    "      --no-reconnect     end when memtraind stops: exit 13 INTERRUPTED for a\n"
+    "                         job it stopped, 1 otherwise\n"
+    "      --timeout DURATION give up after DURATION (a number and a unit: 90s,\n"
+    "                         10m, 1.5h, 2d) and exit 124; the job goes on\n"
+    "  -o json, --json        print the final job as one JSON document ({\"event\":\n"
+    "                         \"timeout\", \"state\": ...} after --timeout)\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
-    "13 INTERRUPTED; 1 error (also when the daemon stops while waiting),\n"
-    "3 daemon unreachable, 4 no such job, 5 permission denied.\n";
+    "13 INTERRUPTED (with --no-reconnect); 124 --timeout passed; 130 Ctrl-C;\n"
+    "1 error, 3 daemon unreachable, 4 no such job, 5 permission denied.\n";
 
 int cmd_wait(struct mtctl *c, int argc, char **argv)
 {
-    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    enum { OPT_NO_RECONNECT = 0x2001, OPT_TIMEOUT };
+    static const struct option longopts[] = {
+        {"no-reconnect", no_argument, NULL, OPT_NO_RECONNECT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        MTCTL_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct follow_opts fo = {.quiet = 1, .reconnect = 1};
+    struct mt_err perr = {0};
+    uint64_t ms = 1;
     int opt, rc;
     uint64_t id;
     mtctl_getopt_reset(c, argv, "wait");
     while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
+        case OPT_NO_RECONNECT:
+            fo.reconnect = 0;
+            break;
+        case OPT_TIMEOUT:
+            if (mt_age_parse(optarg, &ms, &perr) || ms == 0)
+                return mtctl_usage_error(c, "--timeout: %s", ms == 0 && !perr.msg[0]
+                                         ? "expected more than 0" : perr.msg);
+            fo.timeout = (double)ms / 1000.0;
+            break;
         MTCTL_OPT_DEFAULT(c, opt, wait_help)
         }
     }
@@ -654,5 +690,5 @@ int cmd_wait(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
-    return watch_job(c, id, 0, 1);
+    return watch_job(c, id, &fo);
 }

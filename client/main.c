@@ -11,12 +11,11 @@
 #include "compare.h"
 #include "fmt.h"
 #include "mtctl.h"
+#include "memtrain/sockpath.h"
 #include "memtrain/version.h"
 #include "memtrain/wire.h"
 #include "plot.h"
 #include "report.h"
-
-#define RUN_SOCKET "/run/memtraind/memtraind.sock"
 
 static const char help_text[] =
     "Usage: mtctl [--socket PATH] [-o json|--json] COMMAND [ARGS...]\n"
@@ -53,9 +52,10 @@ static const char help_text[] =
     "  help [COMMAND]       this text, or a command's\n"
     "\n"
     "Global options (every command also takes them after its name):\n"
-    "  --socket PATH        the daemon's socket; default $MEMTRAIN_SOCKET, else\n"
-    "                       $XDG_RUNTIME_DIR/memtrain/memtraind.sock, or\n"
-    "                       " RUN_SOCKET " when only that exists\n"
+    "  --socket PATH        the daemon's socket; default $MEMTRAIN_SOCKET, else the\n"
+    "                       first that exists of $XDG_RUNTIME_DIR/memtrain/memtraind.sock,\n"
+    "                       /tmp/memtrain-UID/memtraind.sock (a daemon started by hand)\n"
+    "                       and " MT_SOCKET_SYSTEM " (the service)\n"
     "  -o json, --json      output for programs: one JSON document, or one JSON\n"
     "                       object per line for streams (watch, logs -f, submit\n"
     "                       --follow); each has \"schema_version\": 1\n"
@@ -71,6 +71,8 @@ static const char help_text[] =
     "  5    permission denied\n"
     "  wait, watch and submit --follow exit with the job's final state:\n"
     "  0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY, 13 INTERRUPTED\n"
+    "  124  wait --timeout passed (the job goes on)\n"
+    "  130  Ctrl-C stopped wait, watch or submit --follow (the job goes on)\n"
     "\n"
     "See mtctl(1).\n";
 
@@ -189,22 +191,21 @@ int mtctl_parse_id(struct mtctl *c, const char *arg, uint64_t *id)
     return 0;
 }
 
-/* $MEMTRAIN_SOCKET, else the per-user socket, else the system one when only
- * it exists. The returned string lives until exit. */
-static const char *default_socket(void)
+/* $MEMTRAIN_SOCKET, else the first socket of the shared list that exists
+ * (memtrain/sockpath.h); c->socket_hint says what was found otherwise. */
+static void default_socket(struct mtctl *c)
 {
-    static char path[4096];
+    static struct mt_socket_choice choice;
     const char *env = getenv("MEMTRAIN_SOCKET");
-    if (env && *env)
-        return env;
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    if (xdg && *xdg) {
-        snprintf(path, sizeof path, "%s/memtrain/memtraind.sock", xdg);
-        if (stat(path, &st) == 0 || stat(RUN_SOCKET, &st) != 0)
-            return path;
+    if (env && *env) {
+        c->socket_path = env;
+        return;
     }
-    return RUN_SOCKET;
+    struct mt_socket_list l;
+    mt_socket_candidates(&l);
+    mt_socket_choose(&l, &choice);
+    c->socket_path = choice.path;
+    c->socket_hint = choice.hint;
 }
 
 int main(int argc, char **argv)
@@ -238,7 +239,7 @@ int main(int argc, char **argv)
         return MTCTL_EXIT_USAGE;
     }
     if (!c.socket_path)
-        c.socket_path = default_socket();
+        default_socket(&c);
 
     char **cargv = argv + optind;
     int cargc = argc - optind;

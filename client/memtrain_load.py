@@ -1,4 +1,4 @@
-"""memtrain_load: a memtrain export (`mtctl ckpt export ID -o FILE.npz`) as a
+"""memtrain_load: a memtrain export (`mtctl ckpt export ID -O FILE.npz`) as a
 PyTorch nn.Module or a NumPy forward pass.
 
 The .npz holds the checkpoint's float32 tensors and `memtrain.json`, the

@@ -31,6 +31,10 @@ enum {
     MTCTL_EXIT_CANCELLED = 11,
     MTCTL_EXIT_OOM = 12,
     MTCTL_EXIT_INTERRUPTED = 13,
+    /* wait --timeout passed before the job ended (as timeout(1)) */
+    MTCTL_EXIT_TIMEOUT = 124,
+    /* Ctrl-C stopped wait, watch or submit --follow; the job goes on */
+    MTCTL_EXIT_SIGINT = 130,
 };
 
 #define MTCTL_SCHEMA_VERSION 1
@@ -38,6 +42,8 @@ enum {
 /* Global options and the one connection of this run. */
 struct mtctl {
     const char *socket_path;  /* never NULL after main's setup */
+    const char *socket_hint;  /* the default socket was not found: what was
+                                 (mt_socket_choose); NULL or "" otherwise */
     int json;                 /* -o json / --json: JSON documents on stdout */
     int tty;                  /* stdout is a terminal */
     int fd;                   /* -1 until conn_open */
@@ -171,8 +177,15 @@ int mtctl_getopt_long(int argc, char *const argv[], const char *shortopts,
 #define getopt_long mtctl_getopt_long
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
- * quiet: print only the final state line (wait). Returns the exit status
- * of the final state, or an error status. */
-int watch_job(struct mtctl *c, uint64_t id, int steps, int quiet);
+ * Returns the exit status of the final state, MTCTL_EXIT_TIMEOUT, or an
+ * error status; Ctrl-C says the job goes on and exits MTCTL_EXIT_SIGINT. */
+struct follow_opts {
+    int steps;       /* a line per reported training step */
+    int quiet;       /* print only the final state line (wait) */
+    int reconnect;   /* when memtraind stops, wait for it to start again:
+                        the job resumes, INTERRUPTED is not its end */
+    double timeout;  /* seconds; 0 = none */
+};
+int watch_job(struct mtctl *c, uint64_t id, const struct follow_opts *o);
 
 #endif

@@ -7,8 +7,11 @@
  * On a terminal the view is redrawn in place with ANSI escapes (cursor up,
  * erase line); otherwise each event worth reading is one plain line, and
  * with --json each event is one JSON line. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -144,21 +147,6 @@ static void put_line(const char *s, int cols)
     fputs("\033[K\n", stdout);
 }
 
-static void bar(char *buf, size_t len, double frac, int width)
-{
-    if (frac < 0)
-        frac = 0;
-    if (frac > 1)
-        frac = 1;
-    int full = (int)(frac * width + 0.5);
-    size_t n = 0;
-    buf[n++] = '[';
-    for (int i = 0; i < width && n + 2 < len; i++)
-        buf[n++] = i < full ? '#' : '-';
-    buf[n++] = ']';
-    buf[n] = '\0';
-}
-
 
 /* The sparklines: accuracy per epoch on its own range, memory from 0 to
  * its highest sample. Returns the lines drawn. */
@@ -192,7 +180,7 @@ static void draw(struct view *v)
     const Memtrain__MemorySample *m = view_memory(v);
     struct winsize ws;
     int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
-    char line[512], a[32], b[32], c3[32], d[32];
+    char line[512], a[48], b[32], c3[32], d[48];
     if (!job)
         return;
     if (v->drawn > 0)
@@ -220,24 +208,24 @@ static void draw(struct view *v)
         if (v->have_step && v->steps_per_epoch) {
             uint64_t first = (uint64_t)(ep - 1) * v->steps_per_epoch;
             uint64_t in = v->step.step + 1 > first ? v->step.step + 1 - first : 0;
-            double frac = (double)in / (double)v->steps_per_epoch;
-            bar(a, sizeof a, frac, 24);
-            snprintf(line + k, sizeof line - k, "%s %3.0f%%  step %llu/%llu  loss %.4f", a,
-                     fmin(frac, 1.0) * 100, (unsigned long long)in,
+            double frac = fmin((double)in / (double)v->steps_per_epoch, 1.0);
+            snprintf(line + k, sizeof line - k, "%s  step %llu/%llu  loss %.4f",
+                     fmt_bar(a, sizeof a, frac), (unsigned long long)in,
                      (unsigned long long)v->steps_per_epoch, v->step.loss);
         } else if (v->have_step) {
             snprintf(line + k, sizeof line - k, " step %llu  loss %.4f",
                      (unsigned long long)v->step.step + 1, v->step.loss);
         } else {
-            bar(a, sizeof a, job->epochs ? (double)job->epochs_done / job->epochs : 0, 24);
-            snprintf(line + k, sizeof line - k, "%s", a);
+            snprintf(line + k, sizeof line - k, "%s",
+                     fmt_bar(a, sizeof a, job->epochs ? (double)job->epochs_done / job->epochs : 0));
         }
         put_line(line, cols), n++;
     }
     if (e) {
-        snprintf(line, sizeof line, "epoch %u  loss %.4f  train %s  test %s  %.0f/s  lr %.2g",
+        snprintf(line, sizeof line, "epoch %u  loss %.4f  train %s  test %s  %.0f/s  lr %s",
                  e->epoch, e->loss, fmt_percent(a, sizeof a, e->train_accuracy),
-                 fmt_percent(b, sizeof b, e->test_accuracy), e->samples_per_second, (double)e->lr);
+                 fmt_percent(b, sizeof b, e->test_accuracy), e->samples_per_second,
+                 fmt_lr(d, sizeof d, e->lr));
         put_line(line, cols), n++;
     }
     if (v->n_acc || v->n_mem)
@@ -275,14 +263,14 @@ static void draw(struct view *v)
         uint64_t total = pk ? pk->peak_total : 0;
         uint64_t lim = m && m->limit ? m->limit : job->memory_limit;
         if (lim) {
-            bar(d, sizeof d, (double)total / (double)lim, 12);
-            snprintf(line, sizeof line, "  %-11s %12s %s %3.0f%% (peak)", "limit",
-                     fmt_bytes(c3, sizeof c3, lim), d, 100.0 * (double)total / (double)lim);
+            snprintf(line, sizeof line, "  %-11s %12s %s of it at the peak", "limit",
+                     fmt_bytes(c3, sizeof c3, lim), fmt_bar(d, sizeof d, (double)total / (double)lim));
             put_line(line, cols), n++;
         }
         if (iv && m->interval_steps)
-            snprintf(line, sizeof line, "  interval: the peaks of the %llu steps since the "
-                     "sample before", (unsigned long long)m->interval_steps);
+            snprintf(line, sizeof line, "  interval: the peaks of the %llu step%s since the "
+                     "sample before", (unsigned long long)m->interval_steps,
+                     mt_plural(m->interval_steps));
         else if (m)
             snprintf(line, sizeof line, "  interval: no step since the sample before");
         if (m)
@@ -303,7 +291,7 @@ static void plain_state(struct view *v, const Memtrain__Job *job)
     v->last_state = job->state;
     printf("job %llu: %s", (unsigned long long)job->id, fmt_state(job->state));
     if (job->state == MEMTRAIN__JOB_STATE__QUEUED && job->waiting[0])
-        printf(" (%s)", job->waiting);
+        printf(": %s", job->waiting);
     else if (fmt_reason(job)[0])
         printf(": %s", fmt_reason(job));
     putchar('\n');
@@ -313,10 +301,10 @@ static void plain_epoch(struct view *v, const Memtrain__EpochProgress *e)
 {
     const Memtrain__Job *job = view_job(v);
     char a[16], b[16], p[32];
-    printf("job %llu epoch %u/%u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s",
+    printf("job %llu epoch %u/%u: loss %.4f, train %s, test %s, %.1f s, %.0f samples/s, lr %s",
            (unsigned long long)v->id, e->epoch, job ? job->epochs : 0, e->loss,
            fmt_percent(a, sizeof a, e->train_accuracy), fmt_percent(b, sizeof b, e->test_accuracy),
-           e->seconds, e->samples_per_second);
+           e->seconds, e->samples_per_second, fmt_lr(p, sizeof p, e->lr));
     if (e->memory && e->memory->peak_total)
         printf(", peak %s", fmt_bytes(p, sizeof p, e->memory->peak_total));
     if (e->memory && e->memory->rss_peak_bytes)
@@ -470,59 +458,208 @@ static void fetch_spec(struct view *v)
     v->c->status = -1;
 }
 
-int watch_job(struct mtctl *c, uint64_t id, int steps, int quiet)
+/* ---------------------------------------------------------- Ctrl-C */
+
+/* What Ctrl-C prints: the job goes on without us. Two buffers, so the
+ * handler never reads one being written. */
+static char sigint_msg[2][200];
+static volatile sig_atomic_t sigint_cur = -1;
+
+static void on_sigint(int sig)
 {
-    struct view v = {.c = c, .id = id, .quiet = quiet, .print_steps = steps, .last_state = -1};
-    v.live = c->tty && !c->json && !quiet;
-    if (v.live) {
-        fetch_spec(&v);
-        fetch_history(&v);
+    (void)sig;
+    int i = sigint_cur;
+    if (i >= 0) {
+        ssize_t n = write(STDERR_FILENO, sigint_msg[i], strlen(sigint_msg[i]));
+        (void)n;
     }
+    _exit(MTCTL_EXIT_SIGINT);
+}
+
+/* The Ctrl-C message for the job's state as last seen. */
+static void sigint_say(const struct view *v)
+{
+    const Memtrain__Job *job = view_job(v);
+    int state = job ? (int)job->state : MEMTRAIN__JOB_STATE__RUNNING;
+    const char *goes_on = state == MEMTRAIN__JOB_STATE__QUEUED ? "it stays queued"
+                          : state == MEMTRAIN__JOB_STATE__INTERRUPTED
+                              ? "it resumes when memtraind starts again"
+                              : "it keeps running";
+    int next = sigint_cur == 0 ? 1 : 0;
+    snprintf(sigint_msg[next], sizeof sigint_msg[next],
+             "%sstopped following job %llu; %s (mtctl cancel %llu)\n",
+             isatty(STDERR_FILENO) ? "\n" : "", (unsigned long long)v->id, goes_on,
+             (unsigned long long)v->id);
+    sigint_cur = next;
+}
+
+static void sigint_install(const struct view *v, struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigint_say(v);
+    sigaction(SIGINT, &sa, old);
+}
+
+/* ------------------------------------------------------- one watch */
+
+/* watch_once's outcomes besides 0 and MT_E_* codes */
+enum { WATCH_TIMEOUT = 1, WATCH_STDOUT = 2 };
+
+/* Wait until fd can be read or the deadline (monotonic seconds, 0 = none)
+ * passes: 0, WATCH_TIMEOUT, or MT_E_IO. */
+static int readable(int fd, double deadline, struct mt_err *err)
+{
+    if (deadline <= 0)
+        return 0;
+    for (;;) {
+        double left = deadline - mono();
+        if (left <= 0)
+            return WATCH_TIMEOUT;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)ceil(left * 1000));
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return mt_err_set(err, MT_E_IO, "poll: %s", strerror(errno));
+    }
+}
+
+/* Send one WatchRequest on c's connection (opened if need be) and show its
+ * events until the stream ends. 0 with *state the job's state at the end
+ * (final, or INTERRUPTED: the daemon stopped), WATCH_TIMEOUT, WATCH_STDOUT
+ * (stdout failed), or an MT_E_*
+ * code in err (with *state the last state seen, -1 if none). */
+static int watch_once(struct view *v, double deadline, int *state, struct mt_err *err)
+{
+    struct mtctl *c = v->c;
+    *state = -1;
     Memtrain__WatchRequest wq = MEMTRAIN__WATCH_REQUEST__INIT;
-    wq.job_id = id;
-    wq.steps = !quiet && (steps || v.live);
+    wq.job_id = v->id;
+    wq.steps = !v->quiet && (v->print_steps || v->live);
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_WATCH;
     req.watch = &wq;
-    struct mt_err err = {0};
-    int rc = conn_send(c, &req, &err), status = MTCTL_EXIT_ERROR;
+    int rc = conn_send(c, &req, err);
     while (!rc) {
         Memtrain__Response *r;
-        if ((rc = conn_recv(c, &r, &err)))
+        if ((rc = readable(c->fd, deadline, err)) || (rc = conn_recv(c, &r, err)))
             break;
         if (r->body_case != MEMTRAIN__RESPONSE__BODY_WATCH || !r->watch) {
             int end = r->end;
             memtrain__response__free_unpacked(r, NULL);
             if (end) {
-                rc = mt_err_set(&err, MT_E_PROTO, "the watch ended without a job state");
+                rc = mt_err_set(err, MT_E_PROTO, "the watch ended without a job state");
                 break;
             }
             continue;
         }
         int end = r->end;
-        on_event(&v, r);  /* r is kept or freed */
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            status = MTCTL_EXIT_ERROR;  /* the reader went away (| head): main says so */
-            break;
-        }
+        on_event(v, r);  /* r is kept or freed */
+        sigint_say(v);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            return WATCH_STDOUT;  /* the reader went away (| head): main says so */
         if (end) {
-            const Memtrain__Job *job = view_job(&v);
-            int state = job ? (int)job->state : -1;
-            if (fmt_state_final(state) || state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
-                status = finish(&v, state);  /* the Job event has drawn the last view */
-            } else {
-                rc = mt_err_set(&err, MT_E_PROTO, "the watch ended while the job is %s",
-                                fmt_state(state));
-            }
-            break;
+            const Memtrain__Job *job = view_job(v);
+            *state = job ? (int)job->state : -1;
+            if (fmt_state_final(*state) || *state == MEMTRAIN__JOB_STATE__INTERRUPTED)
+                return 0;  /* the Job event has drawn the last view */
+            return mt_err_set(err, MT_E_PROTO, "the watch ended while the job is %s",
+                              fmt_state(*state));
         }
     }
-    const Memtrain__Job *job = view_job(&v);
-    if (rc && job && job->state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
-        /* the daemon stopped and said so: the job's last word stands */
-        status = finish(&v, MEMTRAIN__JOB_STATE__INTERRUPTED);
+    const Memtrain__Job *job = view_job(v);
+    *state = job ? (int)job->state : -1;
+    return rc;
+}
+
+/* Whether rc means the daemon went away (stopped, restarting). */
+static int daemon_gone(int rc)
+{
+    return rc == MT_E_EOF || rc == MT_E_IO || rc == MT_E_TRUNCATED || rc == MT_E_BUSY ||
+           rc == MT_E_UNREACHABLE;
+}
+
+/* Connect again, every 200 ms, until the daemon answers or the deadline
+ * passes: 0, WATCH_TIMEOUT. */
+static int reconnect(struct view *v, double deadline)
+{
+    struct mtctl *c = v->c;
+    conn_close(c);
+    for (;;) {
+        if (deadline > 0 && mono() + 0.2 > deadline)
+            return WATCH_TIMEOUT;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        struct mt_err err = {0};
+        if (conn_open(c, &err) == 0)
+            return 0;
+    }
+}
+
+/* --timeout passed: say so (and, with --json, as an event); exit 124. */
+static int timed_out(struct view *v, double timeout)
+{
+    const Memtrain__Job *job = view_job(v);
+    const char *state = job ? fmt_state(job->state) : "unknown";
+    fflush(stdout);
+    fprintf(stderr, "mtctl: job %llu is still %s after --timeout %g s\n",
+            (unsigned long long)v->id, state, timeout);
+    if (v->c->json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_u64(&j, "job_id", v->id);
+        json_str(&j, "event", "timeout");
+        json_str(&j, "state", state);
+        json_i64(&j, "exit_status", MTCTL_EXIT_TIMEOUT);
+        json_end(&j);
+    }
+    return MTCTL_EXIT_TIMEOUT;
+}
+
+int watch_job(struct mtctl *c, uint64_t id, const struct follow_opts *o)
+{
+    struct view v = {.c = c, .id = id, .quiet = o->quiet, .print_steps = o->steps,
+                     .last_state = -1};
+    v.live = c->tty && !c->json && !o->quiet;
+    struct sigaction old_int;
+    sigint_install(&v, &old_int);
+    double deadline = o->timeout > 0 ? mono() + o->timeout : 0;
+    if (v.live) {
+        fetch_spec(&v);
+        fetch_history(&v);
+    }
+    struct mt_err err = {0};
+    int state, rc, status = MTCTL_EXIT_ERROR, said = 0;
+    for (;;) {
+        rc = watch_once(&v, deadline, &state, &err);
+        int gone = state == MEMTRAIN__JOB_STATE__INTERRUPTED || (rc && daemon_gone(rc));
+        if (rc == WATCH_TIMEOUT || rc == WATCH_STDOUT ||
+            (rc == 0 && state != MEMTRAIN__JOB_STATE__INTERRUPTED) || !o->reconnect || !gone)
+            break;
+        /* the daemon stopped: the job resumes when it starts again */
+        if (!said++)
+            fprintf(stderr, "mtctl: memtraind stopped (job %llu is %s); waiting for it to "
+                    "start again, when the job goes on (--no-reconnect: exit instead)\n",
+                    (unsigned long long)id, state >= 0 ? fmt_state(state) : "unknown");
+        if ((rc = reconnect(&v, deadline)))
+            break;
+        mt_err_clear(&err);
+    }
+    if (rc == WATCH_TIMEOUT) {
+        status = timed_out(&v, o->timeout);
+        rc = 0;
+    } else if (rc == WATCH_STDOUT) {
+        rc = 0;  /* main says so */
+    } else if (rc == 0 || state == MEMTRAIN__JOB_STATE__INTERRUPTED) {
+        /* a final state, or the daemon stopped and said so: the job's last word stands */
+        status = finish(&v, state);
         rc = 0;
     }
+    sigaction(SIGINT, &old_int, NULL);
+    sigint_cur = -1;
     keep(&v.job_r, NULL);
     keep(&v.epoch_r, NULL);
     keep(&v.mem_r, NULL);
@@ -562,7 +699,9 @@ static const char watch_help[] =
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
-    "13 INTERRUPTED; 1 error, 3 daemon unreachable, 4 no such job.\n";
+    "13 INTERRUPTED; 130 Ctrl-C stopped following (the job goes on: \"stopped\n"
+    "following job N; it keeps running (mtctl cancel N)\"); 1 error, 3 daemon\n"
+    "unreachable, 4 no such job.\n";
 
 int cmd_watch(struct mtctl *c, int argc, char **argv)
 {
@@ -587,7 +726,8 @@ int cmd_watch(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
-    return watch_job(c, id, steps, 0);
+    struct follow_opts fo = {.steps = steps};
+    return watch_job(c, id, &fo);
 }
 
 /* ------------------------------------------------------------------- logs */
@@ -596,11 +736,14 @@ static const char logs_help[] =
     "Usage: mtctl logs [OPTIONS] ID\n"
     "\n"
     "Print the log lines of job ID: what its worker reported (start, resume,\n"
-    "checkpoints, errors) and what the daemon noted about it.\n"
+    "checkpoints, errors), one line per epoch (\"epoch 2/5: loss 0.3012, train\n"
+    "91.20 %, test 90.85 %, 4.1 s, 14634 samples/s\"), what the daemon noted about\n"
+    "it, and last how the job ended (\"FAILED: <why>\", \"COMPLETED: trained 5\n"
+    "epochs\").\n"
     "\n"
     "Options:\n"
     "  -f, --follow           keep printing new lines until the job ends\n"
-    "  -t, --timestamps       prefix each line with its local time\n"
+    "  -t, --timestamps       prefix each line with its local time and zone\n"
     "  -o json, --json        one JSON document with a \"lines\" array; with\n"
     "                         --follow, one JSON object per line\n"
     "      --socket PATH      the daemon's socket\n"

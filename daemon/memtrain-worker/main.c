@@ -12,8 +12,10 @@
  * exact position, then done INTERRUPTED. SIGPIPE is ignored: a write error
  * on stdout means the daemon is gone, so the worker stops and exits 1.
  *
- * Exit status: 0 once `done` is written, 1 when it could not be (stdin
- * closed before the start frame, stdout broken). This is not the engine's
+ * Exit status, once `done` is written: the job's end state as mtctl's wait
+ * exits with it (0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,
+ * 13 INTERRUPTED), which `mtctl show` prints as the exit code; 1 when `done`
+ * could not be written (stdin closed before the start frame, stdout broken). This is not the engine's
  * foreground trainer (daemon/memtrain-run/): it prints nothing for people. */
 #include <errno.h>
 #include <signal.h>
@@ -33,6 +35,7 @@
 #include "memtrain/procstat.h"
 #include "memstats.h"
 #include "memtrain/clock.h"
+#include "memtrain/plural.h"
 #include "memtrain/wire.h"
 #include "memtrain/usercreds.h"
 #include "train.h"
@@ -221,7 +224,20 @@ static int send_checkpoint(struct worker *w)
     return rc;
 }
 
-/* The last event. Returns the exit status: 0 when it was written. */
+/* The exit status of a worker whose `done` said `state` (see the top). */
+static int state_exit_status(Memtrain__JobState state)
+{
+    switch (state) {
+    case MEMTRAIN__JOB_STATE__COMPLETED: return 0;
+    case MEMTRAIN__JOB_STATE__CANCELLED: return 11;
+    case MEMTRAIN__JOB_STATE__OUT_OF_MEMORY: return 12;
+    case MEMTRAIN__JOB_STATE__INTERRUPTED: return 13;
+    default: return 10;   /* FAILED */
+    }
+}
+
+/* The last event. Returns the exit status: state_exit_status(state) when it
+ * was written, else 1. */
 static int send_done(struct worker *w, Memtrain__JobState state, const char *reason)
 {
     Memtrain__WorkerDone done = MEMTRAIN__WORKER_DONE__INIT;
@@ -241,7 +257,7 @@ static int send_done(struct worker *w, Memtrain__JobState state, const char *rea
     Memtrain__WorkerEvent ev = MEMTRAIN__WORKER_EVENT__INIT;
     ev.event_case = MEMTRAIN__WORKER_EVENT__EVENT_DONE;
     ev.done = &done;
-    return send_event(w, &ev) ? 1 : 0;
+    return send_event(w, &ev) ? 1 : state_exit_status(state);
 }
 
 /* An engine error's end state: the arena's limit (or the hard limit, which
@@ -370,7 +386,8 @@ static int train(struct worker *w)
                                              "worker: out of memory keeping the history");
     }
     char reason[64];
-    snprintf(reason, sizeof reason, "trained %d epochs", t->spec.epochs);
+    snprintf(reason, sizeof reason, "trained %d epoch%s", t->spec.epochs,
+             mt_plural((uint64_t)t->spec.epochs));
     return send_done(w, MEMTRAIN__JOB_STATE__COMPLETED, reason);
 }
 

@@ -23,6 +23,7 @@
 
 #include "memtrain/age.h"
 #include "memtrain/bytesize.h"
+#include "memtrain/sockpath.h"
 #include "memtrain/yamlwalk.h"
 
 #ifndef MT_LIBEXECDIR
@@ -132,10 +133,9 @@ static char *default_socket(void)
         free(d);
         return p;
     }
-    const char *x = getenv("XDG_RUNTIME_DIR");
-    if (x && *x)
-        return dup_printf("%s/memtrain/memtraind.sock", x);
-    return dup_printf("/tmp/memtrain-%lu/memtraind.sock", (unsigned long)geteuid());
+    char p[MT_SOCKET_PATH_LEN];
+    mt_socket_user_default(p, sizeof p);   /* the list mtctl looks in */
+    return strdup(p);
 }
 
 /* NULL with *oom = 0 when no home directory can be found. */
@@ -258,13 +258,25 @@ int config_finish(struct mt_config *c, struct mt_err *err)
         return mt_err_set(err, MT_E_INVAL, "max_job_memory: %s is above memory_budget %s",
                           mt_fmt_bytes(a, sizeof a, (double)c->max_job_memory),
                           mt_fmt_bytes(b, sizeof b, (double)c->memory_budget));
-    uint64_t cap = c->max_job_memory ? c->max_job_memory : c->memory_budget;
+    const char *key;
+    uint64_t cap = config_job_cap(c, &key);
     if (c->default_job_memory_limit > cap)
         return mt_err_set(err, MT_E_INVAL, "default_job_memory_limit: %s is above %s %s",
-                          mt_fmt_bytes(a, sizeof a, (double)c->default_job_memory_limit),
-                          c->max_job_memory ? "max_job_memory" : "memory_budget",
+                          mt_fmt_bytes(a, sizeof a, (double)c->default_job_memory_limit), key,
                           mt_fmt_bytes(b, sizeof b, (double)cap));
     return 0;
+}
+
+uint64_t config_job_cap(const struct mt_config *c, const char **key)
+{
+    if (key)
+        *key = c->max_job_memory ? "max_job_memory" : "memory_budget";
+    return c->max_job_memory ? c->max_job_memory : c->memory_budget;
+}
+
+uint64_t config_job_default_limit(const struct mt_config *c)
+{
+    return c->default_job_memory_limit ? c->default_job_memory_limit : config_job_cap(c, NULL);
 }
 
 /* ------------------------------------------------------------------------ */

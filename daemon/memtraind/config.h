@@ -49,7 +49,7 @@ struct mt_config {
     int threads_auto;           /* 1: threads_per_job = online CPUs / slots */
     uint64_t memory_budget;     /* bytes for all running jobs' planned peaks */
     uint64_t max_job_memory;    /* largest memory_limit a job may ask; 0 = budget */
-    uint64_t default_job_memory_limit; /* for a spec without one; 0 = none */
+    uint64_t default_job_memory_limit; /* for a spec without one; 0 = the cap */
     uint64_t hard_limit_margin; /* added to a job's limit for RLIMIT_DATA */
     uint32_t cancel_grace_ms;   /* SIGTERM to SIGKILL for a cancelled worker */
     uint32_t step_every;        /* StepProgress every N steps; 0 = never */
@@ -78,7 +78,8 @@ const char *config_share_name(uint32_t share);
 /* Fill every field with its default (see deploy/memtraind.yaml). Paths:
  *   socket: $RUNTIME_DIRECTORY/memtraind.sock, else
  *           $XDG_RUNTIME_DIR/memtrain/memtraind.sock, else
- *           /tmp/memtrain-<uid>/memtraind.sock
+ *           /tmp/memtrain-<uid>/memtraind.sock (mt_socket_user_default,
+ *           memtrain/sockpath.h: the list mtctl looks in)
  *   db:     $STATE_DIRECTORY/memtrain.db, else
  *           $XDG_STATE_HOME/memtrain/memtrain.db, else
  *           $HOME/.local/state/memtrain/memtrain.db (HOME from the password
@@ -115,6 +116,14 @@ int config_load_file(struct mt_config *c, const char *path, struct mt_err *err);
  * the field. config_load_file calls it; call it again after applying
  * command-line options. */
 int config_finish(struct mt_config *c, struct mt_err *err);
+
+/* The largest memory_limit (and plan) a job may have: max_job_memory, or
+ * memory_budget when that is 0; its name for messages in *key. */
+uint64_t config_job_cap(const struct mt_config *c, const char **key);
+
+/* The memory_limit of a job whose spec has none: default_job_memory_limit,
+ * else the cap, so that every job runs under the RLIMIT_DATA backstop. */
+uint64_t config_job_default_limit(const struct mt_config *c);
 
 /* For SIGHUP: config_defaults into *fresh, then the file `live` was read
  * from when it was named explicitly, else the default file found now. On

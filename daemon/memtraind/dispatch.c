@@ -120,7 +120,7 @@ static int probe_spec(struct conn *c, uint64_t id, const struct mt_spec *parsed,
     if (!rc) {
         *r = *parsed;
         if (r->memory_limit == 0)
-            r->memory_limit = c->d->cfg.default_job_memory_limit;
+            r->memory_limit = config_job_default_limit(&c->d->cfg);
         rc = spec_finish(r, &err);
     }
     if (rc) {
@@ -729,7 +729,7 @@ static void handle_plan(struct conn *c, uint64_t id, const Memtrain__PlanRequest
     if (!rc) {
         pw->s = pw->parsed;
         if (pw->s.memory_limit == 0)
-            pw->s.memory_limit = c->d->cfg.default_job_memory_limit;
+            pw->s.memory_limit = config_job_default_limit(&c->d->cfg);
         rc = spec_finish(&pw->s, &err);
     }
     if (rc) {

@@ -245,11 +245,13 @@ int jobs_load(struct daemon *d, struct mt_err *err)
 int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err)
 {
     char a[32], b[32];
-    uint64_t cap = cfg->max_job_memory ? cfg->max_job_memory : cfg->memory_budget;
+    const char *key;
+    uint64_t cap = config_job_cap(cfg, &key);
     if (cap && limit > cap)
         return mt_err_set(err, MT_E_LIMIT, "the job's memory limit %s (%llu bytes) is more than "
-                          "the %s memtraind allows a job", mt_fmt_bytes(a, sizeof a, (double)limit),
-                          (unsigned long long)limit, mt_fmt_bytes(b, sizeof b, (double)cap));
+                          "the %s memtraind allows a job (its %s); ask for at most that",
+                          mt_fmt_bytes(a, sizeof a, (double)limit), (unsigned long long)limit,
+                          mt_fmt_bytes(b, sizeof b, (double)cap), key);
     if (limit > JOBS_LIMIT_MAX)   /* the worker's hard limit adds a margin to it: keep room */
         return mt_err_set(err, MT_E_LIMIT, "the job's memory limit %s (%llu bytes) is more than "
                           "the largest memtraind can enforce, %s",
@@ -261,8 +263,8 @@ int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struc
                           (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)limit));
     if (cap && peak > cap)
         return mt_err_set(err, MT_E_LIMIT, "the plan needs %s (%llu bytes), more than the %s "
-                          "memtraind allows a job", mt_fmt_bytes(a, sizeof a, (double)peak),
-                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)cap));
+                          "memtraind allows a job (its %s)", mt_fmt_bytes(a, sizeof a, (double)peak),
+                          (unsigned long long)peak, mt_fmt_bytes(b, sizeof b, (double)cap), key);
     return 0;
 }
 
@@ -272,7 +274,7 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     char a[32];
     *status = MEMTRAIN__STATUS__INVALID;
     if (spec->memory_limit == 0)
-        spec->memory_limit = d->cfg.default_job_memory_limit;
+        spec->memory_limit = config_job_default_limit(&d->cfg);
     int rc = spec_finish(spec, err);
     if (rc)
         return rc;
@@ -463,11 +465,11 @@ void jobs_schedule(struct daemon *d)
         const char *why = NULL;
         char msg[160];
         if ((uint32_t)d->running >= d->cfg.slots) {
-            snprintf(msg, sizeof msg, "waiting for a free slot (%d of %u in use)", d->running,
+            snprintf(msg, sizeof msg, "waiting for a free slot, %d of %u in use", d->running,
                      d->cfg.slots);
             why = msg;
         } else if (budget && j->planned_total > free_b) {
-            snprintf(msg, sizeof msg, "needs %s, %s free",
+            snprintf(msg, sizeof msg, "waiting for %s of the memory budget, %s free",
                      mt_fmt_bytes(a, sizeof a, (double)j->planned_total),
                      mt_fmt_bytes(b, sizeof b, (double)free_b));
             why = msg;
@@ -479,7 +481,7 @@ void jobs_schedule(struct daemon *d)
                     if (q == j)
                         snprintf(q->waiting, sizeof q->waiting, "%s", why);
                     else
-                        snprintf(q->waiting, sizeof q->waiting, "behind job %llu (%s)",
+                        snprintf(q->waiting, sizeof q->waiting, "behind job %llu, which is %s",
                                  (unsigned long long)j->row.id, why);
                 }
             return;
@@ -550,6 +552,13 @@ static void jobs_finish(struct daemon *d, struct job *j, int state, const char *
         r->epochs_done = j->last_epoch->epoch;
     store_row(d, j);
     struct mt_err err = {0};
+    /* the job's log ends with how it ended: `mtctl logs` of a FAILED job
+     * says why */
+    char line[MT_ERR_LEN + 640];
+    snprintf(line, sizeof line, "%s%s%s", job_state_name(state), r->reason[0] ? ": " : "",
+             r->reason);
+    if (store_log_add(d->store, r->id, mt_now_ms(), line, &err))
+        log_err("job %llu: %s", (unsigned long long)r->id, err.msg);
     if (store_flush(d->store, &err))
         log_err("job %llu: %s", (unsigned long long)r->id, err.msg);
     log_info("job %llu %s%s%s", (unsigned long long)r->id, job_state_name(state),

@@ -227,6 +227,18 @@ static void on_log(struct workerproc *w, char *text)
     watch_logs_poke(w->d, j->row.id);
 }
 
+/* An epoch's line in the job's log, as `mtctl watch` prints it without a
+ * terminal: "epoch 2/3: loss 0.4321, train 85.20 %, test 84.10 %, 1.2 s,
+ * 12345 samples/s". */
+static void log_epoch(struct workerproc *w, const Memtrain__EpochProgress *e)
+{
+    char line[256];
+    snprintf(line, sizeof line, "epoch %u/%u: loss %.4f, train %.2f %%, test %.2f %%, %.1f s, "
+             "%.0f samples/s", e->epoch, w->job->row.epochs, e->loss, 100.0 * e->train_accuracy,
+             100.0 * e->test_accuracy, e->seconds, e->samples_per_second);
+    on_log(w, line);
+}
+
 /* Handle one event; the job takes ownership of parts it keeps (*ev fields
  * set to NULL so the caller's free skips them). */
 static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
@@ -254,6 +266,7 @@ static void on_event(struct workerproc *w, Memtrain__WorkerEvent *ev)
     case MEMTRAIN__WORKER_EVENT__EVENT_EPOCH: {
         Memtrain__EpochProgress *e = ev->epoch;
         store_err(w, store_epoch_add(d->store, j->row.id, e, &err), &err);
+        log_epoch(w, e);
         if (j->last_epoch)
             memtrain__epoch_progress__free_unpacked(j->last_epoch, NULL);
         j->last_epoch = msg_copy(&e->base);

@@ -400,7 +400,7 @@ static void test_limit_below_plan_is_out_of_memory(void **state)
     small_job_planned(&s, &plan);
     s.memory_limit = plan.total / 2;
     run_job(&s, NULL, 0, 0, NULL, &r);
-    assert_int_equal(r.exit_status, 0);
+    assert_int_equal(r.exit_status, 12);
     if (r.state != MEMTRAIN__JOB_STATE__OUT_OF_MEMORY)
         fail_msg("ended in state %d: %s", (int)r.state, r.reason);
     assert_non_null(strstr(r.reason, "memory limit exceeded"));
@@ -455,7 +455,7 @@ static void test_hard_limit(void **state)
     run_free(&r);
 
     run_job_limited(&s, NULL, 0, 0, (uint64_t)16 << 20, NULL, &r);
-    assert_int_equal(r.exit_status, 0);
+    assert_int_equal(r.exit_status, 12);
     if (r.state != MEMTRAIN__JOB_STATE__OUT_OF_MEMORY)
         fail_msg("with a 16 MiB hard limit: state %d: %s", (int)r.state, r.reason);
     assert_non_null(strstr(r.reason, "hard limit 16.00 MiB is below"));
@@ -555,7 +555,7 @@ static void test_missing_data_file_fails_naming_it(void **state)
     (void)state;
     jobspec_free(job_from_yaml(yaml, &s));
     run_job(&s, NULL, 0, 0, NULL, &r);
-    assert_int_equal(r.exit_status, 0);
+    assert_int_equal(r.exit_status, 10);
     if (r.state != MEMTRAIN__JOB_STATE__FAILED)
         fail_msg("ended in state %d: %s", (int)r.state, r.reason);
     assert_non_null(strstr(r.reason, "/nonexistent/memtrain/train-"));
@@ -572,7 +572,7 @@ static void test_sigterm_cancels_mid_run(void **state)
     jobspec_free(job_from_yaml(LONG_JOB("bp", "{name: adam, lr: 0.001}"), &s));
     run_job(&s, NULL, 0, 1, &tr, &r);
     assert_true(tr.fired);
-    assert_int_equal(r.exit_status, 0);
+    assert_int_equal(r.exit_status, 11);
     if (r.state != MEMTRAIN__JOB_STATE__CANCELLED)
         fail_msg("ended in state %d: %s", (int)r.state, r.reason);
     assert_string_equal(r.reason, "cancelled");
@@ -638,7 +638,7 @@ static void exact_resume(const char *yaml)
 
     run_job(&s, NULL, 0, 1, &tr, &stopped);
     assert_true(tr.fired);
-    assert_int_equal(stopped.exit_status, 0);
+    assert_int_equal(stopped.exit_status, 13);
     if (stopped.state != MEMTRAIN__JOB_STATE__INTERRUPTED)
         fail_msg("stopped run ended in state %d: %s", (int)stopped.state, stopped.reason);
     assert_string_equal(stopped.reason, "daemon stopping");
@@ -799,7 +799,7 @@ static void test_malformed_start_fails(void **state)
     spawn(&w);
     send_frame(&w, garbage, sizeof garbage);
     collect(&w, &r, NULL);
-    assert_int_equal(r.exit_status, 0);
+    assert_int_equal(r.exit_status, 10);
     assert_int_equal(r.state, MEMTRAIN__JOB_STATE__FAILED);
     assert_string_equal(r.reason, "worker: malformed start message");
 

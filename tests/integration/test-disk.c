@@ -80,7 +80,7 @@ static void fill(const char *dir, unsigned long long leave)
     close(fd);
 }
 
-/* `mtctl ckpt export ID -o FILE` with its stderr in err. */
+/* `mtctl ckpt export ID -O FILE` with its stderr in err. */
 static int run_export(const char *sock, uint64_t id, const char *out, char *err, size_t cap)
 {
     const char *mtctl = getenv("MTCTL");
@@ -88,7 +88,7 @@ static int run_export(const char *sock, uint64_t id, const char *out, char *err,
         return -1;
     char cmd[1024], errpath[340];
     snprintf(errpath, sizeof errpath, "%s.err", out);
-    snprintf(cmd, sizeof cmd, "'%s' --socket '%s' ckpt export %llu -o '%s' >/dev/null 2>'%s'",
+    snprintf(cmd, sizeof cmd, "'%s' --socket '%s' ckpt export %llu -O '%s' >/dev/null 2>'%s'",
              mtctl, sock, (unsigned long long)id, out, errpath);
     int st = system(cmd);
     FILE *f = fopen(errpath, "r");

@@ -116,7 +116,7 @@ for pair in $ids; do
     f=${pair%%=*} id=${pair#*=}
     mt wait "$id" >/dev/null || fail "job $f ($id) did not complete: $(mt show "$id")"
     mt --json metrics "$id" >"$dir/metrics-$f.json" || fail "metrics $f"
-    mt ckpt export "$id" -o "$dir/$f.npz" >"$dir/export-$f.txt" || fail "export $f"
+    mt ckpt export "$id" -O "$dir/$f.npz" >"$dir/export-$f.txt" || fail "export $f"
     echo "${f#conv-} $dir/$f.npz $dir/metrics-$f.json" >>"$dir/manifest"
 done
 "$PY" "$here/export-load.py" check "$dir" "$dir/manifest" ||

@@ -58,7 +58,7 @@ rc=0; mt submit "$dir/bad.yaml" 2>"$dir/err.txt" || rc=$?
 grep -q "dataset.augment.crop: must be at least 0 and less than the image's height and width" \
     "$dir/err.txt" || fail "message: $(cat "$dir/err.txt")"
 
-mt ckpt export "$id" -o "$dir/w.npz" >/dev/null || fail "ckpt export"
+mt ckpt export "$id" -O "$dir/w.npz" >/dev/null || fail "ckpt export"
 sqlite3 "file:$db?mode=ro" \
     "select writefile('$dir/ckpt.bin', data) from checkpoints where job_id=$id order by epoch desc limit 1" \
     >/dev/null || fail "reading the checkpoint row"
