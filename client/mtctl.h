@@ -44,7 +44,16 @@ struct mtctl {
     uint64_t next_id;         /* the id of the next Request */
     const char *cmd;          /* "mtctl ls": the prefix of usage messages */
     int status;               /* Status of the last refused request; -1 if none */
+    int output;               /* MTCTL_OUT_*: -o's value (json also sets json) */
 };
+
+/* -o values beyond json and text, for the commands that list things (see
+ * mtctl_output_ok): wide adds columns, name prints ids one a line, csv is a
+ * table with a header row. */
+enum { MTCTL_OUT_TEXT, MTCTL_OUT_JSON, MTCTL_OUT_WIDE, MTCTL_OUT_NAME, MTCTL_OUT_CSV };
+
+/* Whether command `cmd` ("ls") prints -o `output`; json and text always. */
+int mtctl_output_ok(const char *cmd, int output);
 
 /* ---- main.c: shared option handling for the commands */
 
@@ -141,6 +150,17 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv); /* export.c */
 int cmd_ckpt(struct mtctl *c, int argc, char **argv);
 int cmd_plan(struct mtctl *c, int argc, char **argv);    /* plan.c */
 int cmd_ping(struct mtctl *c, int argc, char **argv);
+int cmd_top(struct mtctl *c, int argc, char **argv);     /* top.c */
+
+/* jobs.c: every job a List request selects, a page (Response) at a time;
+ * limit 0 = all. The pages are the caller's (jobs_pages_free). */
+struct job_pages {
+    Memtrain__Response **pages;
+    size_t n_pages, n_jobs;
+};
+int jobs_fetch(struct mtctl *c, Memtrain__ListRequest *lq, unsigned long limit,
+               struct job_pages *out, struct mt_err *err);
+void jobs_pages_free(struct job_pages *p);
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
  * quiet: print only the final state line (wait). Returns the exit status
