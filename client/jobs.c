@@ -35,6 +35,11 @@ static const char submit_help[] =
     "  -f, --follow           then follow the job as `mtctl watch` does and exit\n"
     "                         with its final state's status\n"
     "      --steps            with --follow: also show every training step\n"
+    "  -l, --label KEY=VALUE  a label stored with the job (repeatable, at most 16;\n"
+    "                         `mtctl ls -l KEY=VALUE` selects by it). KEY: 1-63 of\n"
+    "                         letters, digits, '.', '_', '-', '/', starting with a\n"
+    "                         letter or digit; VALUE: 0-63 of letters, digits, '.',\n"
+    "                         '_', '-'\n"
     "  -o json, --json        print the accepted job as JSON (with --follow, JSON\n"
     "                         lines: the job, then the watch events)\n"
     "      --socket PATH      the daemon's socket\n"
@@ -67,9 +72,11 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         {"mem-limit", required_argument, NULL, 'm'},
         {"follow", no_argument, NULL, 'f'},
         {"steps", no_argument, NULL, OPT_STEPS},
+        {"label", required_argument, NULL, 'l'},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    struct mtctl_labels labels = {.n = 0};
     const char *name = NULL, *rule = NULL;
     long priority = 0;
     uint64_t limit = 0;
@@ -77,8 +84,12 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
     int follow = 0, steps = 0, opt;
     char *end;
     mtctl_getopt_reset(c, argv, "submit");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:r:p:m:f", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:r:p:m:fl:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'l':
+            if (mtctl_parse_label(c, optarg, &labels))
+                return MTCTL_EXIT_USAGE;
+            break;
         case 'n':
             name = optarg;
             break;
@@ -120,6 +131,8 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
     sub.name = (char *)(name ? name : "");
     sub.memory_limit = limit;
     sub.rule = (char *)(rule ? rule : "");
+    sub.n_labels = labels.n;
+    sub.labels = labels.ptrs;
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
     req.submit = &sub;
@@ -175,6 +188,7 @@ static const char ls_help[] =
     "                         completed, failed, cancelled, out-of-memory (oom),\n"
     "                         interrupted\n"
     "  -n, --limit N          at most N jobs\n"
+    "  -l, --label KEY=VALUE  only jobs with this label (repeatable: all of them)\n"
     "      --no-headers       no header row (text, wide and csv)\n"
     "  -o json, --json        one JSON document with a \"jobs\" array\n"
     "  -o wide                also PRIORITY, PLANNED (the plan's peak) and LIMIT\n"
@@ -295,17 +309,23 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
         {"state", required_argument, NULL, 's'},
         {"limit", required_argument, NULL, 'n'},
         {"no-headers", no_argument, NULL, OPT_NO_HEADERS},
+        {"label", required_argument, NULL, 'l'},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     Memtrain__JobState states[16];
+    struct mtctl_labels labels = {.n = 0};
     int n_states = 0, all = 0, opt, no_headers = 0;
     unsigned long limit = 0;
     const char *bad;
     char *end;
     mtctl_getopt_reset(c, argv, "ls");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:l:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'l':
+            if (mtctl_parse_label(c, optarg, &labels))
+                return MTCTL_EXIT_USAGE;
+            break;
         case 'a':
             all = 1;
             break;
@@ -335,6 +355,8 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
     lq.all_users = all;
     lq.n_states = (size_t)n_states;
     lq.states = states;
+    lq.n_labels = labels.n;
+    lq.labels = labels.ptrs;
     struct job_pages jp;
     struct mt_err err = {0};
     if (jobs_fetch(c, &lq, limit, &jp, &err))
@@ -541,6 +563,12 @@ static void show_job(const Memtrain__Job *job, const Memtrain__JobSpec *spec)
         printf("  waiting       %s\n", job->waiting);
     printf("  owner         %s (uid %u)\n", fmt_user(job->owner_uid, a, sizeof a), job->owner_uid);
     printf("  priority      %d\n", job->priority);
+    if (job->n_labels) {
+        printf("  labels       ");
+        for (size_t i = 0; i < job->n_labels; i++)
+            printf(" %s=%s", job->labels[i]->key, job->labels[i]->value);
+        putchar('\n');
+    }
     if (job->submitted_at > 0)
         printf("  submitted     %s (%s ago)\n", fmt_time(a, sizeof a, job->submitted_at),
                fmt_duration(b, sizeof b, (double)(now - job->submitted_at) / 1000.0));

@@ -294,6 +294,22 @@ int mtctl_fail(struct mtctl *c, const struct mt_err *err)
     return status;
 }
 
+int mtctl_parse_label(struct mtctl *c, char *arg, struct mtctl_labels *ls)
+{
+    char *eq = strchr(arg, '=');
+    if (ls->n == MTCTL_LABELS_MAX)
+        return mtctl_usage_error(c, "at most %d labels", MTCTL_LABELS_MAX);
+    if (!eq || eq == arg)
+        return mtctl_usage_error(c, "label '%s': expected KEY=VALUE", arg);
+    *eq = '\0';
+    Memtrain__Label *l = &ls->items[ls->n];
+    memtrain__label__init(l);
+    l->key = arg;
+    l->value = eq + 1;
+    ls->ptrs[ls->n++] = l;
+    return 0;
+}
+
 int mtctl_parse_id(struct mtctl *c, const char *arg, uint64_t *id)
 {
     char *end;

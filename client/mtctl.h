@@ -88,6 +88,17 @@ int mtctl_fail(struct mtctl *c, const struct mt_err *err);
 /* The exit status for a negative MT_E_* code. */
 int mtctl_exit_code(int code);
 
+/* The --label / -l arguments of a command, for a request's labels. */
+#define MTCTL_LABELS_MAX 16
+struct mtctl_labels {
+    Memtrain__Label items[MTCTL_LABELS_MAX];
+    Memtrain__Label *ptrs[MTCTL_LABELS_MAX];
+    size_t n;
+};
+/* Add "KEY=VALUE" (arg, which is modified and pointed into) to ls; prints a
+ * usage error. The daemon checks the characters and sizes. */
+int mtctl_parse_label(struct mtctl *c, char *arg, struct mtctl_labels *ls);
+
 /* Parse a job id argument (a positive integer); prints a usage error. */
 int mtctl_parse_id(struct mtctl *c, const char *arg, uint64_t *id);
 

@@ -156,4 +156,30 @@ if command -v script >/dev/null 2>&1; then
     tr -d '\r' <"$dir/live.txt" | grep -aq '^rule tinyfoa  stage [0-9]' ||
         fail "no rule line in the live view: $(cat "$dir/live.txt")"
 fi
+
+# ---- labels: stored with the job, shown, selected by; checked by the daemon
+mt submit -l team=vision --label exp=a1 "$dir/quick.yaml" >/dev/null || fail "submit --label"
+mt submit -l team=nlp "$dir/quick.yaml" >/dev/null || fail "submit --label team=nlp"
+last=$(mt ls -n 1 -o name)
+mt wait "$last" >/dev/null || fail "wait $last"
+[ "$(mt ls -l team=vision -o name)" = $((last - 1)) ] || fail "ls -l team=vision: $(mt ls -l team=vision -o name)"
+[ "$(mt ls -l team=nlp -o name)" = "$last" ] || fail "ls -l team=nlp"
+[ "$(mt ls -l team=vision -l exp=a1 -o name)" = $((last - 1)) ] || fail "ls -l with two labels"
+[ -z "$(mt ls -l team=vision -l exp=b2 -o name)" ] || fail "ls -l matched a wrong value"
+[ -z "$(mt ls -l team=visio -o name)" ] || fail "ls -l matched a prefix"
+mt show $((last - 1)) | grep -q '^  labels  *team=vision exp=a1$' || fail "show: $(mt show $((last - 1)))"
+mt --json show $((last - 1)) | grep -q '"labels":{"team":"vision","exp":"a1"}' || fail "show --json labels"
+long=$(head -c 64 /dev/zero | tr '\0' a)
+for bad in "bad key=x" "-x=1" "k=a b" "k=$long" "$long=v"; do
+    rc=0; out=$(mt submit -l "$bad" "$dir/quick.yaml" 2>&1) || rc=$?
+    [ $rc -eq 1 ] && echo "$out" | grep -q 'label' || fail "label '$bad' accepted or wrong error: $rc $out"
+done
+rc=0; out=$(mt submit -l k=1 -l k=2 "$dir/quick.yaml" 2>&1) || rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q 'given twice' || fail "a key twice: $rc $out"
+set --
+for i in $(seq 17); do set -- "$@" -l "k$i=v"; done
+rc=0; out=$(mt submit "$@" "$dir/quick.yaml" 2>&1) || rc=$?
+[ $rc -eq 2 ] || fail "17 labels: $rc $out"
+rc=0; out=$(mt submit -l novalue "$dir/quick.yaml" 2>&1) || rc=$?
+[ $rc -eq 2 ] || fail "a label without '=': $rc $out"
 echo "PASS"
