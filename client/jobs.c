@@ -216,6 +216,24 @@ static int parse_states(const char *list, Memtrain__JobState *states, int max, c
     return n ? n : -1;
 }
 
+int jobs_opt_states(struct mtctl *c, const char *arg, Memtrain__JobState *states, int *n)
+{
+    const char *bad;
+    if ((*n = parse_states(arg, states, 16, &bad)) < 0)
+        return mtctl_usage_error(c, "unknown state '%s' (expected queued, running, completed, "
+                                 "failed, cancelled, out-of-memory or interrupted)", bad);
+    return 0;
+}
+
+int jobs_opt_limit(struct mtctl *c, const char *arg, unsigned long *limit)
+{
+    char *end;
+    *limit = strtoul(arg, &end, 10);
+    if (arg[0] < '0' || arg[0] > '9' || *end || *limit > UINT32_MAX)
+        return mtctl_usage_error(c, "--limit '%s' is not a count", arg);
+    return 0;
+}
+
 static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now, int wide)
 {
     char id[24], user[64], epoch[32], acc[16], peak[32], age[32], el[32], prio[16], plan[32],
@@ -317,8 +335,6 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
     struct mtctl_labels labels = {.n = 0};
     int n_states = 0, all = 0, opt, no_headers = 0;
     unsigned long limit = 0;
-    const char *bad;
-    char *end;
     mtctl_getopt_reset(c, argv, "ls");
     while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:l:", longopts, NULL)) != -1) {
         switch (opt) {
@@ -330,15 +346,12 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
             all = 1;
             break;
         case 's':
-            if ((n_states = parse_states(optarg, states, 16, &bad)) < 0)
-                return mtctl_usage_error(c, "unknown state '%s' (expected queued, running, "
-                                         "completed, failed, cancelled, out-of-memory or "
-                                         "interrupted)", bad);
+            if (jobs_opt_states(c, optarg, states, &n_states))
+                return MTCTL_EXIT_USAGE;
             break;
         case 'n':
-            limit = strtoul(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end || limit > UINT32_MAX)
-                return mtctl_usage_error(c, "--limit '%s' is not a count", optarg);
+            if (jobs_opt_limit(c, optarg, &limit))
+                return MTCTL_EXIT_USAGE;
             break;
         case OPT_NO_HEADERS:
             no_headers = 1;

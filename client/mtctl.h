@@ -172,6 +172,9 @@ struct job_pages {
 int jobs_fetch(struct mtctl *c, Memtrain__ListRequest *lq, unsigned long limit,
                struct job_pages *out, struct mt_err *err);
 void jobs_pages_free(struct job_pages *p);
+/* ls and top's --state S[,S...] (at most 16) and --limit N; usage errors. */
+int jobs_opt_states(struct mtctl *c, const char *arg, Memtrain__JobState *states, int *n);
+int jobs_opt_limit(struct mtctl *c, const char *arg, unsigned long *limit);
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
  * quiet: print only the final state line (wait). Returns the exit status

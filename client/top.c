@@ -295,18 +295,12 @@ int cmd_top(struct mtctl *c, int argc, char **argv)
                                          optarg);
             break;
         case 's':
-            for (char *save = NULL, *tok = strtok_r(optarg, ",", &save); tok;
-                 tok = strtok_r(NULL, ",", &save)) {
-                int s = fmt_parse_state(tok);
-                if (s < 0 || n_states == 16)
-                    return mtctl_usage_error(c, "unknown state '%s'", tok);
-                states[n_states++] = (Memtrain__JobState)s;
-            }
+            if (jobs_opt_states(c, optarg, states, &n_states))
+                return MTCTL_EXIT_USAGE;
             break;
         case 'n':
-            limit = strtoul(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end || limit > UINT32_MAX)
-                return mtctl_usage_error(c, "--limit '%s' is not a count", optarg);
+            if (jobs_opt_limit(c, optarg, &limit))
+                return MTCTL_EXIT_USAGE;
             break;
         MTCTL_OPT_DEFAULT(c, opt, top_help)
         }
