@@ -395,10 +395,16 @@ int main(int argc, char **argv)
         return cmd->run(&c, 2, hargv);
     }
     /* `get 12`: an argument that is not an option picks the alias's second form */
+    static const char *const valued[] = {"-o", "--output", "-s", "--state", "-n", "--limit",
+                                         "-l", "--label", "--socket"};
     int has_arg = 0;
-    for (int i = 1; i < cargc; i++)
-        if (cargv[i][0] != '-' && (i == 1 || strcmp(cargv[i - 1], "-o") != 0))
+    for (int i = 1; i < cargc; i++) {
+        int value = 0;  /* the value of the option before it */
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            value |= strcmp(cargv[i - 1], valued[k]) == 0;
+        if (cargv[i][0] != '-' && !value)
             has_arg = 1;
+    }
     const char *hint;
     const struct command *cmd = resolve_command(cargv[0], has_arg, &hint);
     if (!cmd)

@@ -111,6 +111,7 @@ echo "$out" | grep -q 'json or text' || fail "ping -o wide: $out"
 [ "$(mt list -o name | tr '\n' ' ')" = "3 2 1 " ] || fail "list"
 [ "$(mt ps -o name | tr '\n' ' ')" = "3 2 1 " ] || fail "ps"
 [ "$(mt get -o name | tr '\n' ' ')" = "3 2 1 " ] || fail "get"
+[ "$(mt get -s completed -o name)" = 1 ] || fail "get -s completed: an option's value taken for an ID"
 [ "$(mt get 1 -o name)" = 1 ] || fail "get ID"
 mt describe 1 | grep -q '^job 1  quick' || fail "describe"
 rc=0; out=$(mt lss 2>&1) || rc=$?
