@@ -39,6 +39,7 @@ static const char top_help[] =
     "  -d, --interval SECS    seconds between refreshes (default 2, 0.2 to 3600)\n"
     "  -s, --state S[,S...]   only jobs in these states (as `mtctl ls --state`)\n"
     "  -n, --limit N          at most N jobs (the most recent)\n"
+    "  -l, --label KEY=VALUE  only jobs with this label (repeatable: all of them)\n"
     "      --no-headers       no header row\n"
     "  -o wide                also RULE, OWNER and ELAPSED\n"
     "  -o name                the job ids only\n"
@@ -271,17 +272,23 @@ int cmd_top(struct mtctl *c, int argc, char **argv)
         {"state", required_argument, NULL, 's'},
         {"limit", required_argument, NULL, 'n'},
         {"no-headers", no_argument, NULL, OPT_NO_HEADERS},
+        {"label", required_argument, NULL, 'l'},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     Memtrain__JobState states[16];
+    struct mtctl_labels labels = {.n = 0};
     int n_states = 0, once = 0, no_headers = 0, opt;
     double interval = 2;
     unsigned long limit = 0;
     char *end;
     mtctl_getopt_reset(c, argv, "top");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "d:s:n:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "d:s:n:l:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'l':
+            if (mtctl_parse_label(c, optarg, &labels))
+                return MTCTL_EXIT_USAGE;
+            break;
         case OPT_ONCE:
             once = 1;
             break;
@@ -311,6 +318,8 @@ int cmd_top(struct mtctl *c, int argc, char **argv)
     lq.all_users = 1;  /* every job the daemon lets this user read */
     lq.n_states = (size_t)n_states;
     lq.states = states;
+    lq.n_labels = labels.n;
+    lq.labels = labels.ptrs;
     int live = c->tty && !c->json && c->output != MTCTL_OUT_CSV && c->output != MTCTL_OUT_NAME &&
                !once;
     struct sigaction sa = {0};

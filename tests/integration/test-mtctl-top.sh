@@ -165,6 +165,7 @@ last=$(mt ls -n 1 -o name)
 mt wait "$last" >/dev/null || fail "wait $last"
 [ "$(mt ls -l team=vision -o name)" = $((last - 1)) ] || fail "ls -l team=vision: $(mt ls -l team=vision -o name)"
 [ "$(mt ls -l team=nlp -o name)" = "$last" ] || fail "ls -l team=nlp"
+[ "$(mt top --once -l team=nlp -o name)" = "$last" ] || fail "top -l team=nlp"
 [ "$(mt ls -l team=vision -l exp=a1 -o name)" = $((last - 1)) ] || fail "ls -l with two labels"
 [ -z "$(mt ls -l team=vision -l exp=b2 -o name)" ] || fail "ls -l matched a wrong value"
 [ -z "$(mt ls -l team=visio -o name)" ] || fail "ls -l matched a prefix"
