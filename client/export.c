@@ -73,22 +73,6 @@ static const Memtrain__RuleMetric *metric_find(const Memtrain__EpochProgress *e,
     return NULL;
 }
 
-/* A CSV field: quoted when it holds a comma, a quote or a line break. */
-static void csv_field(const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
 static void csv_epochs(const Memtrain__MetricsResponse *mr)
 {
     struct metric_cols mc;
@@ -98,7 +82,7 @@ static void csv_epochs(const Memtrain__MetricsResponse *mr)
            "phase_peak_gradient,phase_peak_update,rss_peak_bytes");
     for (int c = 0; c < mc.n; c++) {
         putchar(',');
-        csv_field(mc.name[c]);
+        csv_field(stdout, mc.name[c]);
     }
     putchar('\n');
     for (size_t i = 0; i < mr->n_epochs; i++) {
@@ -296,6 +280,8 @@ int cmd_metrics(struct mtctl *c, int argc, char **argv)
         return mtctl_usage_error(c, "expected one job ID");
     if ((rc = mtctl_parse_id(c, argv[optind], &id)))
         return rc;
+    if (c->output == MTCTL_OUT_CSV)
+        csv = 1;
     if (csv && c->json)
         return mtctl_usage_error(c, "--csv and --json exclude each other");
     if (csv && steps && memory)

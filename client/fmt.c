@@ -325,6 +325,46 @@ int table_print(const struct table *t, FILE *f)
     return t->oom ? -1 : 0;
 }
 
+/* How long the job has run: to its end, or to now while it runs; "-" when
+ * it never started. */
+char *fmt_elapsed(char *buf, size_t len, const Memtrain__Job *job, int64_t now)
+{
+    if (job->started_at <= 0)
+        return snprintf(buf, len, "-"), buf;
+    int64_t end = job->finished_at > 0 ? job->finished_at : now;
+    return fmt_duration(buf, len, (double)(end - job->started_at) / 1000.0);
+}
+
+void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int table_print_csv(const struct table *t, FILE *f)
+{
+    for (long r = t->head ? -1 : 0; r < (long)t->nrows; r++) {
+        const char *const *row = r < 0 ? (const char *const *)t->head
+                                       : (const char *const *)t->cells + (size_t)r * (size_t)t->ncols;
+        for (int c = 0; c < t->ncols; c++) {
+            if (c)
+                fputc(',', f);
+            csv_field(f, row[c]);
+        }
+        fputc('\n', f);
+    }
+    return t->oom ? -1 : 0;
+}
+
 void table_free(struct table *t)
 {
     for (size_t i = 0; i < t->nrows * (size_t)t->ncols; i++)

@@ -50,6 +50,10 @@ uint64_t fmt_mem_at(const Memtrain__MemoryStats *m, size_t i);
 /* "45s", "3m12s", "2h05m", "4d3h". Negative durations print as "0s". */
 char *fmt_duration(char *buf, size_t len, double seconds);
 
+/* How long `job` has run: to its end, or to `now` (Unix ms) while it runs;
+ * "-" when it never started. Returns buf. */
+char *fmt_elapsed(char *buf, size_t len, const Memtrain__Job *job, int64_t now);
+
 /* Unix milliseconds as local time with its zone, "2024-05-01 12:00:03 UTC"
  * (len >= 32); "-" for 0. Every time mtctl prints as text goes through it. */
 char *fmt_time(char *buf, size_t len, int64_t ms);
@@ -89,7 +93,12 @@ void table_init(struct table *t, int ncols, const char *const *head, const char 
 void table_add(struct table *t, const char *const *cells);
 /* Print the header (if head) and the rows; -1 if a row could not be stored. */
 int table_print(const struct table *t, FILE *f);
+/* The same rows as CSV (every column, header row if head); -1 as above. */
+int table_print_csv(const struct table *t, FILE *f);
 void table_free(struct table *t);
+
+/* A CSV field: quoted when it holds a comma, a quote or a line break. */
+void csv_field(FILE *f, const char *s);
 
 /* ---- JSON: one document or one JSON line at a time */
 #define JSON_MAX_DEPTH 32

@@ -36,6 +36,11 @@ static const char submit_help[] =
     "  -f, --follow           then follow the job as `mtctl watch` does and exit\n"
     "                         with its final state's status\n"
     "      --steps            with --follow: also show every training step\n"
+    "  -l, --label KEY=VALUE  a label stored with the job (repeatable, at most 16;\n"
+    "                         `mtctl ls -l KEY=VALUE` selects by it). KEY: 1-63 of\n"
+    "                         letters, digits, '.', '_', '-', '/', starting with a\n"
+    "                         letter or digit; VALUE: 0-63 of letters, digits, '.',\n"
+    "                         '_', '-'\n"
     "  -o json, --json        print the accepted job as JSON (with --follow, JSON\n"
     "                         lines: the job, then the watch events)\n"
     "      --socket PATH      the daemon's socket\n"
@@ -69,9 +74,11 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
         {"mem-limit", required_argument, NULL, 'm'},
         {"follow", no_argument, NULL, 'f'},
         {"steps", no_argument, NULL, OPT_STEPS},
+        {"label", required_argument, NULL, 'l'},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    struct mtctl_labels labels = {.n = 0};
     const char *name = NULL, *rule = NULL;
     long priority = 0;
     uint64_t limit = 0;
@@ -79,8 +86,12 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
     int follow = 0, steps = 0, opt;
     char *end;
     mtctl_getopt_reset(c, argv, "submit");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:r:p:m:f", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:r:p:m:fl:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'l':
+            if (mtctl_parse_label(c, optarg, &labels))
+                return MTCTL_EXIT_USAGE;
+            break;
         case 'n':
             name = optarg;
             break;
@@ -122,6 +133,8 @@ int cmd_submit(struct mtctl *c, int argc, char **argv)
     sub.name = (char *)(name ? name : "");
     sub.memory_limit = limit;
     sub.rule = (char *)(rule ? rule : "");
+    sub.n_labels = labels.n;
+    sub.labels = labels.ptrs;
     Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
     req.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
     req.submit = &sub;
@@ -167,8 +180,9 @@ static const char ls_help[] =
     "\n"
     "List your jobs, most recent first: ID, NAME, OWNER, STATE, RULE, EPOCH (done\n"
     "of total), TEST-ACC (after the last epoch), PEAK (the measured peak of the\n"
-    "job's memory arena), AGE (since submission) and NOTE (why a queued job\n"
-    "waits, or why a job failed).\n"
+    "job's memory arena), AGE (since submission), ELAPSED (its running time so\n"
+    "far, or in all once finished) and NOTE (why a queued job waits, or why a\n"
+    "job failed).\n"
     "\n"
     "Options:\n"
     "  -a, --all              every job you may read: all users' for root, or when\n"
@@ -177,7 +191,12 @@ static const char ls_help[] =
     "                         completed, failed, cancelled, out-of-memory (oom),\n"
     "                         interrupted\n"
     "  -n, --limit N          at most N jobs\n"
+    "  -l, --label KEY=VALUE  only jobs with this label (repeatable: all of them)\n"
+    "      --no-headers       no header row (text, wide and csv)\n"
     "  -o json, --json        one JSON document with a \"jobs\" array\n"
+    "  -o wide                also PRIORITY, PLANNED (the plan's peak) and LIMIT\n"
+    "  -o name                the job ids only, one a line (for xargs)\n"
+    "  -o csv                 the table as CSV (the wide columns)\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n";
 
@@ -200,9 +219,28 @@ int parse_states(const char *list, Memtrain__JobState *states, int max, const ch
     return n ? n : -1;
 }
 
-static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now)
+int jobs_opt_states(struct mtctl *c, const char *arg, Memtrain__JobState *states, int *n)
 {
-    char id[24], user[64], epoch[32], acc[16], peak[32], age[32];
+    const char *bad;
+    if ((*n = parse_states(arg, states, 16, &bad)) < 0)
+        return mtctl_usage_error(c, "unknown state '%s' (expected queued, running, completed, "
+                                 "failed, cancelled, out-of-memory or interrupted)", bad);
+    return 0;
+}
+
+int jobs_opt_limit(struct mtctl *c, const char *arg, unsigned long *limit)
+{
+    char *end;
+    *limit = strtoul(arg, &end, 10);
+    if (arg[0] < '0' || arg[0] > '9' || *end || *limit > UINT32_MAX)
+        return mtctl_usage_error(c, "--limit '%s' is not a count", arg);
+    return 0;
+}
+
+static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now, int wide)
+{
+    char id[24], user[64], epoch[32], acc[16], peak[32], age[32], el[32], prio[16], plan[32],
+        lim[32];
     snprintf(id, sizeof id, "%llu", (unsigned long long)job->id);
     snprintf(epoch, sizeof epoch, "%u/%u", job->epochs_done, job->epochs);
     if (job->last_epoch && job->epochs_done > 0)
@@ -218,6 +256,16 @@ static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now)
         fmt_duration(age, sizeof age, (double)(now - job->submitted_at) / 1000.0);
     else
         snprintf(age, sizeof age, "-");
+    fmt_elapsed(el, sizeof el, job, now);
+    snprintf(prio, sizeof prio, "%d", job->priority);
+    if (job->planned && job->planned->peak_total)
+        fmt_bytes(plan, sizeof plan, job->planned->peak_total);
+    else
+        snprintf(plan, sizeof plan, "-");
+    if (job->memory_limit)
+        fmt_bytes(lim, sizeof lim, job->memory_limit);
+    else
+        snprintf(lim, sizeof lim, "-");
     const char *note = "";
     if (job->state == MEMTRAIN__JOB_STATE__QUEUED)
         note = job->waiting;
@@ -225,41 +273,91 @@ static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now)
         note = fmt_reason(job);
     const char *cells[] = {
         id, job->name[0] ? job->name : "-", fmt_user(job->owner_uid, user, sizeof user),
-        fmt_state(job->state), job->rule[0] ? job->rule : "-", epoch, acc, peak, age, note,
+        fmt_state(job->state), job->rule[0] ? job->rule : "-", epoch, acc, peak, age, el,
+        note, prio, plan, lim,
     };
-    table_add(t, cells);
+    if (wide) {  /* the wide columns go before NOTE, the free text */
+        const char *w[] = {cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6],
+                           cells[7], prio, plan, lim, cells[8], cells[9], note};
+        table_add(t, w);
+    } else {
+        table_add(t, cells);
+    }
+}
+
+int jobs_fetch(struct mtctl *c, Memtrain__ListRequest *lq, unsigned long limit,
+               struct job_pages *out, struct mt_err *err)
+{
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_LIST;
+    req.list = lq;
+    memset(out, 0, sizeof *out);
+    lq->before_id = 0;
+    for (;;) {
+        lq->limit = limit ? (uint32_t)(limit - out->n_jobs) : 0;
+        Memtrain__Response *resp, **more = realloc(out->pages, (out->n_pages + 1) * sizeof *more);
+        if (!more) {
+            jobs_pages_free(out);
+            return mt_err_set(err, MT_E_NOMEM, "out of memory listing %zu jobs", out->n_jobs);
+        }
+        out->pages = more;
+        int rc = conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_LIST, &resp, err);
+        if (rc) {
+            jobs_pages_free(out);
+            return rc;
+        }
+        out->pages[out->n_pages++] = resp;
+        out->n_jobs += resp->list->n_jobs;
+        lq->before_id = resp->list->next_before_id;
+        if (!lq->before_id || resp->list->n_jobs == 0 || (limit && out->n_jobs >= limit))
+            return 0;
+    }
+}
+
+void jobs_pages_free(struct job_pages *p)
+{
+    for (size_t i = 0; i < p->n_pages; i++)
+        memtrain__response__free_unpacked(p->pages[i], NULL);
+    free(p->pages);
+    memset(p, 0, sizeof *p);
 }
 
 int cmd_ls(struct mtctl *c, int argc, char **argv)
 {
+    enum { OPT_NO_HEADERS = 0x2001 };
     static const struct option longopts[] = {
         {"all", no_argument, NULL, 'a'},
         {"state", required_argument, NULL, 's'},
         {"limit", required_argument, NULL, 'n'},
+        {"no-headers", no_argument, NULL, OPT_NO_HEADERS},
+        {"label", required_argument, NULL, 'l'},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     Memtrain__JobState states[16];
-    int n_states = 0, all = 0, opt;
+    struct mtctl_labels labels = {.n = 0};
+    int n_states = 0, all = 0, opt, no_headers = 0;
     unsigned long limit = 0;
-    const char *bad;
-    char *end;
     mtctl_getopt_reset(c, argv, "ls");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:l:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'l':
+            if (mtctl_parse_label(c, optarg, &labels))
+                return MTCTL_EXIT_USAGE;
+            break;
         case 'a':
             all = 1;
             break;
         case 's':
-            if ((n_states = parse_states(optarg, states, 16, &bad)) < 0)
-                return mtctl_usage_error(c, "unknown state '%s' (expected queued, running, "
-                                         "completed, failed, cancelled, out-of-memory or "
-                                         "interrupted)", bad);
+            if (jobs_opt_states(c, optarg, states, &n_states))
+                return MTCTL_EXIT_USAGE;
             break;
         case 'n':
-            limit = strtoul(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end || limit > UINT32_MAX)
-                return mtctl_usage_error(c, "--limit '%s' is not a count", optarg);
+            if (jobs_opt_limit(c, optarg, &limit))
+                return MTCTL_EXIT_USAGE;
+            break;
+        case OPT_NO_HEADERS:
+            no_headers = 1;
             break;
         MTCTL_OPT_DEFAULT(c, opt, ls_help)
         }
@@ -273,58 +371,46 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
     lq.all_users = all;
     lq.n_states = (size_t)n_states;
     lq.states = states;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_LIST;
-    req.list = &lq;
-    Memtrain__Response **pages = NULL;
-    size_t n_pages = 0, got = 0;
+    lq.n_labels = labels.n;
+    lq.labels = labels.ptrs;
+    struct job_pages jp;
     struct mt_err err = {0};
+    if (jobs_fetch(c, &lq, limit, &jp, &err))
+        return mtctl_fail(c, &err);
     int rc = MTCTL_EXIT_OK;
-    for (;;) {
-        lq.limit = limit ? (uint32_t)(limit - got) : 0;
-        Memtrain__Response *resp, **more = realloc(pages, (n_pages + 1) * sizeof *pages);
-        if (!more) {
-            mt_err_set(&err, MT_E_NOMEM, "out of memory listing %zu jobs", got);
-            rc = mtctl_fail(c, &err);
-            break;
-        }
-        pages = more;
-        if (conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_LIST, &resp, &err)) {
-            rc = mtctl_fail(c, &err);
-            break;
-        }
-        pages[n_pages++] = resp;
-        got += resp->list->n_jobs;
-        lq.before_id = resp->list->next_before_id;
-        if (!lq.before_id || resp->list->n_jobs == 0 || (limit && got >= limit))
-            break;
-    }
-    if (rc == MTCTL_EXIT_OK && c->json) {
+    if (c->json) {
         struct json j;
         json_begin(&j, stdout);
         json_arr(&j, "jobs");
-        for (size_t p = 0; p < n_pages; p++)
-            for (size_t i = 0; i < pages[p]->list->n_jobs; i++)
-                json_job(&j, NULL, pages[p]->list->jobs[i]);
+        for (size_t p = 0; p < jp.n_pages; p++)
+            for (size_t i = 0; i < jp.pages[p]->list->n_jobs; i++)
+                json_job(&j, NULL, jp.pages[p]->list->jobs[i]);
         json_end(&j);
-    } else if (rc == MTCTL_EXIT_OK) {
+    } else if (c->output == MTCTL_OUT_NAME) {
+        for (size_t p = 0; p < jp.n_pages; p++)
+            for (size_t i = 0; i < jp.pages[p]->list->n_jobs; i++)
+                printf("%llu\n", (unsigned long long)jp.pages[p]->list->jobs[i]->id);
+    } else {
         static const char *const head[] = {"ID", "NAME", "OWNER", "STATE", "RULE", "EPOCH",
-                                           "TEST-ACC", "PEAK", "AGE", "NOTE"};
+                                           "TEST-ACC", "PEAK", "AGE", "ELAPSED", "NOTE"};
+        static const char *const whead[] = {"ID", "NAME", "OWNER", "STATE", "RULE", "EPOCH",
+                                            "TEST-ACC", "PEAK", "PRIORITY", "PLANNED", "LIMIT",
+                                            "AGE", "ELAPSED", "NOTE"};
+        int wide = c->output == MTCTL_OUT_WIDE || c->output == MTCTL_OUT_CSV;
         struct table t;
-        table_init(&t, 10, head, "r....rrrr.");
+        table_init(&t, wide ? 14 : 11, no_headers ? NULL : wide ? whead : head,
+                   wide ? "r....rrrrrrrr." : "r....rrrrr.");
         int64_t now = mt_now_ms();
-        for (size_t p = 0; p < n_pages; p++)
-            for (size_t i = 0; i < pages[p]->list->n_jobs; i++)
-                ls_row(&t, pages[p]->list->jobs[i], now);
-        if (table_print(&t, stdout)) {
-            mt_err_set(&err, MT_E_NOMEM, "out of memory listing %zu jobs", got);
+        for (size_t p = 0; p < jp.n_pages; p++)
+            for (size_t i = 0; i < jp.pages[p]->list->n_jobs; i++)
+                ls_row(&t, jp.pages[p]->list->jobs[i], now, wide);
+        if (c->output == MTCTL_OUT_CSV ? table_print_csv(&t, stdout) : table_print(&t, stdout)) {
+            mt_err_set(&err, MT_E_NOMEM, "out of memory listing %zu jobs", jp.n_jobs);
             rc = mtctl_fail(c, &err);
         }
         table_free(&t);
     }
-    for (size_t p = 0; p < n_pages; p++)
-        memtrain__response__free_unpacked(pages[p], NULL);
-    free(pages);
+    jobs_pages_free(&jp);
     return rc;
 }
 
@@ -500,6 +586,12 @@ static void show_job(const Memtrain__Job *job, const Memtrain__JobSpec *spec)
         printf("  waiting       %s\n", job->waiting);
     printf("  owner         %s (uid %u)\n", fmt_user(job->owner_uid, a, sizeof a), job->owner_uid);
     printf("  priority      %d\n", job->priority);
+    if (job->n_labels) {
+        printf("  labels       ");
+        for (size_t i = 0; i < job->n_labels; i++)
+            printf(" %s=%s", job->labels[i]->key, job->labels[i]->value);
+        putchar('\n');
+    }
     if (job->submitted_at > 0)
         printf("  submitted     %s (%s ago)\n", fmt_time(a, sizeof a, job->submitted_at),
                fmt_duration(b, sizeof b, (double)(now - job->submitted_at) / 1000.0));
@@ -565,6 +657,8 @@ int cmd_show(struct mtctl *c, int argc, char **argv)
         json_job(&j, "job", resp->show->job);
         json_spec(&j, "spec", resp->show->spec);
         json_end(&j);
+    } else if (c->output == MTCTL_OUT_NAME) {
+        printf("%llu\n", (unsigned long long)resp->show->job->id);
     } else {
         show_job(resp->show->job, resp->show->spec);
     }
@@ -575,9 +669,10 @@ int cmd_show(struct mtctl *c, int argc, char **argv)
 /* ------------------------------------------------------------------ cancel */
 
 static const char cancel_help[] =
-    "Usage: mtctl cancel [OPTIONS] ID\n"
+    "Usage: mtctl cancel [OPTIONS] ID...\n"
     "\n"
-    "Stop job ID. A queued job ends CANCELLED at once; a running job's worker is\n"
+    "Stop each job ID (all are tried; the exit status is the first failure's).\n"
+    "A queued job ends CANCELLED at once; a running job's worker is\n"
     "asked to stop (then killed after the daemon's grace period) and ends\n"
     "CANCELLED. Prints the job's state after the request, and the daemon's note:\n"
     "  job 12: RUNNING (cancel requested: the worker has 10 s to stop)\n"
@@ -585,25 +680,14 @@ static const char cancel_help[] =
     "root) may cancel it.\n"
     "\n"
     "Options:\n"
-    "  -o json, --json        one JSON document with the \"job\"\n"
+    "  -o json, --json        one JSON document with the \"job\" per ID, a line each\n"
+    "  -o name                the ids only, one a line\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n";
 
-int cmd_cancel(struct mtctl *c, int argc, char **argv)
+/* Cancel one job and print the outcome; returns its exit status. */
+static int cancel_one(struct mtctl *c, uint64_t id)
 {
-    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-    int opt, rc;
-    uint64_t id;
-    mtctl_getopt_reset(c, argv, "cancel");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        switch (opt) {
-        MTCTL_OPT_DEFAULT(c, opt, cancel_help)
-        }
-    }
-    if (argc - optind != 1)
-        return mtctl_usage_error(c, "expected one job ID");
-    if ((rc = mtctl_parse_id(c, argv[optind], &id)))
-        return rc;
     Memtrain__Response *resp;
     struct mt_err err = {0};
     if (conn_cancel(c, id, &resp, &err)) {
@@ -617,6 +701,8 @@ int cmd_cancel(struct mtctl *c, int argc, char **argv)
         json_job(&j, "job", job);
         json_str(&j, "message", resp->message);
         json_end(&j);
+    } else if (c->output == MTCTL_OUT_NAME) {
+        printf("%llu\n", (unsigned long long)id);
     } else if (job) {
         printf("job %llu: %s", (unsigned long long)job->id, fmt_state(job->state));
         if (resp->message[0])
@@ -630,6 +716,36 @@ int cmd_cancel(struct mtctl *c, int argc, char **argv)
     }
     memtrain__response__free_unpacked(resp, NULL);
     return MTCTL_EXIT_OK;
+}
+
+int cmd_cancel(struct mtctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {MTCTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    int opt, rc;
+    mtctl_getopt_reset(c, argv, "cancel");
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        MTCTL_OPT_DEFAULT(c, opt, cancel_help)
+        }
+    }
+    if (argc - optind < 1)
+        return mtctl_usage_error(c, "expected one or more job IDs");
+    uint64_t ids[256];
+    int n = argc - optind;
+    if (n > 256)
+        return mtctl_usage_error(c, "at most 256 job IDs at once");
+    for (int i = 0; i < n; i++)  /* all ids are checked before any job is touched */
+        if ((rc = mtctl_parse_id(c, argv[optind + i], &ids[i])))
+            return rc;
+    /* every job is tried; the exit status is the first failure's */
+    int status = MTCTL_EXIT_OK;
+    for (int i = 0; i < n; i++) {
+        rc = cancel_one(c, ids[i]);
+        c->status = -1;
+        if (rc && !status)
+            status = rc;
+    }
+    return status;
 }
 
 /* -------------------------------------------------------------------- wait */

@@ -105,6 +105,11 @@ void json_job(struct json *j, const char *key, const Memtrain__Job *job)
     json_i64(j, "priority", job->priority);
     json_u64(j, "memory_limit", job->memory_limit);
     json_i64(j, "exit_code", job->exit_code);
+    json_obj(j, "labels");  /* {"k": "v"}, in submit order */
+    for (size_t i = 0; i < job->n_labels; i++)
+        if (job->labels[i])
+            json_str(j, job->labels[i]->key, job->labels[i]->value);
+    json_obj_end(j);
     json_memory_stats(j, "planned", job->planned);
     json_memory_stats(j, "measured", job->measured);
     json_epoch(j, "last_epoch", job->last_epoch);

@@ -51,6 +51,10 @@ static const char help_text[] =
     "  completion bash|zsh  print a shell completion script\n"
     "  help [COMMAND]       this text, or a command's\n"
     "\n"
+    "Other tools' names work too: list and ps (ls), get (ls; with an ID, show),\n"
+    "describe (show), kill and stop (cancel), log (logs). A mistyped command\n"
+    "gets a \"did you mean\".\n"
+    "\n"
     "Global options (every command also takes them after its name):\n"
     "  --socket PATH        the daemon's socket; default $MEMTRAIN_SOCKET, else the\n"
     "                       first that exists of $XDG_RUNTIME_DIR/memtrain/memtraind.sock,\n"
@@ -59,6 +63,9 @@ static const char help_text[] =
     "  -o json, --json      output for programs: one JSON document, or one JSON\n"
     "                       object per line for streams (watch, logs -f, submit\n"
     "                       --follow); each has \"schema_version\": 1\n"
+    "                       usage errors too are a JSON {\"error\": ...} document\n"
+    "  -o wide|name|csv     for ls and top: more columns, ids only, CSV; name also\n"
+    "                       for show and cancel, csv for metrics\n"
     "  -h, --help           this text; `mtctl COMMAND --help` describes a command\n"
     "  -V, --version        print mtctl's version\n"
     "\n"
@@ -87,6 +94,24 @@ static const struct mtctl_command commands[] = {
     {"compare", cmd_compare},
     {"plot", cmd_plot},
     {"completion", cmd_completion},
+    {"top", cmd_top},
+};
+
+/* The names people type from other tools (kubectl, docker, Slurm): each maps
+ * to a command of ours; `get` is ls without an argument and show with one.
+ * `delete` is rm when this mtctl has it; otherwise the hint says what does
+ * exist. */
+static const struct alias {
+    const char *name, *to, *to_with_arg, *hint;
+} aliases[] = {
+    {"list", "ls", NULL, NULL},
+    {"ps", "ls", NULL, NULL},
+    {"get", "ls", "show", NULL},
+    {"describe", "show", NULL, NULL},
+    {"delete", "rm", NULL, "did you mean 'mtctl cancel'? (it stops a job; stored jobs stay)"},
+    {"kill", "cancel", NULL, NULL},
+    {"stop", "cancel", NULL, NULL},
+    {"log", "logs", NULL, NULL},
 };
 
 const struct mtctl_command *mtctl_commands(size_t *n)
@@ -101,6 +126,98 @@ static const struct mtctl_command *find_command(const char *name)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
     return NULL;
+}
+
+
+/* Levenshtein distance of a and b, both short (command names). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[32];
+    if (la >= 32 || lb >= 32)
+        return 99;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* An unknown command: a usage error, with the nearest command (at most two
+ * edits away) or the alias's hint as "did you mean". */
+static int unknown_command(struct mtctl *c, const char *name, const char *hint)
+{
+    const char *best = NULL;
+    size_t bd = 3;
+    for (size_t i = 0; !hint && i < sizeof commands / sizeof commands[0]; i++) {
+        size_t d = edit_distance(name, commands[i].name);
+        if (d < bd)
+            bd = d, best = commands[i].name;
+    }
+    char buf[160];
+    if (best)
+        snprintf(buf, sizeof buf, "did you mean 'mtctl %s'?", best);
+    c->cmd = "mtctl";
+    return mtctl_usage_error(c, "unknown command '%s'%s%s", name, hint || best ? "; " : "",
+                             hint ? hint : best ? buf : "");
+}
+
+/* The command `name` runs: its own, or an alias's (NULL with *hint set when
+ * the alias's target is missing from this build). */
+static const struct mtctl_command *resolve_command(const char *name, int has_arg, const char **hint)
+{
+    const struct mtctl_command *cmd = find_command(name);
+    *hint = NULL;
+    for (size_t i = 0; !cmd && i < sizeof aliases / sizeof aliases[0]; i++) {
+        if (strcmp(aliases[i].name, name) != 0)
+            continue;
+        cmd = find_command(has_arg && aliases[i].to_with_arg ? aliases[i].to_with_arg
+                                                             : aliases[i].to);
+        if (!cmd)
+            *hint = aliases[i].hint;
+    }
+    return cmd;
+}
+
+int mtctl_output_ok(const char *cmd, int output)
+{
+    static const struct {
+        const char *cmd;
+        unsigned mask;
+    } extra[] = {
+        {"ls", 1u << MTCTL_OUT_WIDE | 1u << MTCTL_OUT_NAME | 1u << MTCTL_OUT_CSV},
+        {"top", 1u << MTCTL_OUT_WIDE | 1u << MTCTL_OUT_NAME | 1u << MTCTL_OUT_CSV},
+        {"show", 1u << MTCTL_OUT_NAME},
+        {"metrics", 1u << MTCTL_OUT_CSV},
+        {"cancel", 1u << MTCTL_OUT_NAME},
+    };
+    if (output == MTCTL_OUT_TEXT || output == MTCTL_OUT_JSON)
+        return 1;
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (strcmp(extra[i].cmd, cmd) == 0)
+            return (extra[i].mask >> output) & 1;
+    return 0;
+}
+
+static const char *const output_names[] = {"text", "json", "wide", "name", "csv"};
+
+/* c->cmd is "mtctl ls": the command's name follows "mtctl ". */
+static int check_output(struct mtctl *c)
+{
+    const char *name = strncmp(c->cmd, "mtctl ", 6) == 0 ? c->cmd + 6 : c->cmd;
+    if (mtctl_output_ok(name, c->output))
+        return 0;
+    return mtctl_usage_error(c, "-o %s: this command prints json or text", output_names[c->output]);
 }
 
 void mtctl_getopt_reset(struct mtctl *c, char **argv, const char *name)
@@ -124,6 +241,24 @@ int mtctl_usage_error(struct mtctl *c, const char *fmt, ...)
         va_end(ap);
     }
     fprintf(stderr, "Try '%s --help'.\n", c->cmd);
+    if (c->json) {  /* a program reading JSON gets its error as JSON too */
+        char msg[512];
+        snprintf(msg, sizeof msg, "invalid usage (see '%s --help')", c->cmd);
+        if (fmt) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(msg, sizeof msg, fmt, ap);
+            va_end(ap);
+        }
+        struct json j;
+        json_begin(&j, stdout);
+        json_obj(&j, "error");
+        json_str(&j, "status", "USAGE");
+        json_str(&j, "message", msg);
+        json_i64(&j, "exit_code", MTCTL_EXIT_USAGE);
+        json_obj_end(&j);
+        json_end(&j);
+    }
     return MTCTL_EXIT_USAGE;
 }
 
@@ -135,15 +270,17 @@ int mtctl_opt(struct mtctl *c, int opt, const char *arg, const char *help)
         return MTCTL_DONE;
     case MTCTL_OPT_JSON:
         c->json = 1;
+        c->output = MTCTL_OUT_JSON;
         return 0;
     case 'o':
-        if (strcmp(arg, "json") == 0)
-            c->json = 1;
-        else if (strcmp(arg, "text") == 0)
-            c->json = 0;
-        else
-            return mtctl_usage_error(c, "unknown output format '%s' (expected json or text)", arg);
-        return 0;
+        for (size_t i = 0; i < sizeof output_names / sizeof output_names[0]; i++)
+            if (strcmp(arg, output_names[i]) == 0) {
+                c->output = (int)i;
+                c->json = c->output == MTCTL_OUT_JSON;
+                return check_output(c);
+            }
+        return mtctl_usage_error(c, "unknown output format '%s' (expected json, text, wide, "
+                                 "name or csv)", arg);
     case MTCTL_OPT_SOCKET:
         c->socket_path = arg;
         return 0;
@@ -178,6 +315,22 @@ int mtctl_fail(struct mtctl *c, const struct mt_err *err)
         json_end(&j);
     }
     return status;
+}
+
+int mtctl_parse_label(struct mtctl *c, char *arg, struct mtctl_labels *ls)
+{
+    char *eq = strchr(arg, '=');
+    if (ls->n == MTCTL_LABELS_MAX)
+        return mtctl_usage_error(c, "at most %d labels", MTCTL_LABELS_MAX);
+    if (!eq || eq == arg)
+        return mtctl_usage_error(c, "label '%s': expected KEY=VALUE", arg);
+    *eq = '\0';
+    Memtrain__Label *l = &ls->items[ls->n];
+    memtrain__label__init(l);
+    l->key = arg;
+    l->value = eq + 1;
+    ls->ptrs[ls->n++] = l;
+    return 0;
 }
 
 int mtctl_parse_id(struct mtctl *c, const char *arg, uint64_t *id)
@@ -221,6 +374,13 @@ int main(int argc, char **argv)
     struct mtctl c = {.fd = -1, .status = -1, .cmd = "mtctl"};
     int opt, rc;
 
+    /* A usage error found before -o json is read is still a JSON error. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-ojson") == 0 ||
+            strcmp(argv[i], "--output=json") == 0 ||
+            ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc &&
+             strcmp(argv[i + 1], "json") == 0))
+            c.json = 1;
     /* a daemon that goes away must give EPIPE, not kill us */
     signal(SIGPIPE, SIG_IGN);
     c.tty = isatty(STDOUT_FILENO);
@@ -250,18 +410,30 @@ int main(int argc, char **argv)
         }
         /* `mtctl help ls` is `mtctl ls --help` */
         char *hargv[] = {cargv[1], (char *)"--help", NULL};
-        const struct mtctl_command *cmd = find_command(cargv[1]);
-        if (!cmd) {
-            fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[1]);
-            return MTCTL_EXIT_USAGE;
-        }
+        const char *hint;
+        const struct mtctl_command *cmd = resolve_command(cargv[1], 0, &hint);
+        if (!cmd)
+            return unknown_command(&c, cargv[1], hint);
         return cmd->run(&c, 2, hargv);
     }
-    const struct mtctl_command *cmd = find_command(cargv[0]);
-    if (!cmd) {
-        fprintf(stderr, "mtctl: unknown command '%s'\nTry 'mtctl --help'.\n", cargv[0]);
-        return MTCTL_EXIT_USAGE;
+    /* `get 12`: an argument that is not an option picks the alias's second form */
+    static const char *const valued[] = {"-o", "--output", "-s", "--state", "-n", "--limit",
+                                         "-l", "--label", "--socket"};
+    int has_arg = 0;
+    for (int i = 1; i < cargc; i++) {
+        int value = 0;  /* the value of the option before it */
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            value |= strcmp(cargv[i - 1], valued[k]) == 0;
+        if (cargv[i][0] != '-' && !value)
+            has_arg = 1;
     }
+    const char *hint;
+    const struct mtctl_command *cmd = resolve_command(cargv[0], has_arg, &hint);
+    if (!cmd)
+        return unknown_command(&c, cargv[0], hint);
+    c.cmd = cmd->name;
+    if ((rc = check_output(&c)))
+        return rc;
     rc = cmd->run(&c, cargc, cargv);
     conn_close(&c);
     if (fflush(stdout) != 0 || ferror(stdout)) {

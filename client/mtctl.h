@@ -50,7 +50,16 @@ struct mtctl {
     uint64_t next_id;         /* the id of the next Request */
     const char *cmd;          /* "mtctl ls": the prefix of usage messages */
     int status;               /* Status of the last refused request; -1 if none */
+    int output;               /* MTCTL_OUT_*: -o's value (json also sets json) */
 };
+
+/* -o values beyond json and text, for the commands that list things (see
+ * mtctl_output_ok): wide adds columns, name prints ids one a line, csv is a
+ * table with a header row. */
+enum { MTCTL_OUT_TEXT, MTCTL_OUT_JSON, MTCTL_OUT_WIDE, MTCTL_OUT_NAME, MTCTL_OUT_CSV };
+
+/* Whether command `cmd` ("ls") prints -o `output`; json and text always. */
+int mtctl_output_ok(const char *cmd, int output);
 
 /* ---- main.c: shared option handling for the commands */
 
@@ -84,6 +93,17 @@ int mtctl_fail(struct mtctl *c, const struct mt_err *err);
 
 /* The exit status for a negative MT_E_* code. */
 int mtctl_exit_code(int code);
+
+/* The --label / -l arguments of a command, for a request's labels. */
+#define MTCTL_LABELS_MAX 16
+struct mtctl_labels {
+    Memtrain__Label items[MTCTL_LABELS_MAX];
+    Memtrain__Label *ptrs[MTCTL_LABELS_MAX];
+    size_t n;
+};
+/* Add "KEY=VALUE" (arg, which is modified and pointed into) to ls; prints a
+ * usage error. The daemon checks the characters and sizes. */
+int mtctl_parse_label(struct mtctl *c, char *arg, struct mtctl_labels *ls);
 
 /* Parse a job id argument (a positive integer); prints a usage error. */
 int mtctl_parse_id(struct mtctl *c, const char *arg, uint64_t *id);
@@ -175,6 +195,20 @@ struct option;
 int mtctl_getopt_long(int argc, char *const argv[], const char *shortopts,
                       const struct option *longopts, int *longindex);
 #define getopt_long mtctl_getopt_long
+int cmd_top(struct mtctl *c, int argc, char **argv);     /* top.c */
+
+/* jobs.c: every job a List request selects, a page (Response) at a time;
+ * limit 0 = all. The pages are the caller's (jobs_pages_free). */
+struct job_pages {
+    Memtrain__Response **pages;
+    size_t n_pages, n_jobs;
+};
+int jobs_fetch(struct mtctl *c, Memtrain__ListRequest *lq, unsigned long limit,
+               struct job_pages *out, struct mt_err *err);
+void jobs_pages_free(struct job_pages *p);
+/* ls and top's --state S[,S...] (at most 16) and --limit N; usage errors. */
+int jobs_opt_states(struct mtctl *c, const char *arg, Memtrain__JobState *states, int *n);
+int jobs_opt_limit(struct mtctl *c, const char *arg, unsigned long *limit);
 
 /* watch.c: follow job `id` until it ends (watch, submit --follow, wait).
  * Returns the exit status of the final state, MTCTL_EXIT_TIMEOUT, or an

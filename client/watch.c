@@ -12,6 +12,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -209,9 +210,14 @@ static void draw(struct view *v)
             uint64_t first = (uint64_t)(ep - 1) * v->steps_per_epoch;
             uint64_t in = v->step.step + 1 > first ? v->step.step + 1 - first : 0;
             double frac = fmin((double)in / (double)v->steps_per_epoch, 1.0);
-            snprintf(line + k, sizeof line - k, "%s  step %llu/%llu  loss %.4f",
-                     fmt_bar(a, sizeof a, frac), (unsigned long long)in,
-                     (unsigned long long)v->steps_per_epoch, v->step.loss);
+            k += (size_t)snprintf(line + k, sizeof line - k, "%s  step %llu/%llu  loss %.4f",
+                                  fmt_bar(a, sizeof a, frac), (unsigned long long)in,
+                                  (unsigned long long)v->steps_per_epoch, v->step.loss);
+            /* ETA: the run so far over the share of all steps done */
+            double done = ((double)(ep - 1) + frac) / (job->epochs ? job->epochs : 1);
+            if (done > 0 && run > 0 && k < sizeof line)
+                snprintf(line + k, sizeof line - k, "  ETA %s",
+                         fmt_duration(b, sizeof b, run * (1 - fmin(done, 1.0)) / done));
         } else if (v->have_step) {
             snprintf(line + k, sizeof line - k, " step %llu  loss %.4f",
                      (unsigned long long)v->step.step + 1, v->step.loss);
@@ -227,6 +233,15 @@ static void draw(struct view *v)
                  fmt_percent(b, sizeof b, e->test_accuracy), e->samples_per_second,
                  fmt_lr(d, sizeof d, e->lr));
         put_line(line, cols), n++;
+        if (e->n_rule_metrics) {  /* the rule's own figures: "rule  stage 2  li.2 0.031" */
+            size_t k = (size_t)snprintf(line, sizeof line, "rule %s ", job->rule);
+            for (size_t i = 0; i < e->n_rule_metrics && k < sizeof line; i++)
+                if (e->rule_metrics[i])
+                    k += (size_t)snprintf(line + k, sizeof line - k, " %s %.4g",
+                                          e->rule_metrics[i]->name ? e->rule_metrics[i]->name : "",
+                                          e->rule_metrics[i]->value);
+            put_line(line, cols), n++;
+        }
     }
     if (v->n_acc || v->n_mem)
         n += draw_trends(v, cols);
@@ -314,6 +329,11 @@ static void plain_epoch(struct view *v, const Memtrain__EpochProgress *e)
             printf("%s%s %.4g", i ? " " : ", ",
                    e->rule_metrics[i]->name ? e->rule_metrics[i]->name : "",
                    e->rule_metrics[i]->value);
+    /* ETA: the run so far, per epoch done, times the epochs left */
+    if (job && job->started_at > 0 && e->epoch > 0 && e->epoch < job->epochs) {
+        double run = (double)(mt_now_ms() - job->started_at) / 1000.0;
+        printf(", ETA %s", fmt_duration(p, sizeof p, run / e->epoch * (job->epochs - e->epoch)));
+    }
     putchar('\n');
 }
 
@@ -744,24 +764,59 @@ static const char logs_help[] =
     "Options:\n"
     "  -f, --follow           keep printing new lines until the job ends\n"
     "  -t, --timestamps       prefix each line with its local time and zone\n"
+    "  -n, --tail N           only the last N lines so far (with -f, then the new\n"
+    "                         ones)\n"
     "  -o json, --json        one JSON document with a \"lines\" array; with\n"
     "                         --follow, one JSON object per line\n"
     "      --socket PATH      the daemon's socket\n"
     "  -h, --help             this text\n";
+
+/* The number of log lines job `id` has now (a LogsRequest without follow,
+ * counted): `logs --tail` skips all but the last N of them. */
+static int count_log_lines(struct mtctl *c, uint64_t id, uint64_t *n, struct mt_err *err)
+{
+    Memtrain__LogsRequest lq = MEMTRAIN__LOGS_REQUEST__INIT;
+    lq.job_id = id;
+    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
+    req.body_case = MEMTRAIN__REQUEST__BODY_LOGS;
+    req.logs = &lq;
+    *n = 0;
+    int rc = conn_send(c, &req, err);
+    while (!rc) {
+        Memtrain__Response *r;
+        if ((rc = conn_recv(c, &r, err)))
+            break;
+        if (r->body_case == MEMTRAIN__RESPONSE__BODY_LOGS && r->logs)
+            *n += r->logs->n_lines;
+        int end = r->end;
+        memtrain__response__free_unpacked(r, NULL);
+        if (end)
+            break;
+    }
+    return rc;
+}
 
 int cmd_logs(struct mtctl *c, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"follow", no_argument, NULL, 'f'},
         {"timestamps", no_argument, NULL, 't'},
+        {"tail", required_argument, NULL, 'n'},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     int opt, rc, follow = 0, stamps = 0;
-    uint64_t id;
+    uint64_t id, skip = 0;
+    long long tail = -1;
+    char *endp;
     mtctl_getopt_reset(c, argv, "logs");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "ft", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "ftn:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'n':
+            tail = strtoll(optarg, &endp, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *endp || tail < 0)
+                return mtctl_usage_error(c, "--tail '%s' is not a count", optarg);
+            break;
         case 'f':
             follow = 1;
             break;
@@ -784,14 +839,23 @@ int cmd_logs(struct mtctl *c, int argc, char **argv)
     struct mt_err err = {0};
     struct json doc;
     int open_doc = 0;
+    /* --tail: the log only grows, so the first (count - N) lines of the
+     * stream are the ones to leave out */
+    rc = tail >= 0 ? count_log_lines(c, id, &skip, &err) : 0;
+    if (!rc)
+        skip = skip > (uint64_t)(tail >= 0 ? tail : 0) ? skip - (uint64_t)tail : 0;
     /* the lines come in pieces; the last Response has `end` */
-    for (rc = conn_send(c, &req, &err); !rc;) {
+    for (rc = rc ? rc : conn_send(c, &req, &err); !rc;) {
         Memtrain__Response *r;
         if ((rc = conn_recv(c, &r, &err)))
             break;
         const Memtrain__LogsResponse *lr = r->body_case == MEMTRAIN__RESPONSE__BODY_LOGS ? r->logs : NULL;
         for (size_t i = 0; lr && i < lr->n_lines; i++) {
             const Memtrain__LogLine *l = lr->lines[i];
+            if (skip) {
+                skip--;
+                continue;
+            }
             char t[32];
             if (c->json && follow) {
                 struct json j;

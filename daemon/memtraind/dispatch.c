@@ -85,6 +85,7 @@ static void reply_job(struct conn *c, uint64_t id, int body, const struct store_
 struct submit_wait {
     struct mt_spec s;             /* parsed, not resolved */
     int32_t priority;
+    char labels[LABELS_MAX * (2 * LABEL_LEN_MAX + 2) + 1];  /* encoded (labels.h) */
 };
 
 static void submit_probed(struct conn *c, uint64_t id, void *ud, int rc,
@@ -100,7 +101,7 @@ static void submit_probed(struct conn *c, uint64_t id, void *ud, int rc,
     }
     sw->s.data.has_shape = 1;
     sw->s.data.shape = *shape;
-    jobs_submit(c->d, c->uid, &sw->s, sw->priority, &j, &st, &err);
+    jobs_submit(c->d, c->uid, &sw->s, sw->priority, sw->labels, &j, &st, &err);
     if (!j) {
         conn_send_error(c, id, st, "%s", err.msg);
         return;
@@ -154,6 +155,14 @@ static void handle_submit(struct conn *c, uint64_t id, const Memtrain__SubmitReq
     if (q->memory_limit)
         sw->s.memory_limit = q->memory_limit;
     sw->priority = q->priority;
+    char *labels;
+    if (labels_encode(q->labels, q->n_labels, &labels, &err)) {
+        conn_send_error(c, id, status_of(err.code), "%s", err.msg);
+        free(sw);
+        return;
+    }
+    snprintf(sw->labels, sizeof sw->labels, "%s", labels);  /* fits: labels.h's limits */
+    free(labels);
     probe_spec(c, id, &sw->s, submit_probed, sw);
 }
 
@@ -161,7 +170,11 @@ static void handle_submit(struct conn *c, uint64_t id, const Memtrain__SubmitReq
 struct list_ctx {
     struct store_job *rows;
     size_t n, cap;
+    Memtrain__Label *const *sel;  /* only rows with these labels */
+    size_t n_sel;
+    size_t stop_at;               /* rows wanted: collect_job ends the walk there */
 };
+#define LIST_FULL 1               /* collect_job: enough rows (not an error) */
 
 static int dup_blob(uint8_t **dst, const uint8_t *src, size_t len)
 {
@@ -177,6 +190,8 @@ static int dup_blob(uint8_t **dst, const uint8_t *src, size_t len)
 static int collect_job(void *ud, const struct store_job *row)
 {
     struct list_ctx *l = ud;
+    if (!labels_match(row->labels, l->sel, l->n_sel))
+        return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 32;
         struct store_job *r = realloc(l->rows, cap * sizeof *r);
@@ -192,10 +207,13 @@ static int collect_job(void *ud, const struct store_job *row)
     copy->name = strdup(row->name ? row->name : "");
     copy->reason = strdup(row->reason ? row->reason : "");
     copy->rule = strdup(row->rule ? row->rule : "");
+    copy->labels = strdup(row->labels ? row->labels : "");
     int rc = dup_blob(&copy->planned, row->planned, row->planned_len);
     if (!rc)
         rc = dup_blob(&copy->measured, row->measured, row->measured_len);
-    return rc || !copy->name || !copy->reason || !copy->rule ? MT_E_NOMEM : 0;
+    if (rc || !copy->name || !copy->reason || !copy->rule || !copy->labels)
+        return MT_E_NOMEM;
+    return l->n >= l->stop_at ? LIST_FULL : 0;
 }
 
 /* One list reply holds at most LIST_PAGE_JOBS jobs and LIST_PAGE_BYTES of
@@ -212,13 +230,18 @@ static void handle_list(struct conn *c, uint64_t id, const Memtrain__ListRequest
     for (size_t i = 0; i < q->n_states; i++)
         if (q->states[i] > 0 && q->states[i] < 32)
             mask |= 1u << q->states[i];
-    struct list_ctx l = {0};
+    struct list_ctx l = {.sel = q->labels, .n_sel = q->n_labels};
     /* --all: every job when the peer may read them all, else its own (access.h) */
     int64_t owner = q->all_users && access_may_read_all(c) ? -1 : (int64_t)c->uid;
     uint32_t want = q->limit && q->limit < LIST_PAGE_JOBS ? q->limit : LIST_PAGE_JOBS;
     /* One row more than the page: whether another page follows. */
-    int rc = store_jobs_page(c->d->store, owner, mask, q->before_id, want + 1, collect_job, &l,
-                             &err);
+    /* With labels to match, the walk filters: it reads every row it must and
+     * stops after one more match than the page (collect_job says so). */
+    l.stop_at = want + 1;
+    int rc = store_jobs_page(c->d->store, owner, mask, q->before_id,
+                             q->n_labels ? 0 : want + 1, collect_job, &l, &err);
+    if (rc == LIST_FULL)
+        rc = 0;
     struct jobmsg *m = calloc(l.n ? l.n : 1, sizeof *m);
     Memtrain__Job **ptrs = calloc(l.n ? l.n : 1, sizeof *ptrs);
     size_t n = 0;

@@ -269,7 +269,8 @@ int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struc
 }
 
 int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
-                struct job **out, Memtrain__Status *status, struct mt_err *err)
+                const char *labels, struct job **out, Memtrain__Status *status,
+                struct mt_err *err)
 {
     char a[32];
     *status = MEMTRAIN__STATUS__INVALID;
@@ -306,6 +307,12 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     r->rule = strdup(spec->rule.name);
     r->epochs = (uint32_t)spec->epochs;
     r->memory_limit = spec->memory_limit;
+    r->labels = strdup(labels ? labels : "");
+    if (!r->labels) {
+        *status = MEMTRAIN__STATUS__ERROR;
+        job_free(j);
+        return mt_err_set(err, MT_E_NOMEM, "out of memory");
+    }
     msg_pack_into(&r->planned, &r->planned_len, &plan.base);
     if ((rc = jobspec_pack(spec, &r->spec, &r->spec_len, err)) ||
         (rc = store_job_insert(d->store, r, err))) {
@@ -618,6 +625,10 @@ void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row
     j->priority = row->priority;
     j->memory_limit = row->memory_limit;
     j->exit_code = row->exit_code;
+    if (labels_decode(row->labels, &m->labels) == 0) {  /* none when out of memory */
+        j->n_labels = m->labels.n;
+        j->labels = m->labels.ptrs;
+    }
     /* A running job's figures move with every sample and epoch; the stored
      * row has them only as of its last write. */
     const struct store_job *mem = live ? &live->row : row;
@@ -652,4 +663,5 @@ void jobmsg_free(struct jobmsg *m)
         memtrain__epoch_progress__free_unpacked(m->last, NULL);
     if (m->sample)
         memtrain__memory_sample__free_unpacked(m->sample, NULL);
+    labels_free(&m->labels);
 }

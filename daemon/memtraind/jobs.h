@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "daemon.h"
+#include "labels.h"
 #include "job.h"
 #include "memtrain.pb-c.h"
 #include "spec.h"
@@ -41,10 +42,12 @@ int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err
  * with it; plan reports it as `fits`. */
 int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err);
 
-/* Check, plan and queue a spec (not yet resolved). On refusal: *status says
- * why (INVALID, OVER_LIMIT) with the message in err. */
+/* Check, plan and queue a spec (not yet resolved) with its encoded labels
+ * (labels.h; NULL = none). On refusal: *status says why (INVALID,
+ * OVER_LIMIT) with the message in err. */
 int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
-                struct job **out, Memtrain__Status *status, struct mt_err *err);
+                const char *labels, struct job **out, Memtrain__Status *status,
+                struct mt_err *err);
 
 struct job *jobs_find(struct daemon *d, uint64_t id);
 
@@ -68,6 +71,7 @@ struct jobmsg {
     Memtrain__MemoryStats *planned, *measured;
     Memtrain__EpochProgress *last;
     Memtrain__MemorySample *sample;
+    struct labels_msg labels;
 };
 void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row,
                  const struct job *live);

@@ -144,6 +144,8 @@ static const char *const migrations[] = {
      * end time. */
     "PRAGMA auto_vacuum = INCREMENTAL;"
     "CREATE INDEX jobs_finished ON jobs(finished_at);",
+    /* 5 -> 6: a job's labels (`submit --label k=v`), "k=v\n" each (labels.h) */
+    "ALTER TABLE jobs ADD COLUMN labels TEXT NOT NULL DEFAULT '';",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -178,7 +180,7 @@ enum {
 #define JOB_COLS                                                                      \
     "name, owner_uid, state, state_name, reason, priority, submitted_at, started_at, " \
     "finished_at, rule, epochs, epochs_done, memory_limit, exit_code, resumes, spec, " \
-    "planned, measured, worker_pid, worker_start"
+    "planned, measured, worker_pid, worker_start, labels"
 
 #define EPOCH_COLS                                                                 \
     "epoch, loss, train_accuracy, test_accuracy, seconds, samples_per_second, lr, " \
@@ -199,12 +201,12 @@ static const char *const stmt_sql[S_N] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLS ") VALUES "
                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                     "?17, ?18, ?20, ?21)",
+                     "?17, ?18, ?20, ?21, ?22)",
     [S_JOB_UPDATE] = "UPDATE jobs SET name = ?1, owner_uid = ?2, state = ?3, state_name = ?4, "
                      "reason = ?5, priority = ?6, submitted_at = ?7, started_at = ?8, "
                      "finished_at = ?9, rule = ?10, epochs = ?11, epochs_done = ?12, "
                      "memory_limit = ?13, exit_code = ?14, resumes = ?15, spec = ?16, "
-                     "planned = ?17, measured = ?18, worker_pid = ?20, worker_start = ?21 "
+                     "planned = ?17, measured = ?18, worker_pid = ?20, worker_start = ?21, labels = ?22 "
                      "WHERE id = ?19",
     [S_JOB_GET] = "SELECT id, " JOB_COLS " FROM jobs WHERE id = ?1",
     [S_JOBS_EACH] = "SELECT id, " JOB_COLS " FROM jobs "
@@ -632,6 +634,7 @@ void store_job_clear(struct store_job *j)
     free(j->name);
     free(j->reason);
     free(j->rule);
+    free(j->labels);
     free(j->spec);
     free(j->planned);
     free(j->measured);
@@ -645,7 +648,7 @@ static const char *state_name(int state)
     return v ? v->name : "UNKNOWN";
 }
 
-/* Binds ?1..?18, ?20, ?21; SQLite's code when a string or blob cannot be
+/* Binds ?1..?18, ?20..?22; SQLite's code when a string or blob cannot be
  * bound. */
 static int bind_job(sqlite3_stmt *s, const struct store_job *j)
 {
@@ -665,6 +668,7 @@ static int bind_job(sqlite3_stmt *s, const struct store_job *j)
     sqlite3_bind_int64(s, 15, j->resumes);
     if ((rc = bind_text(s, 1, j->name)) || (rc = bind_text(s, 4, state_name(j->state))) ||
         (rc = bind_text(s, 5, j->reason)) || (rc = bind_text(s, 10, j->rule)) ||
+        (rc = bind_text(s, 22, j->labels ? j->labels : "")) ||
         (rc = bind_blob(s, 16, j->spec, j->spec_len)) ||
         (rc = bind_blob(s, 17, j->planned, j->planned_len)) ||
         (rc = bind_blob(s, 18, j->measured, j->measured_len)))
@@ -694,7 +698,8 @@ static int read_job(sqlite3_stmt *s, struct store_job *j)
     j->resumes = (uint32_t)sqlite3_column_int64(s, 15);
     j->worker_pid = (int32_t)sqlite3_column_int64(s, 19);
     j->worker_start = (uint64_t)sqlite3_column_int64(s, 20);
-    if (!j->name || !j->reason || !j->rule ||
+    j->labels = col_strdup(s, 21);
+    if (!j->name || !j->reason || !j->rule || !j->labels ||
         col_blobdup(s, 16, &j->spec, &j->spec_len) ||
         col_blobdup(s, 17, &j->planned, &j->planned_len) ||
         col_blobdup(s, 18, &j->measured, &j->measured_len)) {

@@ -23,7 +23,7 @@
 #include "memtrain.pb-c.h"
 #include "memtrain/err.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 
@@ -50,6 +50,7 @@ struct store_job {
     uint32_t resumes;            /* times the job was re-queued after INTERRUPTED */
     int32_t worker_pid;          /* RUNNING: its worker process; 0 otherwise */
     uint64_t worker_start;       /* that process's start time (/proc/PID/stat field 22) */
+    char *labels;                /* "k=v\n" per label (labels.h); NULL = none */
 };
 
 void store_job_clear(struct store_job *j);
