@@ -276,7 +276,7 @@ uint64_t config_job_cap(const struct mt_config *c, const char **key)
 
 uint64_t config_job_default_limit(const struct mt_config *c)
 {
-    return c->default_job_memory_limit ? c->default_job_memory_limit : config_job_cap(c, NULL);
+    return c->default_job_memory_limit ? c->default_job_memory_limit : c->max_job_memory;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -122,7 +122,10 @@ int config_finish(struct mt_config *c, struct mt_err *err);
 uint64_t config_job_cap(const struct mt_config *c, const char **key);
 
 /* The memory_limit of a job whose spec has none: default_job_memory_limit,
- * else the cap, so that every job runs under the RLIMIT_DATA backstop. */
+ * else max_job_memory, so that under a configured cap every job runs under
+ * the RLIMIT_DATA backstop; 0 (no limit) when neither is set. Not the
+ * memory budget: a job of an unconfigured daemon keeps no limit, as before
+ * (an ASan worker maps terabytes of shadow, more than any RLIMIT_DATA). */
 uint64_t config_job_default_limit(const struct mt_config *c);
 
 /* For SIGHUP: config_defaults into *fresh, then the file `live` was read

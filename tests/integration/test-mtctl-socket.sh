@@ -18,6 +18,18 @@ if [ -z "${MT_SOCKET_TEST_NS:-}" ]; then
     fi
     MT_SOCKET_TEST_NS=1 exec unshare -m --propagation private sh "$0" "$@"
 fi
+# The programs under test may live under /tmp (a clone there): keep the
+# real /tmp reachable at /mnt, in this namespace only, and run them from it.
+case "$MEMTRAIN_DAEMON $MTCTL ${MEMTRAIN_WORKER:-}" in
+*/tmp/*)
+    mkdir -p /mnt
+    mount --bind /tmp /mnt
+    MEMTRAIN_DAEMON=$(echo "$MEMTRAIN_DAEMON" | sed 's|^/tmp/|/mnt/|')
+    MTCTL=$(echo "$MTCTL" | sed 's|^/tmp/|/mnt/|')
+    [ -z "${MEMTRAIN_WORKER:-}" ] || MEMTRAIN_WORKER=$(echo "$MEMTRAIN_WORKER" | sed 's|^/tmp/|/mnt/|')
+    export MEMTRAIN_WORKER
+    ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
 work=$(mktemp -d /tmp/work.XXXXXX)
