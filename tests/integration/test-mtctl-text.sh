@@ -50,7 +50,10 @@ grep -q "lr 0.001235\$" "$dir/show.txt" || fail "show's last epoch lr: $(grep lr
 mt metrics "$a" | grep -q " 0.001235 " || fail "metrics lr: $(mt metrics "$a")"
 
 # One slot: b runs, c waits for the slot, d waits behind c.
-b=$(submit "$dir/long.yaml")
+# Job b runs under a limit, for the live view's limit bar; an AddressSanitizer
+# worker cannot start under one (its shadow memory), so there b has none.
+asan=; ldd "$MEMTRAIN_WORKER" 2>/dev/null | grep -q libasan && asan=1
+if [ -n "$asan" ]; then b=$(submit "$dir/long.yaml"); else b=$(submit -m 1G "$dir/long.yaml"); fi
 c=$(submit "$dir/long.yaml")
 d=$(submit "$dir/long.yaml")
 mt show "$c" >"$dir/c.txt"
@@ -74,7 +77,7 @@ wait $s 2>/dev/null || true
 mt cancel "$b" "$c" "$d" >/dev/null 2>&1 || true
 tr '\r' '\n' <"$dir/live.txt" >"$dir/live.lines"
 grep -Eq '\[[#-]{20}\] +[0-9]+%  step' "$dir/live.lines" || fail "no epoch bar: $(head -c 2000 "$dir/live.lines")"
-grep -Eq 'limit .*\[[#-]{20}\] +[0-9]+% of it at the peak' "$dir/live.lines" ||
+[ -n "$asan" ] || grep -Eq 'limit .*\[[#-]{20}\] +[0-9]+% of it at the peak' "$dir/live.lines" ||
     fail "no limit bar: $(head -c 2000 "$dir/live.lines")"
 if grep -E '\[[#-]+\]' "$dir/live.lines" | grep -Evq '\[[#-]{20}\] +[0-9]+%'; then
     fail "another bar style: $(grep -E '\[[#-]+\]' "$dir/live.lines" | head -3)"
