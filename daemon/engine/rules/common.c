@@ -288,15 +288,17 @@ void rule_optim_recipe(struct mt_spec *s, enum mt_optim_kind kind, float momentu
         s->optim.lr = s->optim.kind == MT_OPT_SGD ? 0.01f : 1e-4f;
 }
 
+int rule_model_count(const struct mt_model_desc *d, int kind)
+{
+    int n = 0;
+    for (int i = 0; model_is_graph(d) && i < d->n_nodes; i++)
+        n += (int)d->node[i].s.kind == kind;
+    return n;
+}
+
 int rule_model_has(const struct mt_spec *s, int kind)
 {
-    const struct mt_model_desc *d = &s->model;
-    if (!model_is_graph(d))
-        return 0;
-    for (int i = 0; i < d->n_nodes; i++)
-        if ((int)d->node[i].s.kind == kind)
-            return 1;
-    return 0;
+    return rule_model_count(&s->model, kind) > 0;
 }
 
 /* Fixed feedback cannot hold back the forward weights' growth on a conv net

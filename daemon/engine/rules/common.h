@@ -117,6 +117,8 @@ void rule_optim_defaults(struct mt_spec *s);
  * keeps its lr default (Adam 1e-4, SGD 0.01) and momentum fallback (0). */
 void rule_optim_recipe(struct mt_spec *s, enum mt_optim_kind kind, float momentum);
 /* Whether s's model is a layer list with a node of layer kind `kind`. */
+/* Nodes of a layer-list model of MT_LK_* `kind` (0 for the MLP form). */
+int rule_model_count(const struct mt_model_desc *d, int kind);
 int rule_model_has(const struct mt_spec *s, int kind);
 /* FA's, DFA's and MEM-DFA's recipe on conv nets (docs/spec-reference.md,
  * "Rule defaults"): with batch-norm, lr 0.05 when the spec gives neither an

@@ -78,14 +78,6 @@ size_t rule_graph_dfa_feedback_bytes(const struct mt_model_desc *d)
     return n * (size_t)d->width[d->n_layers] * sizeof(float);
 }
 
-static int count_kind(const struct mt_model_desc *d, int kind)
-{
-    int n = 0;
-    for (int i = 0; i < d->n_nodes; i++)
-        n += (int)d->node[i].s.kind == kind;
-    return n;
-}
-
 /* The factor on D_l, the matrix to tensor u, beyond the rule's scale: 1, or
  * 1/sqrt(h w) of u when weight layer l is a conv of a net with three or more
  * conv layers and no batch-norm. A conv's weight gradient sums its output's
@@ -101,7 +93,7 @@ static int count_kind(const struct mt_model_desc *d, int kind)
 float rule_graph_dfa_feedback_gain(const struct mt_model_desc *d, int l, int u)
 {
     if (d->node[graph_weight_node(d, l)].s.kind != MT_LK_CONV ||
-        count_kind(d, MT_LK_CONV) < 3 || count_kind(d, MT_LK_BATCHNORM) > 0)
+        rule_model_count(d, MT_LK_CONV) < 3 || rule_model_count(d, MT_LK_BATCHNORM) > 0)
         return 1.0f;
     struct mt_shape sh = graph_tensor_shape(d, u);
     return 1.0f / sqrtf((float)sh.h * (float)sh.w);
