@@ -519,8 +519,11 @@ static uint32_t completed_epochs(struct mtctl *c, uint64_t id)
 {
     Memtrain__Response *resp;
     struct mt_err err = {0};
-    if (conn_show(c, id, &resp, &err))
+    if (conn_show(c, id, &resp, &err)) {
+        fprintf(stderr, "mtctl: warning: could not check that this is job %llu's last "
+                "epoch: %s\n", (unsigned long long)id, err.msg);
         return 0;
+    }
     uint32_t n = resp->show->job && resp->show->job->state == MEMTRAIN__JOB_STATE__COMPLETED
                  ? resp->show->job->epochs_done : 0;
     memtrain__response__free_unpacked(resp, NULL);

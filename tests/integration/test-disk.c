@@ -80,35 +80,64 @@ static void fill(const char *dir, unsigned long long leave)
     close(fd);
 }
 
-/* `mtctl ckpt export ID -O FILE` with its stderr in err. */
-static int run_export(const char *sock, uint64_t id, const char *out, char *err, size_t cap)
+/* The first cap-1 bytes of file `path` into buf (empty when unreadable);
+ * the file is removed. */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    unlink(path);
+}
+
+/* `mtctl ckpt export ID -O FILE -o json` with its stderr in err and its
+ * JSON report in report. */
+static int run_export(const char *sock, uint64_t id, const char *out, char *err,
+                      char *report, size_t cap)
 {
     const char *mtctl = getenv("MTCTL");
     if (!mtctl)
         return -1;
-    char cmd[1024], errpath[340];
+    char cmd[1700], errpath[340], outpath[340];
     snprintf(errpath, sizeof errpath, "%s.err", out);
-    snprintf(cmd, sizeof cmd, "'%s' --socket '%s' ckpt export %llu -O '%s' >/dev/null 2>'%s'",
-             mtctl, sock, (unsigned long long)id, out, errpath);
+    snprintf(outpath, sizeof outpath, "%s.json", out);
+    snprintf(cmd, sizeof cmd,
+             "'%s' --socket '%s' ckpt export %llu -O '%s' -o json >'%s' 2>'%s'",
+             mtctl, sock, (unsigned long long)id, out, outpath, errpath);
     int st = system(cmd);
-    FILE *f = fopen(errpath, "r");
-    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
-    err[n] = '\0';
-    if (f)
-        fclose(f);
+    slurp(errpath, err, cap);
+    slurp(outpath, report, cap);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* What teardown undoes, even after a failed assertion. */
 static struct daemonproc p;
 static char dir[] = "/tmp/memtrain-disk-XXXXXX";
-static int mounted;
+static int mounted, passed;
+
+/* A failed run shows the daemon's log: what the store said, and when. */
+static void print_daemon_log(void)
+{
+    char path[320], line[512];
+    snprintf(path, sizeof path, "%s/daemon.log", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    fprintf(stderr, "--- %s\n", path);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
 
 static int teardown(void **state)
 {
     (void)state;
     if (p.pid > 0)
         daemonproc_stop(&p, 1);
+    if (mounted && (!passed || getenv("MEMTRAIN_TEST_KEEP")))
+        print_daemon_log();
     if (mounted)
         umount2(dir, MNT_DETACH);
     rmdir(dir);
@@ -154,19 +183,20 @@ static void test_full_disk_loses_the_last_checkpoint_visibly(void **state)
     int kept = newest_ckpt(p.sock, id);
     assert_true(kept >= 1 && kept < 4);
 
-    char out[320], err[1024], want[128];
+    char out[320], err[1024], report[1024], want[128];
     snprintf(out, sizeof out, "/tmp/memtrain-disk-export-%d.npz", (int)getpid());
-    assert_int_equal(run_export(p.sock, id, out, err, sizeof err), 0);
+    int rc = run_export(p.sock, id, out, err, report, sizeof err);
+    unlink(out);
+    if (rc != 0)
+        fail_msg("export exited %d: '%s'", rc, err);
     snprintf(want, sizeof want, "completed 4 epochs but its newest stored checkpoint is epoch %d",
              kept);
     if (!strstr(err, want))
-        fail_msg("export's stderr: '%s'", err);
-    unlink(out);
-    snprintf(err, sizeof err, "%s.err", out);
-    unlink(err);
+        fail_msg("export's stderr: '%s'; its report: %s", err, report);
 
     /* The daemon still answers. */
     assert_int_equal(client_ping_within(p.sock, 2000), 0);
+    passed = 1;
 }
 
 int main(void)
