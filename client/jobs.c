@@ -12,167 +12,6 @@
 #include "mtctl.h"
 #include "spec.h"
 
-/* ------------------------------------------------------------------ submit */
-
-static const char submit_help[] =
-    "Usage: mtctl submit [OPTIONS] SPEC.yaml\n"
-    "\n"
-    "Submit the training job described by SPEC.yaml (see docs/spec-reference.md;\n"
-    "\"-\" reads standard input) and print its id: \"submitted job 12\". The daemon\n"
-    "parses the spec, plans its memory, and refuses a job that cannot fit; its\n"
-    "message names the file and line of a mistake.\n"
-    "\n"
-    "Options:\n"
-    "  -n, --name NAME        the job's name (instead of the spec's name:)\n"
-    "  -r, --rule NAME        the learning rule (instead of the spec's rule:); the\n"
-    "                         spec's rule settings the rule does not read are\n"
-    "                         dropped (`mtctl plan` lists the rules)\n"
-    "  -p, --priority N       higher runs first; equal priorities in submit order\n"
-    "                         (default 0)\n"
-    "  -m, --mem-limit SIZE   the job's memory limit (instead of memory_limit:);\n"
-    "                         SIZE is bytes, or a number with K, M, G or T (powers\n"
-    "                         of 1024, also KiB, MiB, ...) or kB, MB, GB, TB\n"
-    "                         (powers of 1000): 2G, 512M, 1.5GiB, 1e9, 100000000\n"
-    "  -f, --follow           then follow the job as `mtctl watch` does and exit\n"
-    "                         with its final state's status\n"
-    "      --steps            with --follow: also show every training step\n"
-    "  -l, --label KEY=VALUE  a label stored with the job (repeatable, at most 16;\n"
-    "                         `mtctl ls -l KEY=VALUE` selects by it). KEY: 1-63 of\n"
-    "                         letters, digits, '.', '_', '-', '/', starting with a\n"
-    "                         letter or digit; VALUE: 0-63 of letters, digits, '.',\n"
-    "                         '_', '-'\n"
-    "  -o json, --json        print the accepted job as JSON (with --follow, JSON\n"
-    "                         lines: the job, then the watch events)\n"
-    "      --socket PATH      the daemon's socket\n"
-    "  -h, --help             this text\n"
-    "\n"
-    "Exit status: 0 submitted, 1 refused (invalid spec, over the memory limit,\n"
-    "daemon unavailable), 2 usage, 3 daemon unreachable; with --follow, the job's\n"
-    "final state: 0 COMPLETED, 10 FAILED, 11 CANCELLED, 12 OUT_OF_MEMORY,\n"
-    "13 INTERRUPTED; 130 Ctrl-C stopped following (the job goes on: \"stopped\n"
-    "following job N; it keeps running (mtctl cancel N)\").\n";
-
-/* Cancel job `id` without printing anything; 0 when the daemon took it. */
-static int cancel_job(struct mtctl *c, uint64_t id)
-{
-    Memtrain__Response *resp;
-    struct mt_err err = {0};
-    int rc = conn_cancel(c, id, &resp, &err);
-    if (!rc)
-        memtrain__response__free_unpacked(resp, NULL);
-    c->status = -1;   /* the submit's outcome decides the exit status */
-    return rc;
-}
-
-int cmd_submit(struct mtctl *c, int argc, char **argv)
-{
-    enum { OPT_STEPS = 0x2001 };
-    static const struct option longopts[] = {
-        {"name", required_argument, NULL, 'n'},
-        {"rule", required_argument, NULL, 'r'},
-        {"priority", required_argument, NULL, 'p'},
-        {"mem-limit", required_argument, NULL, 'm'},
-        {"follow", no_argument, NULL, 'f'},
-        {"steps", no_argument, NULL, OPT_STEPS},
-        {"label", required_argument, NULL, 'l'},
-        MTCTL_COMMON_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
-    struct mtctl_labels labels = {.n = 0};
-    const char *name = NULL, *rule = NULL;
-    long priority = 0;
-    uint64_t limit = 0;
-    struct mt_err perr;
-    int follow = 0, steps = 0, opt;
-    char *end;
-    mtctl_getopt_reset(c, argv, "submit");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "n:r:p:m:fl:", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'l':
-            if (mtctl_parse_label(c, optarg, &labels))
-                return MTCTL_EXIT_USAGE;
-            break;
-        case 'n':
-            name = optarg;
-            break;
-        case 'r':
-            rule = optarg;
-            break;
-        case 'p':
-            priority = strtol(optarg, &end, 10);
-            if (!*optarg || *end || priority < INT32_MIN || priority > INT32_MAX)
-                return mtctl_usage_error(c, "--priority '%s' is not an integer", optarg);
-            break;
-        case 'm':
-            if (mt_bytesize_parse(optarg, &limit, &perr))
-                return mtctl_usage_error(c, "--mem-limit: %s", perr.msg);
-            if (limit == 0)
-                return mtctl_usage_error(c, "--mem-limit: expected more than 0 bytes");
-            break;
-        case 'f':
-            follow = 1;
-            break;
-        case OPT_STEPS:
-            steps = 1;
-            break;
-        MTCTL_OPT_DEFAULT(c, opt, submit_help)
-        }
-    }
-    char *yaml;
-    const char *yaml_name;
-    int bad = spec_arg(c, argc, argv, &yaml, &yaml_name);
-    if (bad)
-        return bad;
-    struct mt_err err = {0};
-
-    Memtrain__SubmitRequest sub = MEMTRAIN__SUBMIT_REQUEST__INIT;
-    sub.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
-    sub.yaml = yaml;
-    sub.yaml_name = (char *)yaml_name;
-    sub.priority = (int32_t)priority;
-    sub.name = (char *)(name ? name : "");
-    sub.memory_limit = limit;
-    sub.rule = (char *)(rule ? rule : "");
-    sub.n_labels = labels.n;
-    sub.labels = labels.ptrs;
-    Memtrain__Request req = MEMTRAIN__REQUEST__INIT;
-    req.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
-    req.submit = &sub;
-    Memtrain__Response *resp;
-    int rc = conn_call(c, &req, MEMTRAIN__RESPONSE__BODY_SUBMIT, &resp, &err);
-    free(yaml);
-    if (rc)
-        return mtctl_fail(c, &err);
-    if (!resp->submit->job) {
-        memtrain__response__free_unpacked(resp, NULL);
-        mt_err_set(&err, MT_E_PROTO, "memtraind accepted the job but did not say which");
-        return mtctl_fail(c, &err);
-    }
-    uint64_t id = resp->submit->job->id;
-    if (rule && strcmp(resp->submit->job->rule, rule) != 0) {
-        /* a daemon older than SubmitRequest.rule runs the spec's rule */
-        mt_err_set(&err, MT_E_PROTO, "memtraind ignored --rule %s (it predates the option): job "
-                   "%llu would train with %s; %s", rule, (unsigned long long)id,
-                   resp->submit->job->rule, cancel_job(c, id) ? "cancelling it failed"
-                                                              : "it is cancelled");
-        memtrain__response__free_unpacked(resp, NULL);
-        return mtctl_fail(c, &err);
-    }
-    if (c->json) {
-        struct json j;
-        json_begin(&j, stdout);
-        json_str(&j, "event", "submitted");
-        json_job(&j, "job", resp->submit->job);
-        json_end(&j);
-    } else {
-        printf("submitted job %llu\n", (unsigned long long)id);
-        fflush(stdout);
-    }
-    memtrain__response__free_unpacked(resp, NULL);
-    struct follow_opts fo = {.steps = steps};
-    return follow ? watch_job(c, id, &fo) : MTCTL_EXIT_OK;
-}
-
 /* ---------------------------------------------------------------------- ls */
 
 static const char ls_help[] =
@@ -192,9 +31,12 @@ static const char ls_help[] =
     "                         interrupted\n"
     "  -n, --limit N          at most N jobs\n"
     "  -l, --label KEY=VALUE  only jobs with this label (repeatable: all of them)\n"
+    "  -g, --group N          only the jobs of group N (gN also), made by one\n"
+    "                         `mtctl submit --rules`\n"
     "      --no-headers       no header row (text, wide and csv)\n"
     "  -o json, --json        one JSON document with a \"jobs\" array\n"
-    "  -o wide                also PRIORITY, PLANNED (the plan's peak) and LIMIT\n"
+    "  -o wide                also PRIORITY, PLANNED (the plan's peak), LIMIT and,\n"
+    "                         last, GROUP (gN, or - for none)\n"
     "  -o name                the job ids only, one a line (for xargs)\n"
     "  -o csv                 the table as CSV (the wide columns)\n"
     "      --socket PATH      the daemon's socket\n"
@@ -240,7 +82,7 @@ int jobs_opt_limit(struct mtctl *c, const char *arg, unsigned long *limit)
 static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now, int wide)
 {
     char id[24], user[64], epoch[32], acc[16], peak[32], age[32], el[32], prio[16], plan[32],
-        lim[32];
+        lim[32], group[24];
     snprintf(id, sizeof id, "%llu", (unsigned long long)job->id);
     snprintf(epoch, sizeof epoch, "%u/%u", job->epochs_done, job->epochs);
     if (job->last_epoch && job->epochs_done > 0)
@@ -266,6 +108,10 @@ static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now, int w
         fmt_bytes(lim, sizeof lim, job->memory_limit);
     else
         snprintf(lim, sizeof lim, "-");
+    if (job->group_id)
+        snprintf(group, sizeof group, "g%llu", (unsigned long long)job->group_id);
+    else
+        snprintf(group, sizeof group, "-");
     const char *note = "";
     if (job->state == MEMTRAIN__JOB_STATE__QUEUED)
         note = job->waiting;
@@ -278,7 +124,7 @@ static void ls_row(struct table *t, const Memtrain__Job *job, int64_t now, int w
     };
     if (wide) {  /* the wide columns go before NOTE, the free text */
         const char *w[] = {cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6],
-                           cells[7], prio, plan, lim, cells[8], cells[9], note};
+                           cells[7], prio, plan, lim, cells[8], cells[9], note, group};
         table_add(t, w);
     } else {
         table_add(t, cells);
@@ -331,18 +177,24 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
         {"limit", required_argument, NULL, 'n'},
         {"no-headers", no_argument, NULL, OPT_NO_HEADERS},
         {"label", required_argument, NULL, 'l'},
+        {"group", required_argument, NULL, 'g'},
         MTCTL_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     Memtrain__JobState states[16];
+    uint64_t group = 0;
     struct mtctl_labels labels = {.n = 0};
     int n_states = 0, all = 0, opt, no_headers = 0;
     unsigned long limit = 0;
     mtctl_getopt_reset(c, argv, "ls");
-    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:l:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, MTCTL_COMMON_SHORTOPTS "as:n:l:g:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             if (mtctl_parse_label(c, optarg, &labels))
+                return MTCTL_EXIT_USAGE;
+            break;
+        case 'g':
+            if (mtctl_parse_id(c, optarg[0] == 'g' ? optarg + 1 : optarg, &group))
                 return MTCTL_EXIT_USAGE;
             break;
         case 'a':
@@ -373,6 +225,7 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
     lq.states = states;
     lq.n_labels = labels.n;
     lq.labels = labels.ptrs;
+    lq.group_id = group;
     struct job_pages jp;
     struct mt_err err = {0};
     if (jobs_fetch(c, &lq, limit, &jp, &err))
@@ -395,11 +248,11 @@ int cmd_ls(struct mtctl *c, int argc, char **argv)
                                            "TEST-ACC", "PEAK", "AGE", "ELAPSED", "NOTE"};
         static const char *const whead[] = {"ID", "NAME", "OWNER", "STATE", "RULE", "EPOCH",
                                             "TEST-ACC", "PEAK", "PRIORITY", "PLANNED", "LIMIT",
-                                            "AGE", "ELAPSED", "NOTE"};
+                                            "AGE", "ELAPSED", "NOTE", "GROUP"};
         int wide = c->output == MTCTL_OUT_WIDE || c->output == MTCTL_OUT_CSV;
         struct table t;
-        table_init(&t, wide ? 14 : 11, no_headers ? NULL : wide ? whead : head,
-                   wide ? "r....rrrrrrrr." : "r....rrrrr.");
+        table_init(&t, wide ? 15 : 11, no_headers ? NULL : wide ? whead : head,
+                   wide ? "r....rrrrrrrr.." : "r....rrrrr.");
         int64_t now = mt_now_ms();
         for (size_t p = 0; p < jp.n_pages; p++)
             for (size_t i = 0; i < jp.pages[p]->list->n_jobs; i++)

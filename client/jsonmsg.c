@@ -105,6 +105,8 @@ void json_job(struct json *j, const char *key, const Memtrain__Job *job)
     json_i64(j, "priority", job->priority);
     json_u64(j, "memory_limit", job->memory_limit);
     json_i64(j, "exit_code", job->exit_code);
+    if (job->group_id)   /* its `submit --rules` group */
+        json_u64(j, "group_id", job->group_id);
     json_obj(j, "labels");  /* {"k": "v"}, in submit order */
     for (size_t i = 0; i < job->n_labels; i++)
         if (job->labels[i])

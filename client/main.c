@@ -88,6 +88,7 @@ static const struct mtctl_command commands[] = {
     {"watch", cmd_watch},     {"wait", cmd_wait},   {"cancel", cmd_cancel},
     {"logs", cmd_logs},       {"metrics", cmd_metrics}, {"ckpt", cmd_ckpt},
     {"plan", cmd_plan},       {"ping", cmd_ping},       {"report", cmd_report},
+    {"resubmit", cmd_resubmit},
     {"rm", cmd_rm},
     {"prune", cmd_prune},
     {"df", cmd_df},

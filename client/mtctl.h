@@ -158,8 +158,9 @@ int conn_job_err(struct mt_err *err, uint64_t job_id);
 const char *conn_status_name(int status);
 
 /* ---- the commands: each returns an exit status */
-int cmd_submit(struct mtctl *c, int argc, char **argv);  /* jobs.c */
-int cmd_ls(struct mtctl *c, int argc, char **argv);
+int cmd_submit(struct mtctl *c, int argc, char **argv);  /* submit.c */
+int cmd_resubmit(struct mtctl *c, int argc, char **argv);
+int cmd_ls(struct mtctl *c, int argc, char **argv);      /* jobs.c */
 int cmd_show(struct mtctl *c, int argc, char **argv);
 int cmd_cancel(struct mtctl *c, int argc, char **argv);
 int cmd_wait(struct mtctl *c, int argc, char **argv);

@@ -1291,6 +1291,90 @@ int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_
     return rc;
 }
 
+/* The row of a dotted key ("optimizer.lr") and the section holding it;
+ * NULL with a message naming the part that is wrong. */
+static const struct spec_key *set_key_find(const char *key, const struct spec_section **in,
+                                           struct mt_err *err)
+{
+    const struct spec_section *sec = &spec_fields;
+    const struct spec_key *k = NULL;
+    char part[64];
+    for (const char *p = key;;) {
+        size_t n = strcspn(p, ".");
+        if (n == 0 || n >= sizeof part) {
+            mt_err_set(err, MT_E_INVAL, "--set %s: not a spec key (dotted names as in "
+                       "docs/spec-reference.md: optimizer.lr, epochs, rule.feedback_scale)", key);
+            return NULL;
+        }
+        memcpy(part, p, n);
+        part[n] = '\0';
+        if (!(k = spec_key_find(sec, part))) {
+            char names[400];
+            size_t used = 0;
+            names[0] = '\0';
+            for (size_t i = 0; i < sec->n && used < sizeof names; i++)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
+                                         i ? ", " : "", sec->keys[i].name);
+            mt_err_set(err, MT_E_INVAL, "--set %s: unknown key '%s' in %s (expected one of: "
+                       "%s)", key, part, sec->path[0] ? sec->path : "the spec", names);
+            return NULL;
+        }
+        *in = sec;
+        if (!p[n])
+            return k;
+        if (!k->sub) {
+            mt_err_set(err, MT_E_INVAL, "--set %s: '%.*s' is not a section", key,
+                       (int)(p + n - key), key);
+            return NULL;
+        }
+        sec = k->sub;
+        p += n + 1;
+    }
+}
+
+int spec_set_key(struct mt_spec *s, const char *key, const char *value, struct mt_err *err)
+{
+    const struct spec_section *sec = NULL;
+    const struct spec_key *k = set_key_find(key, &sec, err);
+    if (!k)
+        return MT_E_INVAL;
+    if (sec == &model_section ? k->type == SK_FN : k->sub == &model_section)
+        return mt_err_set(err, MT_E_INVAL, "--set %s: the model's structure is not set this "
+                          "way; edit the spec (`mtctl show --spec ID` prints it)", key);
+    struct spec_parse *ps = calloc(1, sizeof *ps);
+    struct mt_spec *tmp = malloc(sizeof *tmp);
+    int rc = ps && tmp ? 0 : mt_err_set(err, MT_E_NOMEM, "--set %s: out of memory", key);
+    if (!rc) {
+        *tmp = *s;
+        ps->s = tmp;
+        /* an empty value is YAML's null, as `key:` with nothing after it */
+        const char *text = value[0] ? value : "~";
+        rc = mt_yaml_init_string(&ps->y, "--set", text, strlen(text), err);
+    }
+    if (!rc) {
+        int empty = 0;
+        snprintf(ps->y.path, sizeof ps->y.path, "%s", key);
+        ps->y.plen = strlen(ps->y.path);
+        if (!(rc = mt_yaml_doc_begin(&ps->y, &empty)) && !(rc = set_value(ps, k)))
+            rc = mt_yaml_doc_end(&ps->y);
+        mt_yaml_deinit(&ps->y);
+    }
+    if (!rc && strcmp(tmp->rule.name, s->rule.name) != 0) {
+        /* as --rule: drop what the new rule does not read (from a copy of
+         * the name: spec_set_rule writes the one it is given) */
+        char name[sizeof tmp->rule.name];
+        memcpy(name, tmp->rule.name, sizeof name);
+        spec_set_rule(tmp, name);
+    }
+    if (!rc) {   /* across fields: spec_finish, once every key is set */
+        *s = *tmp;
+        s->resolved = 0;
+    }
+    free(tmp);
+    free(ps);
+    return rc;
+}
+
 int spec_parse_file(const char *path, struct mt_spec *s, struct mt_err *err)
 {
     if (!path)

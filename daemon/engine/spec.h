@@ -70,6 +70,16 @@ void spec_set_rule(struct mt_spec *s, const char *name);
 int spec_parse_file(const char *path, struct mt_spec *s, struct mt_err *err);
 int spec_parse_string(const char *yaml, size_t len, const char *name, struct mt_spec *s,
                       struct mt_err *err);
+/* Set one key of a parsed spec, as `mtctl submit --set key=value` does:
+ * `key` is a dotted name of docs/spec-reference.md ("optimizer.lr",
+ * "epochs", "rule.feedback_scale", "dataset.augment.crop"; a section's
+ * name alone takes what the section's key takes in a file, "optimizer=adam"),
+ * `value` is read as a YAML scalar (or flow collection) with the checks of
+ * a file. The model's structure (model.input, hidden, layers, ...) is not
+ * set this way. A new rule.name drops the settings that rule does not read,
+ * as spec_set_rule. On error (MT_E_INVAL, naming the key) *s is unchanged;
+ * spec_finish checks the result across fields as for a file. */
+int spec_set_key(struct mt_spec *s, const char *key, const char *value, struct mt_err *err);
 /* Resolve a spec: the one function that checks every field and the rules
  * across fields and fills in what the rule and the dataset decide (after
  * parsing, or after building a spec from protobuf). On success it sets

@@ -39,6 +39,8 @@ static Memtrain__Status status_of(int code)
 }
 
 /* The spec of a submit or plan request, parsed but not resolved. */
+static int get_row(struct conn *c, uint64_t id, uint64_t job_id, struct store_job *row);
+
 static int request_spec(Memtrain__JobSpec *job, const char *yaml, const char *yaml_name,
                         const char *rule, struct mt_spec *s, struct mt_err *err)
 {
@@ -85,6 +87,7 @@ static void reply_job(struct conn *c, uint64_t id, int body, const struct store_
 struct submit_wait {
     struct mt_spec s;             /* parsed, not resolved */
     int32_t priority;
+    uint64_t group;               /* jobs_submit's group: 0, a leader's id or JOBS_GROUP_NEW */
     char labels[LABELS_MAX * (2 * LABEL_LEN_MAX + 2) + 1];  /* encoded (labels.h) */
 };
 
@@ -101,7 +104,7 @@ static void submit_probed(struct conn *c, uint64_t id, void *ud, int rc,
     }
     sw->s.data.has_shape = 1;
     sw->s.data.shape = *shape;
-    jobs_submit(c->d, c->uid, &sw->s, sw->priority, sw->labels, &j, &st, &err);
+    jobs_submit(c->d, c->uid, &sw->s, sw->priority, sw->labels, sw->group, &j, &st, &err);
     if (!j) {
         conn_send_error(c, id, st, "%s", err.msg);
         return;
@@ -135,21 +138,109 @@ static int probe_spec(struct conn *c, uint64_t id, const struct mt_spec *parsed,
     return rc;
 }
 
+/* The request's --set keys, in order, on a parsed spec. */
+static int apply_sets(struct mt_spec *s, char *const *set, size_t n, struct mt_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(set[i], '=');
+        if (!eq || eq == set[i])
+            return mt_err_set(err, MT_E_INVAL, "--set '%.100s': expected KEY=VALUE "
+                              "(optimizer.lr=0.01)", set[i]);
+        char key[128];
+        size_t len = (size_t)(eq - set[i]);
+        if (len >= sizeof key)
+            return mt_err_set(err, MT_E_INVAL, "--set '%.100s...': the key is too long", set[i]);
+        memcpy(key, set[i], len);
+        key[len] = '\0';
+        int rc = spec_set_key(s, key, eq + 1, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The group a submit joins or starts: 0 with an error sent when the
+ * request names a group the caller may not join. */
+static int submit_group(struct conn *c, uint64_t id, const Memtrain__SubmitRequest *q,
+                        uint64_t *group)
+{
+    *group = 0;
+    if (q->start_group && q->group_id) {
+        conn_send_error(c, id, MEMTRAIN__STATUS__INVALID,
+                        "a job cannot both start a group and join group %llu",
+                        (unsigned long long)q->group_id);
+        return -1;
+    }
+    if (q->start_group) {
+        *group = JOBS_GROUP_NEW;
+        return 0;
+    }
+    if (!q->group_id)
+        return 0;
+    struct store_job row;
+    struct mt_err err = {0};
+    int rc = store_job_get(c->d->store, q->group_id, &row, &err);
+    int ok = !rc && row.owner_uid == c->uid && row.group_id == row.id;
+    store_job_clear(&row);
+    if (!ok) {
+        conn_send_error(c, id, MEMTRAIN__STATUS__INVALID,
+                        "group %llu: no such group of yours (a group is led by the first job "
+                        "of a `submit --rules`)", (unsigned long long)q->group_id);
+        return -1;
+    }
+    *group = q->group_id;
+    return 0;
+}
+
+/* The stored spec of the job a resubmit names (read access checked, the
+ * error sent); NULL after an error. */
+static Memtrain__JobSpec *resubmit_spec(struct conn *c, uint64_t id, uint64_t job_id)
+{
+    struct store_job row;
+    if (get_row(c, id, job_id, &row))
+        return NULL;
+    Memtrain__JobSpec *js = memtrain__job_spec__unpack(NULL, row.spec_len, row.spec);
+    store_job_clear(&row);
+    if (!js)
+        conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "job %llu: its stored spec cannot be "
+                        "read", (unsigned long long)job_id);
+    return js;
+}
+
 static void handle_submit(struct conn *c, uint64_t id, const Memtrain__SubmitRequest *q)
 {
     struct mt_err err = {0};
-    struct submit_wait *sw = malloc(sizeof *sw);
     const char *yaml = q->spec_case == MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML ? q->yaml : NULL;
     Memtrain__JobSpec *js = q->spec_case == MEMTRAIN__SUBMIT_REQUEST__SPEC_JOB ? q->job : NULL;
+    Memtrain__JobSpec *stored = NULL;
+    uint64_t group;
+    if (submit_group(c, id, q, &group))
+        return;
+    if (q->resubmit_of) {
+        if (yaml || js) {
+            conn_send_error(c, id, MEMTRAIN__STATUS__INVALID,
+                            "a resubmit carries no spec of its own");
+            return;
+        }
+        if (!(stored = js = resubmit_spec(c, id, q->resubmit_of)))
+            return;
+    }
+    struct submit_wait *sw = malloc(sizeof *sw);
     if (!sw) {
         conn_send_error(c, id, MEMTRAIN__STATUS__ERROR, "out of memory");
+        if (stored)
+            memtrain__job_spec__free_unpacked(stored, NULL);
         return;
     }
-    if (request_spec(js, yaml, q->yaml_name, q->rule, &sw->s, &err)) {
+    int rc = request_spec(js, yaml, q->yaml_name, q->rule, &sw->s, &err);
+    if (stored)
+        memtrain__job_spec__free_unpacked(stored, NULL);
+    if (rc || apply_sets(&sw->s, q->set, q->n_set, &err)) {
         conn_send_error(c, id, MEMTRAIN__STATUS__INVALID, "%s", err.msg);
         free(sw);
         return;
     }
+    sw->group = group;
     if (q->name && q->name[0])
         snprintf(sw->s.name, sizeof sw->s.name, "%s", q->name);
     if (q->memory_limit)
@@ -173,6 +264,7 @@ struct list_ctx {
     Memtrain__Label *const *sel;  /* only rows with these labels */
     size_t n_sel;
     size_t stop_at;               /* rows wanted: collect_job ends the walk there */
+    uint64_t group;               /* only this group's rows; 0 = any */
 };
 #define LIST_FULL 1               /* collect_job: enough rows (not an error) */
 
@@ -190,7 +282,7 @@ static int dup_blob(uint8_t **dst, const uint8_t *src, size_t len)
 static int collect_job(void *ud, const struct store_job *row)
 {
     struct list_ctx *l = ud;
-    if (!labels_match(row->labels, l->sel, l->n_sel))
+    if (!labels_match(row->labels, l->sel, l->n_sel) || (l->group && row->group_id != l->group))
         return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 32;
@@ -230,7 +322,7 @@ static void handle_list(struct conn *c, uint64_t id, const Memtrain__ListRequest
     for (size_t i = 0; i < q->n_states; i++)
         if (q->states[i] > 0 && q->states[i] < 32)
             mask |= 1u << q->states[i];
-    struct list_ctx l = {.sel = q->labels, .n_sel = q->n_labels};
+    struct list_ctx l = {.sel = q->labels, .n_sel = q->n_labels, .group = q->group_id};
     /* --all: every job when the peer may read them all, else its own (access.h) */
     int64_t owner = q->all_users && access_may_read_all(c) ? -1 : (int64_t)c->uid;
     uint32_t want = q->limit && q->limit < LIST_PAGE_JOBS ? q->limit : LIST_PAGE_JOBS;

@@ -269,8 +269,8 @@ int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struc
 }
 
 int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
-                const char *labels, struct job **out, Memtrain__Status *status,
-                struct mt_err *err)
+                const char *labels, uint64_t group, struct job **out,
+                Memtrain__Status *status, struct mt_err *err)
 {
     char a[32];
     *status = MEMTRAIN__STATUS__INVALID;
@@ -308,6 +308,7 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
     r->epochs = (uint32_t)spec->epochs;
     r->memory_limit = spec->memory_limit;
     r->labels = strdup(labels ? labels : "");
+    r->group_id = group == JOBS_GROUP_NEW ? 0 : group;
     if (!r->labels) {
         *status = MEMTRAIN__STATUS__ERROR;
         job_free(j);
@@ -319,6 +320,10 @@ int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t pri
         *status = MEMTRAIN__STATUS__ERROR;
         job_free(j);
         return rc;
+    }
+    if (group == JOBS_GROUP_NEW) {   /* a group is named by its first job */
+        r->group_id = r->id;
+        store_row(d, j);
     }
     link_job(d, j);
     log_info("job %llu submitted by uid %u: %s, rule %s, plan %s",
@@ -625,6 +630,7 @@ void jobmsg_init(struct jobmsg *m, struct daemon *d, const struct store_job *row
     j->priority = row->priority;
     j->memory_limit = row->memory_limit;
     j->exit_code = row->exit_code;
+    j->group_id = row->group_id;
     if (labels_decode(row->labels, &m->labels) == 0) {  /* none when out of memory */
         j->n_labels = m->labels.n;
         j->labels = m->labels.ptrs;

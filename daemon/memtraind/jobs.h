@@ -42,12 +42,16 @@ int jobs_plan(const struct mt_spec *s, Memtrain__MemoryStats *out, struct mt_err
  * with it; plan reports it as `fits`. */
 int jobs_admit(const struct mt_config *cfg, uint64_t limit, uint64_t peak, struct mt_err *err);
 
+/* jobs_submit's group for a job that leads a new one (group id = its id). */
+#define JOBS_GROUP_NEW UINT64_MAX
+
 /* Check, plan and queue a spec (not yet resolved) with its encoded labels
- * (labels.h; NULL = none). On refusal: *status says why (INVALID,
- * OVER_LIMIT) with the message in err. */
+ * (labels.h; NULL = none), in `group` (0 = none, a leader's id, or
+ * JOBS_GROUP_NEW; the caller checked it). On refusal: *status says why
+ * (INVALID, OVER_LIMIT) with the message in err. */
 int jobs_submit(struct daemon *d, uid_t owner, struct mt_spec *spec, int32_t priority,
-                const char *labels, struct job **out, Memtrain__Status *status,
-                struct mt_err *err);
+                const char *labels, uint64_t group, struct job **out,
+                Memtrain__Status *status, struct mt_err *err);
 
 struct job *jobs_find(struct daemon *d, uint64_t id);
 

@@ -146,6 +146,9 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_finished ON jobs(finished_at);",
     /* 5 -> 6: a job's labels (`submit --label k=v`), "k=v\n" each (labels.h) */
     "ALTER TABLE jobs ADD COLUMN labels TEXT NOT NULL DEFAULT '';",
+    /* 6 -> 7: the group of `mtctl submit --rules` (its first job's id; 0 = none) */
+    "ALTER TABLE jobs ADD COLUMN group_id INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX jobs_group ON jobs(group_id);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -180,7 +183,7 @@ enum {
 #define JOB_COLS                                                                      \
     "name, owner_uid, state, state_name, reason, priority, submitted_at, started_at, " \
     "finished_at, rule, epochs, epochs_done, memory_limit, exit_code, resumes, spec, " \
-    "planned, measured, worker_pid, worker_start, labels"
+    "planned, measured, worker_pid, worker_start, labels, group_id"
 
 #define EPOCH_COLS                                                                 \
     "epoch, loss, train_accuracy, test_accuracy, seconds, samples_per_second, lr, " \
@@ -201,12 +204,13 @@ static const char *const stmt_sql[S_N] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLS ") VALUES "
                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                     "?17, ?18, ?20, ?21, ?22)",
+                     "?17, ?18, ?20, ?21, ?22, ?23)",
     [S_JOB_UPDATE] = "UPDATE jobs SET name = ?1, owner_uid = ?2, state = ?3, state_name = ?4, "
                      "reason = ?5, priority = ?6, submitted_at = ?7, started_at = ?8, "
                      "finished_at = ?9, rule = ?10, epochs = ?11, epochs_done = ?12, "
                      "memory_limit = ?13, exit_code = ?14, resumes = ?15, spec = ?16, "
-                     "planned = ?17, measured = ?18, worker_pid = ?20, worker_start = ?21, labels = ?22 "
+                     "planned = ?17, measured = ?18, worker_pid = ?20, worker_start = ?21, labels = ?22, "
+                     "group_id = ?23 "
                      "WHERE id = ?19",
     [S_JOB_GET] = "SELECT id, " JOB_COLS " FROM jobs WHERE id = ?1",
     [S_JOBS_EACH] = "SELECT id, " JOB_COLS " FROM jobs "
@@ -666,6 +670,7 @@ static int bind_job(sqlite3_stmt *s, const struct store_job *j)
     sqlite3_bind_int64(s, 13, (sqlite3_int64)j->memory_limit);
     sqlite3_bind_int(s, 14, j->exit_code);
     sqlite3_bind_int64(s, 15, j->resumes);
+    sqlite3_bind_int64(s, 23, (sqlite3_int64)j->group_id);
     if ((rc = bind_text(s, 1, j->name)) || (rc = bind_text(s, 4, state_name(j->state))) ||
         (rc = bind_text(s, 5, j->reason)) || (rc = bind_text(s, 10, j->rule)) ||
         (rc = bind_text(s, 22, j->labels ? j->labels : "")) ||
@@ -699,6 +704,7 @@ static int read_job(sqlite3_stmt *s, struct store_job *j)
     j->worker_pid = (int32_t)sqlite3_column_int64(s, 19);
     j->worker_start = (uint64_t)sqlite3_column_int64(s, 20);
     j->labels = col_strdup(s, 21);
+    j->group_id = (uint64_t)sqlite3_column_int64(s, 22);
     if (!j->name || !j->reason || !j->rule || !j->labels ||
         col_blobdup(s, 16, &j->spec, &j->spec_len) ||
         col_blobdup(s, 17, &j->planned, &j->planned_len) ||

@@ -23,7 +23,7 @@
 #include "memtrain.pb-c.h"
 #include "memtrain/err.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store;
 
@@ -51,6 +51,7 @@ struct store_job {
     int32_t worker_pid;          /* RUNNING: its worker process; 0 otherwise */
     uint64_t worker_start;       /* that process's start time (/proc/PID/stat field 22) */
     char *labels;                /* "k=v\n" per label (labels.h); NULL = none */
+    uint64_t group_id;           /* its `submit --rules` group (the first job's id); 0 */
 };
 
 void store_job_clear(struct store_job *j);

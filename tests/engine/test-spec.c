@@ -305,6 +305,66 @@ static void test_memory_limit_forms(void **state)
                  "bytes)");
 }
 
+/* --set key=value (mtctl submit/resubmit): a dotted key, its value read
+ * as the file's would be, the same messages; a failed set leaves the spec
+ * as it was; a new rule drops the settings it does not read. */
+static void set_ok(struct mt_spec *s, const char *key, const char *value)
+{
+    struct mt_err err = {0};
+    if (spec_set_key(s, key, value, &err) != 0)
+        fail_msg("--set %s=%s: %s", key, value, err.msg);
+}
+
+static void test_set_key(void **state)
+{
+    (void)state;
+    struct mt_spec s, before;
+    struct mt_err err = {0};
+    assert_int_equal(parse(small_yaml, &s, &err), 0);
+    set_ok(&s, "optimizer.lr", "0.01");
+    set_ok(&s, "epochs", "3");
+    set_ok(&s, "dataset.augment.crop", "2");
+    set_ok(&s, "optimizer.name", "adam");
+    set_ok(&s, "model.init", "xavier");
+    assert_true(s.optim.lr == 0.01f);
+    assert_int_equal(s.epochs, 3);
+    assert_int_equal(s.data.augment.crop, 2);
+    assert_int_equal(s.optim.kind, MT_OPT_ADAM);
+    assert_int_equal(s.model.init, MT_INIT_XAVIER);
+    set_ok(&s, "rule.name", "dfa");
+    set_ok(&s, "rule.feedback_scale", "0.3");
+    assert_true(s.rule.feedback_scale == 0.3f);
+    if (spec_finish(&s, &err) != 0)
+        fail_msg("finish: %s", err.msg);
+    set_ok(&s, "rule", "bp");   /* a section by its name */
+    assert_string_equal(s.rule.name, "bp");
+    assert_true(isnan(s.rule.feedback_scale));
+    assert_false(s.resolved);
+
+    before = s;
+    static const char *const bad[][3] = {
+        {"optimizer.lr", "fast", "--set:1: optimizer.lr: expected a positive number, got 'fast'"},
+        {"epochs", "0", "--set:1: epochs: expected a positive integer, got '0'"},
+        {"optimiser.lr", "1", "--set optimiser.lr: unknown key 'optimiser' in the spec"},
+        {"optimizer.rate", "1", "--set optimizer.rate: unknown key 'rate' in optimizer"},
+        {"epochs.x", "1", "--set epochs.x: 'epochs' is not a section"},
+        {"model.hidden", "[8]", "--set model.hidden: the model's structure is not set"},
+        {"model", "{hidden: [8]}", "--set model: the model's structure is not set"},
+        {"", "1", "--set : not a spec key"},
+        {"epochs", "3\n---\n4", "--set:2: epochs: more than one YAML document"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        assert_int_equal(spec_set_key(&s, bad[i][0], bad[i][1], &err), MT_E_INVAL);
+        if (strncmp(err.msg, bad[i][2], strlen(bad[i][2])) != 0)
+            fail_msg("--set %s=%s: got \"%s\"", bad[i][0], bad[i][1], err.msg);
+        assert_memory_equal(&s, &before, sizeof s);
+    }
+    /* a setting the rule does not read is refused when the spec is finished */
+    set_ok(&s, "rule.feedback_scale", "0.3");
+    assert_int_equal(spec_finish(&s, &err), MT_E_INVAL);
+}
+
 /* spec_finish is the one step that resolves a spec and says so: the
  * trainer then takes the spec as it is. Changing the rule, or a failed
  * finish, leaves it unresolved. */
@@ -1318,6 +1378,7 @@ int main(void)
         cmocka_unit_test(test_feedback_rules_default_to_sgd),
         cmocka_unit_test(test_feedback_rules_conv_defaults),
         cmocka_unit_test(test_finish_marks_resolved),
+        cmocka_unit_test(test_set_key),
         cmocka_unit_test(test_finish_dataset_sizes),
         cmocka_unit_test(test_finish_checks_built_specs),
         cmocka_unit_test(test_rule_settings_unset_by_default),

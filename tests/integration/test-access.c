@@ -26,7 +26,7 @@
 
 static struct daemonproc dp;
 static char cfg_path[64];
-static uint64_t done_id, running_id;
+static uint64_t done_id, running_id, group_id;  /* group_id: a group root leads */
 
 static const char *short_job =
     "name: mine\ndataset: {name: synthetic, synthetic_train: 512, synthetic_test: 64}\n"
@@ -64,6 +64,21 @@ static int setup(void **state)
     int st;
     done_id = client_submit_id(c, short_job, "access.yaml", &st);
     running_id = client_submit_id(c, long_job, "access.yaml", &st);
+    Memtrain__SubmitRequest su = MEMTRAIN__SUBMIT_REQUEST__INIT;
+    su.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
+    su.yaml = (char *)short_job;
+    su.start_group = 1;
+    Memtrain__Request rq = MEMTRAIN__REQUEST__INIT;
+    rq.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+    rq.submit = &su;
+    Memtrain__Response *r = client_call(c, &rq);
+    if (r && r->body_case == MEMTRAIN__RESPONSE__BODY_SUBMIT && r->submit->job &&
+        r->submit->job->group_id == r->submit->job->id)   /* a leader is its own group */
+        group_id = r->submit->job->id;
+    if (r)
+        memtrain__response__free_unpacked(r, NULL);
+    if (!group_id)
+        return -1;
     if (!done_id || !running_id || client_watch(c, done_id, 0) != 0)
         return -1;
     struct watch_seen seen;
@@ -86,6 +101,7 @@ static int teardown(void **state)
 struct answer {
     int status;                   /* -1: no response */
     int n_jobs;
+    int64_t owner;                /* a submit's new job's owner; -1 */
     char message[256];
 };
 
@@ -93,10 +109,12 @@ struct answer {
  * groups), from a forked child. */
 static struct answer ask_as(gid_t gid, Memtrain__Request *req)
 {
-    struct answer a = {.status = -1};
+    struct answer a = {.status = -1, .owner = -1};
     Memtrain__Response *r = client_call_as(dp.sock, OTHER_UID, gid, req);
     if (r) {
         a.status = r->status;
+        if (r->body_case == MEMTRAIN__RESPONSE__BODY_SUBMIT && r->submit->job)
+            a.owner = r->submit->job->owner_uid;
         a.n_jobs = r->body_case == MEMTRAIN__RESPONSE__BODY_LIST ? (int)r->list->n_jobs : 0;
         snprintf(a.message, sizeof a.message, "%s", r->message);
         memtrain__response__free_unpacked(r, NULL);
@@ -106,12 +124,14 @@ static struct answer ask_as(gid_t gid, Memtrain__Request *req)
     return a;
 }
 
-enum verb { V_SHOW, V_WATCH, V_METRICS, V_LOGS, V_CKPT_LS, V_CKPT_EXPORT, V_CANCEL, V_LIST_ALL };
+enum verb { V_SHOW, V_WATCH, V_METRICS, V_LOGS, V_CKPT_LS, V_CKPT_EXPORT, V_CANCEL, V_LIST_ALL,
+            V_RESUBMIT, V_JOIN_GROUP };
 static const char *verb_names[] = {"show", "watch", "metrics", "logs", "ckpt ls", "ckpt export",
-                                   "cancel", "ls --all"};
+                                   "cancel", "ls --all", "resubmit", "join group"};
 
 static struct answer ask(gid_t gid, enum verb v, uint64_t job)
 {
+    static char set_epochs[] = "epochs=1", *epochs_1[] = {set_epochs};
     Memtrain__Request q = MEMTRAIN__REQUEST__INIT;
     Memtrain__ShowRequest sh = MEMTRAIN__SHOW_REQUEST__INIT;
     Memtrain__WatchRequest wa = MEMTRAIN__WATCH_REQUEST__INIT;
@@ -120,6 +140,7 @@ static struct answer ask(gid_t gid, enum verb v, uint64_t job)
     Memtrain__CheckpointsRequest ck = MEMTRAIN__CHECKPOINTS_REQUEST__INIT;
     Memtrain__CancelRequest ca = MEMTRAIN__CANCEL_REQUEST__INIT;
     Memtrain__ListRequest li = MEMTRAIN__LIST_REQUEST__INIT;
+    Memtrain__SubmitRequest su = MEMTRAIN__SUBMIT_REQUEST__INIT;
     sh.job_id = wa.job_id = me.job_id = lo.job_id = ck.job_id = ca.job_id = job;
     switch (v) {
     case V_SHOW: q.body_case = MEMTRAIN__REQUEST__BODY_SHOW; q.show = &sh; break;
@@ -133,6 +154,20 @@ static struct answer ask(gid_t gid, enum verb v, uint64_t job)
         li.all_users = 1;
         q.body_case = MEMTRAIN__REQUEST__BODY_LIST;
         q.list = &li;
+        break;
+    case V_RESUBMIT:   /* mtctl resubmit JOB --set epochs=1 */
+        su.resubmit_of = job;
+        su.n_set = 1;
+        su.set = epochs_1;
+        q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+        q.submit = &su;
+        break;
+    case V_JOIN_GROUP:   /* mtctl submit --rules ... joining the group JOB leads */
+        su.spec_case = MEMTRAIN__SUBMIT_REQUEST__SPEC_YAML;
+        su.yaml = (char *)short_job;
+        su.group_id = job;
+        q.body_case = MEMTRAIN__REQUEST__BODY_SUBMIT;
+        q.submit = &su;
         break;
     }
     struct answer a = ask_as(gid, &q);
@@ -169,6 +204,13 @@ static void test_owner_only_hides_jobs(void **state)
     assert_non_null(strstr(missing.message, "not yours"));
     a = ask(OTHER_GID, V_CANCEL, running_id);
     assert_int_equal(a.status, MEMTRAIN__STATUS__NOT_FOUND);
+    /* nor resubmit root's job (its spec is root's to read), nor join root's group */
+    a = ask(OTHER_GID, V_RESUBMIT, done_id);
+    assert_int_equal(a.status, MEMTRAIN__STATUS__NOT_FOUND);
+    assert_non_null(strstr(a.message, "not yours"));
+    a = ask(OTHER_GID, V_JOIN_GROUP, group_id);
+    assert_int_equal(a.status, MEMTRAIN__STATUS__INVALID);
+    assert_non_null(strstr(a.message, "no such group of yours"));
     a = ask(OTHER_GID, V_LIST_ALL, 0);
     assert_int_equal(a.status, MEMTRAIN__STATUS__OK);
     assert_int_equal(a.n_jobs, 0);
@@ -194,7 +236,7 @@ static void test_group_reads_but_cannot_cancel(void **state)
     }
     struct answer a = ask(0, V_LIST_ALL, 0);
     assert_int_equal(a.status, MEMTRAIN__STATUS__OK);
-    assert_int_equal(a.n_jobs, 2);
+    assert_int_equal(a.n_jobs, 3);
     a = ask(0, V_CANCEL, running_id);
     assert_int_equal(a.status, MEMTRAIN__STATUS__PERMISSION_DENIED);
     assert_non_null(strstr(a.message, "only its owner or root"));
@@ -202,6 +244,10 @@ static void test_group_reads_but_cannot_cancel(void **state)
     assert_int_equal(a.status, MEMTRAIN__STATUS__NOT_FOUND);
     a = ask(OTHER_GID, V_LIST_ALL, 0);
     assert_int_equal(a.n_jobs, 0);
+    /* a member may resubmit a job it reads: the new job is the member's */
+    a = ask(0, V_RESUBMIT, done_id);
+    assert_int_equal(a.status, MEMTRAIN__STATUS__OK);
+    assert_int_equal(a.owner, OTHER_UID);
     /* and back: a reload to owner closes reading again */
     reload("owner");
     a = ask(0, V_SHOW, done_id);

@@ -43,7 +43,7 @@ expect "--version" --vers               # main()'s own options
 expect "json" -o j
 expect "show" -o json sh
 expect "cancel ckpt compare completion" c
-expect "--rule" submit --ru
+expect "--rule --rules" submit --ru
 expect "memdfa mezo" submit --rule me
 expect "memdfa mezo" plan -r me
 expect "running,queued" ls --state running,q

@@ -6,8 +6,8 @@
 # with a sparkline per job); `plot` writes SVG that parses, with one
 # accuracy line per job, and PNG of the right size; `report --html` is one
 # page with the tables and the pictures inline and nothing to fetch; the
-# live view draws the accuracy and memory sparklines. Groups (gN) when this
-# mtctl has `submit --rules`. Exit status is the verdict.
+# live view draws the accuracy and memory sparklines; groups (gN) made by
+# `submit --rules`. Exit status is the verdict.
 set -eu
 . "$(dirname "$0")/mtctl-daemon.sh"
 py=/usr/bin/python3
@@ -186,24 +186,20 @@ if command -v script >/dev/null 2>&1; then
 fi
 
 # ---- groups: every job one `submit --rules` made
-if mt submit --help | grep -q -- "--rules"; then
-    out=$(mt submit --rules bp,dfa "$dir/m.yaml") || fail "submit --rules: $out"
-    first=$(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p' | head -n 1)
-    for id in $(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p'); do
-        mt wait "$id" >/dev/null || fail "job $id did not complete"
-    done
-    g=$(mt -o json compare "$first" | $py -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["group_id"] or "")')
-    [ -n "$g" ] || fail "job $first has no group id"
-    mt -o json compare "g$g" >"$dir/group.json" || fail "compare g$g"
-    mt -o json compare "group:$g" | cmp -s - "$dir/group.json" || fail "group:$g differs from g$g"
-    $py - "$dir/group.json" "$g" <<'PY' || fail "compare g$g: $(cat "$dir/group.json")"
+out=$(mt submit --rules bp,dfa "$dir/m.yaml") || fail "submit --rules: $out"
+first=$(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p' | head -n 1)
+for id in $(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p'); do
+    mt wait "$id" >/dev/null || fail "job $id did not complete"
+done
+g=$(mt -o json compare "$first" | $py -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["group_id"] or "")')
+[ -n "$g" ] || fail "job $first has no group id"
+mt -o json compare "g$g" >"$dir/group.json" || fail "compare g$g"
+mt -o json compare "group:$g" | cmp -s - "$dir/group.json" || fail "group:$g differs from g$g"
+$py - "$dir/group.json" "$g" <<'PY' || fail "compare g$g: $(cat "$dir/group.json")"
 import json, sys
 jobs = json.load(open(sys.argv[1]))["jobs"]
 assert sorted(j["rule"] for j in jobs) == ["bp", "dfa"], jobs
 PY
-else
-    echo "this mtctl has no submit --rules: the group arguments are checked by test-jobrank only"
-fi
 rc=0; mt compare g99999 2>"$dir/err.txt" || rc=$?
 [ $rc -eq 4 ] || fail "compare of an unknown group exited $rc"
 grep -q "group 99999" "$dir/err.txt" || fail "unknown group: $(cat "$dir/err.txt")"

@@ -101,7 +101,7 @@ awk -F, '$1 == 2 && $13 ~ /^[0-9]+s$/ {ok = 1} END {exit !ok}' "$dir/ls.csv" || 
 mt ls --no-headers | grep -q '^ID' && fail "ls --no-headers printed a header"
 [ "$(mt ls -o name | tr '\n' ' ')" = "3 2 1 " ] || fail "ls -o name"
 mt ls -o wide | sed -n 1p | grep -q 'PRIORITY  *PLANNED  *LIMIT' || fail "ls -o wide"
-mt ls -o csv | sed -n 1p | grep -q '^ID,NAME,OWNER,STATE,RULE,EPOCH,TEST-ACC,PEAK,PRIORITY,PLANNED,LIMIT,AGE,ELAPSED,NOTE$' ||
+mt ls -o csv | sed -n 1p | grep -q '^ID,NAME,OWNER,STATE,RULE,EPOCH,TEST-ACC,PEAK,PRIORITY,PLANNED,LIMIT,AGE,ELAPSED,NOTE,GROUP$' ||
     fail "ls -o csv header: $(mt ls -o csv | head -1)"
 [ "$(mt ls -o csv --no-headers | wc -l)" -eq 3 ] || fail "ls -o csv --no-headers"
 out=$(mt ping -o wide 2>&1) && fail "ping -o wide was accepted"
