@@ -144,6 +144,8 @@ f=$(echo "$out" | sed -n 's/^submitted job \([0-9]*\).*/\1/p')
 rc=0; mt wait "$f" >/dev/null || rc=$?
 [ $rc -eq 10 ] || fail "wait $f exited $rc, expected 10 (FAILED)"
 mt show "$f" | grep -q "^  exit code  *10$" || fail "show $f: $(mt show "$f")"
+# a named dataset is shown by its name, not with the synthetic set's size
+mt show "$f" | grep -q "^  dataset  *mnist (from $dir/short)$" || fail "show $f's dataset: $(mt show "$f" | grep dataset)"
 mt --json show "$f" | grep -q '"exit_code": *10' || fail "show --json $f: $(mt --json show "$f")"
 mt logs "$f" >"$dir/flogs.txt" || fail "logs $f"
 grep -q "^FAILED: .*train-images-idx3-ubyte: truncated" "$dir/flogs.txt" ||
